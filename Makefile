@@ -1,0 +1,30 @@
+# The README's commands. `make test` and `make demo` build the venv first when it is missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+LAVA_SPEC := lava-nc==0.10.0
+
+.PHONY: venv test test-fast demo clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	# lava-nc declares Python<3.11; its real dependencies come from pyproject.toml.
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(LAVA_SPEC)
+	$(BIN)/python -c "import exporters.lava_import as l; l.import_lava(); print('lava importable')"
+	touch $@
+
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow'
+
+demo: venv
+	$(BIN)/mlf-deploy demo --out demo-output
+
+clean:
+	rm -rf $(VENV) demo-output

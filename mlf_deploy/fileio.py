@@ -1,0 +1,49 @@
+"""Atomic file writes: a file appears complete under its name or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from mlf_deploy.errors import UserError
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """Fail early, with a clear message, when ``path`` cannot be written."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; choose another output path or remove it")
+    if path.exists() and path.is_dir():
+        raise UserError(f"{path} is a directory; give a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create directory {parent}: {exc.strerror}") from exc
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write to {parent}: permission denied; choose a writable location")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, overwrite: bool = True):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = check_writable(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text: str, overwrite: bool = True) -> Path:
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_text(text)
+    return Path(path)
