@@ -1,0 +1,122 @@
+"""Data sets as in-memory tensors, each rebuilt from a small JSON-serialisable *spec*.
+
+A spec (``dataset_spec``) is stored in every checkpoint as ``ckpt['dataset']``, so export, verify and
+energy rebuild exactly the test split the model was trained and evaluated on (same seed, same split,
+same normalisation constants, same event binning).
+
+Static sets give ``x`` of shape ``(N, C, H, W)``; event sets give frames ``(N, T, C, H, W)`` of
+integer event counts (float32 holding integers: later integer backends rely on it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mlf_deploy.data import events, static
+from mlf_deploy.errors import UserError
+
+DATASETS = {
+    "digits": "scikit-learn 8x8 digits (shipped, offline), normalised; the embedded default",
+    "digits-events": "digits moved through saccades in front of a simulated event camera; (T, 2, 8, 8) counts",
+    "cifar10": "CIFAR-10 python pickle batches under DATA_DIR/cifar-10-batches-py/",
+    "dvs-gesture": "IBM DVS128 Gesture via tonic, 128->32 downsampled, T=40 frames of 30 ms",
+    "cifar10-dvs": "CIFAR10-DVS via tonic, 128->42 downsampled, T=10 frames of 10 ms",
+    "nmnist": "N-MNIST via tonic, 34x34, T=10 frames",
+}
+
+# name -> (defaults of the options a user may set, builder of the rest of the spec, loader)
+_REGISTRY = {
+    "digits": (static.DIGITS_OPTIONS, static.digits_spec, static.load_digits_split),
+    "digits-events": (events.DIGITS_EVENTS_OPTIONS, events.digits_events_spec,
+                      events.load_digits_events_split),
+    "cifar10": (static.CIFAR10_OPTIONS, static.cifar10_spec, static.load_cifar10_split),
+    "dvs-gesture": (events.TONIC_OPTIONS["dvs-gesture"], events.tonic_spec, events.load_tonic_split),
+    "cifar10-dvs": (events.TONIC_OPTIONS["cifar10-dvs"], events.tonic_spec, events.load_tonic_split),
+    "nmnist": (events.TONIC_OPTIONS["nmnist"], events.tonic_spec, events.load_tonic_split),
+}
+
+
+def dataset_spec(name: str, seed: int = 0, **options) -> dict:
+    """Everything needed to rebuild a data set, as JSON-serialisable primitives.
+
+    Args:
+        name: one of :data:`DATASETS`.
+        seed: seeds the train/test split and any simulation.
+        **options: data set options (``timesteps``, ``test_fraction``, ``data_dir``...); ``None``
+            values mean "the default", unknown names are an error.
+
+    Returns:
+        The spec dict, with ``name``, ``seed``, ``kind`` (``static``/``events``), ``channels``,
+        ``size``, ``classes`` and every option resolved.
+    """
+    if name not in _REGISTRY:
+        raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    defaults, build, _ = _REGISTRY[name]
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise UserError(f"dataset {name!r} has no option(s) {', '.join(unknown)}; "
+                        f"it takes {', '.join(sorted(defaults)) or 'none'}")
+    spec = {"name": name, "seed": int(seed), **defaults, **options}
+    return build(spec)
+
+
+def dataset_options(name: str) -> dict:
+    """The options :func:`dataset_spec` accepts for ``name``, with their defaults."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return dict(_REGISTRY[name][0])
+
+
+def load_split(spec: dict, split: str, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load one split of the data set a spec describes.
+
+    Args:
+        spec: from :func:`dataset_spec` (or ``ckpt['dataset']``).
+        split: ``"train"`` or ``"test"``.
+        data_dir: overrides ``spec['data_dir']`` (the files moved to another place).
+
+    Returns:
+        ``x`` float32, ``(N, C, H, W)`` for static sets or ``(N, T, C, H, W)`` for event sets, and
+        ``y`` int64 ``(N,)``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if spec.get("name") not in _REGISTRY:
+        raise UserError(f"unknown dataset {spec.get('name')!r} in spec; choose one of {', '.join(DATASETS)}")
+    if data_dir is not None:
+        spec = {**spec, "data_dir": str(data_dir)}
+    x, y = _REGISTRY[spec["name"]][2](spec, split)
+    return x.float().contiguous(), y.long()
+
+
+def input_kind(spec: dict) -> str:
+    """``'static'`` (images repeated over T by the model) or ``'events'`` (frames over T)."""
+    return spec["kind"]
+
+
+def model_input(xb: torch.Tensor) -> torch.Tensor:
+    """A batch of :func:`load_split` in the model's layout.
+
+    Args:
+        xb: ``(B, C, H, W)`` static images or ``(B, T, C, H, W)`` event frames.
+
+    Returns:
+        ``(B, C, H, W)`` unchanged, or ``(T, B, C, H, W)`` contiguous.
+    """
+    if xb.dim() == 4:
+        return xb
+    if xb.dim() == 5:
+        return xb.transpose(0, 1).contiguous()
+    raise ValueError(f"expected a (B, C, H, W) or (B, T, C, H, W) batch, got shape {tuple(xb.shape)}")
+
+
+def augment(xb: torch.Tensor, spec: dict, generator: torch.Generator) -> torch.Tensor:
+    """Training augmentation of a static batch ``(B, C, H, W)`` where the spec asks for it.
+
+    CIFAR10 per the paper's code: random horizontal flip, then a random 32x32 crop of the image
+    zero-padded by 4. Drawn from ``generator`` so that --resume replays it exactly.
+    """
+    if not spec.get("augment"):
+        return xb
+    return static.flip_crop(xb, generator, pad=4)

@@ -1,0 +1,132 @@
+r"""The nodes of the deployment graph. Every exporter, runtime and estimator reads these and nothing else.
+
+A graph is *float* (weights, thresholds and biases in input-current units, as lowered from torch) or
+*int* (Loihi-style fixed point, as produced by :func:`mlf_deploy.quantization.quantize`). The same
+node types serve both; the graph's ``numeric`` field says which, and the docstrings give both rules.
+
+Time is discrete; within one timestep the whole graph is evaluated in topological order, so a spike
+emitted at step ``t`` reaches the next layer at step ``t`` (same-timestep semantics, as in torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Input:
+    r"""The network input, one value per ``(C, H, W)`` position and timestep.
+
+    ``encoding="static"``: one image repeated at every timestep (direct encoding).
+    ``encoding="events"``: a different frame per timestep (event counts, non-negative integers).
+    In an int graph the value is ``round(x / scale)`` clipped to ``value_bits`` signed bits.
+    """
+
+    name: str
+    shape: tuple  # (C, H, W)
+    encoding: str  # "static" | "events"
+    timesteps: int  # T, model timesteps per sample
+    scale: float = 1.0  # float value of one integer input unit (int graphs); 1.0 for float graphs
+    value_bits: int = 0  # signed bits of an integer input value; 0 = float input
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    r"""The shared input current of the K level populations of one MLF layer.
+
+    .. math::
+        a[t] = \sum_{p \in \text{projections into this layer}} \mathrm{shift}(W_p \circledast s_p[t],\ e)
+        \;+\; b
+
+    float graph: ``e`` unused (shift is the identity), ``b = bias`` in current units.
+    int graph: ``shift(x, e) = x << e`` for ``e >= 0``, ``floor(x / 2^-e)`` for ``e < 0``, applied per
+    projection; the bias enters the membrane (see :class:`Population`) as ``bias << bias_exp``.
+    One current unit is worth ``scale`` float current units.
+    """
+
+    name: str  # the MLF module's qualified name in the torch model, e.g. "blocks.0.mlf1"
+    shape: tuple  # (C, H, W)
+    bias: np.ndarray  # (C,) per-channel bias: float current units, or int mantissa (int graph)
+    populations: tuple  # names of the K level populations, level 0 first
+    weight_exp: int = 0  # int graph: shared exponent of every projection into this layer
+    bias_exp: int = 0  # int graph: bias exponent (bias enters the membrane as bias << bias_exp)
+    scale: float = 1.0  # float value of one current unit (int graph); 1.0 for float graphs
+
+    def __post_init__(self):
+        if self.bias.shape != (self.shape[0],):
+            raise ValueError(f"layer {self.name}: bias shape {self.bias.shape}, expected ({self.shape[0]},)")
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    r"""A population of single-threshold LIF neurons: level ``k`` of an MLF layer.
+
+    float graph (units of the layer's current):
+
+    .. math::
+        v[t] = \rho\, v[t-1] + a[t] + b, \quad s[t] = v[t] > \vartheta, \quad v[t] \leftarrow 0 \text{ if } s[t]
+
+    int graph (Loihi / Lava ``bit_accurate_loihi`` LIF with full current decay; the membrane ``v``
+    is a 24-bit integer in units of 1/64 current unit):
+
+    .. math::
+        v[t] = \mathrm{trunc}_0(v[t-1] \cdot r / 2^{12}) + 64\,a[t] + (b \ll e_b), \quad
+        v \in [-(2^{23}-1), 2^{23}-1], \quad s[t] = v[t] > 64\,\vartheta, \quad v \leftarrow 0 \text{ if } s
+
+    with ``r = retention_mant`` (``round(rho * 4096)``; 1024 for rho = 0.25) and ``trunc_0`` rounding
+    toward zero. ``v[-1] = 0``. The recorded state of a step is ``v`` after the reset.
+    """
+
+    name: str  # f"{layer}/L{level}"
+    layer: str  # the Layer whose current this population receives
+    level: int  # k = 0..K-1
+    shape: tuple  # (C, H, W), same as the layer
+    v_threshold: float  # float: current units; int: threshold mantissa (membrane threshold is 64x)
+    v_retention: float = 0.25  # rho, fraction of v kept per step (tau of the paper)
+    v_reset: float = 0.0  # hard reset value
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    r"""Synapses from one source (the input or a population) into one layer's current.
+
+    ``kind="conv2d"``: ``weight`` ``(C_out, C_in, kh, kw)`` applied as torch's ``conv2d`` (cross-
+    correlation) with ``stride`` and zero ``padding``. ``kind="dense"``: ``weight`` ``(N_out, N_in)``
+    over the flattened source. Residual adds appear as several projections with the same weights from
+    every population of the block output (fan-in). float graph: weights in current units per spike;
+    int graph: signed mantissas of ``weight_bits`` bits, scaled by the target layer's ``weight_exp``.
+    """
+
+    name: str
+    source: str  # the Input's or a Population's name
+    target: str  # a Layer's name
+    kind: str  # "conv2d" | "dense"
+    weight: np.ndarray
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    weight_bits: int = 0  # int graph: signed mantissa bits; 0 in float graphs
+
+
+@dataclass(frozen=True, eq=False)
+class Readout:
+    r"""Time-accumulated, globally average-pooled linear readout over a multiset of populations.
+
+    .. math::
+        \text{logits} = \frac{1}{T\,H\,W} \sum_t \sum_{p \in \text{sources}} \sum_{h,w} W\, s_p[t]_{:,h,w}
+        \cdot \text{scale} + \text{bias}
+
+    int graph: ``W`` is an integer mantissa and the time sum is an exact integer accumulator; the
+    float ``scale`` and ``bias`` apply once at the end and never feed back into spikes.
+    """
+
+    name: str
+    sources: tuple  # population names whose spikes sum to the network's last block output
+    weight: np.ndarray  # (num_classes, C)
+    bias: np.ndarray  # (num_classes,), float
+    scale: float = 1.0  # float value of one weight unit
+    weight_bits: int = 0
+
+
+NODE_TYPES = {cls.__name__: cls for cls in (Input, Layer, Population, Projection, Readout)}

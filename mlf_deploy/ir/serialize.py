@@ -1,0 +1,120 @@
+"""One portable file per graph: a zip of ``graph.json`` (schema, version, checksum, nodes) and one
+``.npy`` per array. Loading never executes code: JSON plus ``np.load(allow_pickle=False)``, and node
+classes are looked up by name in a fixed registry. A changed byte fails the zip CRC or the checksum.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+
+from mlf_deploy.errors import UserError
+from mlf_deploy.fileio import atomic_path
+from mlf_deploy.ir.graph import Graph
+from mlf_deploy.ir.nodes import NODE_TYPES
+
+SCHEMA, SCHEMA_VERSION = "mlf-deploy-graph", 1
+
+
+def node_to_dict(node, arrays: dict) -> dict:
+    out = {"type": type(node).__name__}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, np.ndarray):
+            key = f"{node.name}.{f.name}"
+            arrays[key] = value
+            value = {"$array": key}
+        elif isinstance(value, tuple):
+            value = [list(v) if isinstance(v, tuple) else v for v in value]
+        out[f.name] = value
+    return out
+
+
+def node_from_dict(d: dict, arrays: dict):
+    cls = NODE_TYPES.get(d.get("type"))
+    if cls is None:
+        raise ValueError(f"unknown node type {d.get('type')!r}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            continue
+        value = d[f.name]
+        if isinstance(value, dict) and "$array" in value:
+            value = arrays[value["$array"]]
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def graph_to_dict(graph: Graph) -> tuple[dict, dict]:
+    arrays: dict = {}
+    nodes = [node_to_dict(n, arrays) for n in graph.nodes.values()]
+    return {"numeric": graph.numeric, "metadata": graph.metadata, "nodes": nodes}, arrays
+
+
+def graph_from_dict(d: dict, arrays: dict) -> Graph:
+    nodes = [node_from_dict(n, arrays) for n in d["nodes"]]
+    return Graph({n.name: n for n in nodes}, d["numeric"], d["metadata"])
+
+
+def _checksum(body: dict, arrays: dict) -> str:
+    h = hashlib.sha256(json.dumps(body, sort_keys=True).encode())
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def graph_checksum(graph: Graph) -> str:
+    """sha256 of the graph's content; equal graphs give equal checksums."""
+    return _checksum(*graph_to_dict(graph))
+
+
+def save_graph(graph: Graph, path) -> str:
+    """Write ``graph`` to ``path`` atomically; return its checksum."""
+    body, arrays = graph_to_dict(graph)
+    checksum = _checksum(body, arrays)
+    header = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "checksum": checksum, "graph": body}
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("graph.json", json.dumps(header, sort_keys=True, indent=1))
+        for key, a in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+            zf.writestr(f"arrays/{key}.npy", buf.getvalue())
+    return checksum
+
+
+def load_graph(path) -> Graph:
+    """Read a graph file; any corruption, tampering or foreign file is one UserError."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            header = json.loads(zf.read("graph.json"))
+            if header.get("schema") != SCHEMA:
+                raise UserError(f"{path} is not an mlf-deploy graph file")
+            if header.get("schema_version") != SCHEMA_VERSION:
+                raise UserError(f"{path} has graph schema version {header.get('schema_version')}; "
+                                f"this tool reads version {SCHEMA_VERSION}")
+            arrays = {}
+            for name in zf.namelist():
+                if name.startswith("arrays/") and name.endswith(".npy"):
+                    arrays[name[7:-4]] = np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
+    except UserError:
+        raise
+    except FileNotFoundError as exc:
+        raise UserError(f"graph file {path} does not exist") from exc
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path} is not a valid graph file (corrupt or truncated: {exc})") from exc
+    if _checksum(header["graph"], arrays) != header.get("checksum"):
+        raise UserError(f"{path} failed its checksum: the file was changed after it was written; "
+                        "export it again")
+    try:
+        return graph_from_dict(header["graph"], arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path} holds an inconsistent graph: {exc}") from exc

@@ -1,0 +1,132 @@
+"""Loihi-style fixed-point quantization of a float deployment graph.
+
+For each destination layer, every projection into it shares one weight step
+``q = max|W| / (2^(bits-1) - 1)`` (the signed mantissa range, no clipping by construction) and one
+exponent ``e``. One integer current unit is then worth ``q * s_src * 2^-e`` float units, where
+``s_src`` is 1 for spikes and the input step for the stem. ``e`` is chosen so that the top level's
+threshold mantissa lands just under ``2^threshold_bits``: thresholds keep about ``threshold_bits``
+bits of resolution while the 8-bit weights stay 8-bit. Biases become 13-bit mantissas with a 3-bit
+exponent in membrane units (1/64 of a current unit, Loihi's ``<< 6``). The readout keeps its own step.
+
+Every rounding is reported (:class:`QuantizationReport`); thresholds that round to zero or overflow
+and other representability failures raise :class:`mlf_deploy.quantization.rules.RuleViolation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from mlf_deploy.errors import UserError
+from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.quantization.report import QuantizationReport
+from mlf_deploy.quantization.rules import (BIAS_EXP_MAX, BIAS_MANT_MAX, REPRESENTABILITY_RULES,
+                                           WEIGHT_EXP_RANGE, check_rules)
+
+__all__ = ["quantize", "QuantizationReport", "dequantize_state"]
+
+
+def _weight_step(weights, bits):
+    peak = max(float(np.abs(w).max()) for w in weights)
+    return (peak if peak > 0 else 1.0) / (2 ** (bits - 1) - 1)
+
+
+def _round_weights(w, step, bits, report, where):
+    mant = np.round(w / step)
+    limit = 2 ** (bits - 1) - 1
+    clipped = int((np.abs(mant) > limit).sum())
+    report.add_weights(where, clipped, w.size, float(np.abs(np.clip(mant, -limit, limit) * step - w).max()))
+    return np.clip(mant, -limit, limit).astype(np.int32)
+
+
+def _bias_mant_exp(bias_v: np.ndarray, report, where):
+    """Bias in membrane units -> (13-bit mantissa, 3-bit exponent); clipped values are reported."""
+    peak = float(np.abs(bias_v).max()) if bias_v.size else 0.0
+    exp = 0
+    while exp < BIAS_EXP_MAX and round(peak / 2 ** exp) > BIAS_MANT_MAX:
+        exp += 1
+    mant = np.round(bias_v / 2 ** exp)
+    clipped = int((np.abs(mant) > BIAS_MANT_MAX).sum())
+    mant = np.clip(mant, -BIAS_MANT_MAX, BIAS_MANT_MAX)
+    report.add_bias(where, clipped, float(np.abs(mant * 2 ** exp - bias_v).max()) if bias_v.size else 0.0)
+    return mant.astype(np.int32), exp
+
+
+def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
+             input_bits: int = 8, threshold_bits: int = 12) -> tuple[Graph, QuantizationReport]:
+    """The int graph of a float ``graph`` and the report of every rounding.
+
+    Args:
+        weight_bits: signed weight mantissa bits (2..16; Loihi takes up to 8).
+        input_max: largest |input| for static images (the input step is input_max / (2^(bits-1)-1));
+            event counts are integers and are taken as they are.
+        input_bits: signed bits of a quantized static input value.
+        threshold_bits: target resolution of the top level's threshold mantissa.
+    """
+    if graph.numeric != "float":
+        raise UserError("quantize takes a float graph (the output of lower())")
+    if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
+        raise UserError(f"weight bits must be an integer from 2 to 16, got {weight_bits}")
+    inp = graph.input
+    has_gain = "input_gain" in graph.metadata
+    if inp.encoding == "static" or has_gain:
+        if input_max is None or not input_max > 0:
+            raise UserError("quantizing a graph with a real-valued input needs input_max > 0 "
+                            "(the largest |input value|, e.g. from the training split)")
+        new_input = dataclasses.replace(inp, scale=float(input_max) / (2 ** (input_bits - 1) - 1),
+                                        value_bits=input_bits)
+    else:
+        new_input = dataclasses.replace(inp, scale=1.0, value_bits=16)
+    report = QuantizationReport(weight_bits=weight_bits)
+    nodes = {new_input.name: new_input}
+    units = {}
+    for node in graph.nodes.values():
+        if isinstance(node, Layer):
+            nodes.update(_quantize_layer(graph, node, new_input, weight_bits, threshold_bits, report,
+                                         units))
+    ro = graph.readout
+    step = _weight_step([ro.weight], weight_bits)
+    nodes[ro.name] = dataclasses.replace(
+        ro, weight=_round_weights(ro.weight, step, weight_bits, report, ro.name), scale=step,
+        weight_bits=weight_bits)
+    order = [n for n in graph.nodes if n in nodes]
+    meta = {**graph.metadata, "quantization": {"weight_bits": weight_bits, "input_bits": input_bits,
+                                               "threshold_bits": threshold_bits,
+                                               "input_max": input_max}}
+    qgraph = Graph({n: nodes[n] for n in order}, "int", meta)
+    check_rules(qgraph, REPRESENTABILITY_RULES)
+    return qgraph, report
+
+
+def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report, units):
+    projections = graph.projections_into(layer.name)
+    src_units = {new_input.scale if p.source == new_input.name else 1.0 for p in projections}
+    if len(src_units) != 1:
+        raise UserError(f"layer {layer.name}: mixes input and spike sources; cannot share one scale")
+    step = _weight_step([p.weight for p in projections], bits)
+    unit0 = step * src_units.pop()
+    pops = graph.populations_of(layer.name)
+    top = max(p.v_threshold for p in pops)
+    exp = math.floor(math.log2(2 ** threshold_bits * unit0 / top)) if top > 0 else 0
+    exp = min(max(exp, WEIGHT_EXP_RANGE[0]), WEIGHT_EXP_RANGE[1])
+    unit = unit0 * 2.0 ** -exp
+    out = {}
+    for p in projections:
+        out[p.name] = dataclasses.replace(p, weight=_round_weights(p.weight, step, bits, report, layer.name),
+                                          weight_bits=bits)
+    bias_mant, bias_exp = _bias_mant_exp(layer.bias.astype(np.float64) / unit * 64, report, layer.name)
+    out[layer.name] = dataclasses.replace(layer, bias=bias_mant, weight_exp=exp, bias_exp=bias_exp,
+                                          scale=unit)
+    for pop in pops:
+        mant = round(pop.v_threshold / unit)
+        report.add_threshold(pop.name, pop.v_threshold, mant * unit)
+        out[pop.name] = dataclasses.replace(pop, v_threshold=int(mant))
+    units[layer.name] = unit
+    return out
+
+
+def dequantize_state(v_int: np.ndarray, layer: Layer) -> np.ndarray:
+    """Float membrane of an int graph's state (membrane units are 1/64 of a current unit)."""
+    return v_int.astype(np.float64) * layer.scale / 64.0

@@ -1,0 +1,164 @@
+"""The reference simulator: runs a deployment graph in float or in exact integer arithmetic.
+
+Same-timestep semantics (a spike at step ``t`` reaches the next layer at step ``t``), batched. Since a
+layer depends on earlier layers only at the same step, each layer is computed for all timesteps at
+once: one convolution over ``T * B`` frames, then the K-level membrane recurrence over time.
+
+Integer mode reproduces Lava's ``bit_accurate_loihi`` LIF with full current decay bit for bit (see
+:class:`mlf_deploy.ir.Population`): ``u = 64 a`` wrapped to 24 bits as Lava wraps it, membrane decay
+rounded toward zero, saturation at +-(2^23 - 1), strict ``>``, reset to 0. Every wrap or saturation
+is counted in ``RunResult.overflow`` (and raises with ``strict=True``) rather than passing silently.
+Integers are held in float64 tensors, exact below 2^53 (far above any 24-bit state or conv sum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlf_deploy.errors import UserError
+from mlf_deploy.ir import Graph
+from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.quantization.rules import STATE_BITS, V_MAX
+from mlf_deploy.results import RunResult
+
+U_WRAP = 2 ** STATE_BITS
+
+
+class StateOverflow(UserError):
+    """A 24-bit limit was hit in a strict integer run."""
+
+
+def _shift(x: torch.Tensor, exp: int) -> torch.Tensor:
+    """``x << exp``, or an arithmetic (floor) right shift for negative ``exp``, as Lava's Dense."""
+    return x * 2.0 ** exp if exp >= 0 else torch.floor(x / 2.0 ** -exp)
+
+
+def _project(p, src: torch.Tensor) -> torch.Tensor:
+    """``src``: ``(N, C, H, W)`` -> current ``(N, C', H', W')``; weights as float64."""
+    w = torch.from_numpy(np.asarray(p.weight, dtype=np.float64))
+    if p.kind == "conv2d":
+        return F.conv2d(src, w, stride=tuple(p.stride), padding=tuple(p.padding))
+    if p.kind == "dense":
+        return (src.flatten(1) @ w.T).view(src.shape[0], -1, 1, 1)
+    raise UserError(f"projection {p.name}: unknown kind {p.kind!r}")
+
+
+class ReferenceSimulator:
+    """Run ``graph`` on batches; ``strict=True`` turns any 24-bit overflow into an error."""
+
+    def __init__(self, graph: Graph, strict: bool = False, record_states: bool = True):
+        self.graph, self.strict, self.record_states = graph, strict, record_states
+        self.integer = graph.numeric == "int"
+        self.groups = {layer.name: self._group(layer) for layer in graph.layers}
+
+    def _group(self, layer):
+        """Projections into ``layer`` with identical weights, as (projection, [sources]) pairs.
+
+        The fan-in of a residual stage repeats one weight tensor per source population; summing
+        those sources first and convolving once is exact (linear, integer-valued) unless a negative
+        weight exponent floors each projection separately."""
+        groups: dict = {}
+        for p in self.graph.projections_into(layer.name):
+            key = (p.kind, p.weight.shape, p.weight.tobytes(), tuple(p.stride), tuple(p.padding))
+            if self.integer and layer.weight_exp < 0:
+                key = (p.name,)
+            groups.setdefault(key, (p, []))[1].append(p.source)
+        return list(groups.values())
+
+    @property
+    def backend(self) -> str:
+        return "ir-int" if self.integer else "ir-float"
+
+    def run(self, x, batch_size: int = 256) -> RunResult:
+        """``x``: raw model input ``(B, C, H, W)`` or ``(T, B, C, H, W)``."""
+        frames = prepare_input(self.graph, x)
+        parts = [self._run_batch(frames[:, i:i + batch_size])
+                 for i in range(0, frames.shape[1], batch_size)]
+        return parts[0] if len(parts) == 1 else RunResult.concat(parts)
+
+    @torch.no_grad()
+    def _run_batch(self, frames: np.ndarray) -> RunResult:
+        g = self.graph
+        steps, batch = frames.shape[:2]
+        values = {g.input.name: torch.from_numpy(frames).flatten(0, 1)}  # (T*B, C, H, W)
+        spikes, states, overflow = {}, {}, {}
+        for layer in g.layers:
+            current = None
+            for p, sources in self.groups[layer.name]:
+                src = values[sources[0]]
+                for other in sources[1:]:
+                    src = src + values[other]
+                a = _project(p, src)
+                if self.integer:
+                    a = _shift(a, layer.weight_exp)
+                current = a if current is None else current + a
+            current = current.view(steps, batch, *current.shape[1:])
+            pops = g.populations_of(layer.name)
+            s, v, over = self._dynamics(layer, pops, current)
+            if over:
+                overflow[layer.name] = over
+                if self.strict:
+                    raise StateOverflow(f"layer {layer.name}: {over} 24-bit state overflows")
+            for k, pop in enumerate(pops):
+                values[pop.name] = s[:, k].flatten(0, 1).to(torch.float64)
+                spikes[pop.name] = s[:, k].to(torch.uint8).numpy()
+                if self.record_states:
+                    states[pop.name] = (v[:, k].to(torch.int64) if self.integer else v[:, k]).numpy()
+        logits = self._readout(values, steps, batch)
+        return RunResult(self.backend, g.numeric, spikes, states, logits, overflow)
+
+    def _dynamics(self, layer, pops, current):
+        """K-level recurrence over time; returns spikes and post-reset states ``(T, K, B, ...)``."""
+        steps = current.shape[0]
+        bias = torch.from_numpy(np.asarray(layer.bias, dtype=np.float64)).view(-1, 1, 1)
+        th = torch.tensor([p.v_threshold for p in pops], dtype=torch.float64)
+        th = th.view(-1, *[1] * (current.dim() - 1))
+        rho = torch.tensor([p.v_retention for p in pops], dtype=torch.float64).view_as(th)
+        overflow = 0
+        if self.integer:
+            bias = bias * 2.0 ** layer.bias_exp
+            th = th * 64
+            retention = torch.round(rho * 4096)
+            u = current * 64
+            wrapped = (u > 2 ** 23) | (u <= -2 ** 23)
+            overflow += int(wrapped.sum())
+            u = torch.where(u > 2 ** 23, u - U_WRAP, torch.where(u <= -2 ** 23, u + U_WRAP, u))
+            current = u
+        v = torch.zeros((len(pops), *current.shape[1:]), dtype=torch.float64)
+        out_s = torch.empty((steps, *v.shape), dtype=torch.bool)
+        out_v = torch.empty((steps, *v.shape), dtype=torch.float64) if self.record_states else None
+        for t in range(steps):
+            if self.integer:
+                v = torch.trunc(v * retention / 4096) + current[t] + bias
+                clipped = v.abs() > V_MAX
+                if clipped.any():
+                    overflow += int(clipped.sum())
+                    v = v.clamp(-V_MAX, V_MAX)
+            else:
+                v = rho * v + current[t] + bias
+            s = v > th
+            v = torch.where(s, torch.zeros((), dtype=v.dtype), v)
+            out_s[t] = s
+            if out_v is not None:
+                out_v[t] = v
+        return out_s, out_v, overflow
+
+    def _readout(self, values, steps, batch) -> np.ndarray:
+        ro = self.graph.readout
+        counts = None
+        for src in ro.sources:
+            s = values[src].view(steps, batch, *values[src].shape[1:]).to(torch.float64)
+            c = s.sum(dim=(0, 3, 4))  # (B, C): spikes over time and space
+            counts = c if counts is None else counts + c
+        w = torch.from_numpy(np.asarray(ro.weight, dtype=np.float64))
+        acc = counts @ w.T  # exact integers in int graphs
+        h, wd = self.graph.nodes[ro.sources[0]].shape[1:]
+        logits = acc * ro.scale / (steps * h * wd) + torch.from_numpy(ro.bias.astype(np.float64))
+        return logits.numpy()
+
+
+def run_reference(graph: Graph, x, strict: bool = False, record_states: bool = True,
+                  batch_size: int = 256) -> RunResult:
+    return ReferenceSimulator(graph, strict, record_states).run(x, batch_size)
