@@ -55,7 +55,131 @@ def main():
 
 # ---- train (issue 3) -------------------------------------------------------------------------
 
+def _widths(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        widths = tuple(int(w) for w in value.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise click.BadParameter(f"expected three positive integers like 16,32,64, got {value!r}")
+    return widths
+
+
+@main.command(context_settings={"show_default": True})
+@click.option("--dataset", default="digits", help="digits, digits-events, cifar10, dvs-gesture, cifar10-dvs, nmnist")
+@click.option("--preset", default=None, help="model preset [default: the data set's]")
+@click.option("--depth", type=int, help="6n+2: 8, 14, 20, ... [default: the preset's]")
+@click.option("--levels", type=click.IntRange(1), help="MLF levels K [default: 3]")
+@click.option("--timesteps", type=click.IntRange(1), help="T [default: the preset's / data set's]")
+@click.option("--variant", type=click.Choice(["ds", "plain"]), help="[default: ds]")
+@click.option("--widths", callback=_widths, help="three stage widths, e.g. 16,32,64")
+@click.option("--epochs", type=int, help="[default: 30 for digits, the paper's otherwise]")
+@click.option("--batch-size", type=int, help="[default: 32 for digits, the paper's otherwise]")
+@click.option("--lr", type=float, default=0.1)
+@click.option("--momentum", type=float, default=0.9)
+@click.option("--weight-decay", type=float, help="[default: 1e-4; 1e-3 for cifar10-dvs]")
+@click.option("--lr-step", type=int, help="StepLR period in epochs [default: 20 digits, 40 paper]")
+@click.option("--lr-gamma", type=float, default=0.1)
+@click.option("--seed", type=int, default=0)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="files of cifar10 / DVS sets")
+@click.option("--out", "out_dir", type=click.Path(), default="runs/train", help="output directory")
+@click.option("--max-samples", type=click.IntRange(1), help="use the first N train/test samples")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1, help="epochs between checkpoints")
+@click.option("--resume", is_flag=True, help="continue OUT/checkpoint.pt")
+@click.option("--compile", is_flag=True, help="torch.compile the model")
+@click.option("--rank-hashes", is_flag=True, hidden=True)
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="last stdout line: the result as JSON")
+@user_errors
+def train(no_progress, as_json, **options):
+    """Train an MLF spiking DS-ResNet; writes OUT/checkpoint.pt and OUT/metrics.jsonl.
+
+    Runs under torchrun for data-parallel training (rank 0 writes).
+
+    \b
+    Example:
+      mlf-deploy train --dataset digits --epochs 30 --out runs/digits --json
+    """
+    from mlf_deploy.training import TrainConfig, train as run_training
+
+    result = run_training(TrainConfig(**options), progress=not no_progress,
+                          log=lambda msg: click.echo(msg, err=as_json))
+    if as_json and result["rank"] == 0:
+        emit_json(result)
+
 # ---- export / verify (issues 4, 5, 6) ---------------------------------------------------------
+
+CKPT = click.argument("checkpoint", type=click.Path(dir_okay=False))
+DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                        help="Where the checkpoint's dataset files live (for non-embedded sets).")
+WEIGHT_BITS = click.option("--weight-bits", type=int, default=8, show_default=True,
+                           help="Signed weight mantissa bits of the integer graph (2..16).")
+JSON = click.option("--json", "as_json", is_flag=True,
+                    help="Print one JSON object as the last line of stdout.")
+
+
+@main.command()
+@CKPT
+@click.option("--to", "target", type=click.Choice(["ir", "lava", "onnx"]), default="ir",
+              show_default=True, help="What to write.")
+@click.option("-o", "--out", "out", required=True, type=click.Path(),
+              help="Output file (ir, onnx) or directory (lava).")
+@WEIGHT_BITS
+@click.option("--float", "as_float", is_flag=True, help="Export the float graph, not the integer one.")
+@click.option("--mode", type=click.Choice(["sequence", "step"]), default="sequence", show_default=True,
+              help="ONNX only: whole-sequence model or one-timestep streaming model.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@DATA_DIR
+@JSON
+@user_errors
+def export(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir, as_json):
+    """Lower a checkpoint and write it as a deployment graph, a Lava network or an ONNX model.
+
+    \b
+    Example:
+      mlf-deploy export run/checkpoint.pt --to onnx --mode step -o model.onnx
+    """
+    from runtimes.exports import export_checkpoint
+    info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir)
+    click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} graph, "
+               f"{info['populations']} populations, checksum {info['checksum'][:12]})")
+    if as_json:
+        emit_json(info)
+
+
+@main.command()
+@CKPT
+@click.option("--backends", default="torch,ir-float,ir-int", show_default=True,
+              help="Comma-separated: torch, ir-float, ir-int, lava-float, lava-fixed, onnx-float, onnx-int.")
+@click.option("--samples", type=int, default=16, show_default=True, help="Samples of the split to run.")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@WEIGHT_BITS
+@DATA_DIR
+@JSON
+@user_errors
+def verify(checkpoint, backends, samples, split, weight_bits, data_dir, as_json):
+    """Run every backend on the same samples and compare them, per layer, level and timestep.
+
+    Exit status 0 when every backend is within its tolerance, 1 otherwise.
+
+    \b
+    Example:
+      mlf-deploy verify run/checkpoint.pt --backends torch,ir-float,ir-int,onnx-int --samples 32
+    """
+    from runtimes.backends import format_verify_table, parse_backends, verify as run_verify
+    from runtimes.pipeline import check_samples, check_weight_bits, load_pipeline
+    names = parse_backends(backends)
+    check_samples(samples), check_weight_bits(weight_bits)
+    pipe = load_pipeline(checkpoint, weight_bits, data_dir)
+    summary = run_verify(pipe, names, samples, split,
+                         progress=lambda n: click.echo(f"running {n} ...", err=True))
+    click.echo(format_verify_table(summary))
+    if as_json:
+        emit_json(summary)
+    sys.exit(0 if summary["passed"] else 1)
 
 # ---- energy / evaluate (issue 7) ---------------------------------------------------------------
 

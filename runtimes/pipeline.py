@@ -1,0 +1,98 @@
+"""From a checkpoint to everything a backend needs: the model, its float and int graphs, its data.
+
+Each command (export, verify, energy, evaluate, demo) starts here, so they all lower, quantize and
+sample the checkpoint's own test split the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from mlf_deploy.checkpoint import load_model
+from mlf_deploy.data import input_kind, load_split, model_input
+from mlf_deploy.errors import UserError
+from mlf_deploy.ir import Graph
+from mlf_deploy.lowering import lower
+from mlf_deploy.models import DSResNet
+from mlf_deploy.quantization import QuantizationReport, quantize
+
+
+def check_weight_bits(bits: int) -> int:
+    if not isinstance(bits, int) or not 2 <= bits <= 16:
+        raise UserError(f"--weight-bits must be an integer from 2 to 16 (Loihi takes up to 8), got {bits}")
+    return bits
+
+
+def check_samples(samples: int | None) -> int | None:
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    return samples
+
+
+@dataclass
+class Pipeline:
+    path: str
+    model: DSResNet
+    ckpt: dict
+    graph_float: Graph
+    input_max: float | None
+    weight_bits: int
+    data_dir: str | None = None
+    graph_int: Graph | None = None
+    quant_report: QuantizationReport | None = None
+    _splits: dict = field(default_factory=dict)
+
+    @property
+    def spec(self) -> dict:
+        return self.ckpt["dataset"]
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self._splits:
+            if name not in ("train", "test"):
+                raise UserError(f"--split must be 'train' or 'test', got {name!r}")
+            self._splits[name] = load_split(self.spec, name, self.data_dir)
+        return self._splits[name]
+
+    def data(self, split: str = "test", samples: int | None = None):
+        """``(x, y)``: the first ``samples`` of a split, ``x`` in the model's input layout."""
+        x, y = self.split(split)
+        if check_samples(samples) is not None:
+            x, y = x[:samples], y[:samples]
+        return model_input(x), y
+
+
+def load_pipeline(ckpt_path, weight_bits: int = 8, data_dir: str | None = None) -> Pipeline:
+    """Load a checkpoint, lower it and quantize it to ``weight_bits``."""
+    check_weight_bits(weight_bits)
+    model, ckpt = load_model(ckpt_path)
+    spec = ckpt["dataset"]
+    pipe = Pipeline(str(ckpt_path), model, ckpt, None, None, weight_bits, data_dir)  # type: ignore[arg-type]
+    x_train, _ = pipe.split("train")
+    if len(x_train) == 0:
+        raise UserError(f"the training split of dataset {spec.get('name')!r} is empty")
+    events = input_kind(spec) == "events"
+    shape = tuple(x_train.shape[2:] if events else x_train.shape[1:])
+    timesteps = x_train.shape[1] if events else None
+    pipe.graph_float = lower(model, shape, "events" if events else "static", timesteps)
+    pipe.input_max = _input_max(pipe.graph_float, x_train, events)
+    pipe.graph_int, pipe.quant_report = quantize(pipe.graph_float, weight_bits, input_max=pipe.input_max)
+    return pipe
+
+
+def quantize_for(pipe: Pipeline, weight_bits: int) -> Graph:
+    """The pipeline's float graph quantized to another weight width."""
+    return quantize(pipe.graph_float, check_weight_bits(weight_bits), input_max=pipe.input_max)[0]
+
+
+def _input_max(graph: Graph, x_train: torch.Tensor, events: bool) -> float | None:
+    """Largest |value| the Input delivers over the training split (after the optional input
+    normalisation); None for raw event counts, which are integers already."""
+    if "input_gain" not in graph.metadata:
+        return None if events else float(x_train.abs().max())
+    dims = (0, 1, 3, 4) if events else (0, 2, 3)
+    lo, hi = x_train.amin(dim=dims).double(), x_train.amax(dim=dims).double()
+    gain = torch.tensor(graph.metadata["input_gain"], dtype=torch.float64)
+    offset = torch.tensor(graph.metadata["input_offset"], dtype=torch.float64)
+    return float(torch.maximum((lo * gain + offset).abs(), (hi * gain + offset).abs()).max())
