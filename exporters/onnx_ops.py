@@ -1,0 +1,180 @@
+r"""ONNX building blocks for :mod:`exporters.onnx`: a small graph builder, the projections as exact
+float64 arithmetic, and one MLF population's update.
+
+Why no ``Conv``: ONNX Runtime's CPU provider implements ``Conv`` for float32 only ("Could not find
+an implementation for Conv(11)" for double), and float32 cannot reproduce the reference's float64
+currents. A convolution is therefore written as im2col (``Pad``, one strided ``Slice`` per kernel
+tap, ``Concat``) followed by one float64 ``MatMul``. That is the same sum of products as ``conv2d``,
+each output a float64 dot product, so float graphs differ from the reference only by summation order
+(~1 ulp), and int graphs not at all (see below).
+
+Exactness of int graphs (all values are integers held in float64). Let ``|x| <= 2^(b-1) - 1`` be the
+input bound (``prepare_input`` clips), spikes be 0/1 and a fan-in group sum of ``m`` spike trains be
+in ``[0, m]``. Then every partial sum of a projection, in any order and with or without FMA, is an
+integer of magnitude at most ``max|src| * max_o sum|W_o|``; shifts multiply by powers of two (exact)
+or divide by one (exact, then ``Floor``); ``u = 64 a`` is wrapped once by ``2^24``; the decay
+``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact and ``Floor`` of its
+magnitude times its ``Sign`` is ``trunc0``; the membrane before saturation is bounded by
+``2^23 + |u| + |bias << e|``; the readout accumulator by ``T H W * sources * max_o sum|W_o|``.
+:func:`int_bounds` computes these bounds from the graph and the exporter refuses a graph where any
+reaches ``2^53``, below which float64 holds every integer exactly. ``tests/test_onnx.py`` also checks
+that every float64 intermediate of an exported int model is an integer on real data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from mlf_deploy.errors import UserError
+from mlf_deploy.quantization.rules import STATE_BITS, V_MAX
+
+EXACT = 2.0 ** 53  # float64 holds every integer below this exactly
+
+
+class Builder:
+    """Collects nodes and constants; ``op`` returns the new value's name."""
+
+    def __init__(self):
+        self.nodes, self.inits, self._consts, self._names, self._n = [], [], {}, set(), 0
+
+    def op(self, op_type: str, inputs, name: str | None = None, **attrs) -> str:
+        self._n += 1
+        name = name or f"{op_type}_{self._n}"
+        name = name if name not in self._names else f"{name}_{self._n}"
+        self._names.add(name)
+        out = f"{name}:{self._n}"
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=name, **attrs))
+        return out
+
+    def const(self, value, dtype=np.float64, key: str | None = None) -> str:
+        a = np.asarray(value, dtype=dtype)
+        key = key or (a.dtype.str, a.shape, a.tobytes())
+        if key not in self._consts:
+            name = f"const_{len(self._consts)}"
+            self.inits.append(numpy_helper.from_array(a, name))
+            self._consts[key] = name
+        return self._consts[key]
+
+    def ints(self, values) -> str:
+        return self.const(list(values), np.int64)
+
+
+def conv2d(b: Builder, p, x: str, shape) -> str:
+    """``x`` ``(N, C, H, W)`` float64 -> ``(N, C', H', W')`` as im2col plus one ``MatMul``."""
+    w = np.asarray(p.weight, dtype=np.float64)
+    cout, cin, kh, kw = w.shape
+    (sh, sw), (ph, pw) = tuple(p.stride), tuple(p.padding)
+    h, wd = shape[1] + 2 * ph, shape[2] + 2 * pw
+    ho, wo = (h - kh) // sh + 1, (wd - kw) // sw + 1
+    if ph or pw:
+        x = b.op("Pad", [x, b.ints([0, 0, ph, pw, 0, 0, ph, pw])], f"{p.name}/pad")
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            if (kh, kw, sh, sw) == (1, 1, 1, 1) and (h, wd) == (ho, wo):
+                taps.append(x)
+                continue
+            taps.append(b.op("Slice", [x, b.ints([i, j]), b.ints([i + sh * (ho - 1) + 1,
+                             j + sw * (wo - 1) + 1]), b.ints([2, 3]), b.ints([sh, sw])],
+                             f"{p.name}/tap{i}{j}"))
+    cols = taps[0] if len(taps) == 1 else b.op("Concat", taps, f"{p.name}/im2col", axis=1)
+    cols = b.op("Reshape", [cols, b.ints([0, kh * kw * cin, ho * wo])], f"{p.name}/cols")
+    wmat = w.transpose(0, 2, 3, 1).reshape(cout, kh * kw * cin)  # taps major, channel minor
+    y = b.op("MatMul", [b.const(wmat), cols], f"{p.name}/matmul")
+    return b.op("Reshape", [y, b.ints([0, cout, ho, wo])], f"{p.name}/out")
+
+
+def dense(b: Builder, p, x: str, shape) -> str:
+    flat = b.op("Flatten", [x], f"{p.name}/flatten", axis=1)
+    y = b.op("MatMul", [flat, b.const(np.asarray(p.weight, np.float64).T)], f"{p.name}/matmul")
+    return b.op("Reshape", [y, b.ints([0, -1, 1, 1])], f"{p.name}/out")
+
+
+PROJECTIONS = {"conv2d": conv2d, "dense": dense}
+
+
+def project(b: Builder, p, x: str, shape) -> str:
+    fn = PROJECTIONS.get(p.kind)
+    if fn is None:
+        raise UserError(f"projection {p.name!r}: kind {p.kind!r} has no ONNX export; "
+                        f"supported kinds: {', '.join(PROJECTIONS)}")
+    return fn(b, p, x, shape)
+
+
+def shift(b: Builder, x: str, exp: int, name: str) -> str:
+    """``x << exp`` or ``floor(x / 2^-exp)``: powers of two scale float64 exactly."""
+    if exp >= 0:
+        return x if exp == 0 else b.op("Mul", [x, b.const(2.0 ** exp)], f"{name}/shl")
+    return b.op("Floor", [b.op("Mul", [x, b.const(2.0 ** exp)], f"{name}/shr")], f"{name}/floor")
+
+
+def wrap24(b: Builder, u: str, name: str) -> tuple[str, str]:
+    """Lava's single conditional 24-bit wrap of ``u = 64 a``; returns (u, wrapped mask)."""
+    top, wrap = b.const(2.0 ** (STATE_BITS - 1)), b.const(2.0 ** STATE_BITS)
+    hi = b.op("Greater", [u, top], f"{name}/wrap_hi")
+    lo = b.op("LessOrEqual", [u, b.op("Neg", [top], f"{name}/neg_top")], f"{name}/wrap_lo")
+    u = b.op("Where", [hi, b.op("Sub", [u, wrap], f"{name}/minus"), u], f"{name}/wrap_down")
+    u = b.op("Where", [lo, b.op("Add", [u, wrap], f"{name}/plus"), u], f"{name}/wrap_up")
+    return u, b.op("Or", [hi, lo], f"{name}/wrapped")
+
+
+def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None, integer: bool,
+                    tag: str) -> tuple[str, str, str | None]:
+    """One timestep of one single-threshold population: ``(spikes bool, post-reset v, saturated)``.
+
+    float: ``v = rho v + a + bias`` (the reference's order of additions); int: ``drive`` is already
+    ``wrap(64 a) + (bias << e)`` and ``v = trunc0(v r / 4096) + drive``, saturated. ``v=None`` is
+    ``v = 0`` (the first step), where the decay term vanishes exactly.
+    """
+    n = f"{pop.name}/{tag}"
+    saturated = None
+    if integer:
+        if v is not None:
+            d = b.op("Mul", [v, b.const(round(pop.v_retention * 4096) / 4096)], f"{n}/decay")
+            d = b.op("Mul", [b.op("Sign", [d], f"{n}/sign"),
+                             b.op("Floor", [b.op("Abs", [d], f"{n}/abs")], f"{n}/floor")],
+                     f"{n}/trunc0")
+            drive = b.op("Add", [d, drive], f"{n}/integrate")
+        saturated = b.op("Greater", [b.op("Abs", [drive], f"{n}/vabs"), b.const(float(V_MAX))],
+                         f"{n}/saturated")
+        drive = b.op("Clip", [drive, b.const(-float(V_MAX)), b.const(float(V_MAX))], f"{n}/clip")
+        theta = 64.0 * pop.v_threshold
+    else:
+        if v is not None:
+            drive = b.op("Add", [b.op("Mul", [v, b.const(pop.v_retention)], f"{n}/decay"), drive],
+                         f"{n}/integrate")
+        drive = b.op("Add", [drive, bias], f"{n}/bias")
+        theta = float(pop.v_threshold)
+    s = b.op("Greater", [drive, b.const(theta)], f"{n}/fire")
+    v = b.op("Where", [s, b.const(0.0), drive], f"{n}/reset")
+    return s, v, saturated
+
+
+def int_bounds(graph) -> dict:
+    """Largest magnitude of any intermediate integer, per layer and for the readout."""
+    inp = graph.input
+    limit = {inp.name: 2.0 ** (inp.value_bits - 1) - 1}
+    bounds = {}
+    for layer in graph.layers:
+        a = 0.0
+        for p in graph.projections_into(layer.name):
+            w = np.abs(np.asarray(p.weight, np.float64)).reshape(len(p.weight), -1).sum(1).max()
+            a += limit.get(p.source, 1.0) * w * 2.0 ** max(layer.weight_exp, 0)
+        bias = np.abs(np.asarray(layer.bias, np.float64)).max() * 2.0 ** layer.bias_exp
+        bounds[layer.name] = max(a * 64, 2.0 ** 35) + 2.0 ** STATE_BITS + bias
+    ro = graph.readout
+    h, w = graph.nodes[ro.sources[0]].shape[1:]
+    bounds[ro.name] = (graph.timesteps * h * w * len(ro.sources)
+                       * np.abs(np.asarray(ro.weight, np.float64)).sum(1).max())
+    return bounds
+
+
+def check_exact(graph):
+    for name, bound in int_bounds(graph).items():
+        if bound >= EXACT:
+            raise UserError(f"node {name!r}: integer values up to {bound:.3g} do not fit float64's "
+                            f"exact range (2^53); reduce weight bits or fan-in")
+
+
+DOUBLE, INT64, UINT8 = TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8
