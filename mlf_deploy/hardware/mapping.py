@@ -1,0 +1,258 @@
+"""Greedy per-layer allocation of a deployment graph to the cores of a :class:`Target`, and its
+design-rule check.
+
+Each layer is mapped on its own (no two layers share a core, as lava-dl NetX places blocks). A core
+holds blocks of whole output rows with all channels and all K level LIFs (neighbouring rows share
+most of their receptive field, so row blocks keep input axons low); the row block is the largest
+one whose neurons, synaptic memory and input axons all fit; if even one row does not fit, the
+channels are split. The limit that stopped a larger block is reported as the layer's *binding*
+limit. Fan-out (distinct (neuron, destination core) edges) is counted once every layer is placed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlf_deploy.energy.counting import conv_fanout
+from mlf_deploy.ir import Graph
+from mlf_deploy.hardware.target import LOIHI2, Target
+
+
+@dataclass
+class Core:
+    layer: str
+    rows: tuple  # output rows [r0, r1)
+    channels: tuple  # output channels [c0, c1)
+    neurons: int
+    synapse_bytes: float
+    axons_in: int
+    axons_out: int = 0
+
+
+@dataclass
+class LayerMapping:
+    name: str
+    neurons: int  # K level LIFs x C x H x W
+    cores: int
+    rows_per_core: int
+    channels_per_core: int
+    binding: list  # limits that forced more than one core ("neurons", "memory", "fan_in")
+    synapse_bytes: float
+    max_core_bytes: float
+    max_axons_in: int
+    max_axons_out: int = 0
+
+
+@dataclass
+class Mapping:
+    target: dict
+    cores: int
+    chips_needed: int
+    pipeline_depth: int
+    neuron_utilisation: float  # mean fraction of neurons_per_core used over the cores
+    memory_utilisation: float  # mean fraction of synaptic memory used
+    layers: list = field(default_factory=list)
+    core_list: list = field(default_factory=list)
+    violations: list = field(default_factory=list)  # (rule, node, message)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["violations"] = [{"rule": r, "node": n, "message": m} for r, n, m in self.violations]
+        return d
+
+    def table(self) -> str:
+        head = (f"{'layer':<24} {'neurons':>8} {'cores':>5} {'rows/core':>9} {'ch/core':>7} "
+                f"{'KB/core':>8} {'axons_in':>8} {'axons_out':>9}  binding")
+        rows = [head, "-" * len(head)]
+        for r in self.layers:
+            rows.append(f"{r.name:<24} {r.neurons:>8} {r.cores:>5} {r.rows_per_core:>9} {r.channels_per_core:>7} "
+                        f"{r.max_core_bytes / 1024:>8.1f} {r.max_axons_in:>8} {r.max_axons_out:>9}  "
+                        f"{','.join(r.binding) or '-'}")
+        rows.append(f"{self.cores} cores on {self.chips_needed} chip(s) of {self.target['name']}; "
+                    f"neuron use {self.neuron_utilisation:.1%}, memory use {self.memory_utilisation:.1%}, "
+                    f"pipeline depth {self.pipeline_depth}")
+        rows += [f"DRC {rule} failed at {node}: {msg}" for rule, node, msg in self.violations]
+        return "\n".join(rows)
+
+
+def _geometry(graph: Graph, p):
+    """(C_in, H_in, W_in, kh, kw, stride, padding) of a projection; dense as a full-input conv."""
+    c, h, w = graph.nodes[p.source].shape
+    if p.kind == "dense":
+        return c, h, w, h, w, (1, 1), (0, 0)
+    return c, h, w, p.weight.shape[2], p.weight.shape[3], tuple(p.stride), tuple(p.padding)
+
+
+def _taps(geo, out_hw) -> np.ndarray:
+    """Valid kernel taps per output position ``(H_out, W_out)`` (borders read fewer inputs)."""
+    _, h, w, kh, kw, stride, pad = geo
+    ones = torch.ones(1, 1, h, w, dtype=torch.float64)
+    return F.conv2d(ones, torch.ones(1, 1, kh, kw, dtype=torch.float64), stride=stride,
+                    padding=pad)[0, 0].round().numpy()[:out_hw[0], :out_hw[1]]
+
+
+def _reach(lo_out, hi_out, size, k, s, p) -> int:
+    """Input rows (or cols) read by outputs ``[lo_out, hi_out)``; a strided 1x1 skips some."""
+    return len({o * s - p + i for o in range(lo_out, hi_out) for i in range(k)} & set(range(size)))
+
+
+def _bits(graph, p, target):
+    return p.weight_bits or target.weight_bits
+
+
+class _LayerCost:
+    def __init__(self, graph, layer, target):
+        self.graph, self.target = graph, target
+        self.k = len(layer.populations)
+        self.c, self.h, self.w = layer.shape
+        self.projections = graph.projections_into(layer.name)
+        self.geos = [_geometry(graph, p) for p in self.projections]
+        self.taps = [_taps(g, (self.h, self.w)) for g in self.geos]
+        groups = {}
+        for p, g in zip(self.projections, self.geos):
+            groups.setdefault((p.weight.tobytes(), p.weight.shape), (p, g))
+        self.unique = list(groups.values())
+
+    def chunk(self, r0, r1, cc):
+        neurons = self.k * cc * (r1 - r0) * self.w
+        if self.target.weight_sharing:
+            mem = sum(cc * g[0] * g[3] * g[4] * _bits(self.graph, p, self.target) / 8
+                      for p, g in self.unique)
+        else:
+            mem = sum(self.k * cc * g[0] * t[r0:r1].sum() * _bits(self.graph, p, self.target) / 8
+                      for p, g, t in zip(self.projections, self.geos, self.taps))
+        axons = sum(g[0] * _reach(r0, r1, g[1], g[3], g[5][0], g[6][0])
+                    * _reach(0, self.w, g[2], g[4], g[5][1], g[6][1]) for g in self.geos)
+        return neurons, float(mem), int(axons)
+
+    def failing(self, r0, r1, cc):
+        n, mem, ax = self.chunk(r0, r1, cc)
+        t = self.target
+        return [name for name, bad in (("neurons", n > t.neurons_per_core),
+                                       ("memory", mem > t.synaptic_memory_bytes),
+                                       ("fan_in", ax > t.fan_in_axons)) if bad]
+
+
+def _place(cost: _LayerCost, name: str, cap=None):
+    """Largest row block (then channel block) that fits, at most ``cap`` = (rows, channels).
+
+    Returns the cores, rows and channels per core, and the limits that failed for the next larger
+    block (the binding limits)."""
+    h, c = cost.h, cost.c
+    max_rows, max_cc = cap or (h, c)
+    blocks = lambda r: [(i, min(i + r, h)) for i in range(0, h, r)]
+    fails = lambda r, cc: sorted({f for a, b in blocks(r) for f in cost.failing(a, b, cc)})
+    even = lambda size, n: -(-size // -(-size // n))  # same block count, sizes as equal as possible
+
+    def build(r, cc):
+        r, cc = even(h, r), even(c, cc)
+        return [Core(name, (a, b), (c0, min(c0 + cc, c)), *cost.chunk(a, b, min(c0 + cc, c) - c0))
+                for a, b in blocks(r) for c0 in range(0, c, cc)]
+
+    binding = []
+    if max_cc == c:
+        for r in range(max_rows, 0, -1):
+            f = fails(r, c)
+            if not f:
+                return build(r, c), even(h, r), c, binding
+            binding = f
+    for cc in range(max_cc, 0, -1):  # one full row does not fit: split channels
+        f = [x for x in fails(1, cc) if x != "fan_in"]  # fewer channels need the same input axons
+        if not f:
+            break
+        binding = sorted(set(binding) | set(f))
+    return build(1, cc), 1, even(c, cc), binding
+
+
+def layer_depths(graph: Graph) -> dict:
+    """Layer -> layers along the longest path from the input (the stem is 1)."""
+    depth = {}
+    for layer in graph.layers:
+        src = [0 if p.source == graph.input.name else depth[graph.nodes[p.source].layer]
+               for p in graph.projections_into(layer.name)]
+        depth[layer.name] = 1 + max(src)
+    return depth
+
+
+def pipeline_depth(graph: Graph) -> int:
+    depth = layer_depths(graph)
+    return max(depth[graph.nodes[s].layer] for s in graph.readout.sources)
+
+
+def _fan_out(graph: Graph, cores: list) -> None:
+    """Count each core's output edges: (source neuron, destination core) pairs, the readout one."""
+    by_layer = {}
+    for core in cores:
+        by_layer.setdefault(core.layer, []).append(core)
+    readout = set(graph.readout.sources)
+    out_of = {}
+    for p in graph.projections:
+        out_of.setdefault(p.source, []).append(p)
+    for core in cores:
+        layer = graph.nodes[core.layer]
+        edges = 0
+        for pop in layer.populations:
+            per_row = np.zeros(layer.shape[1])
+            for p in out_of.get(pop, []):
+                t_rows = graph.nodes[p.target].shape[1]
+                if p.kind == "conv2d":
+                    _, _, _, kh, _, stride, pad = _geometry(graph, p)
+                    fan = conv_fanout((1, *p.weight.shape[1:]), layer.shape, stride, pad)[0]
+                    reads = lambda h: {o for o in range(t_rows) if 0 <= h + pad[0] - o * stride[0] < kh}
+                else:
+                    fan, reads = np.ones(layer.shape[1:]), lambda h: set(range(t_rows))
+                live_cols = (fan > 0).sum(1)
+                for h in range(*core.rows):
+                    outs = reads(h)
+                    hit = sum(1 for t in by_layer[p.target] if any(t.rows[0] <= o < t.rows[1] for o in outs))
+                    per_row[h] += live_cols[h] * hit
+            if pop in readout:
+                per_row[core.rows[0]:core.rows[1]] += layer.shape[2]
+            edges += int(per_row[core.rows[0]:core.rows[1]].sum()) * (core.channels[1] - core.channels[0])
+        core.axons_out = edges
+
+
+def map_graph(graph: Graph, target: Target = LOIHI2, rules=None) -> Mapping:
+    """Allocate every layer of ``graph`` to cores of ``target`` and run the design-rule check.
+
+    Args:
+        graph: a deployment graph (int for the numeric rules; a float graph is mapped with the
+            target's weight bits and skips them).
+        rules: the DRC rule list; default :data:`mlf_deploy.hardware.rules.HARDWARE_RULES`.
+    """
+    from mlf_deploy.hardware.rules import HARDWARE_RULES, check_mapping
+
+    costs = {layer.name: _LayerCost(graph, layer, target) for layer in graph.layers}
+    caps, extra = {}, {}
+    for _ in range(64):  # fan-out depends on the placement of the targets: shrink until it fits
+        placed = {name: _place(cost, name, caps.get(name)) for name, cost in costs.items()}
+        cores = [c for p in placed.values() for c in p[0]]
+        _fan_out(graph, cores)
+        changed = False
+        for name, (cs, rows, cc, _) in placed.items():
+            worst = max(c.axons_out for c in cs)
+            if worst > target.fan_out_axons and (rows > 1 or cc > 1):
+                shrink = target.fan_out_axons / worst
+                caps[name] = ((max(1, min(rows - 1, int(rows * shrink))), cc) if rows > 1
+                              else (1, max(1, min(cc - 1, int(cc * shrink)))))
+                extra[name], changed = ["fan_out"], True
+        if not changed:
+            break
+    layers = []
+    for name, (cs, rows, cc, binding) in placed.items():
+        layers.append(LayerMapping(name, costs[name].k * costs[name].c * costs[name].h * costs[name].w,
+                                   len(cs), rows, cc, sorted(set(binding) | set(extra.get(name, []))),
+                                   sum(c.synapse_bytes for c in cs), max(c.synapse_bytes for c in cs),
+                                   max(c.axons_in for c in cs), max(c.axons_out for c in cs)))
+    mapping = Mapping(target.to_dict(), len(cores), math.ceil(len(cores) / target.cores_per_chip),
+                      pipeline_depth(graph),
+                      float(np.mean([c.neurons / target.neurons_per_core for c in cores])),
+                      float(np.mean([c.synapse_bytes / target.synaptic_memory_bytes for c in cores])),
+                      layers, cores)
+    mapping.violations = check_mapping(graph, mapping, target, HARDWARE_RULES if rules is None else rules)
+    return mapping

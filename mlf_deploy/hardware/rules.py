@@ -1,0 +1,84 @@
+"""Design rules of a mapping, as small named functions (as :mod:`mlf_deploy.quantization.rules`).
+
+Each rule takes ``(graph, mapping, target)`` and yields ``(node, message)`` per failure; the
+fixed-point rules of an int graph come from ``find_violations(graph, LOIHI_RULES)``.
+"""
+
+from __future__ import annotations
+
+from mlf_deploy.quantization.rules import LOIHI_RULES, find_violations
+
+
+def core_neurons_fit(graph, mapping, target):
+    for c in mapping.core_list:
+        if c.neurons > target.neurons_per_core:
+            yield c.layer, f"a core holds {c.neurons} neurons; the target has {target.neurons_per_core}"
+
+
+def core_memory_fits(graph, mapping, target):
+    worst = {}
+    for c in mapping.core_list:
+        worst[c.layer] = max(worst.get(c.layer, 0), c.synapse_bytes)
+    for layer, b in worst.items():
+        if b > target.synaptic_memory_bytes:
+            yield layer, (f"one output row needs {b / 1024:.1f} KB of synapses per core; the target "
+                          f"has {target.synaptic_memory_bytes / 1024:.0f} KB")
+
+
+def core_fan_in_fits(graph, mapping, target):
+    for lm in mapping.layers:
+        if lm.max_axons_in > target.fan_in_axons:
+            yield lm.name, (f"a core needs {lm.max_axons_in} input axons even for one output row; "
+                            f"the target takes {target.fan_in_axons}")
+
+
+def core_fan_out_fits(graph, mapping, target):
+    for lm in mapping.layers:
+        if lm.max_axons_out > target.fan_out_axons:
+            yield lm.name, (f"a core sends {lm.max_axons_out} output edges; the target takes "
+                            f"{target.fan_out_axons}")
+
+
+def residual_delays_fit(graph, mapping, target):
+    """Every synapse on the chip adds one step, so paths of different depth into one layer must be
+    aligned with synaptic delays on the shorter ones (ecosystem.md §0.2)."""
+    from mlf_deploy.hardware.mapping import layer_depths
+
+    depth = layer_depths(graph)
+    for layer in graph.layers:
+        src = [0 if p.source == graph.input.name else depth[graph.nodes[p.source].layer]
+               for p in graph.projections_into(layer.name)]
+        if max(src) - min(src) > target.max_delay:
+            yield layer.name, (f"paths into it differ by {max(src) - min(src)} layers; delays reach "
+                               f"only {target.max_delay} steps")
+
+
+def cores_fit_chips(graph, mapping, target):
+    if mapping.cores > target.cores_per_chip * target.chips:
+        yield graph.readout.name, (f"{mapping.cores} cores needed; {target.chips} chip(s) have "
+                                   f"{target.cores_per_chip * target.chips}")
+
+
+def weights_fit_target(graph, mapping, target):
+    for p in graph.projections:
+        if p.weight_bits > target.weight_bits:
+            yield p.target, f"projection {p.name}: {p.weight_bits}-bit weights; the target takes {target.weight_bits}"
+
+
+def states_fit_target(graph, mapping, target):
+    from mlf_deploy.quantization.rules import STATE_BITS
+
+    if graph.numeric == "int" and STATE_BITS > target.state_bits:
+        yield graph.input.name, f"the int graph assumes {STATE_BITS}-bit states; the target has {target.state_bits}"
+
+
+HARDWARE_RULES = [core_neurons_fit, core_memory_fits, core_fan_in_fits, core_fan_out_fits,
+                  residual_delays_fit, cores_fit_chips, weights_fit_target, states_fit_target]
+
+
+def check_mapping(graph, mapping, target, rules=HARDWARE_RULES) -> list[tuple[str, str, str]]:
+    """``(rule name, node, message)`` for every failure, the fixed-point rules included."""
+    failures = [(rule.__name__, node, msg) for rule in rules for node, msg in rule(graph, mapping, target)]
+    if graph.numeric == "int":
+        failures += find_violations(graph, LOIHI_RULES)
+    return failures
