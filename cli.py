@@ -75,12 +75,12 @@ def _widths(ctx, param, value):
 @click.option("--timesteps", type=click.IntRange(1), help="T [default: the preset's / data set's]")
 @click.option("--variant", type=click.Choice(["ds", "plain"]), help="[default: ds]")
 @click.option("--widths", callback=_widths, help="three stage widths, e.g. 16,32,64")
-@click.option("--epochs", type=int, help="[default: 30 for digits, the paper's otherwise]")
+@click.option("--epochs", type=int, help="[default: 15 for digits, the paper's otherwise]")
 @click.option("--batch-size", type=int, help="[default: 32 for digits, the paper's otherwise]")
 @click.option("--lr", type=float, default=0.1)
 @click.option("--momentum", type=float, default=0.9)
 @click.option("--weight-decay", type=float, help="[default: 1e-4; 1e-3 for cifar10-dvs]")
-@click.option("--lr-step", type=int, help="StepLR period in epochs [default: 20 digits, 40 paper]")
+@click.option("--lr-step", type=int, help="StepLR period in epochs [default: 10 digits, 40 paper]")
 @click.option("--lr-gamma", type=float, default=0.1)
 @click.option("--seed", type=int, default=0)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
@@ -101,7 +101,8 @@ def train(no_progress, as_json, **options):
 
     \b
     Example:
-      mlf-deploy train --dataset digits --epochs 30 --out runs/digits --json
+      mlf-deploy train --dataset digits --out runs/digits --json
+      torchrun --nproc_per_node 2 cli.py train --epochs 5 --out runs/ddp
     """
     from mlf_deploy.training import TrainConfig, train as run_training
 
