@@ -1,6 +1,10 @@
-"""One portable file per graph: a zip of ``graph.json`` (schema, version, checksum, nodes) and one
-``.npy`` per array. Loading never executes code: JSON plus ``np.load(allow_pickle=False)``, and node
-classes are looked up by name in a fixed registry. A changed byte fails the zip CRC or the checksum.
+"""One portable file per graph.
+
+Layout: the line ``MLFGRAPH 1``, the line ``sha256:<hex of the rest of the file>``, then a zip of
+``graph.json`` (schema, version, content checksum, nodes) and one ``.npy`` per array. The outer hash
+makes any changed byte (zip metadata included) an error; the content checksum identifies the graph
+itself (ONNX and Lava exports carry it). Loading never executes code: JSON plus
+``np.load(allow_pickle=False)``, and node classes are looked up by name in a fixed registry.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -19,6 +24,7 @@ from mlf_deploy.ir.graph import Graph
 from mlf_deploy.ir.nodes import NODE_TYPES
 
 SCHEMA, SCHEMA_VERSION = "mlf-deploy-graph", 1
+MAGIC = b"MLFGRAPH 1\n"
 
 
 def node_to_dict(node, arrays: dict) -> dict:
@@ -82,19 +88,41 @@ def save_graph(graph: Graph, path) -> str:
     body, arrays = graph_to_dict(graph)
     checksum = _checksum(body, arrays)
     header = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "checksum": checksum, "graph": body}
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("graph.json", json.dumps(header, sort_keys=True, indent=1))
         for key, a in arrays.items():
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
             zf.writestr(f"arrays/{key}.npy", buf.getvalue())
+    data = payload.getvalue()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
     return checksum
+
+
+def _payload(path) -> bytes:
+    try:
+        raw = open(path, "rb").read()
+    except FileNotFoundError as exc:
+        raise UserError(f"graph file {path} does not exist") from exc
+    except OSError as exc:
+        raise UserError(f"cannot read graph file {path}: {exc.strerror}") from exc
+    if not raw.startswith(MAGIC):
+        raise UserError(f"{path} is not a valid graph file (no mlf-deploy graph header); "
+                        "write one with `mlf-deploy export --to ir`")
+    head, _, data = raw[len(MAGIC):].partition(b"\n")
+    if head != b"sha256:" + hashlib.sha256(data).hexdigest().encode():
+        raise UserError(f"{path} failed its checksum: the file is truncated or was changed after "
+                        "it was written; export it again")
+    return data
 
 
 def load_graph(path) -> Graph:
     """Read a graph file; any corruption, tampering or foreign file is one UserError."""
+    data = _payload(path)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
             header = json.loads(zf.read("graph.json"))
             if header.get("schema") != SCHEMA:
                 raise UserError(f"{path} is not an mlf-deploy graph file")
@@ -107,9 +135,7 @@ def load_graph(path) -> Graph:
                     arrays[name[7:-4]] = np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
     except UserError:
         raise
-    except FileNotFoundError as exc:
-        raise UserError(f"graph file {path} does not exist") from exc
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error) as exc:
         raise UserError(f"{path} is not a valid graph file (corrupt or truncated: {exc})") from exc
     if _checksum(header["graph"], arrays) != header.get("checksum"):
         raise UserError(f"{path} failed its checksum: the file was changed after it was written; "
