@@ -93,42 +93,100 @@ def mlf_step(x: torch.Tensor, state: MLFState | None, p: MLFParameters = MLFPara
     return s.sum(0), s, MLFState(u=u * keep)
 
 
+# Elements per level processed together. The update is a handful of elementwise passes per
+# timestep, each memory-bound on CPU; running all of them on a slice that stays in cache (K x 16K
+# floats = 192 KiB for K=3) instead of on whole layers is what makes the neuron cheap next to the
+# convolutions. Python dispatch per slice sets the lower bound on the size.
+_CHUNK = 1 << 14
+
+
+def _chunks(n, device):
+    step = n if device.type != "cpu" else _CHUNK  # a GPU wants whole tensors per kernel
+    return [(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _integrate(u, x_t, tau, first):
+    """``u <- tau * u + x_t`` in place, rounded like the paper's ``tau * u * (1 - s) + x`` (no FMA)."""
+    if first:
+        return u.copy_(x_t.expand_as(u))  # u[-1] = 0, and 0 + x == x
+    return u.mul_(tau).add_(x_t)
+
+
 class _MLFSequence(torch.autograd.Function):
-    """Whole-sequence MLF with the K levels vectorised and a hand-written backward (BPTT)."""
+    """Whole-sequence MLF over ``x`` ``(T, N)``, the K levels one tensor axis, hand-written BPTT.
+
+    Only ``x`` is saved: the backward pass recomputes the membranes of one cache-sized slice at a
+    time, which costs a few elementwise passes and saves K membranes per element (the per-step
+    autograd graph of the paper's code keeps several tensors per level and timestep). Masks are
+    kept as 0/1 floats: on CPU, comparisons into bool and ``masked_fill``/``where`` are several
+    times slower than the float arithmetic they replace, and multiplying by 1 or 0 is exact.
+    """
 
     @staticmethod
-    def forward(ctx, x, th, tau, width, detach_reset):
-        steps = x.shape[0]
-        u_prev = x.new_zeros((th.shape[0], *x.shape[1:]))
-        us = x.new_empty((steps, *u_prev.shape))
-        for t in range(steps):
-            us[t] = u_prev
-            us[t].mul_(tau).add_(x[t])
-            u_prev = us[t] * (us[t] <= th)
-        spikes = us > th
-        ctx.save_for_backward(us, th)
+    def forward(ctx, x, th, tau, width, detach_reset, record):
+        steps, n = x.shape
+        levels = th.shape[0]
+        out = torch.empty_like(x)
+        spikes = x.new_empty((levels, steps, n) if record else (0,))
+        states = x.new_empty((levels, steps, n) if record else (0,))
+        for lo, hi in _chunks(n, x.device):
+            u = x.new_empty((levels, hi - lo))
+            quiet = torch.empty_like(u)  # 1 - s: the level did not fire
+            for t in range(steps):
+                _integrate(u, x[t, lo:hi], tau, t == 0)
+                torch.le(u, th, out=quiet)
+                u.mul_(quiet)  # hard reset: u * (1 - s)
+                count = out[t, lo:hi]
+                torch.sum(quiet, 0, out=count)
+                count.neg_().add_(levels)  # small integers: exact
+                if record:
+                    torch.sub(1, quiet, out=spikes[:, t, lo:hi])
+                    states[:, t, lo:hi] = u
+        ctx.save_for_backward(x, th)
         ctx.tau, ctx.width, ctx.detach_reset = tau, width, detach_reset
-        ctx.mark_non_differentiable(spikes)
-        return spikes.sum(1, dtype=x.dtype), spikes
+        ctx.mark_non_differentiable(spikes, states)
+        return out, spikes, states
 
     @staticmethod
-    def backward(ctx, grad_out, _grad_spikes):
-        us, th = ctx.saved_tensors
-        tau, width = ctx.tau, ctx.width
-        grad_x = torch.empty_like(grad_out)
-        g_next = torch.zeros_like(us[0])  # dL/du_k[t+1]; nothing follows the last step
-        for t in range(us.shape[0] - 1, -1, -1):
-            u = us[t]
-            fired = u > th
-            g_carry = g_next * tau
-            g_spike = grad_out[t].unsqueeze(0).expand_as(u)
-            if not ctx.detach_reset:
-                g_spike = g_spike - g_carry * u
-            window = (u - th).abs() < width / 2
-            g_u = g_spike * window / width + g_carry * ~fired
-            grad_x[t] = g_u.sum(0)
-            g_next = g_u
-        return grad_x, None, None, None, None
+    def backward(ctx, grad_out, _grad_spikes, _grad_states):
+        # With W = rect(u[t]) (the surrogate window, 0/1) and R = 1 - s[t], the chain rule through
+        # u[t+1] = tau*u[t]*(1 - s[t]) + x[t+1] gives
+        #   dL/du[t] = W/a * (dL/do[t] - tau*g*u[t]) + tau*g*R,   g = dL/du[t+1]
+        #            = W/a * dL/do[t] + Q * g,                    Q = tau*(R - W*u[t]/a)
+        # (Q = tau*R when the reset is detached), and dL/dx[t] = sum_k dL/du_k[t]. Q and W depend
+        # on the forward pass only, so the reverse sweep is two passes and a sum per timestep.
+        x, th = ctx.saved_tensors
+        tau, width, detach_reset = ctx.tau, ctx.width, ctx.detach_reset
+        steps, n = x.shape
+        levels = th.shape[0]
+        grad_out = grad_out.contiguous()
+        if width != 1:
+            grad_out = grad_out / width
+        grad_x = torch.empty_like(x)
+        for lo, hi in _chunks(n, x.device):
+            shape = (levels, hi - lo)
+            window = x.new_empty((steps, *shape))
+            q = x.new_empty((steps, *shape))
+            u = x.new_empty(shape)
+            quiet = x.new_empty(shape)
+            for t in range(steps):  # recompute this slice's membranes, keep W and Q
+                _integrate(u, x[t, lo:hi], tau, t == 0)
+                torch.le(u, th, out=quiet)
+                torch.sub(u, th, out=window[t]).abs_()
+                torch.lt(window[t], width / 2, out=window[t])
+                if detach_reset:
+                    torch.mul(quiet, tau, out=q[t])
+                else:
+                    torch.mul(window[t], u, out=q[t]).mul_(-1 / width).add_(quiet).mul_(tau)
+                u.mul_(quiet)
+            g = x.new_empty(shape)
+            for t in range(steps - 1, -1, -1):
+                if t == steps - 1:
+                    torch.mul(window[t], grad_out[t, lo:hi], out=g)
+                else:
+                    g.mul_(q[t]).addcmul_(window[t], grad_out[t, lo:hi])
+                torch.sum(g, 0, out=grad_x[t, lo:hi])
+        return grad_x, None, None, None, None, None
 
 
 class MLF(nn.Module):
@@ -151,19 +209,12 @@ class MLF(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.p._asdict().items())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        th = _threshold_tensor(self.p, x[0])
-        out, spikes = _MLFSequence.apply(x, th, self.p.tau, self.p.surrogate_width,
-                                         self.p.detach_reset)
+        th = torch.tensor(self.p.thresholds(), dtype=x.dtype, device=x.device).view(-1, 1)
+        flat = x.reshape(x.shape[0], -1)
+        out, spikes, states = _MLFSequence.apply(flat, th, self.p.tau, self.p.surrogate_width,
+                                                 self.p.detach_reset, self.record)
         if self.record:
-            self.recorded = {"spikes": spikes.transpose(0, 1).to(torch.uint8),
-                             "state": self._post_reset_states(x.detach(), th)}
-        return out
-
-    def _post_reset_states(self, x, th):
-        u = x.new_zeros((self.p.levels, *x.shape[1:]))
-        out = []
-        for t in range(x.shape[0]):
-            u = self.p.tau * u + x[t]
-            u = u * (u <= th)
-            out.append(u)
-        return torch.stack(out, 1)
+            shape = (self.p.levels, *x.shape)
+            self.recorded = {"spikes": spikes.view(shape).to(torch.uint8),
+                             "state": states.view(shape)}
+        return out.view(x.shape)
