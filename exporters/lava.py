@@ -1,0 +1,349 @@
+"""Deployment graph -> Lava process graph (lava-nc 0.10, ``Loihi2SimCfg`` floating_pt / fixed_pt).
+
+One ``LIFReset`` per Population, one ``Conv`` (or ``Dense``) per Projection; the projections into a
+layer all connect to the same ``a_in`` of its K LIFs (Lava sums fan-in). Every connection process
+delays by one step, so a layer at depth ``d`` (connection hops from the input) sees model step ``t``
+at Lava step ``t + d``; skip paths from shallower layers are delay-matched by a shared relay
+(``DelaySparse`` identity + copy ``LIF``) per (source population, extra delay). See docs/lava.md.
+
+The builder functions below use only numpy and lava: :func:`export_lava` copies their source into
+the standalone loader, so the exported network is built by the code the tests check.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from exporters import lava_import
+from exporters.lava_import import import_lava
+from mlf_deploy.quantization.rules import LOIHI_RULES, RuleViolation, check_rules
+
+MAX_DELAY = 63  # DelaySparse holds 6-bit delays, as Loihi 2
+
+
+# -- Lava-specific design rules (on top of LOIHI_RULES) -----------------------------------------
+def lava_conv_weight_exp_nonnegative(graph):
+    """Lava's fixed_pt Conv ignores weight_exp; a non-negative one is folded into the weights, a
+    negative one (floor shift) is only possible for input projections, which run on the host."""
+    for p in graph.projections:
+        layer = graph.nodes[p.target]
+        if graph.numeric == "int" and p.kind == "conv2d" and p.source != graph.input.name \
+                and layer.weight_exp < 0:
+            yield layer.name, f"projection {p.name}: weight exponent {layer.weight_exp} < 0"
+
+
+def lava_projection_kind_supported(graph):
+    for p in graph.projections:
+        if p.kind not in ("conv2d", "dense"):
+            yield p.target, f"projection {p.name}: kind {p.kind!r} has no Lava process"
+
+
+def lava_reset_to_zero(graph):
+    for p in graph.populations:
+        if p.v_reset != 0:
+            yield p.name, f"reset value {p.v_reset}: Lava's LIF resets to 0"
+
+
+def lava_skip_delay_fits_6_bits(graph):
+    depth = layer_depths(graph)
+    for p in graph.projections:
+        if p.source != graph.input.name:
+            extra = depth[p.target] - depth[graph.nodes[p.source].layer] - 1
+            if extra - 1 > MAX_DELAY:
+                yield p.target, f"projection {p.name} needs a {extra}-step skip delay"
+
+
+LAVA_RULES = [lava_conv_weight_exp_nonnegative, lava_projection_kind_supported, lava_reset_to_zero,
+              lava_skip_delay_fits_6_bits]
+
+
+def check_lava(graph) -> None:
+    """Refuse a graph Lava cannot run exactly, naming rule and node, before any process exists."""
+    if graph.numeric == "int":
+        return check_rules(graph, LOIHI_RULES + LAVA_RULES)
+    fails = [f"{r.__name__} failed at {n}: {m}" for r in LAVA_RULES[1:] for n, m in r(graph)]
+    if fails:
+        raise RuleViolation("; ".join(fails[:5]))
+
+
+# -- builder (numpy + lava only; embedded verbatim in the exported loader) ----------------------
+def correlate(x, w, stride, pad):
+    """torch-style cross-correlation in Lava's layout: ``x`` (W, H, Cin), ``w`` (Cout, kW, kH, Cin)
+    -> (Wo, Ho, Cout); exact for integer arrays."""
+    xp = np.pad(x, ((pad[0], pad[0]), (pad[1], pad[1]), (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, w.shape[1:3], axis=(0, 1))
+    return np.tensordot(win[::stride[0], ::stride[1]], w, axes=([2, 3, 4], [3, 1, 2]))
+
+
+def lava_shape(shape):
+    return tuple(int(d) for d in shape[::-1])  # IR (C, H, W) -> Lava (X=W, Y=H, C)
+
+
+def host_fed(graph, p):
+    """Input projections into an int layer with a negative weight exponent (typically the stem):
+    Lava's Conv cannot floor-shift, so their current is computed on the host exactly as the IR
+    defines it and fed by a RingBuffer straight into the LIFs' a_in (no connection delay)."""
+    return p.source == graph.input.name and graph.numeric == "int" \
+        and graph.nodes[p.target].weight_exp < 0
+
+
+def layer_depths(graph):
+    """Lava step at which each layer sees model step 0 (connection hops from the input)."""
+    depth = {}
+    for layer in graph.layers:
+        depth[layer.name] = max(0 if host_fed(graph, p) else 1 if p.source == graph.input.name
+                                else depth[graph.nodes[p.source].layer] + 1
+                                for p in graph.projections_into(layer.name))
+    return depth
+
+
+def _lava_classes():
+    import_lava()
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.lif.process import LIF, LIFReset
+    from lava.proc.sparse.process import DelaySparse
+    return SimpleNamespace(Conv=Conv, Dense=Dense, RingBuffer=RingBuffer, LIF=LIF,
+                           LIFReset=LIFReset, DelaySparse=DelaySparse)
+
+
+def lava_weight(graph, p):
+    """Conv: (Cout, kW, kH, Cin), kernel flipped (Lava convolves), weight_exp >= 0 folded in, since
+    Lava's fixed_pt Conv ignores weight_exp (and has no 8-bit clip). Dense: columns in Lava's
+    flattening order of the (W, H, C) source; its own weight_exp does the (floor) shift."""
+    w = np.asarray(p.weight)
+    if graph.numeric == "int":
+        w = w.astype(np.int64)
+    if p.kind == "dense":
+        c, h, wd = graph.nodes[p.source].shape
+        return w.reshape(len(w), c, h, wd).transpose(0, 3, 2, 1).reshape(len(w), -1)
+    if graph.numeric == "int" and not host_fed(graph, p):
+        w = w << graph.nodes[p.target].weight_exp
+    return np.ascontiguousarray(w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :])
+
+
+def build_processes(graph, frames):
+    """``frames`` (T, B, C, H, W): the values the Input delivers. Sample ``j`` occupies Lava steps
+    ``j*T .. j*T+T-1`` shifted by each layer's depth; LIFReset zeroes each population when its
+    next sample starts, so samples tile back to back with no blank steps."""
+    lv, integer = _lava_classes(), graph.numeric == "int"
+    steps_t, batch = frames.shape[:2]
+    depth, n = layer_depths(graph), steps_t * batch
+    steps = n + max(depth.values())
+    seq = frames.transpose(1, 0, 4, 3, 2).reshape(n, *lava_shape(graph.input.shape))
+    bits = graph.input.value_bits or 24  # graded RingBuffer messages (num_message_bits > 0)
+    net = SimpleNamespace(lifs={}, depth={}, steps=steps, procs=[], feeds={}, relays={})
+
+    def add(proc):
+        net.procs.append(proc)
+        return proc
+
+    def feed(values, offset):  # (n, *shape) -> RingBuffer whose row j*T+t+offset is sample j, step t
+        data = np.zeros((*values.shape[1:], steps), np.int32 if integer else np.float64)
+        data[..., offset:offset + n] = np.moveaxis(values, 0, -1)
+        return add(lv.RingBuffer(data=data))
+
+    def relay(pop, extra):  # pop's spikes delayed by `extra` steps
+        if (pop, extra) not in net.relays:
+            lif, shape = net.lifs[pop], lava_shape(graph.nodes[pop].shape)
+            eye = np.eye(int(np.prod(shape)), dtype=np.int32 if integer else float)
+            link = add(lv.DelaySparse(weights=eye, delays=extra - 1))
+            copy = add(lv.LIF(shape=shape, **(dict(du=4095, dv=4096, vth=0) if integer
+                                              else dict(du=1.0, dv=1.0, vth=0.5))))
+            lif.s_out.flatten().connect(link.s_in)
+            link.a_out.reshape(shape).connect(copy.a_in)
+            net.relays[pop, extra] = copy
+        return net.relays[pop, extra]
+
+    for layer in graph.layers:
+        d, shape = depth[layer.name], lava_shape(layer.shape)
+        bias = np.broadcast_to(np.asarray(layer.bias), shape)
+        targets = []
+        for pop in graph.populations_of(layer.name):
+            rho = float(pop.v_retention)
+            kw = dict(du=4095, dv=4096 - round(rho * 4096), vth=int(pop.v_threshold),
+                      bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
+                else dict(du=1.0, dv=1.0 - rho, vth=float(pop.v_threshold),
+                          bias_mant=bias.astype(np.float64), bias_exp=0)
+            lif = add(lv.LIFReset(shape=shape, reset_interval=steps_t, reset_offset=(1 + d) % steps_t,
+                                  name=pop.name, **kw))
+            net.lifs[pop.name], net.depth[pop.name] = lif, d
+            targets.append(lif.a_in)
+        host = [p for p in graph.projections_into(layer.name) if host_fed(graph, p)]
+        if host:
+            cur = 0
+            for p in host:
+                w, x = lava_weight(graph, p), seq.astype(np.int64)
+                a = x.reshape(n, -1) @ w.T if p.kind == "dense" else np.stack(
+                    [correlate(f, w[:, ::-1, ::-1, :], p.stride[::-1], p.padding[::-1]) for f in x])
+                cur = cur + (a >> -layer.weight_exp)  # floor, per projection, as the IR defines
+            src = feed(cur.reshape(n, *shape), d)
+            for t in targets:
+                src.s_out.connect(t)
+        for p in graph.projections_into(layer.name):
+            if p in host:
+                continue
+            if p.source == graph.input.name:
+                if d - 1 not in net.feeds:
+                    net.feeds[d - 1] = feed(seq, d - 1)
+                src, src_shape, graded = net.feeds[d - 1], seq.shape[1:], bits
+            else:
+                extra = d - depth[graph.nodes[p.source].layer] - 1
+                src = relay(p.source, extra) if extra else net.lifs[p.source]
+                src_shape, graded = lava_shape(graph.nodes[p.source].shape), 0
+            w = lava_weight(graph, p)
+            if p.kind == "conv2d":
+                conn = add(lv.Conv(weight=w, input_shape=src_shape, stride=tuple(p.stride[::-1]),
+                                   padding=tuple(p.padding[::-1]), num_message_bits=graded, name=p.name))
+                src.s_out.connect(conn.s_in)
+                out = conn.a_out
+            else:  # num_weight_bits=9: Lava's Dense drops a mixed-sign weight's LSB otherwise
+                conn = add(lv.Dense(weights=w, weight_exp=int(layer.weight_exp) if integer else 0,
+                                    num_weight_bits=9, num_message_bits=graded, name=p.name))
+                src.s_out.flatten().connect(conn.s_in)
+                out = conn.a_out.reshape(shape)
+            for t in targets:
+                out.connect(t)
+    return net
+
+
+# -- export --------------------------------------------------------------------------------------
+_BUILDER = (correlate, lava_shape, host_fed, layer_depths, _lava_classes, lava_weight, build_processes)
+
+
+def export_lava(graph, out_dir) -> Path:
+    """Write ``graph.mlfg``, ``run_lava_network.py`` (numpy + zipfile + json + lava only) and
+    ``README.md`` into ``out_dir``, atomically (a temp dir renamed into place)."""
+    from mlf_deploy.ir import save_graph
+
+    check_lava(graph)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_graph(graph, tmp / "graph.mlfg")
+        body = "\n\n".join(inspect.getsource(f) for f in _BUILDER)
+        script = _LOADER.replace("# @SHIM@", inspect.getsource(lava_import))
+        (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
+        (tmp / "README.md").write_text(_README)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+_README = """# MLF network for Lava
+
+- `graph.mlfg`: the int deployment graph (a zip of `graph.json` + one `.npy` per array).
+- `run_lava_network.py`: rebuilds the Lava processes from it and runs them (numpy + lava-nc 0.10 only):
+  `python run_lava_network.py --input x.npy --out result.npz`. `x.npy` holds static images
+  `(B, C, H, W)` or event frames `(T, B, C, H, W)` in model units; `result.npz` gets `logits` and the
+  readout populations' spikes per model step.
+
+Mapping: one `LIFReset` per population (fixed_pt: du=4095, dv=4096-round(rho*4096), vth mantissa,
+bias_mant/bias_exp), one `Conv` per projection (kernel flipped, (W, H, C) layout, weight_exp folded in),
+fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths are delayed with
+`DelaySparse` + relay LIFs and layer `l` at depth `d` shows model step `t` at Lava step `t + d`.
+Input projections with a negative weight exponent are computed host-side and fed by a RingBuffer.
+"""
+
+_LOADER = '''"""Rebuild and run an exported MLF network on Lava; needs numpy and lava-nc 0.10 only."""
+import argparse
+import io
+import json
+import zipfile
+from types import SimpleNamespace
+
+import numpy as np
+
+# @SHIM@
+
+
+class Graph:
+    def __init__(self, path):
+        with zipfile.ZipFile(path) as zf:
+            body = json.loads(zf.read("graph.json"))["graph"]
+            arrays = {n[7:-4]: np.load(io.BytesIO(zf.read(n)), allow_pickle=False)
+                      for n in zf.namelist() if n.startswith("arrays/")}
+        fix = lambda v: arrays[v["$array"]] if isinstance(v, dict) else \\
+            tuple(tuple(i) if isinstance(i, list) else i for i in v) if isinstance(v, list) else v
+        self.nodes = {d["name"]: SimpleNamespace(**{k: fix(v) for k, v in d.items()})
+                      for d in body["nodes"]}
+        self.numeric, self.metadata = body["numeric"], body["metadata"]
+        kind = lambda t: [n for n in self.nodes.values() if n.type == t]
+        self.input, self.readout, self.layers = kind("Input")[0], kind("Readout")[0], kind("Layer")
+        self.projections = kind("Projection")
+
+    def projections_into(self, layer):
+        return [p for p in self.projections if p.target == layer]
+
+    def populations_of(self, layer):
+        return [self.nodes[n] for n in self.nodes[layer].populations]
+
+
+def deliver(graph, x):
+    """Raw input -> the (T, B, C, H, W) values the graph's Input delivers (normalise, quantise)."""
+    inp = graph.input
+    x = np.broadcast_to(x, (inp.timesteps, *x.shape)) if x.ndim == 4 else x
+    if "input_gain" in graph.metadata:
+        x = x * np.asarray(graph.metadata["input_gain"])[:, None, None] \\
+            + np.asarray(graph.metadata["input_offset"])[:, None, None]
+    if graph.numeric == "int":
+        lim = 2 ** (inp.value_bits - 1) - 1
+        x = np.clip(np.round(x / inp.scale), -lim, lim)
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+# @BUILDER@
+
+
+def run(graph, frames):
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.monitor.process import Monitor
+
+    net, (steps_t, batch) = build_processes(graph, frames), frames.shape[:2]
+    monitors = {}
+    for name in graph.readout.sources:
+        monitors[name] = Monitor()
+        monitors[name].probe(net.lifs[name].s_out, net.steps)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if graph.numeric == "int" else "floating_pt")
+    try:
+        net.procs[0].run(condition=RunSteps(num_steps=net.steps), run_cfg=cfg)
+        raw = {k: next(iter(next(iter(m.get_data().values())).values())) for k, m in monitors.items()}
+    finally:
+        net.procs[0].stop()
+    spikes, counts = {}, 0
+    for name, s in raw.items():
+        c, h, w = graph.nodes[name].shape
+        rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
+        s = np.asarray(s).reshape(net.steps, w, h, c)[rows].reshape(batch, steps_t, w, h, c)
+        spikes[name] = s.transpose(1, 0, 4, 3, 2).astype(np.uint8)  # (T, B, C, H, W)
+        counts = counts + spikes[name].sum(axis=(0, 3, 4), dtype=np.int64)
+    ro, (c, h, w) = graph.readout, graph.nodes[graph.readout.sources[0]].shape
+    logits = (counts @ ro.weight.T.astype(np.int64)) * ro.scale / (steps_t * h * w) + ro.bias
+    return logits, spikes
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--graph", default=__file__.rsplit("/", 1)[0] + "/graph.mlfg")
+    ap.add_argument("--input", required=True, help=".npy: (B, C, H, W) images or (T, B, C, H, W) events")
+    ap.add_argument("--out", default="result.npz")
+    args = ap.parse_args()
+    g = Graph(args.graph)
+    logits, spikes = run(g, deliver(g, np.load(args.input)))
+    np.savez(args.out, logits=logits, **{k.replace("/", "__"): v for k, v in spikes.items()})
+    print("predictions:", logits.argmax(1).tolist())
+'''
