@@ -96,3 +96,69 @@ def test_drc_names_rule_and_layer(graphs):
     tiny = map_graph(q, Target(cores_per_chip=4))
     assert [r for r, _, _ in tiny.violations] == ["cores_fit_chips"]
     assert "cores_fit_chips" in tiny.table()
+
+
+# ---- sweeps and plots ----------------------------------------------------------------------------
+
+from mlf_deploy.errors import UserError  # noqa: E402
+from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers  # noqa: E402
+from mlf_deploy.hardware.sweep import sweep, truncate, with_timesteps  # noqa: E402
+from runtimes.reference import run_reference  # noqa: E402
+
+
+def _runner(g, x):
+    return run_reference(g, x, record_states=False)
+
+
+@pytest.mark.parametrize("events", [False, True])
+def test_truncated_run_equals_a_shorter_run(events):
+    model = make_model(events=events)
+    g, q = make_graphs(model, events=events)
+    x = sample_input(6, events=events)
+    long = _runner(q, x)
+    for steps in (1, 2, 3):
+        short_graph = with_timesteps(q, steps)
+        direct = _runner(short_graph, x[:steps] if events else x)
+        cut = truncate(q, long, short_graph)
+        assert all((cut.spikes[k] == direct.spikes[k]).all() for k in direct.spikes)
+        np.testing.assert_allclose(cut.logits, direct.logits, rtol=1e-12, atol=1e-12)
+
+
+def test_with_timesteps_is_a_new_graph(graphs):
+    g, _ = graphs
+    g2 = with_timesteps(g, 2)
+    assert g2.timesteps == 2 and g.timesteps == 4 and g2.metadata["timesteps"] == 2
+    with pytest.raises(UserError):
+        with_timesteps(g, 0)
+
+
+def test_sweep_points_agree_with_direct_runs(graphs, tmp_path):
+    g, _ = graphs
+    x = sample_input(8)
+    y = np.arange(8) % 10
+    fast = sweep(g, x, y, _runner, (8, 4), (1, 4), input_max=2.0)
+    slow = sweep(g, x, y, _runner, (8, 4), (1, 4), input_max=2.0, reuse_prefix=False)
+    assert [(p.weight_bits, p.timesteps) for p in fast] == [(8, 1), (8, 4), (4, 1), (4, 4)]
+    for a, b in zip(fast, slow):
+        assert a.accuracy == b.accuracy and a.synops_per_inference == b.synops_per_inference
+        assert a.energy_pj == pytest.approx(b.energy_pj)
+    assert fast[1].latency_steps == 4 * 7 and fast[1].latency_steps_pipelined == 4 + 7 - 1
+    assert sum(fast[0].level_fraction) == pytest.approx(1.0)
+    plot_accuracy_energy(fast, tmp_path / "acc.png")
+    assert (tmp_path / "acc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_layer_plot_and_unwritable_path(graphs, tmp_path):
+    from mlf_deploy.energy import estimate
+
+    _, q = graphs
+    x = sample_input(2)
+    br = estimate(q, _runner(q, x))
+    plot_layers(br, tmp_path / "layers.png", "45nm-int8")
+    assert (tmp_path / "layers.png").stat().st_size > 1000
+    plot_layers(br, tmp_path / "loihi.png", "loihi1-proxy")  # no ANN bars without a MAC cost
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError):
+        plot_layers(br, blocker / "sub" / "p.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "layers.png", "loihi.png"]

@@ -14,6 +14,8 @@ so a neuron firing at level 3 costs 3x its fan-out, never binarised (ecosystem.m
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,17 @@ def conv_fanout(weight_shape, in_shape, stride, padding, mask=None) -> np.ndarra
         in_shape: ``(C_in, H, W)`` of the source.
         mask: optional ``(C_out, C_in, kh, kw)`` bool; ``None`` counts every synapse of the kernel.
     """
+    if mask is None:
+        return _dense_fanout(tuple(weight_shape), tuple(in_shape), tuple(stride), tuple(padding)).copy()
+    return _fanout(tuple(weight_shape), tuple(in_shape), tuple(stride), tuple(padding), mask)
+
+
+@functools.lru_cache(maxsize=256)
+def _dense_fanout(weight_shape, in_shape, stride, padding):
+    return _fanout(weight_shape, in_shape, stride, padding, None)
+
+
+def _fanout(weight_shape, in_shape, stride, padding, mask):
     c_out, c_in, kh, kw = weight_shape
     _, h, w = in_shape
     (sh, sw), (ph, pw) = stride, padding

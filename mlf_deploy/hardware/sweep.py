@@ -1,0 +1,121 @@
+"""Accuracy, SynOps, energy and latency of the integer deployment over weight bits and timesteps.
+
+Each point quantizes the float graph (with its Input re-set to ``T`` timesteps) and runs it with the
+caller's *runner* ``(graph, x) -> RunResult``, so this module imports no backend. Latency is
+``T x pipeline depth`` steps (each timestep passes through every layer of the longest path before
+the next starts, as the graph's same-timestep semantics require); a chip that pipelines timesteps
+finishes in ``T + depth - 1`` (also reported).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from mlf_deploy.energy import estimate
+from mlf_deploy.errors import UserError
+from mlf_deploy.hardware.mapping import pipeline_depth
+from mlf_deploy.ir import Graph
+from mlf_deploy.quantization import quantize
+from mlf_deploy.results import RunResult
+
+Runner = Callable[[Graph, object], RunResult]
+
+
+@dataclass
+class SweepPoint:
+    weight_bits: int
+    timesteps: int
+    accuracy: float
+    synops_per_inference: float
+    energy_pj: dict  # model name -> pJ per inference
+    ann_energy_pj: dict
+    latency_steps: int  # T x pipeline depth
+    latency_steps_pipelined: int  # T + depth - 1
+    level_fraction: list  # share of spikes at each level
+    firing_rate: float  # spikes per neuron position per step, network mean over layers
+    dormant_fraction: float
+    overflow_events: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def with_timesteps(graph: Graph, timesteps: int) -> Graph:
+    """``graph`` whose Input delivers ``timesteps`` steps (a new graph; the input is unchanged)."""
+    if not isinstance(timesteps, int) or timesteps < 1:
+        raise UserError(f"timesteps must be a positive integer, got {timesteps}")
+    nodes = dict(graph.nodes)
+    nodes[graph.input.name] = dataclasses.replace(graph.input, timesteps=timesteps)
+    return Graph(nodes, graph.numeric, {**graph.metadata, "timesteps": timesteps})
+
+
+def _inputs_for(graph: Graph, x, timesteps: int):
+    # event frames are truncated to the first T bins (not re-binned): the sweep asks how early the
+    # network can answer on the same recording
+    return x[:timesteps] if graph.input.encoding == "events" else x
+
+
+def sweep(graph_float: Graph, x, y, runner: Runner, weight_bits=(8, 6, 5, 4), timesteps=None,
+          input_max: float | None = None, models=None, quantizer=None,
+          reuse_prefix: bool = True) -> list[SweepPoint]:
+    """Evaluate every (weight bits, timesteps) pair.
+
+    Args:
+        graph_float: the lowered float graph.
+        x: raw model inputs ``(B, C, H, W)`` or event frames ``(T, B, C, H, W)``; y: labels ``(B,)``.
+        runner: ``(graph, x) -> RunResult``, e.g. ``runtimes.reference.run_reference``.
+        timesteps: values of T (default: the graph's T only); at most the graph's T for events.
+        input_max: passed to :func:`quantize` for static inputs.
+        quantizer: optional ``(graph_float, bits) -> int graph`` replacing :func:`quantize`.
+        reuse_prefix: run only the longest T per weight width and cut the shorter runs from it
+            (:func:`truncate`, exact); ``False`` runs every point.
+    """
+    if graph_float.numeric != "float":
+        raise UserError("the sweep re-quantizes: give it the float graph")
+    steps_list = list(timesteps or [graph_float.timesteps])
+    if graph_float.input.encoding == "events" and max(steps_list) > graph_float.timesteps:
+        raise UserError(f"event inputs have {graph_float.timesteps} frames; cannot sweep beyond")
+    quantizer = quantizer or (lambda g, b: quantize(g, b, input_max=input_max)[0])
+    y = np.asarray(y)
+    points = []
+    for bits in weight_bits:
+        longest = None
+        for steps in sorted(steps_list, reverse=True):
+            g = quantizer(with_timesteps(graph_float, int(steps)), int(bits))
+            xs = _inputs_for(g, x, steps)
+            if reuse_prefix and longest is not None:
+                result = truncate(longest[0], longest[1], g)
+            else:
+                result = runner(g, xs)
+                longest = (g, result)
+            br = estimate(g, result, xs, models)
+            depth = pipeline_depth(g)
+            spikes = sum(r.firing_rate * r.positions for r in br.layers)
+            points.append(SweepPoint(
+                int(bits), int(steps), float((result.logits.argmax(1) == y).mean()),
+                br.synops_per_inference, br.energy_pj, br.ann_energy_pj, steps * depth,
+                steps + depth - 1, br.level_fraction, spikes / sum(r.positions for r in br.layers),
+                br.dormant_fraction, int(sum(result.overflow.values()))))
+    order = {(b, t): i for i, (b, t) in enumerate((b, t) for b in weight_bits for t in steps_list)}
+    return sorted(points, key=lambda p: order[(p.weight_bits, p.timesteps)])
+
+
+def truncate(graph: Graph, result: RunResult, shorter: Graph) -> RunResult:
+    """The run of ``shorter`` (the same graph with fewer timesteps) cut from a longer run.
+
+    Exact because the dynamics are causal and start from rest: the first T' steps of a T-step run
+    are the T'-step run. The readout is recomputed from the kept spikes as
+    :class:`mlf_deploy.ir.Readout` defines it. Overflow counts stay those of the longer run (an
+    upper bound)."""
+    steps = shorter.timesteps
+    spikes = {k: v[:steps] for k, v in result.spikes.items()}
+    ro = shorter.readout
+    counts = sum(spikes[s].sum(axis=(0, 3, 4), dtype=np.float64) for s in ro.sources)
+    h, w = shorter.nodes[ro.sources[0]].shape[1:]
+    logits = counts @ np.asarray(ro.weight, np.float64).T * ro.scale / (steps * h * w) + ro.bias
+    return RunResult(result.backend, result.numeric, spikes,
+                     {k: v[:steps] for k, v in result.states.items()}, logits, dict(result.overflow))
