@@ -158,10 +158,15 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir
 @click.option("--samples", type=int, default=16, show_default=True, help="Samples of the split to run.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @WEIGHT_BITS
+@click.option("--graph", "graph_file", type=click.Path(dir_okay=False), default=None,
+              help="Verify this exported graph file (from `export --to ir`) instead of re-lowering.")
+@click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), default=None,
+              help="Run the onnx backend from this exported .onnx file (adds onnx-int/onnx-float).")
 @DATA_DIR
 @JSON
 @user_errors
-def verify(checkpoint, backends, samples, split, weight_bits, data_dir, as_json):
+def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, data_dir,
+           as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise.
@@ -175,6 +180,11 @@ def verify(checkpoint, backends, samples, split, weight_bits, data_dir, as_json)
     names = parse_backends(backends)
     check_samples(samples), check_weight_bits(weight_bits)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
+    if graph_file:
+        pipe.use_graph_file(graph_file)
+    if onnx_file:
+        backend = pipe.use_onnx_file(onnx_file)
+        names += [backend] if backend not in names else []
     summary = run_verify(pipe, names, samples, split,
                          progress=lambda n: click.echo(f"running {n} ...", err=True))
     click.echo(format_verify_table(summary))

@@ -56,7 +56,9 @@ def run_backend(name: str, pipe: Pipeline, x) -> RunResult:
         from runtimes.lava import run_lava
         return run_lava(graph, x)
     if name.startswith("onnx-"):
-        from runtimes.onnx import run_onnx
+        from runtimes.onnx import run_onnx, run_onnx_file
+        if pipe.onnx_file is not None and pipe.onnx_file[1] == graph.numeric:
+            return run_onnx_file(pipe.onnx_file[0], graph, x)
         return run_onnx(graph, x, mode="sequence")
     raise UserError(f"unknown backend {name!r}")
 

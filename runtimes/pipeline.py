@@ -13,10 +13,11 @@ import torch
 from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import input_kind, load_split, model_input
 from mlf_deploy.errors import UserError
-from mlf_deploy.ir import Graph
+from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
 from mlf_deploy.quantization import QuantizationReport, quantize
+from mlf_deploy.training import weights_sha256
 
 
 def check_weight_bits(bits: int) -> int:
@@ -42,6 +43,7 @@ class Pipeline:
     data_dir: str | None = None
     graph_int: Graph | None = None
     quant_report: QuantizationReport | None = None
+    onnx_file: tuple | None = None  # (path, numeric): run that onnx backend from an exported file
     _splits: dict = field(default_factory=dict)
 
     @property
@@ -54,6 +56,29 @@ class Pipeline:
                 raise UserError(f"--split must be 'train' or 'test', got {name!r}")
             self._splits[name] = load_split(self.spec, name, self.data_dir)
         return self._splits[name]
+
+    def use_graph_file(self, path) -> Graph:
+        """Replace the float or int graph with a previously exported graph file of this model."""
+        graph = load_graph(path)
+        if graph.metadata.get("model_sha256") != self.graph_float.metadata["model_sha256"]:
+            raise UserError(f"graph file {path} was exported from another model than "
+                            f"{self.path}; export it again from this checkpoint")
+        if graph.numeric == "int":
+            self.graph_int = graph
+        else:
+            self.graph_float = graph
+        return graph
+
+    def use_onnx_file(self, path) -> str:
+        """Run the onnx backend of the file's numeric type from ``path``; returns that backend."""
+        from runtimes.onnx import load_onnx
+        meta = {p.key: p.value for p in load_onnx(path).metadata_props}
+        numeric = meta.get("numeric")
+        if numeric not in ("float", "int"):
+            raise UserError(f"{path} is not an mlf-deploy ONNX export; export it with "
+                            "`mlf-deploy export --to onnx`")
+        self.onnx_file = (str(path), numeric)
+        return f"onnx-{numeric}"
 
     def data(self, split: str = "test", samples: int | None = None):
         """``(x, y)``: the first ``samples`` of a split, ``x`` in the model's input layout."""
@@ -75,7 +100,10 @@ def load_pipeline(ckpt_path, weight_bits: int = 8, data_dir: str | None = None) 
     events = input_kind(spec) == "events"
     shape = tuple(x_train.shape[2:] if events else x_train.shape[1:])
     timesteps = x_train.shape[1] if events else None
-    pipe.graph_float = lower(model, shape, "events" if events else "static", timesteps)
+    graph = lower(model, shape, "events" if events else "static", timesteps)
+    # Ties exported files to the weights they came from (verify --graph checks it).
+    pipe.graph_float = Graph(graph.nodes, graph.numeric,
+                             {**graph.metadata, "model_sha256": weights_sha256(model)})
     pipe.input_max = _input_max(pipe.graph_float, x_train, events)
     pipe.graph_int, pipe.quant_report = quantize(pipe.graph_float, weight_bits, input_max=pipe.input_max)
     return pipe
