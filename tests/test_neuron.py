@@ -6,11 +6,14 @@ function per level and timestep, as the paper's code). Inputs are biased towards
 where a strict/non-strict comparison or a half-open surrogate window would show up.
 """
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlf_deploy import neuron
 from mlf_deploy.neuron import MLF, MLFParameters, MLFState, initial_state, mlf_step
 try:  # tests/ is a rootdir-less folder today; keep working if it becomes a package
     from oracle import mlf_loop
@@ -76,6 +79,16 @@ def run_steps(x, p):
     return torch.stack(outs), torch.stack(spikes, 1), torch.stack(states, 1)
 
 
+@contextmanager
+def slice_size(n):
+    """The fused module works on slices of ``_CHUNK`` elements; small ones test the seams."""
+    old, neuron._CHUNK = neuron._CHUNK, n
+    try:
+        yield
+    finally:
+        neuron._CHUNK = old
+
+
 def module(p):
     return MLF(p.levels, p.vth, p.level_step, p.tau, p.surrogate_width, p.detach_reset)
 
@@ -88,14 +101,18 @@ def forward_backward(fn, x, weight):
     return out.detach(), x.grad
 
 
+CHUNKS = st.sampled_from([1 << 16, 1, 4, 5])
+
+
 @SETTINGS
-@given(case=mlf_cases(), seed=st.integers(0, 2**16))
-def test_module_and_step_match_oracle(case, seed):
+@given(case=mlf_cases(), seed=st.integers(0, 2**16), chunk=CHUNKS)
+def test_module_and_step_match_oracle(case, seed, chunk):
     p, x = case
     weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
 
     ref_out, ref_grad = forward_backward(lambda z: oracle(z, p)[0], x, weight)
-    mod_out, mod_grad = forward_backward(module(p), x, weight)
+    with slice_size(chunk):
+        mod_out, mod_grad = forward_backward(module(p), x, weight)
     step_out, step_grad = forward_backward(lambda z: run_steps(z, p)[0], x, weight)
 
     assert torch.equal(mod_out, ref_out)
@@ -108,12 +125,13 @@ def test_module_and_step_match_oracle(case, seed):
 
 
 @SETTINGS
-@given(case=mlf_cases())
-def test_recorded_spikes_and_states(case):
+@given(case=mlf_cases(), chunk=CHUNKS)
+def test_recorded_spikes_and_states(case, chunk):
     p, x = case
     m = module(p)
     m.record = True
-    out = m(x)
+    with slice_size(chunk):
+        out = m(x)
     _, ref_levels = oracle(x, p)
     _, step_spikes, step_states = run_steps(x, p)
 
@@ -126,14 +144,15 @@ def test_recorded_spikes_and_states(case):
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
-@given(case=mlf_cases(), seed=st.integers(0, 2**16))
-def test_float64(case, seed):
+@given(case=mlf_cases(), seed=st.integers(0, 2**16), chunk=CHUNKS)
+def test_float64(case, seed, chunk):
     p, x = case
     x = x.double()
     weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     ref_out, ref_grad = forward_backward(lambda z: oracle(z, p)[0], x, weight)
     for fn in (module(p), lambda z: run_steps(z, p)[0]):
-        out, grad = forward_backward(fn, x, weight)
+        with slice_size(chunk):
+            out, grad = forward_backward(fn, x, weight)
         assert out.dtype == torch.float64
         assert torch.equal(out, ref_out)
         torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
