@@ -71,12 +71,14 @@ class Pipeline:
 
     def use_onnx_file(self, path) -> str:
         """Run the onnx backend of the file's numeric type from ``path``; returns that backend."""
-        from runtimes.onnx import load_onnx
-        meta = {p.key: p.value for p in load_onnx(path).metadata_props}
+        from runtimes.onnx import check_model_matches, load_onnx
+        model = load_onnx(path)
+        meta = {p.key: p.value for p in model.metadata_props}
         numeric = meta.get("numeric")
         if numeric not in ("float", "int"):
             raise UserError(f"{path} is not an mlf-deploy ONNX export; export it with "
                             "`mlf-deploy export --to onnx`")
+        check_model_matches(model, self.graph_int if numeric == "int" else self.graph_float, str(path))
         self.onnx_file = (str(path), numeric)
         return f"onnx-{numeric}"
 
