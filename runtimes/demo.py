@@ -1,0 +1,127 @@
+"""``mlf-deploy demo``: the whole toolchain on the embedded digits data, into one output folder.
+
+train -> lower and quantize -> export (IR, Lava, ONNX) -> verify every backend against torch ->
+energy -> hardware evaluation -> report.md. The folder is built under a temporary name beside the
+target and renamed at the end, so an interrupted demo leaves no half-written output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from mlf_deploy.errors import UserError
+from mlf_deploy.fileio import check_writable
+from mlf_deploy.ir import save_graph
+from mlf_deploy.training import TrainConfig, train
+from runtimes.analysis import energy_report, evaluate_report
+from runtimes.backends import verify
+from runtimes.demo_report import write_report
+from runtimes.pipeline import load_pipeline
+
+MAIN_BACKENDS = ["torch", "ir-float", "ir-int", "onnx-float", "onnx-int"]
+LAVA_BACKENDS = ["lava-float", "lava-fixed"]
+
+
+def _dump(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, sort_keys=True, default=float) + "\n")
+
+
+def run_demo(out_dir, quick: bool = False, force: bool = False, log=print, progress=True) -> dict:
+    """Run the demo into ``out_dir``; returns the summary also written to ``summary.json``."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} exists and is not empty; pass --force to replace it")
+    check_writable(out / "probe")  # the parent must be writable; creates nothing but the parent
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    timings: dict = {}
+    try:
+        summary = _run(stage, quick, log, progress, timings)
+        if out.exists():
+            shutil.rmtree(out)
+        stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    summary["out"] = str(out)
+    return summary
+
+
+def _step(name, log, timings):
+    log(f"==> {name}")
+    timings[name] = time.perf_counter()
+
+
+def _done(name, timings):
+    timings[name] = round(time.perf_counter() - timings[name], 2)
+
+
+def _run(stage: Path, quick: bool, log, progress, timings) -> dict:
+    start = time.perf_counter()
+    _step("train", log, timings)
+    config = TrainConfig(dataset="digits", out_dir=str(stage / "train"), seed=0,
+                         epochs=4 if quick else None)
+    trained = train(config, progress=progress, log=log)
+    _done("train", timings)
+
+    _step("lower + quantize + export", log, timings)
+    pipe = load_pipeline(trained["checkpoint"], weight_bits=8)
+    exports = stage / "exports"
+    exports.mkdir()
+    save_graph(pipe.graph_float, exports / "graph-float.mlfg")
+    save_graph(pipe.graph_int, exports / "graph-int.mlfg")
+    from exporters.onnx import export_onnx, save_onnx
+    for graph in (pipe.graph_float, pipe.graph_int):
+        for mode in ("sequence", "step"):
+            save_onnx(export_onnx(graph, mode), exports / f"model-{graph.numeric}-{mode}.onnx")
+    lava_note = None
+    try:
+        from exporters.lava import export_lava
+        export_lava(pipe.graph_int, exports / "lava")
+    except UserError as exc:  # lava-nc missing: the rest of the demo still runs
+        lava_note = str(exc)
+    _done("lower + quantize + export", timings)
+
+    _step("verify", log, timings)
+    report = verify(pipe, MAIN_BACKENDS, samples=64 if quick else 360,
+                    progress=lambda n: log(f"    running {n}"))
+    lava_report = None
+    if lava_note is None:
+        lava_report = verify(pipe, LAVA_BACKENDS, samples=8,
+                             progress=lambda n: log(f"    running {n} (8 samples)"))
+    _dump(stage / "verify.json", report)
+    if lava_report:
+        _dump(stage / "verify-lava.json", lava_report)
+    _done("verify", timings)
+
+    _step("energy", log, timings)
+    energy_text, energy = energy_report(pipe, "test", None, "45nm-fp32", stage / "energy.png")
+    _dump(stage / "energy.json", energy)
+    _done("energy", timings)
+
+    _step("evaluate", log, timings)
+    eval_text, evaluation = evaluate_report(pipe, [8, 6, 4], None, "test", 128 if quick else None,
+                                            "45nm-fp32", False, stage / "evaluate")
+    _dump(stage / "evaluate.json", evaluation)
+    _done("evaluate", timings)
+
+    summary = {
+        "checkpoint": str(Path("train") / "checkpoint.pt"), "quick": quick,
+        "test_accuracy": trained["test_accuracy"], "epochs": trained["epochs"],
+        "passed": report["passed"] and (lava_report is None or lava_report["passed"]),
+        "verify": {n: {k: b[k] for k in ("reference", "accuracy", "top1_agreement",
+                                         "spike_mismatches", "spike_total", "state_mismatches",
+                                         "logits_max_abs_diff", "within_tolerance")}
+                   for r in (report, lava_report) if r for n, b in r["backends"].items()},
+        "lava": lava_note or "ran", "synops_per_inference": energy["synops_per_inference"],
+        "energy_pj": energy["energy_pj"], "ann_energy_pj": energy.get("ann_energy_pj"),
+        "cores": evaluation["mapping"].get("cores"), "seconds": timings,
+    }
+    summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
+    write_report(stage / "report.md", summary, report, lava_report, energy_text, eval_text,
+                 trained, pipe)
+    _dump(stage / "summary.json", summary)
+    return summary
