@@ -213,6 +213,16 @@ def _energy_model(name):
     return name
 
 
+def _check_plot_path(path):
+    """Fail before any work when a plot cannot be written (a file in the way counts too)."""
+    from pathlib import Path
+    from mlf_deploy.fileio import check_writable
+    parent = Path(path).parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is a file, not a directory")
+    check_writable(path)
+
+
 def _run_int(graph, x):
     from runtimes.reference import run_reference
     return run_reference(graph, x, record_states=False)
@@ -249,11 +259,10 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
       mlf-deploy energy run/checkpoint.pt --samples 200 --plot energy.png --json
     """
     from mlf_deploy.energy import estimate
-    from mlf_deploy.fileio import check_writable
     from runtimes.pipeline import check_samples, check_weight_bits, load_pipeline
     check_samples(samples), check_weight_bits(weight_bits), _energy_model(energy_model)
     if plot_path:
-        check_writable(plot_path)
+        _check_plot_path(plot_path)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     x, y = pipe.data(split, samples)
     click.echo(f"running the integer reference on {len(y)} {split} samples ...", err=True)
@@ -310,7 +319,6 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
       mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,6,4 --timesteps 1,2,4 --plot eval/
     """
     import os
-    from mlf_deploy.fileio import check_writable
     from mlf_deploy.hardware import Target, map_graph
     from mlf_deploy.hardware.sweep import sweep
     from runtimes.pipeline import check_samples, check_weight_bits, load_pipeline
@@ -323,7 +331,7 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     if plot_dir:
         plots = {k: os.path.join(plot_dir, f"{k}.png") for k in ("accuracy_energy", "layers")}
         for path in plots.values():
-            check_writable(path)
+            _check_plot_path(path)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
