@@ -10,7 +10,7 @@ finishes in ``T + depth - 1`` (also reported).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -39,9 +39,14 @@ class SweepPoint:
     firing_rate: float  # spikes per neuron position per step, network mean over layers
     dormant_fraction: float
     overflow_events: int
+    breakdown: object = field(default=None, repr=False, compare=False)  # the EnergyBreakdown
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "breakdown"}
+        if self.breakdown is not None:
+            d["layers"] = [{k: r[k] for k in ("name", "synops", "firing_rate", "dormant_fraction",
+                                              "energy_pj")} for r in self.breakdown.to_dict()["layers"]]
+        return d
 
 
 def with_timesteps(graph: Graph, timesteps: int) -> Graph:
@@ -99,7 +104,7 @@ def sweep(graph_float: Graph, x, y, runner: Runner, weight_bits=(8, 6, 5, 4), ti
                 int(bits), int(steps), float((result.logits.argmax(1) == y).mean()),
                 br.synops_per_inference, br.energy_pj, br.ann_energy_pj, steps * depth,
                 steps + depth - 1, br.level_fraction, spikes / sum(r.positions for r in br.layers),
-                br.dormant_fraction, int(sum(result.overflow.values()))))
+                br.dormant_fraction, int(sum(result.overflow.values())), br))
     order = {(b, t): i for i, (b, t) in enumerate((b, t) for b in weight_bits for t in steps_list)}
     return sorted(points, key=lambda p: order[(p.weight_bits, p.timesteps)])
 
