@@ -231,7 +231,8 @@ def export_lava(graph, out_dir) -> Path:
     try:
         save_graph(graph, tmp / "graph.mlfg")
         body = "\n\n".join(inspect.getsource(f) for f in _BUILDER)
-        script = _LOADER.replace("# @SHIM@", inspect.getsource(lava_import))
+        shim = inspect.getsource(lava_import).replace("from __future__ import annotations\n", "")
+        script = _LOADER.replace("# @SHIM@", shim)
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
         (tmp / "README.md").write_text(_README)
         if out.exists():
@@ -309,6 +310,7 @@ def deliver(graph, x):
 
 
 def run(graph, frames):
+    import_lava()  # before any lava import: patches lava's dataclasses for Python 3.11
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.monitor.process import Monitor
@@ -337,6 +339,8 @@ def run(graph, frames):
 
 
 if __name__ == "__main__":
+    import warnings
+    warnings.filterwarnings("ignore", message=".*sparsity structure.*")  # DelaySparse, harmless
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--graph", default=__file__.rsplit("/", 1)[0] + "/graph.mlfg")
     ap.add_argument("--input", required=True, help=".npy: (B, C, H, W) images or (T, B, C, H, W) events")

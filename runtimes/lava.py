@@ -49,15 +49,22 @@ def run_config(graph, fast_conv: bool = True, record: bool = True):
                         exception_proc_model_map=models)
 
 
-def hard_stop(proc) -> None:
-    """Stop after a failed run, where ``proc.stop()`` would wait forever on dead actors."""
+def hard_stop(proc) -> list[str]:
+    """Tear down the actors of a failed run, where ``proc.stop()`` would wait forever on them;
+    return the tracebacks the failed actors reported."""
     runtime = getattr(proc, "runtime", None)
     mi = getattr(runtime, "_messaging_infrastructure", None)
     if mi is None:
-        return
-    deadline = time.monotonic() + 1.0  # let the failed actors exit and print their tracebacks
+        return []
+    errors, deadline = [], time.monotonic() + 2.0  # a failing actor reports just after the runtime
     for actor in mi._actors:
-        actor.join(timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            while actor.exception is None and actor.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if actor.exception is not None:
+                errors.append(actor.exception[1])
+        except (ValueError, OSError):  # pipe already closed
+            pass
     for actor in mi._actors:
         try:
             if actor.is_alive():
@@ -66,13 +73,14 @@ def hard_stop(proc) -> None:
             pass
     for actor in mi._actors:
         try:
-            actor.join(timeout=10)
+            actor.join()
         except Exception:  # noqa: BLE001 - best effort: the run already failed
             pass
     try:
         mi._smm.shutdown()
     except Exception:  # noqa: BLE001
         pass
+    return errors
 
 
 def execute(proc, num_steps: int, run_cfg) -> None:
@@ -80,7 +88,7 @@ def execute(proc, num_steps: int, run_cfg) -> None:
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
 
-    failure = None
+    failure, errors = None, []
     try:
         proc.run(condition=RunSteps(num_steps=num_steps), run_cfg=run_cfg)
     except BaseException as exc:  # noqa: BLE001 - also KeyboardInterrupt: never leave actors behind
@@ -89,14 +97,15 @@ def execute(proc, num_steps: int, run_cfg) -> None:
         if failure is None:
             proc.stop()
         else:
-            hard_stop(proc)
+            errors = hard_stop(proc)
     if isinstance(failure, KeyboardInterrupt):
         raise failure
     if failure is not None:
-        detail = str(failure).strip().splitlines()[0] if str(failure).strip() else ""
-        raise LavaRunError(f"the Lava run failed ({type(failure).__name__}: {detail}); all its "
-                           "processes were stopped; the failing process's traceback is printed "
-                           "above") from failure
+        cause = errors[0].strip().splitlines()[-1] if errors else \
+            f"{type(failure).__name__}: {str(failure).strip()[:200]}"
+        more = f"\n{errors[0]}" if errors else ""
+        raise LavaRunError(f"the Lava run failed in a Lava process ({cause}); all its processes "
+                           f"were stopped{more}") from failure
 
 
 def _scratch_dir() -> str | None:
