@@ -129,9 +129,13 @@ class _MLFSequence(torch.autograd.Function):
         out = torch.empty_like(x)
         spikes = x.new_empty((levels, steps, n) if record else (0,))
         states = x.new_empty((levels, steps, n) if record else (0,))
-        for lo, hi in _chunks(n, x.device):
-            u = x.new_empty((levels, hi - lo))
-            quiet = torch.empty_like(u)  # 1 - s: the level did not fire
+        chunks = _chunks(n, x.device)
+        width_max = chunks[0][1]
+        u_buf = x.new_empty((levels, width_max))
+        quiet_buf = torch.empty_like(u_buf)
+        for lo, hi in chunks:
+            u = u_buf[:, :hi - lo]
+            quiet = quiet_buf[:, :hi - lo]  # 1 - s: the level did not fire
             for t in range(steps):
                 _integrate(u, x[t, lo:hi], tau, t == 0)
                 torch.le(u, th, out=quiet)
@@ -163,23 +167,21 @@ class _MLFSequence(torch.autograd.Function):
         if width != 1:
             grad_out = grad_out / width
         grad_x = torch.empty_like(x)
-        for lo, hi in _chunks(n, x.device):
-            shape = (levels, hi - lo)
-            window = x.new_empty((steps, *shape))
-            q = x.new_empty((steps, *shape))
-            u = x.new_empty(shape)
-            quiet = x.new_empty(shape)
+        chunks = _chunks(n, x.device)
+        # one set of slice buffers, reused: fresh multi-MiB allocations would page-fault each time
+        bufs = x.new_empty((2 * steps + 3, levels, chunks[0][1]))
+        for lo, hi in chunks:
+            window, q, rest = bufs[:, :, :hi - lo].split([steps, steps, 3])
+            u, quiet, g = rest
             for t in range(steps):  # recompute this slice's membranes, keep W and Q
                 _integrate(u, x[t, lo:hi], tau, t == 0)
                 torch.le(u, th, out=quiet)
                 torch.sub(u, th, out=window[t]).abs_()
                 torch.lt(window[t], width / 2, out=window[t])
-                if detach_reset:
-                    torch.mul(quiet, tau, out=q[t])
-                else:
-                    torch.mul(window[t], u, out=q[t]).mul_(-1 / width).add_(quiet).mul_(tau)
+                torch.mul(quiet, tau, out=q[t])
+                if not detach_reset:
+                    q[t].addcmul_(window[t], u, value=-tau / width)
                 u.mul_(quiet)
-            g = x.new_empty(shape)
             for t in range(steps - 1, -1, -1):
                 if t == steps - 1:
                     torch.mul(window[t], grad_out[t, lo:hi], out=g)
