@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from exporters.onnx_ops import DOUBLE, INT64, UINT8, Builder, check_exact, population_step, \
+from exporters.onnx_ops import INT64, UINT8, Builder, check_exact, population_step, \
     project, shift, wrap24
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
@@ -76,17 +76,17 @@ def _count(b: Builder, masks: list, name: str) -> str:
     return b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")
 
 
-def _build(graph: Graph, mode: str, record: bool):
+def _build(graph: Graph, mode: str, record: bool, precision: str):
     integer, steps = graph.numeric == "int", graph.timesteps
-    b, inp = Builder(), graph.input
+    b, inp = Builder(precision), graph.input
     c, h, w = inp.shape
     if mode == "sequence":
-        inputs = [helper.make_tensor_value_info("input", DOUBLE, [steps, "B", c, h, w])]
+        inputs = [helper.make_tensor_value_info("input", b.ftype, [steps, "B", c, h, w])]
         values = {inp.name: b.op("Reshape", ["input", b.ints([-1, c, h, w])], "input/fold_time")}
     else:
-        inputs = [helper.make_tensor_value_info("input", DOUBLE, ["B", c, h, w])]
+        inputs = [helper.make_tensor_value_info("input", b.ftype, ["B", c, h, w])]
         values = {inp.name: "input"}
-    state_type = INT64 if integer else DOUBLE
+    state_type = INT64 if integer else b.ftype
     outputs, overflow = [], []
     for layer in graph.layers:
         pops = graph.populations_of(layer.name)
@@ -109,7 +109,7 @@ def _build(graph: Graph, mode: str, record: bool):
             if mode == "step":
                 v_in = f"v/{pop.name}"
                 inputs.append(helper.make_tensor_value_info(v_in, state_type, shape))
-                v0 = b.op("Cast", [v_in], f"{pop.name}/v_in", to=DOUBLE) if integer else v_in
+                v0 = b.op("Cast", [v_in], f"{pop.name}/v_in", to=b.ftype) if integer else v_in
                 s, v, sat = population_step(b, pop, v0, drive, bias, integer, "step")
                 spikes, states, masks = s, v, masks + [sat] * integer
             else:
@@ -119,7 +119,7 @@ def _build(graph: Graph, mode: str, record: bool):
                     ss, vs, masks = ss + [s], vs + [v], masks + [sat] * integer
                 spikes = ss[0] if steps == 1 else b.op("Concat", ss, f"{pop.name}/spikes", axis=0)
                 states = vs[0] if steps == 1 else b.op("Concat", vs, f"{pop.name}/states", axis=0)
-            values[pop.name] = b.op("Cast", [spikes], f"{pop.name}/spikes_f64", to=DOUBLE)
+            values[pop.name] = b.op("Cast", [spikes], f"{pop.name}/spikes_f", to=b.ftype)
             if record or mode == "step":
                 unfold = b.ints([steps, -1, *layer.shape] if mode == "sequence" else [-1, *layer.shape])
                 s_out, v_out = f"s/{pop.name}", f"v_next/{pop.name}" if mode == "step" else f"v/{pop.name}"
@@ -150,7 +150,7 @@ def _readout(b: Builder, graph: Graph, values: dict, mode: str):
     if mode == "step":
         b.nodes.append(helper.make_node("MatMul", [counts, w_t], ["readout_increment"],
                                         f"{ro.name}/increment"))
-        return helper.make_tensor_value_info("readout_increment", DOUBLE, ["B", classes])
+        return helper.make_tensor_value_info("readout_increment", b.ftype, ["B", classes])
     counts = b.op("Reshape", [counts, b.ints([steps, -1, counts_c(graph)])], f"{ro.name}/unfold")
     counts = b.op("ReduceSum", [counts, b.ints([0])], f"{ro.name}/sum_time", keepdims=0)
     acc = b.op("MatMul", [counts, w_t], f"{ro.name}/accumulate")
@@ -159,7 +159,7 @@ def _readout(b: Builder, graph: Graph, values: dict, mode: str):
                           b.const(float(_norm(graph)))], f"{ro.name}/mean")
     b.nodes.append(helper.make_node("Add", [scaled, b.const(np.asarray(ro.bias, np.float64))],
                                     ["logits"], f"{ro.name}/bias"))
-    return helper.make_tensor_value_info("logits", DOUBLE, ["B", classes])
+    return helper.make_tensor_value_info("logits", b.ftype, ["B", classes])
 
 
 def counts_c(graph: Graph) -> int:
@@ -190,19 +190,31 @@ def model_metadata(graph: Graph, mode: str) -> dict:
     }
 
 
-def export_onnx(graph: Graph, mode: str = "sequence", record: bool = True) -> onnx.ModelProto:
-    """The ONNX model of ``graph``: ``mode="step"`` (one timestep, states in and out) or
-    ``"sequence"`` (all ``T`` steps; ``record=False`` keeps only logits and overflow)."""
+def export_onnx(graph: Graph, mode: str = "sequence", record: bool = True,
+                precision: str = "float64") -> onnx.ModelProto:
+    """The ONNX model of ``graph``.
+
+    Args:
+        mode: "step" (one timestep, states in and out) or "sequence" (all ``T`` steps).
+        record: sequence model only: also output every population's spikes and states.
+        precision: "float64" (exact: verified against the reference) or, for float graphs only,
+            "float32" (ONNX ``Conv``; faster, but spikes near a threshold may differ).
+    """
     if mode not in ("step", "sequence"):
         raise UserError(f"ONNX export mode must be 'step' or 'sequence', got {mode!r}")
+    if precision not in ("float64", "float32"):
+        raise UserError(f"ONNX precision must be 'float64' or 'float32', got {precision!r}")
     if graph.numeric == "int":
+        if precision != "float64":
+            raise UserError("int graphs export in float64 only: float32 cannot hold 24-bit "
+                            "membranes times the decay exactly")
         check_exact(graph)
-    b, inputs, outputs = _build(graph, mode, record)
+    b, inputs, outputs = _build(graph, mode, record, precision)
     g = helper.make_graph(b.nodes, f"mlf-deploy-{graph.numeric}-{mode}", inputs, outputs, b.inits)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name=PRODUCER, producer_version=_version(),
                               doc_string=__doc__.split("\n\n")[0])
-    helper.set_model_props(model, model_metadata(graph, mode))
+    helper.set_model_props(model, {**model_metadata(graph, mode), "precision": precision})
     return model
 
 

@@ -29,13 +29,17 @@ from onnx import TensorProto, helper, numpy_helper
 from mlf_deploy.errors import UserError
 from mlf_deploy.quantization.rules import STATE_BITS, V_MAX
 
+DOUBLE, INT64, UINT8 = TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8
 EXACT = 2.0 ** 53  # float64 holds every integer below this exactly
 
 
 class Builder:
-    """Collects nodes and constants; ``op`` returns the new value's name."""
+    """Collects nodes and constants; ``op`` returns the new value's name. ``precision`` is the
+    floating type of every tensor (float32 only for the inexact fast export of float graphs)."""
 
-    def __init__(self):
+    def __init__(self, precision: str = "float64"):
+        self.np = np.dtype(precision).type
+        self.ftype = DOUBLE if self.np is np.float64 else TensorProto.FLOAT
         self.nodes, self.inits, self._consts, self._names, self._n = [], [], {}, set(), 0
 
     def op(self, op_type: str, inputs, name: str | None = None, **attrs) -> str:
@@ -47,8 +51,8 @@ class Builder:
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=name, **attrs))
         return out
 
-    def const(self, value, dtype=np.float64, key: str | None = None) -> str:
-        a = np.asarray(value, dtype=dtype)
+    def const(self, value, dtype=None, key=None) -> str:
+        a = np.asarray(value, dtype=dtype or self.np)
         key = key or (a.dtype.str, a.shape, a.tobytes())
         if key not in self._consts:
             name = f"const_{len(self._consts)}"
@@ -61,10 +65,13 @@ class Builder:
 
 
 def conv2d(b: Builder, p, x: str, shape) -> str:
-    """``x`` ``(N, C, H, W)`` float64 -> ``(N, C', H', W')`` as im2col plus one ``MatMul``."""
+    """``x`` ``(N, C, H, W)`` float64 -> ``(N, C', H', W')`` as im2col plus one ``MatMul``
+    (float32: ONNX ``Conv``)."""
     w = np.asarray(p.weight, dtype=np.float64)
     cout, cin, kh, kw = w.shape
     (sh, sw), (ph, pw) = tuple(p.stride), tuple(p.padding)
+    if b.np is np.float32:
+        return b.op("Conv", [x, b.const(w)], f"{p.name}/conv", strides=[sh, sw], pads=[ph, pw, ph, pw])
     h, wd = shape[1] + 2 * ph, shape[2] + 2 * pw
     ho, wo = (h - kh) // sh + 1, (wd - kw) // sw + 1
     if ph or pw:
@@ -177,4 +184,3 @@ def check_exact(graph):
                             f"exact range (2^53); reduce weight bits or fan-in")
 
 
-DOUBLE, INT64, UINT8 = TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8

@@ -21,7 +21,7 @@ from mlf_deploy.ir.inputs import prepare_input
 from mlf_deploy.ir.serialize import graph_checksum
 from mlf_deploy.results import RunResult
 
-_DTYPES = {"tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}
+_DTYPES = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}
 
 
 def default_providers() -> list[str]:
@@ -61,13 +61,15 @@ class OnnxRunner:
 
     Args:
         mode: "sequence" or "step" (ignored for a file or ModelProto, whose metadata says).
+        precision: "float64" (exact) or "float32" (fast, float graphs only); as ``mode``.
         providers: ONNX Runtime execution providers; default CUDA first when available, then CPU.
     """
 
-    def __init__(self, graph: Graph, model=None, mode: str = "sequence", providers=None):
+    def __init__(self, graph: Graph, model=None, mode: str = "sequence", providers=None,
+                 precision: str = "float64"):
         where = "model"
         if model is None:
-            model = export_onnx(graph, mode)
+            model = export_onnx(graph, mode, precision=precision)
         elif isinstance(model, (str, os.PathLike)):
             where, model = str(model), load_onnx(model)
         self.graph, self.meta = graph, check_model_matches(model, graph, where)
@@ -111,9 +113,9 @@ class OnnxRunner:
         return dict(zip(self.outputs, self.session.run(None, feeds)))
 
     def initial_state(self, batch: int) -> dict:
-        dtype = np.int64 if self.integer else np.float64
         shape = lambda n: [batch if not isinstance(d, int) else d for d in self.inputs[n].shape]
-        return {n: np.zeros(shape(n), dtype) for n in self.inputs if n.startswith("v/")}
+        return {n: np.zeros(shape(n), _DTYPES[self.inputs[n].type])
+                for n in self.inputs if n.startswith("v/")}
 
     def run(self, x, batch_size: int = 64) -> RunResult:
         """``x``: raw model input ``(B, C, H, W)`` or ``(T, B, C, H, W)``, encoded on the host."""
@@ -124,7 +126,7 @@ class OnnxRunner:
 
     def run_frames(self, frames: np.ndarray) -> RunResult:
         """``frames``: ``(T, B, C, H, W)`` float64 input values (``prepare_input``'s output)."""
-        frames = np.ascontiguousarray(frames, dtype=np.float64)
+        frames = np.ascontiguousarray(frames, dtype=_DTYPES[self.inputs["input"].type])
         if self.mode == "sequence":
             out = self({"input": frames})
             acc = None
@@ -147,7 +149,7 @@ class OnnxRunner:
         acc, overflow = 0.0, 0
         for t in range(frames.shape[0]):
             out = self({"input": frames[t], **state})
-            acc = acc + out["readout_increment"]  # exact integer sums in int models
+            acc = acc + out["readout_increment"].astype(np.float64)  # exact sums in int models
             overflow = overflow + out.get("overflow", 0)
             state = {f"v/{p}": out[f"v_next/{p}"] for p in self.pops}
             for p in self.pops:

@@ -188,3 +188,17 @@ def test_unsupported_node(nets):
         export_onnx(Graph(nodes, "float", g_float.metadata))
     with pytest.raises(UserError, match="mode"):
         export_onnx(g_float, "loop")
+
+
+def test_float32_fast_export(nets):
+    g_float, g_int, x = nets["d14-events"]
+    model = export_onnx(g_float, "sequence", precision="float32")
+    onnx.checker.check_model(model, full_check=True)
+    assert "Conv" in {n.op_type for n in model.graph.node}
+    ref = run_reference(g_float, x)
+    res = OnnxRunner(g_float, model).run(x)
+    flips = sum(int((res.spikes[p] != ref.spikes[p]).sum()) for p in ref.spikes)
+    assert flips <= 1e-4 * sum(s.size for s in ref.spikes.values())  # inexact: near-threshold only
+    np.testing.assert_allclose(res.logits, ref.logits, atol=1e-3)
+    with pytest.raises(UserError, match="int graphs export in float64 only"):
+        export_onnx(g_int, precision="float32")

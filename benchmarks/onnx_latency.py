@@ -1,0 +1,123 @@
+"""Latency (batch 1) and throughput (batch 64) of the ONNX sequence model in ONNX Runtime, against
+the torch model in eager mode and the reference simulator, in one run on one machine.
+
+Model: the ``digits`` preset (DS-ResNet-14, widths 16/32/64, K=3, T=4, 1x8x8 static input) with
+random weights whose BatchNorm statistics come from a few training-mode passes and whose BN shifts
+are raised so every level fires (an untrained net is nearly silent, which would flatter any backend
+that skips work). Every timing is end to end from the raw ``(B, 1, 8, 8)`` batch to logits: host
+input encoding (``prepare_input``) included for the graph backends, direct encoding inside the torch
+model. ONNX models are exported with ``record=False`` (logits and overflow only, as deployed) and
+also with ``record=True`` (every spike and state, as ``verify`` runs them).
+
+Usage: ``python benchmarks/onnx_latency.py [--repeat 50] [--threads 0]`` (0: library defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import torch  # noqa: E402
+
+from exporters.onnx import export_onnx  # noqa: E402
+from mlf_deploy.ir.inputs import prepare_input  # noqa: E402
+from mlf_deploy.lowering import lower  # noqa: E402
+from mlf_deploy.models import TdBatchNorm, preset  # noqa: E402
+from mlf_deploy.quantization import quantize  # noqa: E402
+from runtimes.reference import run_reference  # noqa: E402
+
+
+def calibrated_model(seed=0):
+    torch.manual_seed(seed)
+    model = preset("digits").train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(16, 1, 8, 8) * 2)
+        for m in model.modules():
+            if isinstance(m, TdBatchNorm):
+                m.weight.uniform_(1.0, 2.5)
+                m.bias.uniform_(0.0, 0.8)
+    return model.eval()
+
+
+def timed(fns: dict, x, repeat, warmup=2) -> dict:
+    """Median wall time of each ``fn(x)`` in milliseconds. The backends take turns within every
+    repeat, so load from other processes on a shared machine hits them alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn(x)
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
+def session(graph, record, threads, precision="float64"):
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    model = export_onnx(graph, "sequence", record=record, precision=precision)
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    dtype = np.dtype(precision)
+    return (lambda x: sess.run(["logits"], {"input": prepare_input(graph, x).astype(dtype, copy=False)})[0],
+            len(model.graph.node))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=0, help="torch and ORT intra-op threads (0: default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = calibrated_model()
+    g_float = lower(model, (1, 8, 8), "static")
+    g_int, _ = quantize(g_float, 8, input_max=2.0)
+    print(f"digits preset: {g_float.summary()}")
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, "
+          f"{os.cpu_count()} CPUs")
+
+    backends = {"torch eager (float32)": lambda x: model(torch.as_tensor(x))}
+    for name, graph in (("float", g_float), ("int", g_int)):
+        for record in (False, True):
+            fn, nodes = session(graph, record, args.threads)
+            backends[f"onnx-{name} seq{' +record' if record else ''} ({nodes} ops)"] = fn
+    fast, nodes = session(g_float, False, args.threads, "float32")
+    backends[f"onnx-float seq float32 fast ({nodes} ops)"] = fast
+    backends["reference ir-float"] = lambda x: run_reference(g_float, x, record_states=False).logits
+    backends["reference ir-int"] = lambda x: run_reference(g_int, x, record_states=False).logits
+
+    rng = np.random.default_rng(0)
+    inputs = {b: (rng.random((b, 1, 8, 8)) * 2).astype(np.float32) for b in (1, 64)}
+    with torch.no_grad():
+        # sanity: the exported float model agrees with torch on this input
+        onnx_float = next(fn for name, fn in backends.items() if name.startswith("onnx-float"))
+        diff = np.abs(onnx_float(inputs[64]) - model(torch.as_tensor(inputs[64])).numpy()).max()
+        ref = run_reference(g_float, inputs[64]).logits
+        exact, fast_diff = np.abs(onnx_float(inputs[64]) - ref).max(), np.abs(fast(inputs[64]) - ref).max()
+        b1 = timed(backends, inputs[1], args.repeat)
+        b64 = timed(backends, inputs[64], max(5, args.repeat // 5))
+    rows = [(name, b1[name], 64e3 / b64[name]) for name in backends]
+    base1, base64 = rows[0][1], rows[0][2]
+    print(f"max |logits - reference ir-float| on 64 samples: onnx-float {exact:.1e}, float32 fast "
+          f"{fast_diff:.1e}, torch eager float32 {diff:.1e} (torch and ir-float differ where a "
+          f"membrane lies within float32 rounding of a threshold; the difference then propagates)")
+    print(f"{'backend':44s} {'batch-1 ms':>10s} {'vs torch':>9s} {'batch-64 samples/s':>19s} {'vs torch':>9s}")
+    for name, b1, tput in rows:
+        print(f"{name:44s} {b1:10.3f} {base1 / b1:8.2f}x {tput:19.0f} {tput / base64:8.2f}x")
+    print("(vs torch: >1 means faster than torch eager)")
+
+
+if __name__ == "__main__":
+    main()
