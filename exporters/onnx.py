@@ -71,70 +71,68 @@ def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool) -> st
 
 
 def _count(b: Builder, masks: list, name: str) -> str:
-    mask = masks[0] if len(masks) == 1 else b.op("Concat", masks, f"{name}/cat", axis=0)
+    mask = b.concat(masks, f"{name}/cat")
     n = b.op("ReduceSum", [b.op("Cast", [mask], f"{name}/cast", to=INT64)], name, keepdims=0)
     return b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")
 
 
+def _drive(b: Builder, graph: Graph, layer, values: dict, integer: bool):
+    """The layer's membrane input and its wrap mask: ``a`` (float), or ``wrap(64 a) + (bias << e)``
+    (int; the float bias is added per population, in the reference's order)."""
+    drive = _current(b, graph, layer, values, integer)
+    if not integer:
+        return drive, None
+    u, wrapped = wrap24(b, b.op("Mul", [drive, b.const(64.0)], f"{layer.name}/u"), layer.name)
+    bias = np.asarray(layer.bias, np.float64).reshape(-1, 1, 1) * 2.0 ** layer.bias_exp
+    return b.op("Add", [u, b.const(bias)], f"{layer.name}/bias"), wrapped
+
+
 def _build(graph: Graph, mode: str, record: bool, precision: str):
-    integer, steps = graph.numeric == "int", graph.timesteps
+    integer, steps, seq = graph.numeric == "int", graph.timesteps, mode == "sequence"
     b, inp = Builder(precision), graph.input
-    c, h, w = inp.shape
-    if mode == "sequence":
-        inputs = [helper.make_tensor_value_info("input", b.ftype, [steps, "B", c, h, w])]
-        values = {inp.name: b.op("Reshape", ["input", b.ints([-1, c, h, w])], "input/fold_time")}
-    else:
-        inputs = [helper.make_tensor_value_info("input", b.ftype, ["B", c, h, w])]
-        values = {inp.name: "input"}
+    lead = [steps, "B"] if seq else ["B"]
+    inputs = [helper.make_tensor_value_info("input", b.ftype, [*lead, *inp.shape])]
+    values = {inp.name: b.op("Reshape", ["input", b.ints([-1, *inp.shape])], "input/fold_time")
+              if seq else "input"}
     state_type = INT64 if integer else b.ftype
     outputs, overflow = [], []
     for layer in graph.layers:
-        pops = graph.populations_of(layer.name)
-        drive = _current(b, graph, layer, values, integer)
-        bias = np.asarray(layer.bias, np.float64).reshape(-1, 1, 1)
-        masks = []
-        if integer:
-            u, wrapped = wrap24(b, b.op("Mul", [drive, b.const(64.0)], f"{layer.name}/u"), layer.name)
-            drive = b.op("Add", [u, b.const(bias * 2.0 ** layer.bias_exp)], f"{layer.name}/bias")
-            masks.append(wrapped)
-        bias = None if integer else b.const(bias)
-        if mode == "sequence":
-            per_t = [drive] if steps == 1 else [
-                f"{layer.name}/t{t}" for t in range(steps)]
-            if steps > 1:
-                b.nodes.append(helper.make_node("Split", [drive], per_t, f"{layer.name}/split_time",
-                                                axis=0, num_outputs=steps))
-        shape = ["B", *layer.shape] if mode == "step" else [steps, "B", *layer.shape]
-        for pop in pops:
-            if mode == "step":
-                v_in = f"v/{pop.name}"
-                inputs.append(helper.make_tensor_value_info(v_in, state_type, shape))
-                v0 = b.op("Cast", [v_in], f"{pop.name}/v_in", to=b.ftype) if integer else v_in
-                s, v, sat = population_step(b, pop, v0, drive, bias, integer, "step")
-                spikes, states, masks = s, v, masks + [sat] * integer
-            else:
-                v, ss, vs = None, [], []
-                for t in range(steps):
-                    s, v, sat = population_step(b, pop, v, per_t[t], bias, integer, f"t{t}")
-                    ss, vs, masks = ss + [s], vs + [v], masks + [sat] * integer
-                spikes = ss[0] if steps == 1 else b.op("Concat", ss, f"{pop.name}/spikes", axis=0)
-                states = vs[0] if steps == 1 else b.op("Concat", vs, f"{pop.name}/states", axis=0)
+        drive, wrapped = _drive(b, graph, layer, values, integer)
+        masks = [wrapped] if integer else []
+        bias = None if integer else b.const(np.reshape(layer.bias, (-1, 1, 1)))
+        per_t = [drive]
+        if seq and steps > 1:  # same-timestep semantics: only the membrane recurrence is unrolled
+            per_t = [f"{layer.name}/t{t}" for t in range(steps)]
+            b.emit("Split", [drive], per_t, f"{layer.name}/split_time", axis=0, num_outputs=steps)
+        shape = [*lead, *layer.shape]
+        for pop in graph.populations_of(layer.name):
+            v = None  # the sequence starts from v = 0
+            if not seq:
+                inputs.append(helper.make_tensor_value_info(f"v/{pop.name}", state_type, shape))
+                v = b.op("Cast", [f"v/{pop.name}"], f"{pop.name}/v_in", to=b.ftype) \
+                    if integer else f"v/{pop.name}"
+            ss, vs = [], []
+            for t, d in enumerate(per_t):
+                s, v, sat = population_step(b, pop, v, d, bias, integer, f"t{t}" if seq else "step")
+                ss, vs, masks = ss + [s], vs + [v], masks + [sat] * integer
+            spikes = b.concat(ss, f"{pop.name}/spikes")
             values[pop.name] = b.op("Cast", [spikes], f"{pop.name}/spikes_f", to=b.ftype)
-            if record or mode == "step":
-                unfold = b.ints([steps, -1, *layer.shape] if mode == "sequence" else [-1, *layer.shape])
-                s_out, v_out = f"s/{pop.name}", f"v_next/{pop.name}" if mode == "step" else f"v/{pop.name}"
-                s8 = b.op("Cast", [spikes], f"{pop.name}/spikes_u8", to=UINT8)
+            if record or not seq:
+                states = b.concat(vs, f"{pop.name}/states")
                 if integer:
                     states = b.op("Cast", [states], f"{pop.name}/states_i64", to=INT64)
-                b.nodes += [helper.make_node("Reshape", [s8, unfold], [s_out], f"{pop.name}/s_out"),
-                            helper.make_node("Reshape", [states, unfold], [v_out], f"{pop.name}/v_out")]
+                unfold = b.ints([*lead[:-1], -1, *layer.shape])
+                s_out, v_out = f"s/{pop.name}", f"v/{pop.name}" if seq else f"v_next/{pop.name}"
+                b.emit("Reshape", [b.op("Cast", [spikes], f"{pop.name}/spikes_u8", to=UINT8), unfold],
+                       [s_out], f"{pop.name}/s_out")
+                b.emit("Reshape", [states, unfold], [v_out], f"{pop.name}/v_out")
                 outputs += [helper.make_tensor_value_info(s_out, UINT8, shape),
                             helper.make_tensor_value_info(v_out, state_type, shape)]
         if integer:
             overflow.append(_count(b, masks, f"{layer.name}/overflow"))
     outputs.insert(0, _readout(b, graph, values, mode))
     if integer:
-        b.nodes.append(helper.make_node("Concat", overflow, ["overflow"], "overflow", axis=0))
+        b.emit("Concat", overflow, ["overflow"], "overflow", axis=0)
         outputs.append(helper.make_tensor_value_info("overflow", INT64, [len(overflow)]))
     return b, inputs, outputs
 
@@ -148,8 +146,7 @@ def _readout(b: Builder, graph: Graph, values: dict, mode: str):
     w_t = b.const(np.asarray(ro.weight, np.float64).T)
     classes = len(ro.weight)
     if mode == "step":
-        b.nodes.append(helper.make_node("MatMul", [counts, w_t], ["readout_increment"],
-                                        f"{ro.name}/increment"))
+        b.emit("MatMul", [counts, w_t], ["readout_increment"], f"{ro.name}/increment")
         return helper.make_tensor_value_info("readout_increment", b.ftype, ["B", classes])
     counts = b.op("Reshape", [counts, b.ints([steps, -1, counts_c(graph)])], f"{ro.name}/unfold")
     counts = b.op("ReduceSum", [counts, b.ints([0])], f"{ro.name}/sum_time", keepdims=0)
@@ -157,8 +154,7 @@ def _readout(b: Builder, graph: Graph, values: dict, mode: str):
     # the reference's order: acc * scale / (T H W) + bias, so int logits agree bit for bit
     scaled = b.op("Div", [b.op("Mul", [acc, b.const(ro.scale)], f"{ro.name}/scale"),
                           b.const(float(_norm(graph)))], f"{ro.name}/mean")
-    b.nodes.append(helper.make_node("Add", [scaled, b.const(np.asarray(ro.bias, np.float64))],
-                                    ["logits"], f"{ro.name}/bias"))
+    b.emit("Add", [scaled, b.const(np.asarray(ro.bias, np.float64))], ["logits"], f"{ro.name}/bias")
     return helper.make_tensor_value_info("logits", b.ftype, ["B", classes])
 
 

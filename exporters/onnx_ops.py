@@ -51,6 +51,14 @@ class Builder:
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=name, **attrs))
         return out
 
+    def emit(self, op_type: str, inputs, outputs, name: str, **attrs):
+        """A node with given output names (graph outputs, multi-output ops)."""
+        self._names.add(name)
+        self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name=name, **attrs))
+
+    def concat(self, values: list, name: str) -> str:
+        return values[0] if len(values) == 1 else self.op("Concat", values, name, axis=0)
+
     def const(self, value, dtype=None, key=None) -> str:
         a = np.asarray(value, dtype=dtype or self.np)
         key = key or (a.dtype.str, a.shape, a.tobytes())
