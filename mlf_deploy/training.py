@@ -217,7 +217,8 @@ def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
     x_tr, y_tr = load_split(spec, "train")
     x_te, y_te = load_split(spec, "test")
     if cfg.max_samples:
-        x_tr, y_tr, x_te, y_te = x_tr[:cfg.max_samples], y_tr[:cfg.max_samples], x_te[:cfg.max_samples], y_te[:cfg.max_samples]
+        n = cfg.max_samples
+        x_tr, y_tr, x_te, y_te = x_tr[:n], y_tr[:n], x_te[:n], y_te[:n]
     rank, world, device = _setup_distributed(cfg.device)
     log = log if rank == 0 else (lambda *a, **k: None)
     try:

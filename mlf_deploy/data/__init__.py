@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from mlf_deploy.data import events, static
+from mlf_deploy.data import events, static, tonic_sets
 from mlf_deploy.errors import UserError
 
 DATASETS = {
@@ -30,9 +30,8 @@ _REGISTRY = {
     "digits-events": (events.DIGITS_EVENTS_OPTIONS, events.digits_events_spec,
                       events.load_digits_events_split),
     "cifar10": (static.CIFAR10_OPTIONS, static.cifar10_spec, static.load_cifar10_split),
-    "dvs-gesture": (events.TONIC_OPTIONS["dvs-gesture"], events.tonic_spec, events.load_tonic_split),
-    "cifar10-dvs": (events.TONIC_OPTIONS["cifar10-dvs"], events.tonic_spec, events.load_tonic_split),
-    "nmnist": (events.TONIC_OPTIONS["nmnist"], events.tonic_spec, events.load_tonic_split),
+    **{name: (options, tonic_sets.tonic_spec, tonic_sets.load_tonic_split)
+       for name, options in tonic_sets.TONIC_OPTIONS.items()},
 }
 
 

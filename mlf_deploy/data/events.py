@@ -10,8 +10,7 @@ import numpy as np
 import torch
 import tonic.transforms as tt
 
-from mlf_deploy.data import static, tonic_sets
-from mlf_deploy.data.tonic_sets import TONIC_OPTIONS, load_tonic_split, tonic_spec  # noqa: F401
+from mlf_deploy.data import static
 from mlf_deploy.errors import UserError
 
 EVENT_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
