@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.fileio import check_writable
 
 try:
     __version__ = version("mlf-deploy")
@@ -206,46 +207,24 @@ def _int_list(ctx, param, value):
     return items
 
 
-def _energy_model(name):
-    from mlf_deploy.energy import PRESETS
-    if name not in PRESETS:
-        raise UserError(f"unknown energy model {name!r}; choose one of {', '.join(PRESETS)}")
-    return name
-
-
-def _check_plot_path(path):
-    """Fail before any work when a plot cannot be written (a file in the way counts too)."""
-    from pathlib import Path
-    from mlf_deploy.fileio import check_writable
-    parent = Path(path).parent
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"cannot write {path}: {parent} is a file, not a directory")
-    check_writable(path)
-
-
-def _run_int(graph, x):
-    from runtimes.reference import run_reference
-    return run_reference(graph, x, record_states=False)
-
-
-_ENERGY_MODEL = click.option("--model", "energy_model", default="45nm-fp32", show_default=True,
-                             help="Energy model of the table and plots: 45nm-fp32, 45nm-int8, "
-                                  "loihi1-proxy (the JSON has all).")
-_E_DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-                           help="Where the checkpoint's dataset files live (for non-embedded sets).")
+ENERGY_MODEL = click.option("--model", "energy_model", default="45nm-fp32", show_default=True,
+                            help="Energy model of the table and plots: 45nm-fp32, 45nm-int8, "
+                                 "loihi1-proxy (the JSON has all).")
+SPLIT = click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+ALL_SAMPLES = click.option("--samples", type=int, default=None,
+                           help="First N samples of the split [default: all].")
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--samples", type=int, default=None, help="First N samples of the split [default: all].")
-@click.option("--weight-bits", type=int, default=8, show_default=True,
-              help="Signed weight mantissa bits of the integer graph (2..16).")
-@_ENERGY_MODEL
+@CKPT
+@SPLIT
+@ALL_SAMPLES
+@WEIGHT_BITS
+@ENERGY_MODEL
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of per-layer SynOps and energy, SNN against ANN.")
-@_E_DATA_DIR
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
+@DATA_DIR
+@JSON
 @user_errors
 def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, data_dir, as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
@@ -258,55 +237,34 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
     Example:
       mlf-deploy energy run/checkpoint.pt --samples 200 --plot energy.png --json
     """
-    from mlf_deploy.energy import estimate
+    from runtimes.analysis import check_energy_model, energy_report
     from runtimes.pipeline import check_samples, check_weight_bits, load_pipeline
-    check_samples(samples), check_weight_bits(weight_bits), _energy_model(energy_model)
+    check_samples(samples), check_weight_bits(weight_bits), check_energy_model(energy_model)
     if plot_path:
-        _check_plot_path(plot_path)
+        check_writable(plot_path)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
-    x, y = pipe.data(split, samples)
-    click.echo(f"running the integer reference on {len(y)} {split} samples ...", err=True)
-    result = _run_int(pipe.graph_int, x)
-    br = estimate(pipe.graph_int, result, x)
-    accuracy = float((result.logits.argmax(1) == y.numpy()).mean())
-    click.echo(br.table(energy_model))
-    click.echo(f"accuracy (integer reference): {accuracy:.4f}")
-    if plot_path:
-        from mlf_deploy.hardware.plots import plot_layers
-        plot_layers(br, plot_path, energy_model)
-        click.echo(f"wrote {plot_path}")
+    click.echo(f"running the integer reference on the {split} split ...", err=True)
+    text, result = energy_report(pipe, split, samples, energy_model, plot_path)
+    click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
     if as_json:
-        emit_json({**br.to_dict(), "checkpoint": str(checkpoint), "split": split,
-                   "weight_bits": weight_bits, "accuracy": accuracy, "backend": result.backend,
-                   "plot": plot_path})
-
-
-def _sweep_table(points, model):
-    head = (f"{'bits':>4} {'T':>3} {'accuracy':>8} {'synops':>12} {'energy_pJ':>12} "
-            f"{'latency':>7} {'firing':>7} {'dormant':>7}  level share")
-    rows = [head, "-" * len(head)]
-    for p in points:
-        rows.append(f"{p.weight_bits:>4} {p.timesteps:>3} {p.accuracy:>8.4f} {p.synops_per_inference:>12.1f} "
-                    f"{p.energy_pj[model]:>12.1f} {p.latency_steps:>7} {p.firing_rate:>7.4f} "
-                    f"{p.dormant_fraction:>7.4f}  {'/'.join(f'{f:.3f}' for f in p.level_fraction)}")
-    return "\n".join(rows)
+        emit_json(result)
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@CKPT
 @click.option("--weight-bits", "bits", default="8,6,4", show_default=True, callback=_int_list,
               help="Comma-separated weight widths to sweep (each 2..16); the first is mapped.")
 @click.option("--timesteps", "steps", default=None, callback=_int_list,
               help="Comma-separated inference timesteps [default: 1..T of the model].")
-@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--samples", type=int, default=None, help="First N samples of the split [default: all].")
-@_ENERGY_MODEL
+@SPLIT
+@ALL_SAMPLES
+@ENERGY_MODEL
 @click.option("--weight-sharing", is_flag=True,
               help="Map conv weights as shared per core (Loihi 2 conv synapses), not expanded.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
               help="Directory for accuracy_energy.png and layers.png.")
-@_E_DATA_DIR
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line of stdout.")
+@DATA_DIR
+@JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
              data_dir, as_json):
@@ -318,48 +276,22 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     Example:
       mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,6,4 --timesteps 1,2,4 --plot eval/
     """
-    import os
-    from mlf_deploy.hardware import Target, map_graph
-    from mlf_deploy.hardware.sweep import sweep
+    from runtimes.analysis import check_energy_model, evaluate_report
     from runtimes.pipeline import check_samples, check_weight_bits, load_pipeline
-    check_samples(samples), _energy_model(energy_model)
+    check_samples(samples), check_energy_model(energy_model)
     for b in bits:
         check_weight_bits(b)
     if steps and min(steps) < 1:
         raise UserError(f"--timesteps must be positive integers, got {min(steps)}")
-    plots = {}
     if plot_dir:
-        plots = {k: os.path.join(plot_dir, f"{k}.png") for k in ("accuracy_energy", "layers")}
-        for path in plots.values():
-            _check_plot_path(path)
+        check_writable(f"{plot_dir}/accuracy_energy.png")
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
-    steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
-    if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
-        raise UserError(f"--timesteps: the event frames of this data set have "
-                        f"{pipe.graph_float.timesteps} steps; choose at most that")
-    x, y = pipe.data(split, samples)
-    click.echo(f"sweeping {len(bits)} weight widths x {len(steps)} timesteps on {len(y)} {split} "
-               "samples ...", err=True)
-    # the pipeline's own input scaling (quantize_for's), applied to each re-timed float graph
-    points = sweep(pipe.graph_float, x, y.numpy(), _run_int, bits, steps, input_max=pipe.input_max)
-    mapping = map_graph(pipe.graph_int, Target(weight_sharing=weight_sharing))
-    click.echo(_sweep_table(points, energy_model))
-    click.echo(f"energy model {energy_model}; latency = T x pipeline depth ({mapping.pipeline_depth} "
-               "layers) in timesteps")
-    click.echo("")
-    click.echo(mapping.table())
-    if plot_dir:
-        from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers
-        plot_accuracy_energy(points, plots["accuracy_energy"], energy_model)
-        main_point = next(p for p in points if p.weight_bits == bits[0] and p.timesteps == max(steps))
-        plot_layers(main_point.breakdown, plots["layers"], energy_model)
-        click.echo(f"wrote {plots['accuracy_energy']} and {plots['layers']}")
+    click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
+    text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
+                                   plot_dir)
+    click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
     if as_json:
-        m = mapping.to_dict()
-        m.pop("core_list")
-        emit_json({"checkpoint": str(checkpoint), "split": split, "samples": len(y),
-                   "energy_model": energy_model, "points": [p.to_dict() for p in points],
-                   "mapping": m, "plots": plots})
+        emit_json(result)
 
 
 # ---- demo (issue 8) ----------------------------------------------------------------------------

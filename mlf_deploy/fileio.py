@@ -18,6 +18,9 @@ def check_writable(path: str | os.PathLike, overwrite: bool = True) -> Path:
     if path.exists() and path.is_dir():
         raise UserError(f"{path} is a directory; give a file path")
     parent = path.parent if str(path.parent) else Path(".")
+    blocker = next((p for p in [parent, *parent.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"cannot write {path}: {blocker} is a file, not a directory")
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
