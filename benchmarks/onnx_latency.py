@@ -70,14 +70,15 @@ def session(graph, record, threads, precision="float64"):
     model = export_onnx(graph, "sequence", record=record, precision=precision)
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     dtype = np.dtype(precision)
-    return (lambda x: sess.run(["logits"], {"input": prepare_input(graph, x).astype(dtype, copy=False)})[0],
-            len(model.graph.node))
+    feed = lambda x: {"input": prepare_input(graph, x).astype(dtype, copy=False)}
+    return (lambda x: sess.run(["logits"], feed(x))[0]), len(model.graph.node)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=0, help="torch and ORT intra-op threads (0: default)")
+    ap.add_argument("--threads", type=int, default=0, 
+                    help="torch and ORT intra-op threads (0: default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

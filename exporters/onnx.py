@@ -9,7 +9,8 @@ Names (``<pop>`` is a population name such as ``blocks.0.mlf1/L2``):
     step inputs: ``input`` ``(B, C, H, W)``, ``v/<pop>`` ``(B, C, H, W)`` (membrane after the last
     step's reset; zeros at the start). step outputs: ``s/<pop>`` uint8, ``v_next/<pop>``,
     ``readout_increment`` ``(B, classes)``. sequence input ``input`` ``(T, B, C, H, W)``; outputs
-    ``logits`` ``(B, classes)``, and with ``record=True`` ``s/<pop>``, ``v/<pop>`` ``(T, B, C, H, W)``.
+    ``logits`` ``(B, classes)``, and with ``record=True`` ``s/<pop>``, ``v/<pop>``
+    ``(T, B, C, H, W)``.
     Membranes are float64 (float graphs) or int64 in 1/64 current units (int graphs); int models
     also output ``overflow`` ``(layers,)`` int64, the 24-bit wrap and saturation events per layer.
 """
@@ -123,8 +124,8 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
                     states = b.op("Cast", [states], f"{pop.name}/states_i64", to=INT64)
                 unfold = b.ints([*lead[:-1], -1, *layer.shape])
                 s_out, v_out = f"s/{pop.name}", f"v/{pop.name}" if seq else f"v_next/{pop.name}"
-                b.emit("Reshape", [b.op("Cast", [spikes], f"{pop.name}/spikes_u8", to=UINT8), unfold],
-                       [s_out], f"{pop.name}/s_out")
+                s8 = b.op("Cast", [spikes], f"{pop.name}/spikes_u8", to=UINT8)
+                b.emit("Reshape", [s8, unfold], [s_out], f"{pop.name}/s_out")
                 b.emit("Reshape", [states, unfold], [v_out], f"{pop.name}/v_out")
                 outputs += [helper.make_tensor_value_info(s_out, UINT8, shape),
                             helper.make_tensor_value_info(v_out, state_type, shape)]

@@ -13,12 +13,12 @@ input bound (``prepare_input`` clips), spikes be 0/1 and a fan-in group sum of `
 in ``[0, m]``. Then every partial sum of a projection, in any order and with or without FMA, is an
 integer of magnitude at most ``max|src| * max_o sum|W_o|``; shifts multiply by powers of two (exact)
 or divide by one (exact, then ``Floor``); ``u = 64 a`` is wrapped once by ``2^24``; the decay
-``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact and ``Floor`` of its
-magnitude times its ``Sign`` is ``trunc0``; the membrane before saturation is bounded by
+``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact and so is
+``trunc0`` as ``d - fmod(d, 1)``; the membrane before saturation is bounded by
 ``2^23 + |u| + |bias << e|``; the readout accumulator by ``T H W * sources * max_o sum|W_o|``.
 :func:`int_bounds` computes these bounds from the graph and the exporter refuses a graph where any
-reaches ``2^53``, below which float64 holds every integer exactly. ``tests/test_onnx.py`` also checks
-that every float64 intermediate of an exported int model is an integer on real data.
+reaches ``2^53``, below which float64 holds every integer exactly. ``tests/test_onnx.py`` also
+checks that every float64 intermediate of an exported int model is an integer on real data.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Builder:
     def emit(self, op_type: str, inputs, outputs, name: str, **attrs):
         """A node with given output names (graph outputs, multi-output ops)."""
         self._names.add(name)
-        self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name=name, **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name, **attrs))
 
     def concat(self, values: list, name: str) -> str:
         return values[0] if len(values) == 1 else self.op("Concat", values, name, axis=0)
@@ -79,7 +79,8 @@ def conv2d(b: Builder, p, x: str, shape) -> str:
     cout, cin, kh, kw = w.shape
     (sh, sw), (ph, pw) = tuple(p.stride), tuple(p.padding)
     if b.np is np.float32:
-        return b.op("Conv", [x, b.const(w)], f"{p.name}/conv", strides=[sh, sw], pads=[ph, pw, ph, pw])
+        return b.op("Conv", [x, b.const(w)], f"{p.name}/conv", strides=[sh, sw],
+                    pads=[ph, pw, ph, pw])
     h, wd = shape[1] + 2 * ph, shape[2] + 2 * pw
     ho, wo = (h - kh) // sh + 1, (wd - kw) // sw + 1
     if ph or pw:
@@ -147,9 +148,9 @@ def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None
     if integer:
         if v is not None:
             d = b.op("Mul", [v, b.const(round(pop.v_retention * 4096) / 4096)], f"{n}/decay")
-            d = b.op("Mul", [b.op("Sign", [d], f"{n}/sign"),
-                             b.op("Floor", [b.op("Abs", [d], f"{n}/abs")], f"{n}/floor")],
-                     f"{n}/trunc0")
+            # trunc0(d) = d - fmod(d, 1): fmod is exact in IEEE arithmetic, and so is the
+            # difference, an integer below 2^35
+            d = b.op("Sub", [d, b.op("Mod", [d, b.const(1.0)], f"{n}/frac", fmod=1)], f"{n}/trunc0")
             drive = b.op("Add", [d, drive], f"{n}/integrate")
         saturated = b.op("Greater", [b.op("Abs", [drive], f"{n}/vabs"), b.const(float(V_MAX))],
                          f"{n}/saturated")

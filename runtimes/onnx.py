@@ -21,7 +21,8 @@ from mlf_deploy.ir.inputs import prepare_input
 from mlf_deploy.ir.serialize import graph_checksum
 from mlf_deploy.results import RunResult
 
-_DTYPES = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}
+_DTYPES = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(int64)": np.int64,
+           "tensor(uint8)": np.uint8}
 
 
 def default_providers() -> list[str]:
@@ -47,7 +48,8 @@ def check_model_matches(model: onnx.ModelProto, graph: Graph, where: str = "mode
                         f"{model.producer_name or 'unknown'!r}); export it with "
                         f"`mlf-deploy export --to onnx`")
     if meta.get("numeric") != graph.numeric:
-        raise UserError(f"{where} is a {meta.get('numeric')} model but the graph is {graph.numeric}")
+        raise UserError(f"{where} is a {meta.get('numeric')} model but the graph is "
+                        f"{graph.numeric}")
     checksum = graph_checksum(graph)
     if meta.get("graph_checksum") != checksum:
         raise UserError(f"{where} was exported from another graph (checksum "
@@ -100,7 +102,7 @@ class OnnxRunner:
                 got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
                 raise UserError(f"ONNX input {name!r}: dtype {got}, expected {np.dtype(want)}")
             dims = ["B" if isinstance(d, str) or d is None else d for d in spec.shape]
-            ok = value.ndim == len(dims) and all(d == "B" or d == n for d, n in zip(dims, value.shape))
+            ok = value.ndim == len(dims) and all(d in ("B", n) for d, n in zip(dims, value.shape))
             b = value.shape[dims.index("B")] if ok and "B" in dims else batch
             if not ok or (batch is not None and b != batch):
                 raise UserError(f"ONNX input {name!r}: shape {tuple(value.shape)}, expected "
@@ -161,10 +163,10 @@ class OnnxRunner:
 
 def run_onnx(graph: Graph, x, mode: str = "sequence", batch_size: int = 64,
              providers=None) -> RunResult:
-    """Export ``graph`` to ONNX (``mode`` "sequence" or "step") and run it on ``x`` in ONNX Runtime."""
+    """Export ``graph`` (``mode`` "sequence" or "step") and run it on ``x`` in ONNX Runtime."""
     return OnnxRunner(graph, None, mode, providers).run(x, batch_size)
 
 
 def run_onnx_file(path, graph: Graph, x, batch_size: int = 64, providers=None) -> RunResult:
-    """Run an exported ``.onnx`` file on ``x``; it must come from ``graph`` (checksum in metadata)."""
+    """Run an exported ``.onnx`` file on ``x``; it must come from ``graph`` (metadata checksum)."""
     return OnnxRunner(graph, path, providers=providers).run(x, batch_size)
