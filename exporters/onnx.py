@@ -59,12 +59,16 @@ def _groups(graph: Graph, layer, integer: bool):
 
 
 def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool) -> str:
-    current = None
+    current, inp = None, graph.input
     for i, (p, sources) in enumerate(_groups(graph, layer, integer)):
         src = values[sources[0]]
         for other in sources[1:]:
             src = b.op("Add", [src, values[other]], f"{layer.name}/fanin{i}")
-        a = project(b, p, src, graph.nodes[sources[0]].shape)
+        # int graphs: inputs clipped to value_bits, spikes 0/1, so a fan-in sum is at most len()
+        src_max = len(sources) if integer else None
+        if integer and sources[0] == inp.name:
+            src_max = 2.0 ** (inp.value_bits - 1) - 1 if inp.value_bits > 0 else None
+        a = project(b, p, src, graph.nodes[sources[0]].shape, src_max)
         if integer:
             a = shift(b, a, layer.weight_exp, p.name)
         current = a if current is None else b.op("Add", [current, a], f"{layer.name}/sum{i}")

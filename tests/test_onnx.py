@@ -89,10 +89,10 @@ def test_model_structure(nets, numeric, mode):
 
 
 def _with_all_outputs(model):
-    """The model with every float64 intermediate exposed as an output."""
+    """The model with every float64 and float32 intermediate exposed as an output."""
     inferred = onnx.shape_inference.infer_shapes(model)
     extra = [v for v in inferred.graph.value_info
-             if v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE]
+             if v.type.tensor_type.elem_type in (onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT)]
     model = onnx.ModelProto()
     model.CopyFrom(inferred)
     model.graph.output.extend(extra)
@@ -117,6 +117,9 @@ def test_int_intermediates_are_exact_integers(nets):
         v = v * scale if name.split(":")[0].endswith(("/decay", "/frac", "/shr")) else v
         assert np.array_equal(v, np.trunc(v)), f"{name} holds non-integers"
         assert np.abs(v).max(initial=0) <= max(bound, 2.0 ** 47), name
+        if v.dtype == np.float32:  # projections run in float32 only where sums stay below 2^24
+            assert np.abs(v).max(initial=0) < 2 ** 24, name
+    assert any(out[n].dtype == np.float32 for n in names)
 
 
 def _scaled(graph: Graph, exp_shift: int, bias_shift: int) -> Graph:
