@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from exporters.onnx_ops import INT64, UINT8, Builder, check_exact, population_step, \
+from exporters.onnx_ops import DOUBLE, INT64, UINT8, Builder, check_exact, population_step, \
     project, shift, wrap24
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
@@ -77,8 +77,9 @@ def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool) -> st
 
 def _count(b: Builder, masks: list, name: str) -> str:
     mask = b.concat(masks, f"{name}/cat")
-    n = b.op("ReduceSum", [b.op("Cast", [mask], f"{name}/cast", to=INT64)], name, keepdims=0)
-    return b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")
+    # float64 sums of 0/1 are exact below 2^53 and much faster in ONNX Runtime than int64 ones
+    n = b.op("ReduceSum", [b.op("Cast", [mask], f"{name}/cast", to=DOUBLE)], name, keepdims=0)
+    return b.op("Cast", [b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")], f"{name}/i64", to=INT64)
 
 
 def _drive(b: Builder, graph: Graph, layer, values: dict, integer: bool):

@@ -14,8 +14,8 @@ in ``[0, m]``. Then every partial sum of a projection, in any order and with or 
 integer of magnitude at most ``max|src| * max_o sum|W_o|`` (where that is below 2^24 the
 projection runs in float32, exact for the same reason); shifts multiply by powers of two (exact)
 or divide by one (exact, then ``Floor``); ``u = 64 a`` is wrapped once by ``2^24``; the decay
-``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact and so is
-``trunc0`` as ``d - fmod(d, 1)``; the membrane before saturation is bounded by
+``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact, and
+``trunc0(d) = Sign(d) * Floor(|d|)``; the membrane before saturation is bounded by
 ``2^23 + |u| + |bias << e|``; the readout accumulator by ``T H W * sources * max_o sum|W_o|``.
 :func:`int_bounds` computes these bounds from the graph and the exporter refuses a graph where any
 reaches ``2^53``, below which float64 holds every integer exactly. ``tests/test_onnx.py`` also
@@ -163,9 +163,9 @@ def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None
     if integer:
         if v is not None:
             d = b.op("Mul", [v, b.const(round(pop.v_retention * 4096) / 4096)], f"{n}/decay")
-            # trunc0(d) = d - fmod(d, 1): fmod is exact in IEEE arithmetic, and so is the
-            # difference, an integer below 2^35
-            d = b.op("Sub", [d, b.op("Mod", [d, b.const(1.0)], f"{n}/frac", fmod=1)], f"{n}/trunc0")
+            d = b.op("Mul", [b.op("Sign", [d], f"{n}/sign"),
+                             b.op("Floor", [b.op("Abs", [d], f"{n}/abs")], f"{n}/floor")],
+                     f"{n}/trunc0")
             drive = b.op("Add", [d, drive], f"{n}/integrate")
         saturated = b.op("Greater", [b.op("Abs", [drive], f"{n}/vabs"), b.const(float(V_MAX))],
                          f"{n}/saturated")
