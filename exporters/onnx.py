@@ -1,5 +1,7 @@
 """Export a deployment graph (float or int) to ONNX: a streaming step model or a whole-run sequence
-model, both in float64, with every MLF level a separate single-threshold population.
+model, with every MLF level a separate single-threshold population. Both compute in float64 (int
+graphs: exact integers; projections in float32 where that is exact too); ``precision="float32"`` is
+a faster, inexact variant for float graphs.
 
 Same-timestep semantics let the sequence model compute each layer's current for all ``T * B``
 frames at once (one im2col ``MatMul``) and unroll only the cheap membrane recurrence over ``T``, as
@@ -64,10 +66,9 @@ def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool) -> st
         src = values[sources[0]]
         for other in sources[1:]:
             src = b.op("Add", [src, values[other]], f"{layer.name}/fanin{i}")
-        # int graphs: inputs clipped to value_bits, spikes 0/1, so a fan-in sum is at most len()
-        src_max = len(sources) if integer else None
-        if integer and sources[0] == inp.name:
-            src_max = 2.0 ** (inp.value_bits - 1) - 1 if inp.value_bits > 0 else None
+        # int graphs: inputs are clipped to value_bits and spikes are 0/1, which bounds |src|
+        limits = [2.0 ** (inp.value_bits - 1) - 1 if s == inp.name else 1.0 for s in sources]
+        src_max = sum(limits) if integer and inp.value_bits > 0 else None
         a = project(b, p, src, graph.nodes[sources[0]].shape, src_max)
         if integer:
             a = shift(b, a, layer.weight_exp, p.name)
