@@ -24,7 +24,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow'
 
 demo: venv
-	$(BIN)/mlf-deploy demo --out demo-output
+	$(BIN)/mlf-deploy demo --out demo-output --force
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -1,0 +1,38 @@
+"""The first hour of a user: `mlf-deploy demo --quick` end to end (slow: trains a model)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--quick", "--no-progress", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.splitlines()[-1])
+    assert summary["passed"] is True
+    for rel in ["report.md", "summary.json", "verify.json", "energy.json", "energy.png",
+                "evaluate.json", "evaluate/accuracy_energy.png", "train/checkpoint.pt",
+                "exports/graph-int.mlfg", "exports/model-int-step.onnx",
+                "exports/model-float-sequence.onnx"]:
+        assert (out / rel).is_file(), rel
+    verify = json.loads((out / "verify.json").read_text())
+    assert verify["backends"]["onnx-int"]["spike_mismatches"] == 0
+    assert verify["backends"]["ir-float"]["top1_agreement"] == 1.0
+    if summary["lava"] == "ran":
+        lava = json.loads((out / "verify-lava.json").read_text())["backends"]["lava-fixed"]
+        assert lava["spike_mismatches"] == 0 and lava["state_mismatches"] == 0
+    report = (out / "report.md").read_text()
+    assert "every backend agreed" in report and "onnx-int" in report
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no staging folder left behind
+
+
+def test_demo_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "not empty" in res.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
