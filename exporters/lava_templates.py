@@ -1,0 +1,116 @@
+"""Text of the files `export_lava` writes beside the graph: the README and the standalone loader
+(whose builder functions are filled in from exporters/lava.py, so there is one builder)."""
+
+README = """# MLF network for Lava
+
+- `graph.mlfg`: the int deployment graph (a header line, a SHA-256 line, then a zip of `graph.json`
+  and one `.npy` per array).
+- `run_lava_network.py`: rebuilds the Lava processes from it and runs them (numpy + lava-nc 0.10 only):
+  `python run_lava_network.py --input x.npy --out result.npz`. `x.npy` holds static images
+  `(B, C, H, W)` or event frames `(T, B, C, H, W)` in model units; `result.npz` gets `logits` and the
+  readout populations' spikes per model step.
+
+Mapping: one `LIFReset` per population (fixed_pt: du=4095, dv=4096-round(rho*4096), vth mantissa,
+bias_mant/bias_exp), one `Conv` per projection (kernel flipped, (W, H, C) layout, weight_exp folded in),
+fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths are delayed with
+`DelaySparse` + relay LIFs and layer `l` at depth `d` shows model step `t` at Lava step `t + d`.
+Input projections with a negative weight exponent are computed host-side and fed by a RingBuffer.
+"""
+
+LOADER = '''"""Rebuild and run an exported MLF network on Lava; needs numpy and lava-nc 0.10 only."""
+import argparse
+import hashlib
+import io
+import json
+import zipfile
+from types import SimpleNamespace
+
+import numpy as np
+
+# @SHIM@
+
+
+class Graph:
+    def __init__(self, path):
+        raw = open(path, "rb").read()
+        magic, digest, data = raw.split(b"\\n", 2)
+        if magic != b"MLFGRAPH 1" or digest != b"sha256:" + hashlib.sha256(data).hexdigest().encode():
+            raise SystemExit(f"{path}: not an mlf-deploy graph file, or changed since export")
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            body = json.loads(zf.read("graph.json"))["graph"]
+            arrays = {n[7:-4]: np.load(io.BytesIO(zf.read(n)), allow_pickle=False)
+                      for n in zf.namelist() if n.startswith("arrays/")}
+        fix = lambda v: arrays[v["$array"]] if isinstance(v, dict) else \\
+            tuple(tuple(i) if isinstance(i, list) else i for i in v) if isinstance(v, list) else v
+        self.nodes = {d["name"]: SimpleNamespace(**{k: fix(v) for k, v in d.items()})
+                      for d in body["nodes"]}
+        self.numeric, self.metadata = body["numeric"], body["metadata"]
+        kind = lambda t: [n for n in self.nodes.values() if n.type == t]
+        self.input, self.readout, self.layers = kind("Input")[0], kind("Readout")[0], kind("Layer")
+        self.projections = kind("Projection")
+
+    def projections_into(self, layer):
+        return [p for p in self.projections if p.target == layer]
+
+    def populations_of(self, layer):
+        return [self.nodes[n] for n in self.nodes[layer].populations]
+
+
+def deliver(graph, x):
+    """Raw input -> the (T, B, C, H, W) values the graph's Input delivers (normalise, quantise)."""
+    inp = graph.input
+    x = np.broadcast_to(x, (inp.timesteps, *x.shape)) if x.ndim == 4 else x
+    if "input_gain" in graph.metadata:
+        x = x * np.asarray(graph.metadata["input_gain"])[:, None, None] \\
+            + np.asarray(graph.metadata["input_offset"])[:, None, None]
+    if graph.numeric == "int":
+        lim = 2 ** (inp.value_bits - 1) - 1
+        x = np.clip(np.round(x / inp.scale), -lim, lim)
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+# @BUILDER@
+
+
+def run(graph, frames):
+    import_lava()  # before any lava import: patches lava's dataclasses for Python 3.11
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.monitor.process import Monitor
+
+    net, (steps_t, batch) = build_processes(graph, frames), frames.shape[:2]
+    monitors = {}
+    for name in graph.readout.sources:
+        monitors[name] = Monitor()
+        monitors[name].probe(net.lifs[name].s_out, net.steps)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if graph.numeric == "int" else "floating_pt")
+    try:
+        net.procs[0].run(condition=RunSteps(num_steps=net.steps), run_cfg=cfg)
+        raw = {k: next(iter(next(iter(m.get_data().values())).values())) for k, m in monitors.items()}
+    finally:
+        net.procs[0].stop()
+    spikes, counts = {}, 0
+    for name, s in raw.items():
+        c, h, w = graph.nodes[name].shape
+        rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
+        s = np.asarray(s).reshape(net.steps, w, h, c)[rows].reshape(batch, steps_t, w, h, c)
+        spikes[name] = s.transpose(1, 0, 4, 3, 2).astype(np.uint8)  # (T, B, C, H, W)
+        counts = counts + spikes[name].sum(axis=(0, 3, 4), dtype=np.int64)
+    ro, (c, h, w) = graph.readout, graph.nodes[graph.readout.sources[0]].shape
+    logits = (counts @ ro.weight.T.astype(np.int64)) * ro.scale / (steps_t * h * w) + ro.bias
+    return logits, spikes
+
+
+if __name__ == "__main__":
+    import warnings
+    warnings.filterwarnings("ignore", message=".*sparsity structure.*")  # DelaySparse, harmless
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--graph", default=__file__.rsplit("/", 1)[0] + "/graph.mlfg")
+    ap.add_argument("--input", required=True, help=".npy: (B, C, H, W) images or (T, B, C, H, W) events")
+    ap.add_argument("--out", default="result.npz")
+    args = ap.parse_args()
+    g = Graph(args.graph)
+    logits, spikes = run(g, deliver(g, np.load(args.input)))
+    np.savez(args.out, logits=logits, **{k.replace("/", "__"): v for k, v in spikes.items()})
+    print("predictions:", logits.argmax(1).tolist())
+'''
