@@ -108,6 +108,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2, help="samples per Lava run")
     ap.add_argument("--ref-batch", type=int, default=64, help="batch of the reference run")
     ap.add_argument("--depths", default="14,20")
+    ap.add_argument("--stock", action="store_true",
+                    help="also time the whole network with Lava's stock Conv model")
     args = ap.parse_args()
 
     import torch
@@ -140,7 +142,8 @@ def main() -> None:
             job = os.path.join(tmp, "job.pkl")
             with open(job, "wb") as f:
                 pickle.dump((graph, prepare_input(graph, xs)), f)
-            res = subprocess.run([sys.executable, __file__, "--worker", job], capture_output=True,
+            argv = [sys.executable, __file__, "--worker", job] + (["--stock"] if args.stock else [])
+            res = subprocess.run(argv, capture_output=True,
                                  text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         times = json.loads(res.stdout.split("JSON", 1)[1])
         fast, conv = times["fast"], times["conv_compute"]
@@ -148,12 +151,16 @@ def main() -> None:
               f"{conv['stock_s'] * 1e3:9.1f}/{conv['fast_s'] * 1e3:5.1f} "
               f"{conv['stock_s'] / conv['fast_s']:6.1f} "
               f"{lava_s:13.2f} {ref_s * 1e3:13.2f} {lava_s / ref_s:7.0f} {exact}")
+        if "stock" in times:
+            print(f"  whole network per Lava step: stock Conv {times['stock']['step_s'] * 1e3:.1f} ms, "
+                  f"fast Conv {fast['step_s'] * 1e3:.1f} ms: "
+                  f"{times['stock']['step_s'] / fast['step_s']:.2f}x")
         print(f"  detail: {json.dumps(times)}")
     print(f"load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--worker":
         worker(sys.argv[2])
     else:
         main()
