@@ -31,11 +31,25 @@ def _conv_out(size, kernel, stride, pad):
 
 
 def fold_conv_bn(cbn: ConvBN) -> tuple[np.ndarray, np.ndarray]:
-    """``(weight, bias)`` of the conv with its eval-mode tdBN folded in (float32, as torch)."""
+    """``(weight, bias)`` of the conv with its eval-mode tdBN folded in, computed in float64: the
+    float graph is the trained network in exact-as-possible arithmetic, so that rounding of the
+    fold itself (a float32 product lands 1e-8 from a threshold) does not show up as deployment
+    error."""
     with torch.no_grad():
-        scale, shift = cbn.bn.scale_shift(cbn.bn.running_mean, cbn.bn.running_var)
-        weight = cbn.conv.weight * scale[:, None, None, None]
-    return weight.numpy().astype(np.float32), shift.numpy().astype(np.float32)
+        bn = cbn.bn
+        scale, shift = _bn_scale_shift(bn)
+        weight = cbn.conv.weight.double() * scale[:, None, None, None]
+    return weight.numpy(), shift.numpy()
+
+
+def _bn_scale_shift(bn: TdBatchNorm):
+    """Eval-mode tdBN as ``x * scale + shift``, in float64."""
+    return _double_bn(bn).scale_shift(bn.running_mean.double(), bn.running_var.double())
+
+
+def _double_bn(bn: TdBatchNorm) -> TdBatchNorm:
+    import copy
+    return copy.deepcopy(bn).double()
 
 
 class _Builder:
@@ -55,7 +69,7 @@ class _Builder:
             for src in sources:
                 self.add(Projection(f"{name}.{role}<-{src}", src, name, "conv2d", weight,
                                     (stride, stride), (pad, pad)))
-        self.add(Layer(name, tuple(shape), bias.astype(np.float32), pops))
+        self.add(Layer(name, tuple(shape), bias.astype(np.float64), pops))
         for k, th in enumerate(mlf.p.thresholds()):
             self.add(Population(pops[k], name, k, tuple(shape), float(th), float(mlf.p.tau)))
         return list(pops)
@@ -89,8 +103,9 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
     b = _Builder(None)
     gain = offset = None
     if model.input_bn is not None:
-        scale, shift = model.input_bn.scale_shift(model.input_bn.running_mean, model.input_bn.running_var)
-        gain, offset = scale.detach().numpy().astype(np.float32), shift.detach().numpy().astype(np.float32)
+        with torch.no_grad():
+            scale, shift = _bn_scale_shift(model.input_bn)
+        gain, offset = scale.numpy(), shift.numpy()
     b.add(Input("input", (c, h, w), encoding, steps))
 
     def conv_inputs(role, sources, cbn: ConvBN, shape):
@@ -117,13 +132,13 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
                 sc, sc_bias, _ = conv_inputs("shortcut", current, block.shortcut, shape)
                 bias2 = bias2 + sc_bias
             else:
-                eye = np.eye(shape[0], dtype=np.float32)[:, :, None, None]
+                eye = np.eye(shape[0], dtype=np.float64)[:, :, None, None]
                 sc = ("shortcut", current, eye, 1, 0)
             current = b.layer(f"{pre}.mlf2", block.mlf2, shape2, bias2, [inp2, sc])
         shape = shape2
     fc = model.fc
-    b.add(Readout("readout", tuple(current), fc.weight.detach().numpy().astype(np.float32),
-                  fc.bias.detach().numpy().astype(np.float32)))
+    b.add(Readout("readout", tuple(current), fc.weight.detach().double().numpy(),
+                  fc.bias.detach().double().numpy()))
     meta = {"levels": model.stem_mlf.p.levels, "variant": model.variant, "timesteps": steps,
             "vth": model.stem_mlf.p.vth, "level_step": model.stem_mlf.p.level_step,
             "tau": model.stem_mlf.p.tau}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -11,10 +13,16 @@ from mlf_deploy.results import RunResult
 
 @torch.no_grad()
 def run_torch(model: DSResNet, x: torch.Tensor, batch_size: int = 256,
-              record_states: bool = True) -> RunResult:
+              record_states: bool = True, dtype=torch.float64) -> RunResult:
     """Run ``model`` (eval mode) on raw input ``x`` and record every MLF level as a population named
-    like the lowering names it (``f"{layer}/L{k}"``)."""
-    model = model.eval().set_recording(True)
+    like the lowering names it (``f"{layer}/L{k}"``).
+
+    By default a float64 copy of the model runs: the graph backends compute in float64 too, so the
+    comparison measures the deployment (folding, lowering, quantization) rather than float32
+    rounding, which flips spikes whose membrane lands within ~1e-7 of a threshold. Pass
+    ``dtype=torch.float32`` for the model exactly as trained."""
+    model = copy.deepcopy(model).to(dtype).eval().set_recording(True)
+    x = x.to(dtype)
     events = x.dim() == 5
     parts = []
     try:

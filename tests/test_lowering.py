@@ -69,7 +69,8 @@ def test_bn_folding_is_exact_with_eps_outside_sqrt():
         manual = (bn.alpha * bn.vth * (cbn.conv(x) - bn.running_mean[:, None, None])
                   / (bn.running_var.sqrt() + bn.eps)[:, None, None] * bn.weight[:, None, None]
                   + bn.bias[:, None, None])
-        folded = torch.nn.functional.conv2d(x, torch.from_numpy(w), padding=1) + torch.from_numpy(b)[:, None, None]
+        folded = (torch.nn.functional.conv2d(x.double(), torch.from_numpy(w), padding=1)
+                  + torch.from_numpy(b)[:, None, None]).float()
     torch.testing.assert_close(manual, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(folded, ref, atol=1e-5, rtol=1e-5)
 
