@@ -117,7 +117,7 @@ def main() -> None:
     from mlf_deploy.ir.inputs import prepare_input
     from mlf_deploy.lowering import lower
     from mlf_deploy.quantization import quantize
-    from runtimes.lava import run_lava
+    from runtimes.lava import SINGLE_THREADED, run_lava
     from runtimes.reference import run_reference
 
     torch.set_num_threads(1)
@@ -143,8 +143,8 @@ def main() -> None:
             with open(job, "wb") as f:
                 pickle.dump((graph, prepare_input(graph, xs)), f)
             argv = [sys.executable, __file__, "--worker", job] + (["--stock"] if args.stock else [])
-            res = subprocess.run(argv, capture_output=True,
-                                 text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+            res = subprocess.run(argv, capture_output=True, text=True, check=True,
+                                 env=dict(os.environ, PYTHONPATH=str(ROOT), **SINGLE_THREADED))
         times = json.loads(res.stdout.split("JSON", 1)[1])
         fast, conv = times["fast"], times["conv_compute"]
         print(f"ds{depth:<8} {fast['procs']:5d} {fast['start_s']:8.2f} {fast['step_s'] * 1e3:12.1f} "

@@ -144,6 +144,11 @@ def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True):
     return spikes, states, len(net.procs)
 
 
+# Lava runs one OS process per Lava process; a BLAS thread pool in each (numpy's tensordot in the
+# Conv models) multiplies the runnable threads and OpenBLAS threads spin while they wait.
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def _worker(job: str) -> None:
     """Entry point of the worker process: run one chunk, write the arrays beside the job file."""
     import warnings
@@ -164,7 +169,8 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
     steps = frames.shape[0] * frames.shape[1]
     timeout = timeout or 300 + 2.0 * steps
     root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+               **SINGLE_THREADED)
     with tempfile.TemporaryDirectory(prefix="mlf-lava-job-") as tmp:
         job = os.path.join(tmp, "job.pkl")
         with open(job, "wb") as f:

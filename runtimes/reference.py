@@ -35,9 +35,9 @@ def _shift(x: torch.Tensor, exp: int) -> torch.Tensor:
     return x * 2.0 ** exp if exp >= 0 else torch.floor(x / 2.0 ** -exp)
 
 
-def _project(p, src: torch.Tensor) -> torch.Tensor:
-    """``src``: ``(N, C, H, W)`` -> current ``(N, C', H', W')``; weights as float64."""
-    w = torch.from_numpy(np.asarray(p.weight, dtype=np.float64))
+def _project(p, src: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``src``: ``(N, C, H, W)`` -> current ``(N, C', H', W')`` (in the dtype of ``w``)."""
+    src = src.to(w.dtype)
     if p.kind == "conv2d":
         return F.conv2d(src, w, stride=tuple(p.stride), padding=tuple(p.padding))
     if p.kind == "dense":
@@ -54,18 +54,30 @@ class ReferenceSimulator:
         self.groups = {layer.name: self._group(layer) for layer in graph.layers}
 
     def _group(self, layer):
-        """Projections into ``layer`` with identical weights, as (projection, [sources]) pairs.
+        """Projections into ``layer`` with identical weights, as (projection, [sources], weight).
 
         The fan-in of a residual stage repeats one weight tensor per source population; summing
         those sources first and convolving once is exact (linear, integer-valued) unless a negative
-        weight exponent floors each projection separately."""
+        weight exponent floors each projection separately. In int graphs a group whose every
+        partial sum is an integer below 2^24 in magnitude (``sum |W| * max |source|``) runs in
+        float32, which represents all of them exactly whatever the summation order."""
         groups: dict = {}
         for p in self.graph.projections_into(layer.name):
             key = (p.kind, p.weight.shape, p.weight.tobytes(), tuple(p.stride), tuple(p.padding))
             if self.integer and layer.weight_exp < 0:
                 key = (p.name,)
             groups.setdefault(key, (p, []))[1].append(p.source)
-        return list(groups.values())
+        out = []
+        for p, sources in groups.values():
+            w = np.asarray(p.weight, dtype=np.float64)
+            dtype = torch.float64
+            if self.integer:
+                inp = self.graph.input
+                src_max = 2 ** max(inp.value_bits - 1, 0) if sources == [inp.name] else len(sources)
+                if np.abs(w).reshape(w.shape[0], -1).sum(1).max() * src_max < 2 ** 24:
+                    dtype = torch.float32
+            out.append((p, sources, torch.from_numpy(w).to(dtype)))
+        return out
 
     @property
     def backend(self) -> str:
@@ -86,11 +98,11 @@ class ReferenceSimulator:
         spikes, states, overflow = {}, {}, {}
         for layer in g.layers:
             current = None
-            for p, sources in self.groups[layer.name]:
+            for p, sources, w in self.groups[layer.name]:
                 src = values[sources[0]]
                 for other in sources[1:]:
                     src = src + values[other]
-                a = _project(p, src)
+                a = _project(p, src, w).to(torch.float64)
                 if self.integer:
                     a = _shift(a, layer.weight_exp)
                 current = a if current is None else current + a
