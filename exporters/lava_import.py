@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import multiprocessing
 import sys
 
 INSTALL_HINT = (
@@ -48,15 +49,37 @@ def _tolerant_dataclasses():
         dataclasses.dataclass = original
 
 
+@contextlib.contextmanager
+def _forced_start_method():
+    """Lava's message infrastructure calls ``mp.set_start_method('fork')`` at import, which raises
+    once anything in the process has fixed the start method (torch, a test runner, an earlier
+    multiprocessing use). Lava needs fork either way, so let that one call force it."""
+    original = multiprocessing.set_start_method
+
+    def forced(method, force=False):
+        return original(method, force=True)
+
+    multiprocessing.set_start_method = forced
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method = original
+
+
+_PATCHED_MODULES = ("lava.magma.compiler.var_model",
+                    "lava.magma.runtime.message_infrastructure.multiprocessing")
+
+
 def import_lava():
     """Import lava and return the top package; raise LavaUnavailable with the install command."""
-    if "lava.magma.compiler.var_model" not in sys.modules:
+    if not all(m in sys.modules for m in _PATCHED_MODULES):
         try:
             importlib.import_module("lava")
         except ImportError as exc:
             raise LavaUnavailable(INSTALL_HINT) from exc
-        with _tolerant_dataclasses():
-            importlib.import_module("lava.magma.compiler.var_model")
+        with _tolerant_dataclasses(), _forced_start_method():
+            for module in _PATCHED_MODULES:
+                importlib.import_module(module)
     return importlib.import_module("lava")
 
 
