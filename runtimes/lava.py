@@ -31,16 +31,18 @@ class LavaRunError(UserError):
 
 
 def run_config(graph, fast_conv: bool = True, record: bool = True):
-    """``Loihi2SimCfg`` for the graph's numeric, with our Conv and recording LIF models."""
+    """``Loihi2SimCfg`` for the graph's numeric, with our Conv, DelaySparse and recording LIF
+    models (``fast_conv=False`` keeps Lava's stock Conv, for comparison)."""
     import_lava()
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.conv.process import Conv
     from lava.proc.lif.process import LIFReset
+    from lava.proc.sparse.process import DelaySparse
 
     from exporters import lava_models as m
 
     integer = graph.numeric == "int"
-    models = {}
+    models = {DelaySparse: m.FastDelaySparseFixed if integer else m.FastDelaySparseFloat}
     if fast_conv:
         models[Conv] = m.FastConvFixed if integer else m.FastConvFloat
     if record:
