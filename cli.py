@@ -14,7 +14,6 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.fileio import check_writable
 
 try:
     __version__ = version("mlf-deploy")
@@ -177,9 +176,9 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
       mlf-deploy verify run/checkpoint.pt --backends torch,ir-float,ir-int,onnx-int --samples 32
     """
     from runtimes.backends import format_verify_table, parse_backends, verify as run_verify
-    from runtimes.pipeline import check_samples, check_weight_bits, load_pipeline
+    from runtimes.pipeline import check_samples, load_pipeline
     names = parse_backends(backends)
-    check_samples(samples), check_weight_bits(weight_bits)
+    check_samples(samples)  # weight bits: load_pipeline checks them before any work
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     if graph_file:
         pipe.use_graph_file(graph_file)
@@ -237,11 +236,9 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
     Example:
       mlf-deploy energy run/checkpoint.pt --samples 200 --plot energy.png --json
     """
-    from runtimes.analysis import check_energy_model, energy_report
-    from runtimes.pipeline import check_samples, check_weight_bits, load_pipeline
-    check_samples(samples), check_weight_bits(weight_bits), check_energy_model(energy_model)
-    if plot_path:
-        check_writable(plot_path)
+    from runtimes.analysis import check_energy_args, energy_report
+    from runtimes.pipeline import load_pipeline
+    check_energy_args(samples, energy_model, plot_path)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
     text, result = energy_report(pipe, split, samples, energy_model, plot_path)
@@ -276,15 +273,9 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     Example:
       mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,6,4 --timesteps 1,2,4 --plot eval/
     """
-    from runtimes.analysis import check_energy_model, evaluate_report
-    from runtimes.pipeline import check_samples, check_weight_bits, load_pipeline
-    check_samples(samples), check_energy_model(energy_model)
-    for b in bits:
-        check_weight_bits(b)
-    if steps and min(steps) < 1:
-        raise UserError(f"--timesteps must be positive integers, got {min(steps)}")
-    if plot_dir:
-        check_writable(f"{plot_dir}/accuracy_energy.png")
+    from runtimes.analysis import check_evaluate_args, evaluate_report
+    from runtimes.pipeline import load_pipeline
+    check_evaluate_args(bits, steps, samples, energy_model, plot_dir)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,

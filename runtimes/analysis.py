@@ -27,11 +27,31 @@ def check_energy_model(name: str) -> str:
     return name
 
 
-def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm-fp32",
-                  plot_path=None) -> tuple[str, dict]:
+def check_energy_args(samples, energy_model, plot_path) -> None:
+    """Every check of the energy options that needs no checkpoint: run before any work."""
     check_samples(samples), check_energy_model(energy_model)
     if plot_path:
         check_writable(plot_path)
+
+
+def check_evaluate_args(bits, steps, samples, energy_model, plot_dir) -> dict:
+    """Every check of the evaluate options that needs no checkpoint; returns the plot paths."""
+    check_samples(samples), check_energy_model(energy_model)
+    for b in bits:
+        check_weight_bits(b)
+    if steps and min(steps) < 1:
+        raise UserError(f"--timesteps must be positive integers, got {min(steps)}")
+    plots = {}
+    if plot_dir:
+        plots = {k: os.path.join(plot_dir, f"{k}.png") for k in ("accuracy_energy", "layers")}
+        for path in plots.values():
+            check_writable(path)
+    return plots
+
+
+def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm-fp32",
+                  plot_path=None) -> tuple[str, dict]:
+    check_energy_args(samples, energy_model, plot_path)
     x, y = pipe.data(split, samples)
     result = run_int(pipe.graph_int, x)
     br = estimate(pipe.graph_int, result, x)
@@ -59,16 +79,7 @@ def sweep_table(points, model) -> str:
 
 def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None,
                     energy_model="45nm-fp32", weight_sharing=False, plot_dir=None) -> tuple[str, dict]:
-    check_samples(samples), check_energy_model(energy_model)
-    for b in bits:
-        check_weight_bits(b)
-    if steps and min(steps) < 1:
-        raise UserError(f"--timesteps must be positive integers, got {min(steps)}")
-    plots = {}
-    if plot_dir:
-        plots = {k: os.path.join(plot_dir, f"{k}.png") for k in ("accuracy_energy", "layers")}
-        for path in plots.values():
-            check_writable(path)
+    plots = check_evaluate_args(bits, steps, samples, energy_model, plot_dir)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
         raise UserError(f"--timesteps: the event frames of this data set have "

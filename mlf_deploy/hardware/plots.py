@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -14,10 +13,7 @@ from mlf_deploy.fileio import atomic_path
 
 def _save(fig: Figure, path) -> None:
     FigureCanvasAgg(fig)
-    parent = Path(path).parent
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"cannot write {path}: {parent} is a file, not a directory")
-    try:
+    try:  # atomic_path (check_writable) refuses unwritable paths with one clear message
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     except OSError as exc:
