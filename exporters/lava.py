@@ -13,9 +13,7 @@ the standalone loader, so the exported network is built by the code the tests ch
 from __future__ import annotations
 
 import inspect
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +22,8 @@ import numpy as np
 from exporters import lava_import
 from exporters.lava_templates import LOADER as _LOADER, README as _README
 from exporters.lava_import import import_lava
+from mlf_deploy.fileio import WRITE_ERRNOS, write_error
+from mlf_deploy.outputs import check_output_dir, install_stage, new_stage, sweep_stale_stages
 from mlf_deploy.quantization.rules import LOIHI_RULES, RuleViolation, check_rules
 
 MAX_DELAY = 63  # DelaySparse holds 6-bit delays, as Loihi 2
@@ -220,15 +220,20 @@ def build_processes(graph, frames):
 _BUILDER = (correlate, lava_shape, host_fed, layer_depths, _lava_classes, lava_weight, build_processes)
 
 
-def export_lava(graph, out_dir) -> Path:
+def export_lava(graph, out_dir, force: bool = False, protect=()) -> Path:
     """Write ``graph.mlfg``, ``run_lava_network.py`` (numpy + zipfile + json + lava only) and
-    ``README.md`` into ``out_dir``, atomically (a temp dir renamed into place)."""
+    ``README.md`` into ``out_dir``, atomically (a staging folder renamed into place). An existing
+    ``out_dir`` is replaced only with ``force`` and only if it is an earlier export of ours."""
     from mlf_deploy.ir import save_graph
 
     check_lava(graph)
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = check_output_dir(out_dir, force, protect, what="Lava export folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_stages(out)
+        tmp = new_stage(out)
+    except OSError as exc:
+        raise write_error(out, exc) from exc
     try:
         save_graph(graph, tmp / "graph.mlfg")
         body = "\n\n".join(inspect.getsource(f) for f in _BUILDER)
@@ -236,10 +241,10 @@ def export_lava(graph, out_dir) -> Path:
         script = _LOADER.replace("# @SHIM@", shim)
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
         (tmp / "README.md").write_text(_README)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
+        install_stage(tmp, out, "lava-export")
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise write_error(out, exc) from exc
         raise
     return out
