@@ -44,8 +44,8 @@ def user_errors(fn):
         except OSError as exc:
             if exc.errno not in WRITE_ERRNOS:
                 raise
-            click.echo(f"error: {exc.filename or 'output'}: {exc.strerror}; free some space or "
-                       "choose a writable location", err=True)
+            click.echo(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror}; "
+                       "choose a writable location with free space", err=True)
             sys.exit(2)
         finally:
             signal.signal(signal.SIGTERM, previous)

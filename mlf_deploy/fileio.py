@@ -40,8 +40,8 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 
 def write_error(path, exc: OSError) -> UserError:
-    return UserError(f"cannot write {path}: {exc.strerror or exc}; free some space or choose a "
-                     "writable location (nothing was written)")
+    return UserError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location "
+                     "with free space (nothing was written)")
 
 
 @contextlib.contextmanager

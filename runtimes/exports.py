@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import graph_checksum, save_graph
 from mlf_deploy.ir.serialize import MAGIC
 from mlf_deploy.outputs import check_output_dir, output_lock
@@ -41,7 +42,7 @@ def export_checkpoint(checkpoint, target: str, out, weight_bits: int = 8, as_flo
         check_output_file(out, target, force)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     graph = pipe.graph_float if as_float else pipe.graph_int
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out.parent / f".{out.name}.probe")  # creates the parent folder, nothing else
     with output_lock(out):
         if target == "ir":
             save_graph(graph, out)
