@@ -14,6 +14,8 @@ from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import input_kind, load_split, model_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, load_graph
+from mlf_deploy.ir.compare import graph_differences
+from mlf_deploy.limits import check_run_size
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
 from mlf_deploy.quantization import QuantizationReport, quantize
@@ -44,6 +46,7 @@ class Pipeline:
     graph_int: Graph | None = None
     quant_report: QuantizationReport | None = None
     onnx_file: tuple | None = None  # (path, numeric): run that onnx backend from an exported file
+    graph_file: dict | None = None  # path and differences from this checkpoint's own lowering
     _splits: dict = field(default_factory=dict)
 
     @property
@@ -64,9 +67,14 @@ class Pipeline:
             raise UserError(f"graph file {path} was exported from another model than "
                             f"{self.path}; export it again from this checkpoint")
         if graph.numeric == "int":
+            bits = graph.metadata.get("quantization", {}).get("weight_bits", self.weight_bits)
+            own = quantize_for(self, bits) if isinstance(bits, int) else self.graph_int
             self.graph_int = graph
         else:
+            own = self.graph_float
             self.graph_float = graph
+        diffs = graph_differences(graph, own)
+        self.graph_file = {"path": str(path), "identical": not diffs, "differences": diffs}
         return graph
 
     def use_onnx_file(self, path) -> str:
@@ -87,6 +95,8 @@ class Pipeline:
         x, y = self.split(split)
         if check_samples(samples) is not None:
             x, y = x[:samples], y[:samples]
+        summary = self.graph_float.summary()
+        check_run_size(summary["neurons"], summary["timesteps"], len(x), f"running {self.path}")
         return model_input(x), y
 
 
