@@ -34,7 +34,7 @@ def _dump(path: Path, obj) -> None:
 def run_demo(out_dir, quick: bool = False, force: bool = False, log=print, progress=True) -> dict:
     """Run the demo into ``out_dir``; returns the summary also written to ``summary.json``."""
     out = check_output_dir(out_dir, force, what="demo output folder")
-    check_writable(out / "probe")  # the parent must be writable; creates nothing but the parent
+    check_writable(out.parent / f".{out.name}.probe")  # creates the parent folder, nothing else
     timings: dict = {}
     with output_lock(out):
         sweep_stale_stages(out)
