@@ -11,9 +11,12 @@ import json
 import math
 import re
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from exporters.onnx import FORMAT, OPSET
+from mlf_deploy import limits
 from mlf_deploy.errors import UserError
 
 OPS = frozenset({"Abs", "Add", "Cast", "Clip", "Concat", "Conv", "Div", "Flatten", "Floor",
@@ -62,6 +65,20 @@ def check_metadata(meta: dict) -> None:
         raise ValueError("metadata 'readout_scale' must be finite and 'readout_norm' >= 1")
 
 
+def check_initializer(init: onnx.TensorProto) -> None:
+    """Dims within bounds and matching the data held; values finite."""
+    if any(d < 0 for d in init.dims) or math.prod(init.dims) > limits.MAX_WEIGHTS:
+        raise ValueError(f"initializer {init.name!r}: dims {list(init.dims)} out of range")
+    try:
+        value = numpy_helper.to_array(init)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"initializer {init.name!r}: {exc}") from None
+    if value.shape != tuple(init.dims):
+        raise ValueError(f"initializer {init.name!r}: holds {value.shape}, declares {list(init.dims)}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ValueError(f"initializer {init.name!r} holds NaN or infinite values")
+
+
 def check_onnx_model(model: onnx.ModelProto, where: str) -> None:
     """One UserError naming ``where`` and what is wrong, unless ``model`` is an export of ours."""
     try:
@@ -78,6 +95,8 @@ def check_onnx_model(model: onnx.ModelProto, where: str) -> None:
                 raise ValueError(f"node {node.name!r} holds a subgraph; our exports have none")
         if model.functions:
             raise ValueError("the model defines local functions; our exports have none")
+        for init in model.graph.initializer:
+            check_initializer(init)
         check_metadata({p.key: p.value for p in model.metadata_props})
         onnx.checker.check_model(model)
     except (ValueError, onnx.checker.ValidationError) as exc:

@@ -77,7 +77,7 @@ def check_dataset_spec(spec, where: str) -> None:
     from mlf_deploy.data import DATASETS, dataset_options
     if not isinstance(spec, dict):
         raise UserError(f"{where}: 'dataset' is not a mapping")
-    if spec.get("name") not in DATASETS:
+    if not isinstance(spec.get("name"), str) or spec["name"] not in DATASETS:
         raise UserError(f"{where}: dataset {str(spec.get('name'))[:40]!r} is not one of "
                         f"{', '.join(DATASETS)}")
     kinds = {"seed": int, "kind": str, "channels": int, "size": int, "classes": int}

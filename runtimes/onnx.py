@@ -86,8 +86,12 @@ class OnnxRunner:
             where, model = str(model), load_onnx(model)
         self.graph, self.meta = graph, check_model_matches(model, graph, where)
         self.mode, self.integer = self.meta["mode"], graph.numeric == "int"
-        self.session = ort.InferenceSession(model.SerializeToString(),
-                                            providers=providers or default_providers())
+        try:
+            self.session = ort.InferenceSession(model.SerializeToString(),
+                                                providers=providers or default_providers())
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types, one per cause
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"{where}: ONNX Runtime cannot load it ({first[:200]})") from exc
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.pops = json.loads(self.meta["populations"])

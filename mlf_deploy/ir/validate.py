@@ -91,10 +91,16 @@ class Schema:
     def shape(self, node, field="shape"):
         return self.ints(node, field, 3, 1, limits.MAX_DIM)
 
+    def peek(self, node, field):
+        """The array a field refers to, unchecked; None when the reference is not one."""
+        ref = node.get(field)
+        key = ref.get("$array") if isinstance(ref, dict) else None
+        return self.arrays.get(key) if isinstance(key, str) else None
+
     def array(self, node, field, shape, bits=0):
         ref = node.get(field)
         key = ref.get("$array") if isinstance(ref, dict) else None
-        if key not in self.arrays or key in self.used:
+        if not isinstance(key, str) or key not in self.arrays or key in self.used:
             self.fail(node, field, "a reference to an array of this file used once", ref)
         self.used.add(key)
         a = self.arrays[key]
@@ -153,8 +159,7 @@ class Schema:
         elif n.get("kind") == "conv2d":
             stride = self.ints(n, "stride", 2, 1, limits.MAX_KERNEL)
             pad = self.ints(n, "padding", 2, 0, limits.MAX_KERNEL)
-            w = self.arrays.get((n.get("weight") or {}).get("$array")) \
-                if isinstance(n.get("weight"), dict) else None
+            w = self.peek(n, "weight")
             k = tuple(w.shape[2:]) if w is not None and w.ndim == 4 else (0, 0)
             if not all(1 <= d <= limits.MAX_KERNEL for d in k):
                 self.fail(n, "weight", f"a (C_out, C_in, kh, kw) kernel, sides 1..{limits.MAX_KERNEL}",
@@ -177,7 +182,7 @@ class Schema:
             self.fail(n, "sources", "populations of one shape", sorted(shapes))
         c = shapes.pop()[0]
         bits = self.integer(n, "weight_bits", 2 if self.int else 0, 16 if self.int else 0)
-        w = self.arrays.get(n["weight"].get("$array")) if isinstance(n.get("weight"), dict) else None
+        w = self.peek(n, "weight")
         classes = w.shape[0] if w is not None and w.ndim == 2 else 0
         if not 1 <= classes <= limits.MAX_DIM:
             self.fail(n, "weight", "a (classes, C) matrix", None if w is None else f"shape {w.shape}")
@@ -188,7 +193,8 @@ class Schema:
     def run(self) -> None:
         from mlf_deploy.ir.nodes import NODE_TYPES
         for n in self.body["nodes"]:
-            if not isinstance(n, dict) or n.get("type") not in NODE_TYPES:
+            if not isinstance(n, dict) or not isinstance(n.get("type"), str) \
+                    or n["type"] not in NODE_TYPES:
                 raise ValueError(f"node {str(n)[:60]!r}: expected an object with a type of "
                                  f"{', '.join(NODE_TYPES)}")
             name = self.name(n, "name")
