@@ -161,3 +161,32 @@ def test_genuine_cifar_batches_still_load(tmp_path, protocol):
     expected = (torch.from_numpy(data[:1].reshape(1, 3, 32, 32)).float() / 255.0
                 - torch.tensor(spec["mean"]).view(1, 3, 1, 1)) / torch.tensor(spec["std"]).view(1, 3, 1, 1)
     assert torch.equal(x[:1], expected)
+
+
+# -- DVS recordings -------------------------------------------------------------------------------
+
+def _gesture_dir(tmp_path, columns: int, odd_label: int | None = None):
+    """A DVS128 Gesture layout of tonic's: 10 users x labels 0..9, each a few (x, y, p, t_ms) rows."""
+    root = tmp_path / "DVSGesture"
+    (root / "ibmGestureTrain").mkdir(parents=True)
+    (root / "ibmGestureTrain.tar.gz").write_bytes(b"")
+    rows = np.array([[1, 2, 1, 0], [3, 4, 0, 5], [5, 6, 1, 9]], np.int64)[:, :columns]
+    for user in range(1, 11):
+        folder = root / "ibmGestureTrain" / f"user{user:02d}_led"
+        folder.mkdir()
+        for label in range(10):
+            np.save(folder / f"{odd_label if (odd_label and user == 1 and label == 0) else label}.npy",
+                    rows)
+    return tmp_path
+
+
+@pytest.mark.parametrize("columns, odd_label, fragment", [
+    (3, None, "not a dvs-gesture event recording"),
+    (4, 12, "label 12"),
+])
+def test_dvs_recordings_of_the_wrong_layout_or_label(tmp_path, columns, odd_label, fragment):
+    spec = dataset_spec("dvs-gesture", data_dir=str(_gesture_dir(tmp_path, columns, odd_label)))
+    with pytest.raises(UserError) as err:
+        load_split(spec, "train")
+    assert fragment in str(err.value), str(err.value)
+    assert columns == 4 or ".npy" in str(err.value)

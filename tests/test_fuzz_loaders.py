@@ -35,20 +35,28 @@ def _mutate_value(rng: random.Random, value):
     return copy.deepcopy(rng.choice(HOSTILE))
 
 
+ARRAY_MUTATIONS = [
+    lambda a: a[..., :-1] if a.ndim and a.shape[-1] > 1 else a.reshape(-1, 1),
+    lambda a: a.astype(np.float64) * np.nan,
+    lambda a: a.astype(np.int64) * 1000,
+    lambda a: a.astype(np.int8),
+    lambda a: np.zeros((0,), a.dtype),
+    lambda a: a.astype(np.float32) + 0.5,
+]
+TENSOR_MUTATIONS = [
+    lambda t: t.float() * float("nan"),
+    lambda t: t.flatten()[:-1] if t.numel() > 1 else t,
+    lambda t: t.float() * 1e30,
+    lambda t: torch.zeros(0),
+]
+
+
 def _graph_edit(rng: random.Random):
     def edit(graph, arrays):
         for _ in range(rng.randint(1, 3)):
             if arrays and rng.random() < 0.35:
                 key = rng.choice(sorted(arrays))
-                a = arrays[key]
-                arrays[key] = rng.choice([
-                    lambda: a[..., :-1] if a.ndim and a.shape[-1] > 1 else a.reshape(-1, 1),
-                    lambda: a.astype(np.float64) * np.nan,
-                    lambda: (a.astype(np.int64) * 1000),
-                    lambda: a.astype(np.int8),
-                    lambda: np.zeros((0,), a.dtype),
-                    lambda: a.astype(np.float32) + 0.5,
-                ])()
+                arrays[key] = rng.choice(ARRAY_MUTATIONS)(arrays[key])
             elif rng.random() < 0.1:
                 graph["metadata"][rng.choice(["input_gain", "levels", "timesteps"])] = \
                     _mutate_value(rng, 1)
@@ -67,7 +75,7 @@ def test_fuzz_graph_loader(tmp_path):
         save_graph(graph, originals[-1])
     x = sample_input(1)
     outcomes = {"refused": 0, "ran": 0}
-    for i in range(150):
+    for _ in range(120):
         bad = reseal(rng.choice(originals), tmp_path / "bad.mlfg", edit=_graph_edit(rng))
         try:
             graph = load_graph(bad)
@@ -75,7 +83,7 @@ def test_fuzz_graph_loader(tmp_path):
             outcomes["ran"] += 1
         except UserError:
             outcomes["refused"] += 1
-    assert outcomes["refused"] > 100, outcomes  # the mutations do reach the schema
+    assert outcomes["refused"] > 80, outcomes  # the mutations do reach the schema
 
 
 def _ckpt_changes(rng: random.Random, base: dict) -> dict:
@@ -87,10 +95,7 @@ def _ckpt_changes(rng: random.Random, base: dict) -> dict:
                 _mutate_value(rng, 0)
         elif section == "state_dict" and isinstance(ckpt["state_dict"], dict):
             key = rng.choice(sorted(ckpt["state_dict"]))
-            t = ckpt["state_dict"][key]
-            ckpt["state_dict"][key] = rng.choice([
-                lambda: t.float() * float("nan"), lambda: t.flatten()[:-1] if t.numel() > 1 else t,
-                lambda: t.float() * 1e30, lambda: torch.zeros(0)])()
+            ckpt["state_dict"][key] = rng.choice(TENSOR_MUTATIONS)(ckpt["state_dict"][key])
         elif isinstance(ckpt[section], dict):
             key = rng.choice(sorted(ckpt[section]))
             ckpt[section][key] = _mutate_value(rng, ckpt[section][key])
@@ -102,7 +107,7 @@ def test_fuzz_checkpoint_loader(tmp_path):
     base = read_checkpoint(write_ckpt(tmp_path / "base.pt"))
     raw = (tmp_path / "base.pt").read_bytes()
     refused = 0
-    for i in range(70):
+    for i in range(60):
         path = tmp_path / "bad.pt"
         if i % 5 == 0:  # raw byte damage
             data = bytearray(raw)
@@ -118,7 +123,7 @@ def test_fuzz_checkpoint_loader(tmp_path):
             quantize(lower(model, shape, "static"), 8, input_max=2.0)
         except UserError:
             refused += 1
-    assert refused > 40, refused
+    assert refused > 35, refused
 
 
 def test_fuzz_onnx_loader(tmp_path):
