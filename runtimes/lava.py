@@ -171,7 +171,11 @@ def _worker(job: str) -> None:
             time.sleep(0.5)
         os.killpg(0, signal.SIGKILL)
 
+    def stop(signum, frame):  # the caller's stop request: unwind through execute()'s cleanup
+        raise KeyboardInterrupt
+
     threading.Thread(target=orphaned, daemon=True).start()
+    signal.signal(signal.SIGTERM, stop)
     with open(job, "rb") as f:
         kw = pickle.load(f)  # written by run_chunk into its own 0700 folder a moment ago
     # DelaySparse edits its csr matrix every step; the warning says nothing about correctness.
@@ -211,11 +215,11 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            _stop(proc)
             raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s; its "
                                "processes were killed") from None
         except BaseException:  # Ctrl-C, SIGTERM: stop everything, then let the caller report it
-            _kill_group(proc)
+            _stop(proc)
             raise
         _kill_group(proc)  # actors that outlived a worker killed from outside
         if proc.returncode != 0:
@@ -228,13 +232,28 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
 
 def _failure(code: int, out: bytes) -> str:
     if code < 0:
-        name = signal.Signals(-code).name
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
         why = (" (the kernel's out-of-memory killer sends SIGKILL: run fewer samples at once or "
                "free memory)") if -code == signal.SIGKILL else ""
         return f"the Lava worker was killed by {name}{why}; all its processes were stopped"
     tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-12:])
     return (f"the Lava run failed (worker exit {code}); its processes were stopped. "
             f"Last output:\n{tail}")
+
+
+def _stop(proc, grace: float = 5.0) -> None:
+    """Ask the worker to stop (it tears its Lava runtime down and frees Lava's shared memory),
+    then kill whatever of its process group is left."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        pass
+    finally:  # also when a second Ctrl-C cuts the grace period short
+        _kill_group(proc)
 
 
 def _kill_group(proc) -> None:

@@ -67,8 +67,12 @@ class Pipeline:
             raise UserError(f"graph file {path} was exported from another model than "
                             f"{self.path}; export it again from this checkpoint")
         if graph.numeric == "int":
-            bits = graph.metadata.get("quantization", {}).get("weight_bits", self.weight_bits)
-            own = quantize_for(self, bits) if isinstance(bits, int) else self.graph_int
+            quant = graph.metadata.get("quantization")
+            bits = quant.get("weight_bits") if isinstance(quant, dict) else None
+            # The file's own width when it is one we could have written; a forged one shows up
+            # in the differences below either way.
+            own = quantize_for(self, bits) if bits in range(2, 17) and type(bits) is int \
+                else self.graph_int
             self.graph_int = graph
         else:
             own = self.graph_float

@@ -236,6 +236,8 @@ class Schema:
 
     def check_metadata(self):
         meta, inp = self.body["metadata"], next(n for n in self.nodes.values() if n["type"] == "Input")
+        if ("input_gain" in meta) != ("input_offset" in meta):
+            raise ValueError("metadata: input_gain and input_offset come together")
         for key in ("input_gain", "input_offset"):
             if key in meta:
                 v = meta[key]
