@@ -14,9 +14,9 @@ import zipfile
 
 import numpy as np
 from click.testing import CliRunner
+from conftest import make_model
 
 from cli import main
-from conftest import make_model
 from mlf_deploy.checkpoint import save_checkpoint
 from mlf_deploy.data import dataset_spec
 from mlf_deploy.ir.serialize import MAGIC, _checksum

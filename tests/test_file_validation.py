@@ -8,13 +8,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from conftest import make_graphs, make_model
+from tamper import ARGS, one_error, run, write_ckpt
+
 from exporters.onnx import export_onnx
 from exporters.onnx_validate import OPS
 from mlf_deploy.data import dataset_spec, load_split
 from mlf_deploy.errors import UserError
-from tamper import ARGS, one_error, run, write_ckpt
 
 
 @pytest.fixture(scope="module")

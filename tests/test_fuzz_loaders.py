@@ -13,8 +13,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from conftest import make_graphs, make_model, sample_input
+from tamper import reseal, write_ckpt
+
 from exporters.onnx import export_onnx, save_onnx
 from mlf_deploy.checkpoint import build_model, read_checkpoint
 from mlf_deploy.errors import UserError
@@ -23,7 +24,6 @@ from mlf_deploy.lowering import lower
 from mlf_deploy.quantization import quantize
 from runtimes.onnx import OnnxRunner, load_onnx
 from runtimes.reference import run_reference
-from tamper import reseal, write_ckpt
 
 HOSTILE = [None, True, -1, 0, 1, 2 ** 31, 10 ** 12, -(10 ** 12), 0.5, -0.0, 1e308, float("nan"),
            float("inf"), "", "x" * 300, [], [0], [1, 1], [-1, 1], [[1]], {}, {"$array": "nope"}]

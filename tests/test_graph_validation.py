@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from tamper import node, one_error, read_members, reseal, run, write_ckpt
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph
-from tamper import node, one_error, read_members, reseal, run, write_ckpt
 
 
 @pytest.fixture(scope="module")

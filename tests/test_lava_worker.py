@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_graphs, make_model, sample_input
+
 from exporters.lava_import import lava_available
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir.semantics import prepare_input
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ _DRIVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from conftest import make_graphs, make_model, sample_input
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir.semantics import prepare_input
 import runtimes.lava as lava
 lava._scratch_dir = lambda: {scratch!r}
 graph = make_graphs(make_model(), weight_bits=8)[1]

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from tamper import one_error, run, write_ckpt
 
 from exporters.lava_import import lava_available
 from mlf_deploy.errors import UserError
 from mlf_deploy.outputs import MANIFEST, output_lock, sweep_stale_stages
-from tamper import one_error, run, write_ckpt
 
 pytestmark = pytest.mark.skipif(not lava_available(), reason="the Lava export needs lava-nc")
 

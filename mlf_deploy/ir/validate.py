@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from mlf_deploy import limits
+from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
@@ -30,7 +31,10 @@ def json_depth(text: bytes) -> int:
 
 def check_npy_header(shape, dtype: np.dtype, payload: int, key: str) -> None:
     """A .npy member must be a plain numeric array whose data is exactly what its header says."""
-    if dtype.hasobject or dtype.kind not in "biuf" or dtype.itemsize > 8:
+    if dtype.hasobject:  # only pickle could rebuild it, and unpickling can run code
+        raise ValueError(f"array {key} holds pickled objects, which are refused; export the "
+                         "graph again with mlf-deploy")
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
         raise ValueError(f"array {key}: dtype {dtype} is not a plain number type")
     if any(not isinstance(d, int) or d < 0 for d in shape):
         raise ValueError(f"array {key}: invalid shape {shape}")
@@ -43,6 +47,10 @@ class Schema:
     """Checks one graph dict (``graph.json``'s ``graph``) and its arrays; raises ValueError."""
 
     def __init__(self, body, arrays: dict):
+        # The widths an int graph declares are the quantization rules' (imported here: the
+        # quantization package imports the IR package this module belongs to).
+        from mlf_deploy.quantization import rules
+        self.rules = rules
         self.arrays, self.used = arrays, set()
         if not isinstance(body, dict):
             raise ValueError("the graph is not a JSON object")
@@ -124,24 +132,26 @@ class Schema:
             self.fail(n, "encoding", "'static' or 'events'", n.get("encoding"))
         self.integer(n, "timesteps", 1, limits.MAX_TIMESTEPS)
         self.number(n, "scale", 1e-30, 1e30)
-        self.integer(n, "value_bits", 2 if self.int else 0, 24 if self.int else 0)
+        self.integer(n, "value_bits", 2 if self.int else 0, STATE_BITS if self.int else 0)
 
     def Layer(self, n):  # noqa: N802
         c = self.shape(n)[0]
-        self.array(n, "bias", (c,), bits=13 if self.int else 0)
+        bias_bits = (self.rules.BIAS_MANT_MAX + 1).bit_length()  # signed: sign + 12 bits
+        self.array(n, "bias", (c,), bits=bias_bits if self.int else 0)
         pops = n.get("populations")
         if not isinstance(pops, list) or not 1 <= len(pops) <= limits.MAX_LEVELS \
                 or not all(isinstance(p, str) for p in pops):
             self.fail(n, "populations", f"a list of 1..{limits.MAX_LEVELS} names", pops)
-        self.integer(n, "weight_exp", -8 if self.int else 0, 7 if self.int else 0)
-        self.integer(n, "bias_exp", 0, 7 if self.int else 0)
+        lo, hi = self.rules.WEIGHT_EXP_RANGE if self.int else (0, 0)
+        self.integer(n, "weight_exp", lo, hi)
+        self.integer(n, "bias_exp", 0, self.rules.BIAS_EXP_MAX if self.int else 0)
         self.number(n, "scale", 1e-30, 1e30)
 
     def Population(self, n):  # noqa: N802
         self.name(n, "layer")
         self.integer(n, "level", 0, limits.MAX_LEVELS - 1)
         self.shape(n)
-        hi = 2 ** 17 - 1 if self.int else 1e30
+        hi = self.rules.THRESHOLD_MANT_MAX if self.int else 1e30
         self.number(n, "v_threshold", 1 if self.int else 1e-30, hi, whole=self.int)
         self.number(n, "v_retention", 0.0, 1.0)
         self.number(n, "v_reset", -1e30, 1e30)
@@ -165,7 +175,8 @@ class Schema:
                 self.fail(n, "weight", f"a (C_out, C_in, kh, kw) kernel, sides 1..{limits.MAX_KERNEL}",
                           None if w is None else f"shape {w.shape}")
             self.array(n, "weight", (co, ci, *k), bits)
-            out = tuple((d + 2 * p - kd) // s + 1 for d, p, kd, s in zip((hi, wi), pad, k, stride))
+            out = tuple(conv_output_size(d, kd, s, p)
+                        for d, kd, s, p in zip((hi, wi), k, stride, pad, strict=True))
             if out != (ho, wo):
                 self.fail(n, "stride", f"a convolution of {hi}x{wi} onto the target's {ho}x{wo}",
                           f"{out[0]}x{out[1]} from stride {stride}, padding {pad}, kernel {k}")
