@@ -14,24 +14,9 @@ import zipfile
 
 import numpy as np
 from click.testing import CliRunner
-from conftest import make_model
 
 from cli import main
-from mlf_deploy.checkpoint import save_checkpoint
-from mlf_deploy.data import dataset_spec
 from mlf_deploy.ir.serialize import MAGIC, _checksum
-
-ARGS = dict(depth=8, widths=(4, 8, 8), in_channels=1, num_classes=10, levels=3, timesteps=4,
-            variant="ds")
-
-
-def write_ckpt(path, seed=0, **changes):
-    model = make_model(seed=seed)
-    ckpt = {"model_args": dict(ARGS), "state_dict": model.state_dict(),
-            "dataset": dataset_spec("digits", seed=0), "config": {}, "metrics": {}, "epoch": 0}
-    ckpt.update(changes)
-    save_checkpoint(path, ckpt)
-    return path
 
 
 def run(*args):

@@ -8,18 +8,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import make_graphs, make_model
-from tamper import ARGS, one_error, run, write_ckpt
+from conftest import TINY_ARGS, make_graphs, make_model, write_checkpoint
+from tamper import one_error, run
 
 from exporters.onnx import export_onnx
 from exporters.onnx_validate import OPS
 from mlf_deploy.data import dataset_spec, load_split
 from mlf_deploy.errors import UserError
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return write_ckpt(tmp_path_factory.mktemp("ck") / "checkpoint.pt")
 
 
 def test_a_text_file_as_checkpoint(tmp_path):
@@ -50,29 +45,29 @@ def _events_spec_without(key):
 BAD_CHECKPOINTS = {  # name: (changes to the checkpoint dict, fragment of the error)
     "NaN weights": (lambda: dict(state_dict=_weights(float("nan"))), "NaN or infinite"),
     "inf weights": (lambda: dict(state_dict=_weights(float("inf"))), "NaN or infinite"),
-    "huge timesteps": (lambda: dict(model_args={**ARGS, "timesteps": 10 ** 9}), "'timesteps'"),
-    "levels a string": (lambda: dict(model_args={**ARGS, "levels": "3"}), "'levels'"),
+    "huge timesteps": (lambda: dict(model_args={**TINY_ARGS, "timesteps": 10 ** 9}), "'timesteps'"),
+    "levels a string": (lambda: dict(model_args={**TINY_ARGS, "levels": "3"}), "'levels'"),
     "bad test fraction": (lambda: dict(dataset={**dataset_spec("digits"), "test_fraction": 5.0}),
                           "'test_fraction'"),
     "missing event keys": (lambda: dict(dataset=_events_spec_without("steps_per_saccade"),
-                                        model_args={**ARGS, "in_channels": 2}),
+                                        model_args={**TINY_ARGS, "in_channels": 2}),
                            "lacks 'steps_per_saccade'"),
     "string for a mapping": (lambda: dict(dataset="digits"), "'dataset' is not a mapping"),
     "model_args a list": (lambda: dict(model_args=[1, 2]), "'model_args' is not a mapping"),
-    "classes disagree": (lambda: dict(model_args={**ARGS, "num_classes": 11}), "num_classes"),
+    "classes disagree": (lambda: dict(model_args={**TINY_ARGS, "num_classes": 11}), "num_classes"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_CHECKPOINTS))
 def test_bad_checkpoint_fields(tmp_path, case):
     changes, fragment = BAD_CHECKPOINTS[case]
-    path = write_ckpt(tmp_path / "c.pt", **changes())
+    path = write_checkpoint(tmp_path / "c.pt", **changes())
     one_error(run("export", path, "--to", "ir", "-o", tmp_path / "y.mlfg"), fragment)
     assert not (tmp_path / "y.mlfg").exists()
 
 
 def test_run_larger_than_memory_is_refused_before_it_starts(tmp_path, monkeypatch):
-    path = write_ckpt(tmp_path / "c.pt")
+    path = write_checkpoint(tmp_path / "c.pt")
     monkeypatch.setattr("mlf_deploy.limits.available_memory", lambda: 2 ** 20)
     one_error(run("verify", path, "--samples", "64"), "use --samples")
 

@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import make_graphs, make_model, sample_input
-from tamper import reseal, write_ckpt
+from conftest import make_graphs, make_model, sample_input, write_checkpoint
+from tamper import reseal
 
 from exporters.onnx import export_onnx, save_onnx
 from mlf_deploy.checkpoint import build_model, read_checkpoint
@@ -104,7 +104,7 @@ def _ckpt_changes(rng: random.Random, base: dict) -> dict:
 
 def test_fuzz_checkpoint_loader(tmp_path):
     rng = random.Random(1)
-    base = read_checkpoint(write_ckpt(tmp_path / "base.pt"))
+    base = read_checkpoint(write_checkpoint(tmp_path / "base.pt"))
     raw = (tmp_path / "base.pt").read_bytes()
     refused = 0
     for i in range(60):

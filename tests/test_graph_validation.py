@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from tamper import node, one_error, read_members, reseal, run, write_ckpt
+from conftest import write_checkpoint
+from tamper import node, one_error, read_members, reseal, run
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph
@@ -15,7 +16,7 @@ from mlf_deploy.ir import load_graph
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("graphs")
-    ckpt = write_ckpt(d / "checkpoint.pt")
+    ckpt = write_checkpoint(d / "checkpoint.pt")
     for numeric in ("int", "float"):
         extra = ["--float"] if numeric == "float" else []
         assert run("export", ckpt, "--to", "ir", "-o", d / f"{numeric}.mlfg", *extra).exit_code == 0

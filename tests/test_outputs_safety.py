@@ -9,18 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from tamper import one_error, run, write_ckpt
+from tamper import one_error, run
 
 from exporters.lava_import import lava_available
 from mlf_deploy.errors import UserError
 from mlf_deploy.outputs import MANIFEST, output_lock, sweep_stale_stages
 
 pytestmark = pytest.mark.skipif(not lava_available(), reason="the Lava export needs lava-nc")
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return write_ckpt(tmp_path_factory.mktemp("ck") / "checkpoint.pt")
 
 
 def test_force_never_deletes_the_current_directory(tmp_path, ckpt, monkeypatch):
