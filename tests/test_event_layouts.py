@@ -129,3 +129,39 @@ def test_workers_stream_the_same_batches_and_report_errors_in_one_line(tmp_path)
     with pytest.raises(UserError) as info:
         list(batches(dataset, order, 4, workers=2))
     assert str(info.value).startswith(str(dataset.items[3][0])) and "Traceback" not in str(info.value)
+
+
+def _train(tmp_path, data_dir, workers, name):
+    from mlf_deploy.training import TrainConfig, train
+    return train(TrainConfig(dataset="nmnist", data_dir=str(data_dir), depth=8, widths=(2, 4, 4),
+                             timesteps=2, epochs=1, batch_size=4, workers=workers, threads=1,
+                             out_dir=str(tmp_path / name)), progress=False, log=lambda *a: None)
+
+
+@pytest.mark.slow
+def test_training_streams_an_event_set_the_same_with_or_without_workers(tmp_path):
+    from mlf_deploy.checkpoint import load_model
+    from mlf_deploy.training import weights_sha256
+
+    make_event_set("nmnist", tmp_path / "data", per_class=2, classes=3, events=200)
+    alone = _train(tmp_path, tmp_path / "data", 0, "alone")
+    parallel = _train(tmp_path, tmp_path / "data", 2, "parallel")
+    assert alone["test_accuracy"] == parallel["test_accuracy"] and alone["epochs"] == 1
+    assert (weights_sha256(load_model(alone["checkpoint"])[0])
+            == weights_sha256(load_model(parallel["checkpoint"])[0]))
+
+
+def test_train_cli_names_a_malformed_recording_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    written = make_event_set("nmnist", tmp_path / "data", per_class=2, classes=2, events=50)
+    written[2][0].write_bytes(b"\x01\x02\x03")
+    res = CliRunner().invoke(main, ["train", "--dataset", "nmnist", "--data-dir", str(tmp_path / "data"),
+                                    "--depth", "8", "--widths", "2,4,4", "--timesteps", "2",
+                                    "--workers", "2", "--no-progress", "--out", str(tmp_path / "run")])
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"error: {written[2][0]} is not a readable nmnist recording")
+    assert not (tmp_path / "run").exists()
