@@ -126,7 +126,8 @@ def main() -> None:
               f"peak PSS {stream_peak / 2**20:,.0f} MiB in {stream_s:.0f} s [{last}]; whole train split "
               f"as one tensor {shape}: {whole_peak / 2**20:,.0f} MiB", flush=True)
     n0, _, s0, w0 = rows[0]
-    print("\nrecordings | set size vs smallest | streamed epoch peak PSS (vs smallest) | whole split in memory (vs smallest)")
+    print("\nrecordings | set size vs smallest | streamed epoch peak PSS (vs smallest) "
+          "| whole split in memory (vs smallest)")
     for n, _, s, w in rows:
         print(f"{n:>10} | {n / n0:.1f}x | {s / 2**20:,.0f} MiB ({s / s0:.2f}x) | {w / 2**20:,.0f} MiB ({w / w0:.2f}x)")
 
