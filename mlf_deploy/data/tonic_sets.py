@@ -3,9 +3,10 @@
 The files are found by walking the extracted folders tonic would create (``DATA_DIR/<tonic class
 name>/...``, docs/datasets.md); tonic's own dataset classes are not constructed because they insist
 on the downloaded archive and would try to download it offline. Each recording is decoded with
-tonic's readers and turned into count frames as paper.md section 4 describes: the first
-``timesteps * window_us`` of the recording, space integer-downsampled, events counted per polarity.
-Counts are kept as they are (the reference code's int8 accumulator, which wraps above 127, is not).
+tonic's readers and turned into count frames as the paper's code does (docs/references.md §1): the
+first ``timesteps * window_us`` of the recording, space integer-downsampled, events counted per
+polarity. Counts are kept as they are (the reference code's int8 accumulator, which wraps above
+127, is not).
 """
 
 from __future__ import annotations
