@@ -40,7 +40,7 @@ class TensorSplit(Dataset):
     def __getitem__(self, i):
         return self.x[i], self.labels[i]
 
-    def head(self, n: int) -> "TensorSplit":
+    def head(self, n: int) -> TensorSplit:
         return TensorSplit(self.x[:n], self.labels[:n])
 
 
@@ -116,7 +116,7 @@ class RecordingFrames(Dataset):
                 self.cache.save(path, frames)
         return torch.from_numpy(frames.astype(np.float32)), label
 
-    def head(self, n: int) -> "RecordingFrames":
+    def head(self, n: int) -> RecordingFrames:
         out = object.__new__(RecordingFrames)
         out.__dict__.update(self.__dict__, items=self.items[:n], labels=self.labels[:n])
         return out
