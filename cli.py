@@ -157,6 +157,10 @@ def _widths(ctx, param, value):
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoint.pt")
 @click.option("--force", is_flag=True, help="start over in an OUT that holds a run")
 @click.option("--compile", is_flag=True, help="torch.compile the model")
+@click.option("--workers", type=click.IntRange(0), help="data loading processes for the DVS sets "
+              "[default: one per core, at most 4; 0 for in-memory sets]")
+@click.option("--threads", type=click.IntRange(1), help="torch threads per process [default: "
+              "OMP_NUM_THREADS, else free cores (cores minus load average) per rank, at least 1]")
 @click.option("--rank-hashes", is_flag=True, hidden=True)
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="last stdout line: the result as JSON")

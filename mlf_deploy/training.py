@@ -31,9 +31,10 @@ from mlf_deploy.data import (
     dataset_options,
     dataset_spec,
     input_kind,
-    load_split,
     model_input,
+    open_split,
 )
+from mlf_deploy.data.streaming import TensorSplit, batches
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
@@ -65,6 +66,8 @@ class TrainConfig:
     max_samples: int | None = None     # only the first N train and N test samples (quick runs)
     checkpoint_every: int = 1          # epochs between checkpoints; the last epoch always saves
     compile: bool = False              # torch.compile; off: compiling costs more than a digits run
+    workers: int | None = None         # DataLoader processes reading disk-streamed sets; None: auto
+    threads: int | None = None         # torch threads per process; None: auto (see choose_threads)
     rank_hashes: bool = False          # each rank writes rank{r}.sha of its final weights (DDP test)
 
 
@@ -86,7 +89,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         dataset_options(config.dataset)  # raises the UserError listing the data sets
     defaults = _DEFAULTS[config.dataset]
     cfg = dataclasses.replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
-    for name in ("epochs", "batch_size", "lr_step", "checkpoint_every", "max_samples"):
+    for name in ("epochs", "batch_size", "lr_step", "checkpoint_every", "max_samples", "threads"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise UserError(f"{name} must be a positive integer, got {value}")
@@ -95,6 +98,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     bad = [f"{k}={v}" for k, v in numbers.items() if not math.isfinite(v)]
     if bad:
         raise UserError(f"{', '.join(bad)}: every learning-rate setting must be a finite number")
+    if cfg.workers is not None and cfg.workers < 0:
+        raise UserError(f"workers must be 0 (read in the training process) or more, got {cfg.workers}")
     if cfg.lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1 or cfg.lr_gamma <= 0:
         raise UserError("need lr > 0, weight_decay >= 0, 0 <= momentum < 1 and lr_gamma > 0")
     if cfg.resume and cfg.force:
@@ -179,37 +184,72 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def _cores() -> int:
+    """CPU cores this process may run on (taskset and cgroup cpusets included)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def choose_threads(threads: int | None = None) -> int:
+    """Set and return torch's intra-op thread count for this process.
+
+    ``threads`` wins; else ``OMP_NUM_THREADS`` (torch reads it itself); else the cores this process
+    may use, divided among the ranks torchrun started on this host and reduced by the load other
+    processes already put on them (1-minute load average), at least one. OpenMP threads wait for
+    each other at every parallel region, so a thread sharing a busy core stalls all of them: on a
+    loaded machine fewer threads are faster (docs/datasets.md has the measurement). DataLoader
+    workers run one thread each (torch sets that).
+    """
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    if threads is None:
+        share = _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        idle = _cores() - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
+        threads = max(1, min(share, int(idle)))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def choose_workers(dataset, workers: int | None = None) -> int:
+    """DataLoader worker processes: none for an in-memory split, else ``workers`` or one per core
+    of this rank (at most 4: decoding is the only work they do, and the frame cache makes later
+    epochs I/O)."""
+    if isinstance(dataset, TensorSplit):
+        return 0
+    if workers is not None:
+        return workers
+    return max(1, min(4, _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 @torch.no_grad()
-def evaluate(model: DSResNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
-             device="cpu") -> float:
-    """Top-1 accuracy of ``model`` (eval mode) on ``x`` ``(N, ...)`` from load_split, labels ``(N,)``."""
+def evaluate(model: DSResNet, dataset, batch_size: int = 256, device="cpu", workers: int = 0) -> float:
+    """Top-1 accuracy of ``model`` (eval mode) on a split from :func:`mlf_deploy.data.open_split`,
+    read in batches."""
     was_training = model.training
     model.eval()
     correct = 0
-    for i in range(0, len(x), batch_size):
-        logits = model(model_input(x[i:i + batch_size].to(device)))
-        correct += int((logits.argmax(1).cpu() == y[i:i + batch_size]).sum())
+    for xb, yb in batches(dataset, range(len(dataset)), batch_size, workers):
+        logits = model(model_input(xb.to(device)))
+        correct += int((logits.argmax(1).cpu() == yb).sum())
     model.train(was_training)
-    return correct / max(len(x), 1)
+    return correct / max(len(dataset), 1)
 
 
-def _train_epoch(net, opt, x, y, sampler, cfg, spec, device, bar_on, epoch):
+def _train_epoch(net, opt, dataset, sampler, cfg, spec, device, bar_on, epoch, workers):
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)  # augmentation only
     order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-    loss_sum, correct, t0 = 0.0, 0, time.perf_counter()
-    bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-               disable=not bar_on, leave=False, unit="batch")
-    for i in bar:
-        idx = order[i:i + cfg.batch_size]
-        xb, yb = augment(x[idx], spec, gen).to(device), y[idx].to(device)
+    loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
+    bar = tqdm(batches(dataset, order, cfg.batch_size, workers), total=-(-len(order) // cfg.batch_size),
+               desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not bar_on, leave=False, unit="batch")
+    for xb, yb in bar:
+        xb, yb = augment(xb, spec, gen).to(device), yb.to(device)
         logits = net(model_input(xb))
         loss = torch.nn.functional.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_sum += float(loss.detach()) * len(idx)
+        loss_sum += float(loss.detach()) * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
-        seen = i + len(idx)
+        seen += len(yb)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                         samples_s=f"{seen / (time.perf_counter() - t0):.0f}")
     seconds = time.perf_counter() - t0
@@ -251,12 +291,14 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
     _check_no_run(out, cfg)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     resumed = _read_resume(ckpt_path, spec, model_args) if cfg.resume else None
-    x_tr, y_tr = load_split(spec, "train")
-    x_te, y_te = load_split(spec, "test")
+    train_set, test_set = open_split(spec, "train"), open_split(spec, "test")
     if cfg.max_samples:
-        n = cfg.max_samples
-        x_tr, y_tr, x_te, y_te = x_tr[:n], y_tr[:n], x_te[:n], y_te[:n]
+        train_set, test_set = train_set.head(cfg.max_samples), test_set.head(cfg.max_samples)
+    if len(train_set) == 0 or len(test_set) == 0:
+        raise UserError(f"dataset {cfg.dataset!r} has {len(train_set)} training and {len(test_set)} "
+                        "test samples; both splits need at least one")
     rank, world, device = _setup_distributed(cfg.device)
+    threads, workers = choose_threads(cfg.threads), choose_workers(train_set, cfg.workers)
     log = log if rank == 0 else (lambda *a, **k: None)
     try:
         torch.manual_seed(cfg.seed)
@@ -276,7 +318,9 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         if cfg.compile:
             net = torch.compile(net)
         # DistributedSampler shuffles with seed + epoch, so the order depends on nothing else.
-        sampler = DistributedSampler(x_tr, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+        log(f"{threads} torch thread(s) per process (set with --threads or OMP_NUM_THREADS)"
+            + (f", {workers} data worker process(es)" if workers else ""))
 
         def state(epoch):
             return copy.deepcopy(dict(
@@ -289,14 +333,14 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         try:
             for epoch in range(first, cfg.epochs):
                 sampler.set_epoch(epoch)
-                row = _train_epoch(net, opt, x_tr, y_tr, sampler, cfg, spec, device,
-                                   progress and rank == 0, epoch)
+                row = _train_epoch(net, opt, train_set, sampler, cfg, spec, device,
+                                   progress and rank == 0, epoch, workers)
                 row.update(epoch=epoch + 1, lr=opt.param_groups[0]["lr"])
                 sched.step()
                 if world > 1:  # BN running stats are per rank; keep rank 0's so all ranks agree
                     for buf in model.buffers():
                         dist.broadcast(buf, 0)
-                row["test_accuracy"] = evaluate(model, x_te, y_te, 4 * cfg.batch_size, device)
+                row["test_accuracy"] = evaluate(model, test_set, 4 * cfg.batch_size, device, workers)
                 history.append(row)
                 last = state(epoch + 1)
                 if rank == 0:

@@ -176,8 +176,8 @@ def _gesture_dir(tmp_path, columns: int, odd_label: int | None = None):
 
 
 @pytest.mark.parametrize("columns, odd_label, fragment", [
-    (3, None, "not a dvs-gesture event recording"),
-    (4, 12, "label 12"),
+    (3, None, "not a readable dvs-gesture recording"),
+    (4, 12, "12.npy: its place in the dvs-gesture layout gives no class label"),
 ])
 def test_dvs_recordings_of_the_wrong_layout_or_label(tmp_path, columns, odd_label, fragment):
     spec = dataset_spec("dvs-gesture", data_dir=str(_gesture_dir(tmp_path, columns, odd_label)))

@@ -1,4 +1,5 @@
-"""Data sets as in-memory tensors, each rebuilt from a small JSON-serialisable *spec*.
+"""Data sets, each rebuilt from a small JSON-serialisable *spec*: small ones in memory, the DVS
+sets streamed from their files on disk.
 
 A spec (``dataset_spec``) is stored in every checkpoint as ``ckpt['dataset']``, so export, verify and
 energy rebuild exactly the test split the model was trained and evaluated on (same seed, same split,
@@ -11,27 +12,28 @@ integer event counts (float32 holding integers: later integer backends rely on i
 from __future__ import annotations
 
 import torch
+from torch.utils.data import Dataset
 
-from mlf_deploy.data import events, static, tonic_sets
+from mlf_deploy.data import events, static, streaming, tonic_sets
 from mlf_deploy.errors import UserError
 
 DATASETS = {
     "digits": "scikit-learn 8x8 digits (shipped, offline), normalised; the embedded default",
     "digits-events": "digits moved through saccades in front of a simulated event camera; (T, 2, 8, 8) counts",
     "cifar10": "CIFAR-10 python pickle batches under DATA_DIR/cifar-10-batches-py/",
-    "dvs-gesture": "IBM DVS128 Gesture via tonic, 128->32 downsampled, T=40 frames of 30 ms",
-    "cifar10-dvs": "CIFAR10-DVS via tonic, 128->42 downsampled, T=10 frames of 10 ms",
-    "nmnist": "N-MNIST via tonic, 34x34, T=10 frames",
+    "dvs-gesture": "IBM DVS128 Gesture (tonic's .npy) in tonic's layout, 128->32 downsampled, T=40 frames of 30 ms",
+    "cifar10-dvs": "CIFAR10-DVS (.aedat4) in tonic's layout, 128->42 downsampled, T=10 frames of 10 ms",
+    "nmnist": "N-MNIST (.bin) in tonic's layout, 34x34, T=10 frames of 30 ms",
 }
 
-# name -> (defaults of the options a user may set, builder of the rest of the spec, loader)
+# name -> (defaults of the options a user may set, builder of the rest of the spec, loader of an
+# in-memory split; None: the split is streamed from its recordings on disk)
 _REGISTRY = {
     "digits": (static.DIGITS_OPTIONS, static.digits_spec, static.load_digits_split),
     "digits-events": (events.DIGITS_EVENTS_OPTIONS, events.digits_events_spec,
                       events.load_digits_events_split),
     "cifar10": (static.CIFAR10_OPTIONS, static.cifar10_spec, static.load_cifar10_split),
-    **{name: (options, tonic_sets.tonic_spec, tonic_sets.load_tonic_split)
-       for name, options in tonic_sets.TONIC_OPTIONS.items()},
+    **{name: (options, tonic_sets.tonic_spec, None) for name, options in tonic_sets.TONIC_OPTIONS.items()},
 }
 
 
@@ -67,8 +69,8 @@ def dataset_options(name: str) -> dict:
     return dict(_REGISTRY[name][0])
 
 
-def load_split(spec: dict, split: str, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load one split of the data set a spec describes.
+def open_split(spec: dict, split: str, data_dir: str | None = None) -> Dataset:
+    """One split of the data set a spec describes, as a Dataset of ``(x, label)``.
 
     Args:
         spec: from :func:`dataset_spec` (or ``ckpt['dataset']``).
@@ -76,8 +78,10 @@ def load_split(spec: dict, split: str, data_dir: str | None = None) -> tuple[tor
         data_dir: overrides ``spec['data_dir']`` (the files moved to another place).
 
     Returns:
-        ``x`` float32, ``(N, C, H, W)`` for static sets or ``(N, T, C, H, W)`` for event sets, and
-        ``y`` int64 ``(N,)``.
+        A :class:`~mlf_deploy.data.streaming.TensorSplit` held in memory (digits, digits-events,
+        cifar10) or a :class:`~mlf_deploy.data.streaming.RecordingFrames` that reads and caches one
+        recording per item (the DVS sets). Items are ``x`` float32 ``(C, H, W)`` or ``(T, C, H, W)``
+        and an integer label; ``.labels`` holds every label ``(N,)`` int64.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -85,8 +89,28 @@ def load_split(spec: dict, split: str, data_dir: str | None = None) -> tuple[tor
         raise UserError(f"unknown dataset {spec.get('name')!r} in spec; choose one of {', '.join(DATASETS)}")
     if data_dir is not None:
         spec = {**spec, "data_dir": str(data_dir)}
-    x, y = _REGISTRY[spec["name"]][2](spec, split)
-    return x.float().contiguous(), y.long()
+    loader = _REGISTRY[spec["name"]][2]
+    if loader is None:
+        return streaming.RecordingFrames(spec, split)
+    x, y = loader(spec, split)
+    return streaming.TensorSplit(x.float().contiguous(), y.long())
+
+
+def load_split(spec: dict, split: str, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split as tensors (see :func:`open_split`); prefer streaming with
+    :func:`open_split` where the split may not fit in memory.
+
+    Returns:
+        ``x`` float32, ``(N, C, H, W)`` for static sets or ``(N, T, C, H, W)`` for event sets, and
+        ``y`` int64 ``(N,)``.
+    """
+    dataset = open_split(spec, split, data_dir)
+    if isinstance(dataset, streaming.TensorSplit):
+        return dataset.x, dataset.labels
+    x = torch.empty(len(dataset), *dataset.shape)
+    for i in range(len(dataset)):
+        x[i] = dataset[i][0]
+    return x, dataset.labels
 
 
 def input_kind(spec: dict) -> str:

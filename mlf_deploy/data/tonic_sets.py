@@ -1,115 +1,173 @@
-"""DVS-Gesture, CIFAR10-DVS and N-MNIST read through tonic's dataset classes from a local directory.
+"""DVS-Gesture, CIFAR10-DVS and N-MNIST: their recordings in tonic's layout, one at a time.
 
-Offline, tonic would try to download a missing set (and hang or fail deep inside urllib), so the
-files tonic's ``_check_exists`` looks for are checked first and a missing one is one UserError.
-Preprocessing follows the paper's code (docs/references.md §1): clip to the first ``timesteps * window_us`` of a
-recording, integer-downsample space, count events per polarity per frame. Counts are kept as
-they are (the reference code's int8 accumulator, which wraps above 127, is not reproduced).
+The files are found by walking the extracted folders tonic would create (``DATA_DIR/<tonic class
+name>/...``, docs/datasets.md); tonic's own dataset classes are not constructed because they insist
+on the downloaded archive and would try to download it offline. Each recording is decoded with
+tonic's readers and turned into count frames as the paper's code does (docs/references.md §1): the
+first ``timesteps * window_us`` of the recording, space integer-downsampled, events counted per
+polarity. Counts are kept as they are (the reference code's int8 accumulator, which wraps above
+127, is not).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from mlf_deploy.data.checks import check_labels
 from mlf_deploy.errors import UserError
 
 _BASE = {"data_dir": None, "window_us": None}
 TONIC_OPTIONS = {
     "dvs-gesture": {**_BASE, "timesteps": 40, "window_us": 30000, "spatial_factor": 0.25},
+    # CIFAR10-DVS ships no split: the last test_fraction of each class's sorted files test (the
+    # reference code's 900/100 of 1000 per class).
     "cifar10-dvs": {**_BASE, "timesteps": 10, "window_us": 10000, "spatial_factor": 1 / 3.04,
-                    "train_per_class": 900},
+                    "test_fraction": 0.1},
     "nmnist": {**_BASE, "timesteps": 10, "window_us": 30000, "spatial_factor": 1.0},
 }
-# name -> (tonic class name, sensor side, classes, per split: (archive, folder, suffix, minimum
-# count)); the archive and counts mirror each class's _check_exists in tonic 1.7.
-_LAYOUT = {
-    "dvs-gesture": ("DVSGesture", 128, 11, {
-        "train": ("ibmGestureTrain.tar.gz", "ibmGestureTrain", ".npy", 100),
-        "test": ("ibmGestureTest.tar.gz", "ibmGestureTest", ".npy", 100)}),
-    "cifar10-dvs": ("CIFAR10DVS", 128, 10, {
-        s: ("CIFAR10DVS.zip", "", ".aedat4", 1000) for s in ("train", "test")}),
-    "nmnist": ("NMNIST", 34, 10, {
-        "train": ("train.zip", "Train", ".bin", 10000),
-        "test": ("test.zip", "Test", ".bin", 10000)}),
+CIFAR10_DVS_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                       "ship", "truck"]  # tonic's CIFAR10DVS.classes, in label order
+
+
+@dataclass(frozen=True)
+class Layout:
+    folder: str            # tonic's class name: the folder under DATA_DIR
+    sensor: int            # sensor side in pixels
+    classes: int
+    suffix: str            # recording file extension
+    subfolders: dict       # split (or "all" for a set without a split) -> folder under `folder`
+    archives: dict         # the same keys -> the archive tonic downloads (not needed here)
+
+    def recording_path(self, sub: str, label: int, k: int) -> str:
+        """Where the ``k``-th recording of ``label`` lives in the real layout (for writers)."""
+        if self.folder == "DVSGesture":  # one file per gesture in each user_lighting folder
+            user = k + 1 if sub == "ibmGestureTrain" else k + 24
+            return f"{sub}/user{user:02d}_fluorescent/{label}.npy"
+        if self.folder == "CIFAR10DVS":
+            name = CIFAR10_DVS_CLASSES[label]
+            return f"{name}/cifar10_{name}_{k}.aedat4"
+        return f"{sub}/{label}/{k:05d}.bin"
+
+    def label_of(self, path: Path) -> int | None:
+        """The label the real layout encodes in ``path``; None when it encodes none."""
+        if self.folder == "DVSGesture":
+            name = path.stem
+        elif self.folder == "CIFAR10DVS":
+            name = str(CIFAR10_DVS_CLASSES.index(path.parent.name)) \
+                if path.parent.name in CIFAR10_DVS_CLASSES else ""
+        else:
+            name = path.parent.name
+        return int(name) if name.isdigit() and int(name) < self.classes else None
+
+
+_ALL = {"all": ""}
+LAYOUTS = {
+    "dvs-gesture": Layout("DVSGesture", 128, 11, ".npy",
+                          {"train": "ibmGestureTrain", "test": "ibmGestureTest"},
+                          {"train": "ibmGestureTrain.tar.gz", "test": "ibmGestureTest.tar.gz"}),
+    "cifar10-dvs": Layout("CIFAR10DVS", 128, 10, ".aedat4", _ALL, {"all": "CIFAR10DVS.zip"}),
+    "nmnist": Layout("NMNIST", 34, 10, ".bin", {"train": "Train", "test": "Test"},
+                     {"train": "train.zip", "test": "test.zip"}),
 }
 
 
 def tonic_spec(spec: dict) -> dict:
-    _, sensor, classes, _ = _LAYOUT[spec["name"]]
+    sensor = LAYOUTS[spec["name"]].sensor
+    if "test_fraction" in spec and not 0 < spec["test_fraction"] < 1:
+        raise UserError(f"test_fraction must be in (0, 1), got {spec['test_fraction']}")
     size = int((sensor - 1) * spec["spatial_factor"]) + 1
-    return {**spec, "kind": "events", "channels": 2, "size": size, "classes": classes}
+    return {**spec, "kind": "events", "channels": 2, "size": size, "classes": LAYOUTS[spec["name"]].classes}
 
 
-def check_files(spec: dict, split: str) -> None:
-    """Raise one UserError naming the missing files before tonic can try to download them."""
-    cls_name, _, _, layout = _LAYOUT[spec["name"]]
-    archive, folder, suffix, minimum = layout[split]
+def _files(spec: dict, key: str) -> list[tuple[Path, int]]:
+    layout = LAYOUTS[spec["name"]]
     if not spec.get("data_dir"):
-        raise UserError(f"{spec['name']} needs --data-dir DIR with DIR/{cls_name}/{archive} and its "
-                        f"extracted {suffix} files (no download: this tool works offline)")
-    root = Path(spec["data_dir"], cls_name)
-    have_archive = (root / archive).is_file()
-    count = sum(1 for _ in (root / folder).glob(f"**/*{suffix}")) if (root / folder).is_dir() else 0
-    if not have_archive or count < minimum:
-        what = [] if have_archive else [str(root / archive)]
-        if count < minimum:
-            what.append(f"at least {minimum} {suffix} files under {root / folder} (found {count})")
-        raise UserError(f"{spec['name']} {split} data missing: {'; '.join(what)}. Download it "
-                        f"elsewhere and place the archive and its extracted contents in {root}")
-
-
-def _dataset(spec: dict, split: str):
-    import tonic.datasets as td
-
-    check_files(spec, split)
-    save_to = os.path.expanduser(spec["data_dir"])
-    if spec["name"] == "dvs-gesture":
-        return td.DVSGesture(save_to=save_to, train=split == "train")
-    if spec["name"] == "nmnist":
-        return td.NMNIST(save_to=save_to, train=split == "train")
-    return td.CIFAR10DVS(save_to=save_to)
-
-
-def _indices(spec: dict, ds, split: str) -> list[int]:
-    if spec["name"] != "cifar10-dvs":
-        return list(range(len(ds)))
-    # CIFAR10-DVS ships no split: the first files of each class (sorted by path, unlike the
-    # reference code's unsorted glob) train, the rest test.
+        raise UserError(f"{spec['name']} needs --data-dir DIR holding DIR/{layout.folder}/ with the "
+                        f"extracted {layout.suffix} files (no download: this tool works offline)")
+    root = Path(os.path.expanduser(spec["data_dir"]), layout.folder)
+    folder = root / layout.subfolders[key]
+    found = sorted(folder.rglob(f"*{layout.suffix}")) if folder.is_dir() else []
+    if not found:
+        archive = root / layout.archives[key]
+        hint = (f"{archive} is there but not extracted: extract it into {root}" if archive.is_file()
+                else f"download {layout.archives[key]} elsewhere and extract it into {root}")
+        raise UserError(f"{spec['name']}: no {layout.suffix} recordings under {folder}; {hint} "
+                        "(docs/datasets.md shows the layout)")
     out = []
-    for label in sorted(set(ds.targets)):
-        files = sorted((ds.data[i], i) for i in range(len(ds)) if ds.targets[i] == label)
-        keep = files[: spec["train_per_class"]] if split == "train" else files[spec["train_per_class"]:]
-        out += [i for _, i in keep]
+    for path in found:
+        label = layout.label_of(path)
+        if label is None:
+            raise UserError(f"{path}: its place in the {spec['name']} layout gives no class label; "
+                            "move it to its class folder (docs/datasets.md)")
+        out.append((path, label))
     return out
 
 
-def load_tonic_split(spec: dict, split: str):
+def recordings(spec: dict, split: str) -> list[tuple[Path, int]]:
+    """``(path, label)`` of every recording of a split, sorted by path within each class."""
+    if spec["name"] != "cifar10-dvs":
+        return _files(spec, split)
+    by_class: dict[int, list[Path]] = {}
+    for path, label in _files(spec, "all"):
+        by_class.setdefault(label, []).append(path)
+    out = []
+    for label, paths in sorted(by_class.items()):
+        if len(paths) < 2:
+            raise UserError(f"cifar10-dvs class {CIFAR10_DVS_CLASSES[label]!r} has {len(paths)} "
+                            f"recording(s) under {paths[0].parent}; a train and a test split need >= 2")
+        n_test = min(len(paths) - 1, max(1, round(len(paths) * spec.get("test_fraction", 0.1))))
+        if "train_per_class" in spec:  # checkpoints written before test_fraction
+            n_test = max(1, len(paths) - int(spec["train_per_class"]))
+        keep = paths[:len(paths) - n_test] if split == "train" else paths[len(paths) - n_test:]
+        out += [(path, label) for path in keep]
+    return out
+
+
+def read_events(name: str, path: Path) -> np.ndarray:
+    """One recording as a structured array with integer fields x, y, t (us), p (0/1)."""
+    import tonic.io
+
+    layout = LAYOUTS[name]
+    try:
+        if layout.suffix == ".npy":  # tonic's DVSGesture: (N, 4) x, y, p, t in ms
+            raw = np.load(path, allow_pickle=False)
+            if raw.ndim != 2 or raw.shape[1] != 4 or raw.dtype.kind not in "iuf":
+                raise ValueError(f"expected an (N, 4) numeric array of x, y, p, t; got {raw.dtype} "
+                                 f"{raw.shape}")
+            x, y, p, t = raw.T.astype(np.int64)
+            t = t * 1000
+        elif layout.suffix == ".bin":
+            if path.stat().st_size % 5:
+                raise ValueError("the size is not a multiple of 5 bytes (N-MNIST events are 40-bit)")
+            ev = tonic.io.read_mnist_file(str(path), dtype=np.dtype(
+                [("x", int), ("y", int), ("t", int), ("p", int)]))
+            x, y, t, p = ev["x"], ev["y"], ev["t"], ev["p"]
+        else:
+            ev = tonic.io.read_aedat4(str(path))
+            x, y, t, p = ev["x"], ev["y"], ev["t"], ev[ev.dtype.names[3]]
+    except Exception as exc:  # any decoder failure: the file is not what the layout says
+        raise UserError(f"{path} is not a readable {name} recording: {type(exc).__name__}: {exc}") from exc
+    out = np.empty(len(x), [("x", int), ("y", int), ("t", int), ("p", int)])
+    out["x"], out["y"], out["t"], out["p"] = x, y, t, p
+    bad = (out["x"] < 0) | (out["x"] >= layout.sensor) | (out["y"] < 0) | (out["y"] >= layout.sensor)
+    if bad.any() or not np.isin(out["p"], (0, 1)).all():
+        raise UserError(f"{path} has events outside the {layout.sensor}x{layout.sensor} sensor or "
+                        "polarities other than 0/1; is it a recording of this data set?")
+    return out
+
+
+def recording_frames(spec: dict, path: Path) -> np.ndarray:
+    """Count frames ``(T, 2, size, size)`` of one recording (integers)."""
     import tonic.transforms as tt
 
     from mlf_deploy.data.events import to_frames
 
-    ds = _dataset(spec, split)
-    _, sensor, _, _ = _LAYOUT[spec["name"]]
-    down = tt.Downsample(spatial_factor=spec["spatial_factor"])  # int fields: x * f truncates = floor
-    streams, labels = [], []
-    for i in _indices(spec, ds, split):
-        where = ds.data[i] if hasattr(ds, "data") else f"sample {i}"
-        try:  # tonic indexes the file's columns: a file of the wrong layout fails inside it
-            events, label = ds[i]
-        except (IndexError, ValueError, KeyError, TypeError, OSError, EOFError) as exc:
-            raise UserError(f"{where}: not a {spec['name']} event recording "
-                            f"({type(exc).__name__}: {exc})") from exc
-        if not {"x", "y", "t", "p"} <= set(getattr(events.dtype, "names", None) or ()):
-            raise UserError(f"{where}: not a {spec['name']} event recording (no x, y, t, p fields)")
-        events = down(events.copy())
-        events["t"] -= events["t"].min() if len(events) else 0  # frames start at the recording start
-        streams.append(events)
-        labels.append(int(label))
-    check_labels(labels, _LAYOUT[spec["name"]][2], f"{spec['name']} {split} split")
+    events = read_events(spec["name"], path)
+    events = tt.Downsample(spatial_factor=spec["spatial_factor"])(events)  # int fields: floor
+    if len(events):
+        events["t"] -= events["t"].min()  # frames start at the recording start
     size = spec["size"]
-    x = to_frames(streams, (size, size, 2), int(spec["timesteps"]), spec["window_us"])
-    return x, torch.tensor(labels, dtype=torch.long) if labels else torch.zeros(0, dtype=torch.long)
+    return to_frames([events], (size, size, 2), int(spec["timesteps"]), spec["window_us"])[0].numpy()
