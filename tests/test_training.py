@@ -99,6 +99,6 @@ def test_resume_refuses_foreign_or_mismatched_checkpoints(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "checkpoint.pt")
     with pytest.raises(UserError, match="not an mlf-deploy checkpoint"):
         train(TrainConfig(resume=True, out_dir=str(tmp_path), **TINY), log=_quiet)
-    train(TrainConfig(epochs=1, out_dir=str(tmp_path), **TINY), progress=False, log=_quiet)
+    train(TrainConfig(epochs=1, force=True, out_dir=str(tmp_path), **TINY), progress=False, log=_quiet)
     with pytest.raises(UserError, match="depth"):
         train(TrainConfig(resume=True, epochs=2, out_dir=str(tmp_path), **{**TINY, "depth": 14}), log=_quiet)
