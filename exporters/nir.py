@@ -42,6 +42,16 @@ class Profile:
 PROFILES = {"snntorch": Profile(dt=1e-4, uses_r=True), "norse": Profile(dt=1e-3, uses_r=False)}
 
 
+def nir_module():
+    """The optional ``nir`` package, or one clear error saying how to install it."""
+    try:
+        import nir
+    except ImportError as exc:
+        raise UserError("NIR export/import needs the optional 'nir' package: "
+                        "pip install 'mlf-deploy[nir]' (make venv installs it)") from exc
+    return nir
+
+
 def node_id(name: str) -> str:
     """A NIR node name that torch importers accept as a module name (no dots or slashes)."""
     return re.sub(r"[^0-9A-Za-z_]", "_", name)
@@ -74,7 +84,7 @@ def _meta(**mlf) -> dict:
 
 def to_nir(graph: Graph, target: str = "snntorch"):
     """``graph`` (float) as a ``nir.NIRGraph`` for the importer ``target``."""
-    import nir
+    nir = nir_module()
 
     if target not in PROFILES:
         raise UserError(f"unknown NIR target {target!r}; choose one of {', '.join(PROFILES)}")
@@ -142,7 +152,7 @@ def readout_divisor(graph: Graph) -> tuple[int, int, int]:
 
 
 def _readout(graph: Graph, nodes: dict, edges: list, ids: dict) -> None:
-    import nir
+    nir = nir_module()
 
     ro = graph.readout
     steps, h, w = readout_divisor(graph)
@@ -175,7 +185,7 @@ def _graph_meta(graph: Graph, target: str) -> dict:
 
 def write_nir(graph: Graph, path, target: str = "snntorch") -> None:
     """Write ``graph`` as a NIR file readable by ``nir.read`` (HDF5), atomically."""
-    import nir
+    nir = nir_module()
 
     from mlf_deploy.fileio import atomic_path
     g = to_nir(graph, target)

@@ -19,7 +19,7 @@ import json
 
 import numpy as np
 
-from exporters.nir import PROFILES, lif_params
+from exporters.nir import PROFILES, lif_params, nir_module
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
 
@@ -263,7 +263,7 @@ def population_ids(g, source: str | None = None, timesteps: int | None = None) -
 
 
 def read_nir(path, source: str | None = None, timesteps: int | None = None) -> Graph:
-    import nir
+    nir = nir_module()
     try:
         g = nir.read(str(path))
     except FileNotFoundError as exc:
