@@ -116,7 +116,14 @@ def main():
           f"{sum(v[1] for v in per_module.values()):>11.2f} "
           f"{br_f.synops_per_inference + br_f.input_macs_per_inference:>11.2f} "
           f"{br_i.synops_per_inference + br_i.input_macs_per_inference:>11.2f}")
-    print("(stem rows: ours are the input MACs of the real-valued image, as NeuroBench's)")
+    print("Why the columns differ:\n"
+          "  NB ops < by value: NeuroBench binarises every non-zero input, so a graded MLF output of\n"
+          "    level count 2 or 3 (or a residual sum of several populations) counts once per synapse;\n"
+          "  NB kind MAC: an input outside {-1, 0, 1} makes NeuroBench call the whole layer a MAC layer;\n"
+          "  by value == ours float: the same spikes counted by value x fan-out (exact borders);\n"
+          "  ours int: the 8-bit integer graph's own spikes (what `mlf-deploy energy` reports);\n"
+          "  stem: a real-valued image, dense MACs in both; fc: NeuroBench sees the time- and map-\n"
+          "    averaged input (1/(T H W) of our per-spike readout count).")
     if args.json:
         print(json.dumps({"neurobench": nb, "per_module": per_module,
                           "ours_float": br_f.to_dict(), "ours_int": br_i.to_dict()}, default=float))
