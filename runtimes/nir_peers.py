@@ -26,12 +26,12 @@ LOADERS = ("snntorch", "snntorch-f64", "norse", "norse-nirtorch")
 
 
 def load_peer(g, loader: str):
-    """The peer's torch module for the ``nir.NIRGraph`` ``g`` and whether it takes a state argument."""
+    """The peer's torch module for the ``nir.NIRGraph`` ``g``."""
     import nir
     import nirtorch
     if loader == "snntorch":
         from snntorch.import_nir import import_from_nir
-        return import_from_nir(g), True
+        return import_from_nir(g)
     if loader == "snntorch-f64":
         import snntorch.import_nir as sin
         convert = functools.partial(sin._nir_to_snntorch_module, init_hidden=True)
@@ -47,15 +47,15 @@ def load_peer(g, loader: str):
         for mod in net.modules():
             if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
                 mod.register_forward_pre_hook(lambda m, a: tuple(t.to(m.weight.dtype) for t in a))
-        return net, True
+        return net
     if loader == "norse":
         from norse.torch import from_nir
-        return from_nir(g), True
+        return from_nir(g)
     if loader == "norse-nirtorch":
         from norse.torch.utils.import_nir import _import_norse_module
         mapping = {t: _import_norse_module for t in (nir.Affine, nir.Conv2d, nir.Flatten, nir.Linear,
                                                      nir.IF, nir.LIF, nir.SumPool2d)}
-        return nirtorch.nir_to_torch(g, mapping), True
+        return nirtorch.nir_to_torch(g, mapping)
     raise ValueError(f"unknown peer loader {loader!r}; choose one of {', '.join(LOADERS)}")
 
 
@@ -77,7 +77,7 @@ def _neuron_modules(net, ids: dict) -> dict:
 def run_peer(g, loader: str, frames: np.ndarray, batch_size: int = 128) -> tuple[dict, np.ndarray]:
     """Spikes ``{population: (T, B, C, H, W) uint8}`` and logits ``(B, classes)`` (the Output summed
     over time) of ``g`` run by ``loader`` on ``frames`` ``(T, B, C, H, W)`` (prepared input)."""
-    net, stateful = load_peer(g, loader)
+    net = load_peer(g, loader)
     mods = _neuron_modules(net, population_ids(g))
     dtype = torch.float64 if loader == "snntorch-f64" else torch.float32
     spikes = {p: [] for p in mods}

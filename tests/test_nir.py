@@ -69,7 +69,7 @@ def test_import_refuses_primitives_it_cannot_express(small_graphs):
 
 
 def test_int_graph_goes_out_only_as_labelled_dequantised_float(small_graphs, tmp_path):
-    graph, qgraph = small_graphs
+    qgraph = small_graphs[1]
     with pytest.raises(UserError, match="no fixed-point fields"):
         to_nir(qgraph)
     deq = dequantize_graph(qgraph)

@@ -88,9 +88,9 @@ def test_snntorch_written_conv_net_imports_and_runs_exactly(tmp_path):
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
             m.register_forward_pre_hook(lambda mod, a: tuple(t.double() for t in a))
     record = {i: [] for i, m in enumerate(net) if isinstance(m, snn.Leaky)}
-    for i in record:
+    for i, store in record.items():
         net[i].register_forward_hook(functools.partial(
-            lambda store, mod, a, out: store.append(out[0] if isinstance(out, tuple) else out), record[i]))
+            lambda keep, mod, a, out: keep.append(out[0] if isinstance(out, tuple) else out), store))
         net[i].reset_mem()
     with torch.no_grad():
         for t in range(steps):
