@@ -19,7 +19,11 @@ from neurobench.benchmarks import Benchmark
 from neurobench.metrics.abstract.workload_metric import AccumulatedMetric
 from neurobench.metrics.static import ConnectionSparsity, Footprint
 from neurobench.metrics.utils.layers.macs import single_layer_MACs
-from neurobench.metrics.workload import ActivationSparsity, ClassificationAccuracy, SynapticOperations
+from neurobench.metrics.workload import (
+    ActivationSparsity,
+    ClassificationAccuracy,
+    SynapticOperations,
+)
 from neurobench.models import TorchModel
 from torch.utils.data import DataLoader, TensorDataset
 

@@ -20,7 +20,7 @@ import numpy as np
 from exporters.nir import write_nir
 from exporters.nir_import import read_nir
 from mlf_deploy.ir import graph_checksum
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.quantization.dequantize import dequantize_graph
 from runtimes.nir_peers import run_peer
 from runtimes.pipeline import load_pipeline

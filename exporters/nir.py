@@ -29,6 +29,7 @@ import numpy as np
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.semantics import readout_norm, weight_key
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def to_nir(graph: Graph, target: str = "snntorch"):
     profile = PROFILES[target]
     inp = graph.input
     ids = {inp.name: "input"}
-    nodes = {"input": nir.Input(input_type={"input": np.array(inp.shape)}, metadata=_meta(node=inp.name, encoding=inp.encoding))}
+    nodes = {"input": nir.Input(input_type={"input": np.array(inp.shape)},
+                                metadata=_meta(node=inp.name, encoding=inp.encoding))}
     edges = []
     for layer in graph.layers:
         pops = graph.populations_of(layer.name)
@@ -140,23 +142,17 @@ def _weight_groups(graph: Graph, layer: str) -> list[list]:
     """Projections into ``layer`` sharing one weight tensor, stride and padding (a fan-in)."""
     groups: dict = {}
     for p in graph.projections_into(layer):
-        key = (p.kind, p.weight.shape, p.weight.tobytes(), tuple(p.stride), tuple(p.padding))
-        groups.setdefault(key, []).append(p)
+        groups.setdefault(weight_key(p), []).append(p)
     return list(groups.values())
-
-
-def readout_divisor(graph: Graph) -> tuple[int, int, int]:
-    """``(T, H, W)``: the per-step readout weight is ``W * scale / (T H W)``, its bias ``b / T``."""
-    h, w = graph.nodes[graph.readout.sources[0]].shape[1:]
-    return graph.timesteps, int(h), int(w)
 
 
 def _readout(graph: Graph, nodes: dict, edges: list, ids: dict) -> None:
     nir = nir_module()
 
     ro = graph.readout
-    steps, h, w = readout_divisor(graph)
-    per_step = np.asarray(ro.weight, np.float64) * ro.scale / (steps * h * w)
+    steps, (h, w) = graph.timesteps, graph.nodes[ro.sources[0]].shape[1:]
+    # the per-step share of logits = acc * scale / (T H W) + bias, so that the T steps sum to it
+    per_step = np.asarray(ro.weight, np.float64) * ro.scale / readout_norm(graph)
     weight = np.broadcast_to(per_step[:, :, None, None], (*per_step.shape, h, w)).copy()
     nodes["readout"] = nir.Conv2d(
         input_shape=(h, w), weight=weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,

@@ -22,6 +22,7 @@ import numpy as np
 from exporters.nir import PROFILES, lif_params, nir_module
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir.semantics import population_name
 
 WEIGHTS = ("Conv2d", "Linear", "Affine")
 NEURONS = ("LIF", "IF")
@@ -160,7 +161,7 @@ class _Importer:
         name = hints[order[0]].get("layer", neurons[order[0]])
         pops = []
         for k, i in enumerate(order):
-            pop_name = hints[i].get("node", f"{name}/L{k}")
+            pop_name = hints[i].get("node", population_name(name, k))
             self.names[neurons[i]] = pop_name
             pops.append(Population(pop_name, name, k, shape, params[i][1], params[i][0]))
         bias, projections = None, []

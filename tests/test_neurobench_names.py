@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import make_model, sample_input
+
 from mlf_deploy.energy.neurobench_names import neurobench_fields
 from mlf_deploy.lowering import lower
 from mlf_deploy.neuron import MLF

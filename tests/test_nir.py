@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import make_graphs, make_model, sample_input
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import graph_checksum
 from mlf_deploy.quantization.dequantize import dequantize_graph
 from runtimes.reference import run_reference
-from conftest import make_graphs, make_model, sample_input
 
 nir = pytest.importorskip("nir")
 from exporters.nir import to_nir, write_nir  # noqa: E402

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import make_model
 
 from cli import main
-from conftest import make_model
 from mlf_deploy.checkpoint import save_checkpoint
 from mlf_deploy.data import dataset_spec
 from mlf_deploy.ir import graph_checksum

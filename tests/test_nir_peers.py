@@ -7,10 +7,10 @@ import functools
 import numpy as np
 import pytest
 import torch
-
-from mlf_deploy.ir.inputs import prepare_input
-from runtimes.reference import run_reference
 from conftest import make_graphs, make_model, sample_input
+
+from mlf_deploy.ir.semantics import prepare_input
+from runtimes.reference import run_reference
 
 nir = pytest.importorskip("nir")
 pytest.importorskip("nirtorch")

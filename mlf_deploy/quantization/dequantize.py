@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir.semantics import MEMBRANE_GAIN
 
 
 def dequantize_graph(graph: Graph) -> Graph:
@@ -24,7 +25,7 @@ def dequantize_graph(graph: Graph) -> Graph:
         if isinstance(node, Input):
             node = dataclasses.replace(node, scale=1.0, value_bits=0)
         elif isinstance(node, Layer):
-            bias = np.asarray(node.bias, np.float64) * 2.0 ** node.bias_exp / 64.0 * node.scale
+            bias = np.asarray(node.bias, np.float64) * 2.0 ** node.bias_exp / MEMBRANE_GAIN * node.scale
             node = dataclasses.replace(node, bias=bias, weight_exp=0, bias_exp=0, scale=1.0)
         elif isinstance(node, Population):
             unit = graph.nodes[node.layer].scale
