@@ -53,7 +53,11 @@ def _shape3(shape) -> tuple:
 class _Importer:
     def __init__(self, g, source: str | None, timesteps: int | None):
         self.g, self.meta = g, _mlf(g)
-        self.source = self.meta.get("target") or source or "snntorch"
+        written_for = self.meta.get("target")
+        if source and written_for and source != written_for:
+            raise UserError(f"this NIR file was written for {written_for}, not {source}; drop "
+                            "--nir-source or export it again for that target")
+        self.source = written_for or source or "snntorch"
         if self.source not in PROFILES:
             raise UserError(f"unknown NIR source {self.source!r}; choose one of {', '.join(PROFILES)}")
         self.profile = PROFILES[self.source]
@@ -214,6 +218,10 @@ class _Importer:
         b = np.asarray(getattr(node, "bias", np.zeros(w.shape[0])), np.float64)
         name = hint.get("node", "readout")
         if w.ndim == 2:  # per-step W s + b over (C,) spikes: logits = W counts + T b
+            src = _shape3(self.g.nodes[self.sources(wid)[0]].v_threshold.shape)
+            if src[1:] != (1, 1) or w.shape[1] != src[0]:
+                raise UserError(f"NIR node {wid!r} ({self.kind(wid)}) reads spatial spike maps into "
+                                "the Output; the mlf-deploy readout pools a map (use a whole-map Conv2d)")
             return Readout(name, tuple(sources), w, b * self.steps, float(self.steps))
         h, wd = w.shape[2:]
         src_shape = _shape3(self.g.nodes[self.sources(wid)[0]].v_threshold.shape)
