@@ -196,7 +196,7 @@ JSON = click.option("--json", "as_json", is_flag=True,
 
 @main.command()
 @CKPT
-@click.option("--to", "target", type=click.Choice(["ir", "lava", "onnx"]), default="ir",
+@click.option("--to", "target", type=click.Choice(["ir", "lava", "onnx", "nir"]), default="ir",
               show_default=True, help="What to write.")
 @click.option("-o", "--out", "out", required=True, type=click.Path(),
               help="Output file (ir, onnx) or directory (lava).")
@@ -204,19 +204,27 @@ JSON = click.option("--json", "as_json", is_flag=True,
 @click.option("--float", "as_float", is_flag=True, help="Export the float graph, not the integer one.")
 @click.option("--mode", type=click.Choice(["sequence", "step"]), default="sequence", show_default=True,
               help="ONNX only: whole-sequence model or one-timestep streaming model.")
+@click.option("--nir-target", type=click.Choice(["snntorch", "norse"]), default="snntorch",
+              show_default=True, help="NIR only: the importer whose discretisation the file targets.")
+@click.option("--nir-dequantised", is_flag=True,
+              help="NIR only: write the int graph dequantised (a labelled approximation of it) "
+                   "instead of the float graph.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @DATA_DIR
 @JSON
 @user_errors
-def export(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir, as_json):
+def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir_dequantised, force,
+           data_dir, as_json):
     """Lower a checkpoint and write it as a deployment graph, a Lava network or an ONNX model.
 
     \b
     Example:
       mlf-deploy export run/checkpoint.pt --to onnx --mode step -o model.onnx
+      mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
     from runtimes.export import export_checkpoint
-    info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir)
+    info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
+                             nir_target, nir_dequantised)
     click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} graph, "
                f"{info['populations']} populations, checksum {info['checksum'][:12]})")
     if as_json:
@@ -265,6 +273,30 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     if as_json:
         emit_json(summary)
     sys.exit(0 if summary["passed"] else 1)
+
+@main.command("import")
+@click.argument("nir_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", required=True, type=click.Path(), help="Graph file to write.")
+@click.option("--nir-source", type=click.Choice(["snntorch", "norse"]), default=None,
+              help="Whose LIF discretisation the file uses [default: the file's own label, else snntorch].")
+@click.option("--timesteps", type=click.IntRange(1), default=None,
+              help="Timesteps per sample, for files that do not record them.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@JSON
+@user_errors
+def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
+    """Turn a NIR file into an mlf-deploy float graph file (verify it with `verify --graph`).
+
+    \b
+    Example:
+      mlf-deploy import model.nir -o model.mlfg
+    """
+    from runtimes.export import import_nir_file
+    info = import_nir_file(nir_file, out, nir_source, timesteps, force)
+    click.echo(f"wrote {info['path']} (float graph, {info['populations']} populations, "
+               f"checksum {info['checksum'][:12]})")
+    if as_json:
+        emit_json(info)
 
 # ---- energy / evaluate ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from mlf_deploy.energy import PRESETS, estimate
+from mlf_deploy.energy.neurobench_names import neurobench_fields
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import check_writable
 from mlf_deploy.hardware import Target, map_graph
@@ -58,7 +59,8 @@ def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm
     if plot_path:
         from mlf_deploy.hardware.plots import plot_layers
         plot_layers(br, plot_path, energy_model)
-    return text, {**br.to_dict(), "checkpoint": pipe.path, "split": split, "samples": len(y),
+    return text, {**br.to_dict(), **neurobench_fields(pipe.graph_int, result, accuracy),
+                  "checkpoint": pipe.path, "split": split, "samples": len(y),
                   "weight_bits": pipe.weight_bits, "accuracy": accuracy, "backend": result.backend,
                   "plot": str(plot_path) if plot_path else None}
 

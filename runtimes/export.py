@@ -12,7 +12,8 @@ from mlf_deploy.outputs import check_output_dir, output_lock
 from runtimes.pipeline import load_pipeline
 
 # What an earlier export of each file kind starts with or holds, so --force replaces only those.
-_OURS = {"ir": lambda head: head.startswith(MAGIC), "onnx": lambda head: b"mlf-deploy-onnx/" in head}
+_OURS = {"ir": lambda head: head.startswith(MAGIC), "onnx": lambda head: b"mlf-deploy-onnx/" in head,
+         "nir": lambda head: head.startswith(b"\x89HDF") and b'"mlf"' in head}
 
 
 def check_output_file(out: Path, target: str, force: bool) -> None:
@@ -32,16 +33,21 @@ def check_output_file(out: Path, target: str, force: bool) -> None:
 
 
 def export_checkpoint(checkpoint, target: str, out, weight_bits: int = 8, as_float: bool = False,
-                      mode: str = "sequence", force: bool = False, data_dir=None) -> dict:
+                      mode: str = "sequence", force: bool = False, data_dir=None,
+                      nir_target: str = "snntorch", nir_dequantised: bool = False) -> dict:
     out = Path(out)
-    if target not in ("ir", "lava", "onnx"):
-        raise UserError(f"unknown export target {target!r}; choose ir, lava or onnx")
+    if target not in ("ir", "lava", "onnx", "nir"):
+        raise UserError(f"unknown export target {target!r}; choose ir, lava, onnx or nir")
     if target == "lava":
         check_output_dir(out, force, protect=[checkpoint], what="Lava export folder")
     else:
         check_output_file(out, target, force)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     graph = pipe.graph_float if as_float else pipe.graph_int
+    if target == "nir":  # NIR has no fixed-point fields: the float graph, or the int one dequantised
+        from mlf_deploy.quantization.dequantize import dequantize_graph
+        as_float = not nir_dequantised
+        graph = dequantize_graph(pipe.graph_int) if nir_dequantised else pipe.graph_float
     check_writable(out.parent / f".{out.name}.probe")  # creates the parent folder, nothing else
     with output_lock(out):
         if target == "ir":
@@ -49,13 +55,31 @@ def export_checkpoint(checkpoint, target: str, out, weight_bits: int = 8, as_flo
         elif target == "lava":
             from exporters.lava import export_lava
             export_lava(graph, out, force=force, protect=[checkpoint])
-        else:
+        elif target == "onnx":
             from exporters.onnx import export_onnx, save_onnx
             save_onnx(export_onnx(graph, mode), out)
+        else:
+            from exporters.nir import write_nir
+            write_nir(graph, out, nir_target)
     info = {"path": str(out), "format": target, "numeric": graph.numeric,
             "checksum": graph_checksum(graph), **graph.summary()}
     if target == "onnx":
         info["mode"] = mode
+    if target == "nir":
+        info.update(nir_target=nir_target, numeric=graph.metadata.get("nir_numeric", "float"))
     if not as_float:
         info["quantization"] = pipe.quant_report.to_dict()
     return info
+
+
+def import_nir_file(nir_file, out, source=None, timesteps=None, force: bool = False) -> dict:
+    """``mlf-deploy import``: a NIR file as an mlf-deploy float graph file."""
+    from exporters.nir_import import read_nir
+    out = Path(out)
+    check_output_file(out, "ir", force)
+    graph = read_nir(nir_file, source, timesteps)
+    check_writable(out.parent / f".{out.name}.probe")
+    with output_lock(out):
+        checksum = save_graph(graph, out)
+    return {"path": str(out), "format": "ir", "source": str(nir_file), "checksum": checksum,
+            **graph.summary()}
