@@ -111,13 +111,51 @@ def train(no_progress, as_json, **options):
     if as_json and result["rank"] == 0:
         emit_json(result)
 
+@main.command(context_settings={"show_default": True})
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--weight-bits", type=click.IntRange(2, 16), required=True,
+              help="Signed weight mantissa bits to fine-tune for (Loihi takes up to 8).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Output directory for checkpoint.pt and metrics.jsonl.")
+@click.option("--epochs", type=click.IntRange(1), default=5)
+@click.option("--lr", type=float, default=0.01)
+@click.option("--batch-size", type=click.IntRange(1), help="[default: the checkpoint's]")
+@click.option("--seed", type=int, default=0)
+@click.option("--max-samples", type=click.IntRange(1), help="use the first N train samples")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="files of non-embedded sets")
+@click.option("--force", is_flag=True, help="replace an existing OUT/checkpoint.pt")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="last stdout line: the result as JSON")
+@user_errors
+def finetune(checkpoint, no_progress, as_json, **options):
+    """Quantization-aware fine-tuning: train CHECKPOINT on the integer grid of its N-bit deployment
+    (BN folded, weights, biases and thresholds as their mantissas, straight-through gradients) and
+    write an ordinary checkpoint that export, verify, energy and evaluate take at N bits.
+
+    \b
+    Example:
+      mlf-deploy finetune runs/digits/checkpoint.pt --weight-bits 4 --out runs/digits-4bit
+      mlf-deploy verify runs/digits-4bit/checkpoint.pt --backends torch-int,ir-int --samples 360
+    """
+    from mlf_deploy.qat.finetune import FinetuneConfig, finetune as run_finetune
+
+    result = run_finetune(FinetuneConfig(checkpoint=checkpoint, **options), progress=not no_progress,
+                          log=lambda msg: click.echo(msg, err=as_json))
+    click.echo(f"wrote {result['checkpoint']}: {result['weight_bits']}-bit integer test accuracy "
+               f"{result['post_training_accuracy']:.4f} -> {result['test_accuracy']:.4f} "
+               f"(float model {result['float_accuracy']:.4f})")
+    if as_json:
+        emit_json(result)
+
+
 # ---- export / verify (issues 4, 5, 6) ---------------------------------------------------------
 
 CKPT = click.argument("checkpoint", type=click.Path(dir_okay=False))
 DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
                         help="Where the checkpoint's dataset files live (for non-embedded sets).")
-WEIGHT_BITS = click.option("--weight-bits", type=int, default=8, show_default=True,
-                           help="Signed weight mantissa bits of the integer graph (2..16).")
+WEIGHT_BITS = click.option("--weight-bits", type=int, default=None,
+                           help="Signed weight mantissa bits of the integer graph (2..16) "
+                                "[default: the width the checkpoint was fine-tuned for, else 8].")
 JSON = click.option("--json", "as_json", is_flag=True,
                     help="Print one JSON object as the last line of stdout.")
 
@@ -154,7 +192,8 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir
 @main.command()
 @CKPT
 @click.option("--backends", default="torch,ir-float,ir-int", show_default=True,
-              help="Comma-separated: torch, ir-float, ir-int, lava-float, lava-fixed, onnx-float, onnx-int.")
+              help="Comma-separated: torch, ir-float, ir-int, lava-float, lava-fixed, onnx-float, "
+                   "onnx-int, torch-int.")
 @click.option("--samples", type=int, default=16, show_default=True, help="Samples of the split to run.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @WEIGHT_BITS

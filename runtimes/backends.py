@@ -14,7 +14,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.results import RunResult
 from runtimes.pipeline import Pipeline
 from runtimes.reference import run_reference
-from runtimes.torch_backend import run_torch
+from runtimes.torch_backend import run_torch, run_torch_int
 from runtimes.verify import REFERENCE, build_report
 
 BACKENDS = tuple(REFERENCE)
@@ -49,6 +49,8 @@ def with_references(names) -> list[str]:
 def run_backend(name: str, pipe: Pipeline, x) -> RunResult:
     if name == "torch":
         return run_torch(pipe.model, x)
+    if name == "torch-int":
+        return run_torch_int(pipe.model, pipe.int_grid(), x)
     graph = pipe.graph_int if name.endswith(("-int", "-fixed")) else pipe.graph_float
     if name.startswith("ir-"):
         return run_reference(graph, x)

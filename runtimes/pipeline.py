@@ -16,7 +16,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
-from mlf_deploy.quantization import QuantizationReport, quantize
+from mlf_deploy.quantization import QuantizationReport, input_max_of, quantize
 from mlf_deploy.training import weights_sha256
 
 
@@ -82,6 +82,12 @@ class Pipeline:
         self.onnx_file = (str(path), numeric)
         return f"onnx-{numeric}"
 
+    def int_grid(self):
+        """The integer grid of ``graph_int`` as the torch model's integer forward takes it."""
+        from mlf_deploy.qat import IntGrid
+        q = self.graph_int.metadata["quantization"]
+        return IntGrid.of(self.model, q["weight_bits"], self.graph_int.input.encoding, q["input_max"])
+
     def data(self, split: str = "test", samples: int | None = None):
         """``(x, y)``: the first ``samples`` of a split, ``x`` in the model's input layout."""
         x, y = self.split(split)
@@ -90,10 +96,14 @@ class Pipeline:
         return model_input(x), y
 
 
-def load_pipeline(ckpt_path, weight_bits: int = 8, data_dir: str | None = None) -> Pipeline:
-    """Load a checkpoint, lower it and quantize it to ``weight_bits``."""
-    check_weight_bits(weight_bits)
+def load_pipeline(ckpt_path, weight_bits: int | None = 8, data_dir: str | None = None) -> Pipeline:
+    """Load a checkpoint, lower it and quantize it to ``weight_bits`` (None: the width the
+    checkpoint was fine-tuned for, else 8)."""
+    if weight_bits is not None:
+        check_weight_bits(weight_bits)
     model, ckpt = load_model(ckpt_path)
+    if weight_bits is None:
+        weight_bits = finetuned_bits(ckpt) or 8
     spec = ckpt["dataset"]
     pipe = Pipeline(str(ckpt_path), model, ckpt, None, None, weight_bits, data_dir)  # type: ignore[arg-type]
     x_train, _ = pipe.split("train")
@@ -106,23 +116,16 @@ def load_pipeline(ckpt_path, weight_bits: int = 8, data_dir: str | None = None) 
     # Ties exported files to the weights they came from (verify --graph checks it).
     pipe.graph_float = Graph(graph.nodes, graph.numeric,
                              {**graph.metadata, "model_sha256": weights_sha256(model)})
-    pipe.input_max = _input_max(pipe.graph_float, x_train, events)
+    pipe.input_max = input_max_of(pipe.graph_float, x_train, events)
     pipe.graph_int, pipe.quant_report = quantize(pipe.graph_float, weight_bits, input_max=pipe.input_max)
     return pipe
+
+
+def finetuned_bits(ckpt: dict) -> int | None:
+    """The weight width a checkpoint was fine-tuned for (``mlf-deploy finetune``), or None."""
+    return (ckpt.get("finetune") or {}).get("weight_bits")
 
 
 def quantize_for(pipe: Pipeline, weight_bits: int) -> Graph:
     """The pipeline's float graph quantized to another weight width."""
     return quantize(pipe.graph_float, check_weight_bits(weight_bits), input_max=pipe.input_max)[0]
-
-
-def _input_max(graph: Graph, x_train: torch.Tensor, events: bool) -> float | None:
-    """Largest |value| the Input delivers over the training split (after the optional input
-    normalisation); None for raw event counts, which are integers already."""
-    if "input_gain" not in graph.metadata:
-        return None if events else float(x_train.abs().max())
-    dims = (0, 1, 3, 4) if events else (0, 2, 3)
-    lo, hi = x_train.amin(dim=dims).double(), x_train.amax(dim=dims).double()
-    gain = torch.tensor(graph.metadata["input_gain"], dtype=torch.float64)
-    offset = torch.tensor(graph.metadata["input_offset"], dtype=torch.float64)
-    return float(torch.maximum((lo * gain + offset).abs(), (hi * gain + offset).abs()).max())

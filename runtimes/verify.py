@@ -13,6 +13,8 @@ lava-float     ir-float    zero spike mismatches
 lava-fixed     ir-int      zero spike and zero membrane mismatches
 onnx-float     ir-float    zero spike mismatches, logits within 1e-5
 onnx-int       ir-int      zero spike and state mismatches, identical logits
+torch-int      ir-int      zero spike and state mismatches, identical logits (the torch
+                           model on the integer grid, as fine-tuning trains it)
 =============  ==========  ===============================================================
 """
 
@@ -25,7 +27,7 @@ import numpy as np
 from mlf_deploy.results import RunResult
 
 REFERENCE = {"torch": None, "ir-float": "torch", "ir-int": "ir-float", "lava-float": "ir-float",
-             "lava-fixed": "ir-int", "onnx-float": "ir-float", "onnx-int": "ir-int"}
+             "lava-fixed": "ir-int", "onnx-float": "ir-float", "onnx-int": "ir-int", "torch-int": "ir-int"}
 FLOAT_STATE_ATOL = 1e-4  # torch computes in float32, the graph backends in float64
 
 
@@ -98,6 +100,8 @@ def judge(rep: BackendReport, torch_accuracy: float) -> None:
                        "spike mismatches or logits beyond 1e-5 against ir-float"),
         "onnx-int": (rep.spike_mismatches == 0 and not rep.state_mismatches
                      and rep.logits_vs_ref == 0.0, "mismatches against ir-int"),
+        "torch-int": (rep.spike_mismatches == 0 and rep.state_mismatches == 0
+                      and rep.logits_vs_ref == 0.0, "mismatches against ir-int"),
     }
     ok, why = rules.get(rep.name, (rep.spike_mismatches == 0, "spike mismatches"))
     rep.within_tolerance, rep.reason = bool(ok), "" if ok else why
