@@ -104,7 +104,8 @@ def train(no_progress, as_json, **options):
       mlf-deploy train --dataset digits --out runs/digits --json
       torchrun --nproc_per_node 2 cli.py train --epochs 5 --out runs/ddp
     """
-    from mlf_deploy.training import TrainConfig, train as run_training
+    from mlf_deploy.training import TrainConfig
+    from mlf_deploy.training import train as run_training
 
     result = run_training(TrainConfig(**options), progress=not no_progress,
                           log=lambda msg: click.echo(msg, err=as_json))
@@ -137,7 +138,8 @@ def finetune(checkpoint, no_progress, as_json, **options):
       mlf-deploy finetune runs/digits/checkpoint.pt --weight-bits 4 --out runs/digits-4bit
       mlf-deploy verify runs/digits-4bit/checkpoint.pt --backends torch-int,ir-int --samples 360
     """
-    from mlf_deploy.qat.finetune import FinetuneConfig, finetune as run_finetune
+    from mlf_deploy.qat.finetune import FinetuneConfig
+    from mlf_deploy.qat.finetune import finetune as run_finetune
 
     result = run_finetune(FinetuneConfig(checkpoint=checkpoint, **options), progress=not no_progress,
                           log=lambda msg: click.echo(msg, err=as_json))
@@ -214,7 +216,8 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     Example:
       mlf-deploy verify run/checkpoint.pt --backends torch,ir-float,ir-int,onnx-int --samples 32
     """
-    from runtimes.backends import format_verify_table, parse_backends, verify as run_verify
+    from runtimes.backends import format_verify_table, parse_backends
+    from runtimes.backends import verify as run_verify
     from runtimes.pipeline import check_samples, load_pipeline
     names = parse_backends(backends)
     check_samples(samples)  # weight bits: load_pipeline checks them before any work
@@ -299,11 +302,14 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
               help="Map conv weights as shared per core (Loihi 2 conv synapses), not expanded.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
               help="Directory for accuracy_energy.png and layers.png.")
+@click.option("--finetuned", "finetuned", multiple=True, type=click.Path(dir_okay=False),
+              help="A checkpoint fine-tuned from CHECKPOINT (`mlf-deploy finetune`), swept at its "
+                   "own weight width on the same axes; repeat for several.")
 @DATA_DIR
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             data_dir, as_json):
+             finetuned, data_dir, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -311,14 +317,17 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     \b
     Example:
       mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,6,4 --timesteps 1,2,4 --plot eval/
+      mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,4,2 --finetuned run4/checkpoint.pt \\
+          --finetuned run2/checkpoint.pt --plot eval/
     """
     from runtimes.analysis import check_evaluate_args, evaluate_report
     from runtimes.pipeline import load_pipeline
     check_evaluate_args(bits, steps, samples, energy_model, plot_dir)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
+    tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
-                                   plot_dir)
+                                   plot_dir, tuned)
     click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
     if as_json:
         emit_json(result)

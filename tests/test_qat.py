@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_graphs, make_model, sample_input
 
 from mlf_deploy.qat import IntegerForward, IntGrid
 from runtimes.reference import run_reference
-from conftest import make_graphs, make_model, sample_input
 
 
 def _compare(model, graph_int, x, grid, firing_share=1.0):

@@ -29,8 +29,13 @@ import torch.nn.functional as F
 
 from mlf_deploy.models import DSResNet
 from mlf_deploy.qat.ste import floor_ste, int_spike, round_ste, trunc_ste
-from mlf_deploy.quantization import (THRESHOLD_BITS, bias_exponent, input_grid, layer_exponent,
-                                     weight_step)
+from mlf_deploy.quantization import (
+    THRESHOLD_BITS,
+    bias_exponent,
+    input_grid,
+    layer_exponent,
+    weight_step,
+)
 from mlf_deploy.quantization.rules import BIAS_MANT_MAX, DECAY_BITS, STATE_BITS, V_MAX
 
 MEMBRANE_GAIN = 64  # Loihi's u << 6: one current unit is 64 membrane units
