@@ -75,6 +75,15 @@ def _fold(cbn, sources) -> _Conv:
     return _Conv(weight, shift, cbn.conv.stride[0], cbn.conv.padding[0], sources)
 
 
+def _exact_conv(src, mant, stride, padding):
+    """``conv2d`` of integer-valued tensors, exact: in float32 (several times faster on CPU) when no
+    partial sum can reach 2^24, where float32 stops holding every integer, else in float64."""
+    bound = float(mant.detach().abs().flatten(1).sum(1).max()) * float(src.detach().abs().max())
+    if bound < 2 ** 24:
+        return F.conv2d(src.float(), mant.float(), stride=stride, padding=padding).double()
+    return F.conv2d(src, mant, stride=stride, padding=padding)
+
+
 class IntegerForward:
     """``model`` on ``grid``; call it with raw input ``(B, C, H, W)`` or ``(T, B, C, H, W)``.
 
@@ -133,7 +142,7 @@ class IntegerForward:
             # a negative exponent floors each projection, so each source population apart
             parts = [sum(c.sources)] if exp >= 0 else c.sources
             for src in parts:
-                a = F.conv2d(src.flatten(0, 1), mant, stride=c.stride, padding=c.padding)
+                a = _exact_conv(src.flatten(0, 1), mant, c.stride, c.padding)
                 current = current + (a * 2.0 ** exp if exp >= 0 else floor_ste(a / 2.0 ** -exp))
         bias = convs[0].bias if bias is None else bias
         bias_v = bias / unit * MEMBRANE_GAIN
@@ -144,22 +153,26 @@ class IntegerForward:
         steps = convs[0].sources[0].shape[0]
         u = current * MEMBRANE_GAIN
         u = u.view(steps, -1, *u.shape[1:])
-        high, low = u.detach() > STATE_HALF, u.detach() <= -STATE_HALF  # Lava's 24-bit wrap of u
-        u = u - 2 * STATE_HALF * high + 2 * STATE_HALF * low
-        wrapped = int(high.sum() + low.sum())
+        wrapped = 0
+        if float(u.detach().abs().max()) >= STATE_HALF:  # Lava's 24-bit wrap of u (rare)
+            high, low = u.detach() > STATE_HALF, u.detach() <= -STATE_HALF
+            u = u - 2 * STATE_HALF * high + 2 * STATE_HALF * low
+            wrapped = int(high.sum() + low.sum())
         return self._dynamics(name, mlf, u, bias_int, th, unit / MEMBRANE_GAIN, wrapped)
 
     def _dynamics(self, name, mlf, u, bias_int, th, v_unit, overflow) -> list:
         levels = len(th)
         th = th.view(levels, *[1] * (u.dim() - 1))
-        retention = round(mlf.p.tau * DECAY_UNIT)
+        # r / 2^12 is exact, and so is v * (r / 2^12): the same value as (v * r) / 2^12
+        keep = round(mlf.p.tau * DECAY_UNIT) / DECAY_UNIT
+        drive = u + bias_int
         v = u.new_zeros((levels, *u.shape[1:]))
         spikes, states = [], []
         for t in range(u.shape[0]):
-            v = trunc_ste(v * retention / DECAY_UNIT) + u[t] + bias_int
-            clipped = v.detach().abs() > V_MAX
-            overflow += int(clipped.sum())
-            v = torch.clamp(v, -V_MAX, V_MAX)
+            v = trunc_ste(v * keep) + drive[t]
+            if float(v.detach().abs().max()) > V_MAX:  # saturation (rare)
+                overflow += int((v.detach().abs() > V_MAX).sum())
+                v = torch.clamp(v, -V_MAX, V_MAX)
             s = int_spike(v, th, v_unit, mlf.p.surrogate_width)
             v = v * (1 - (s.detach() if mlf.p.detach_reset else s))
             spikes.append(s)

@@ -11,22 +11,28 @@ from __future__ import annotations
 import torch
 
 
-def _straight_through(x: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
-    # x + (r - x) is not always r in floating point; detaching the whole difference keeps the
-    # forward value exactly the rounded one while the gradient is d/dx x = 1.
-    return rounded.detach() + (x - x.detach())
+class _StraightThrough(torch.autograd.Function):
+    """``fn(x)`` forward, the identity's gradient backward (one node, no extra tensors kept)."""
+
+    @staticmethod
+    def forward(ctx, x, fn):
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
-    return _straight_through(x, torch.round(x.detach()))
+    return _StraightThrough.apply(x, torch.round)
 
 
 def trunc_ste(x: torch.Tensor) -> torch.Tensor:
-    return _straight_through(x, torch.trunc(x.detach()))
+    return _StraightThrough.apply(x, torch.trunc)
 
 
 def floor_ste(x: torch.Tensor) -> torch.Tensor:
-    return _straight_through(x, torch.floor(x.detach()))
+    return _StraightThrough.apply(x, torch.floor)
 
 
 class IntSpike(torch.autograd.Function):
