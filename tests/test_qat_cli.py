@@ -12,6 +12,8 @@ from cli import main
 from mlf_deploy.checkpoint import read_checkpoint
 from mlf_deploy.training import TrainConfig, train
 
+pytestmark = pytest.mark.slow  # trains, fine-tunes and verifies on the whole digits test split
+
 
 @pytest.fixture(scope="module")
 def base_checkpoint(tmp_path_factory):

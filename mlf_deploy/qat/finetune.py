@@ -118,6 +118,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
                    test_accuracy=_int_accuracy(model, grid, x_te, y_te),
                    samples_per_s=len(order) / (time.perf_counter() - t0))
         history.append(row)
+        atomic_write_text(Path(cfg.out_dir) / "metrics.jsonl",
+                          "".join(json.dumps(r) + "\n" for r in history))
         log(f"finetune {epoch + 1}/{cfg.epochs} loss {row['loss']:.4f} train {row['train_accuracy']:.4f} "
             f"test (integer, {cfg.weight_bits}-bit) {row['test_accuracy']:.4f} "
             f"{row['samples_per_s']:.0f} samples/s")
@@ -132,7 +134,6 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
         model_args=ckpt["model_args"], state_dict=model.state_dict(), config=ckpt.get("config", {}),
         dataset=spec, metrics=metrics, epoch=ckpt.get("epoch"), history=ckpt.get("history", []),
         finetune={**info, "history": history})))
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     return dict(checkpoint=str(out / "checkpoint.pt"), weight_bits=cfg.weight_bits,
                 post_training_accuracy=before, test_accuracy=after, float_accuracy=source_float,
                 epochs=len(history), history=history, seconds=time.perf_counter() - start)
