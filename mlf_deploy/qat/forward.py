@@ -197,9 +197,6 @@ class IntegerForward:
         steps, _, _, h, w = sources[0].shape
         return (counts @ mant.T) * step / (steps * h * w) + fc.bias.double()
 
-    def overflow_events(self) -> int:
-        return int(sum(self.overflow.values()))
-
 
 def integer_logits(model: DSResNet, grid: IntGrid, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """Logits ``(N, classes)`` of the integer forward over ``x`` in batches, without gradients."""
