@@ -91,12 +91,13 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--per-class", type=int, default=640, help="training images per class")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--modes", default="eager,compiled", help="which training runs, eager first")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         write_cifar_like(tmp, args.per_class, max(10, args.per_class // 10))
         report = {}
-        for compile_ in (False, True):
-            tag = "compiled" if compile_ else "eager"
+        for tag in args.modes.split(","):
+            compile_ = tag == "compiled"
             res, secs, rows = run_train(tmp, os.path.join(tmp, tag), args.device, args.epochs,
                                         compile_)
             steps = args.epochs * -(-10 * args.per_class // 64)
