@@ -96,7 +96,7 @@ class Pipeline:
         return model_input(x), y
 
 
-def load_pipeline(ckpt_path, weight_bits: int | None = 8, data_dir: str | None = None) -> Pipeline:
+def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | None = None) -> Pipeline:
     """Load a checkpoint, lower it and quantize it to ``weight_bits`` (None: the width the
     checkpoint was fine-tuned for, else 8)."""
     if weight_bits is not None:

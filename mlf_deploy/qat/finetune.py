@@ -126,7 +126,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
     after = history[-1]["test_accuracy"] if history else before
     info = dict(weight_bits=cfg.weight_bits, source=str(cfg.checkpoint), epochs=cfg.epochs,
                 post_training_accuracy=before, source_float_accuracy=source_float,
-                input_max=input_max, config=asdict(cfg))
+                input_max=input_max, config=asdict(cfg), seconds=time.perf_counter() - start)
     metrics = {**history[-1], "test_accuracy": after, "backend": "torch-int"} if history else \
         {"test_accuracy": after}
     out = Path(cfg.out_dir)
