@@ -20,12 +20,6 @@ from mlf_deploy.quantization import QuantizationReport, input_max_of, quantize
 from mlf_deploy.training import weights_sha256
 
 
-def check_weight_bits(bits: int) -> int:
-    if not isinstance(bits, int) or not 2 <= bits <= 16:
-        raise UserError(f"--weight-bits must be an integer from 2 to 16 (Loihi takes up to 8), got {bits}")
-    return bits
-
-
 def check_samples(samples: int | None) -> int | None:
     if samples is not None and samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
@@ -38,11 +32,11 @@ class Pipeline:
     model: DSResNet
     ckpt: dict
     graph_float: Graph
+    graph_int: Graph
+    quant_report: QuantizationReport
     input_max: float | None
     weight_bits: int
     data_dir: str | None = None
-    graph_int: Graph | None = None
-    quant_report: QuantizationReport | None = None
     onnx_file: tuple | None = None  # (path, numeric): run that onnx backend from an exported file
     _splits: dict = field(default_factory=dict)
 
@@ -82,12 +76,6 @@ class Pipeline:
         self.onnx_file = (str(path), numeric)
         return f"onnx-{numeric}"
 
-    def int_grid(self):
-        """The integer grid of ``graph_int`` as the torch model's integer forward takes it."""
-        from mlf_deploy.qat import IntGrid
-        q = self.graph_int.metadata["quantization"]
-        return IntGrid.of(self.model, q["weight_bits"], self.graph_int.input.encoding, q["input_max"])
-
     def data(self, split: str = "test", samples: int | None = None):
         """``(x, y)``: the first ``samples`` of a split, ``x`` in the model's input layout."""
         x, y = self.split(split)
@@ -99,14 +87,12 @@ class Pipeline:
 def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | None = None) -> Pipeline:
     """Load a checkpoint, lower it and quantize it to ``weight_bits`` (None: the width the
     checkpoint was fine-tuned for, else 8)."""
-    if weight_bits is not None:
-        check_weight_bits(weight_bits)
     model, ckpt = load_model(ckpt_path)
     if weight_bits is None:
         weight_bits = finetuned_bits(ckpt) or 8
     spec = ckpt["dataset"]
-    pipe = Pipeline(str(ckpt_path), model, ckpt, None, None, weight_bits, data_dir)  # type: ignore[arg-type]
-    x_train, _ = pipe.split("train")
+    train_split = load_split(spec, "train", data_dir)
+    x_train = train_split[0]
     if len(x_train) == 0:
         raise UserError(f"the training split of dataset {spec.get('name')!r} is empty")
     events = input_kind(spec) == "events"
@@ -114,18 +100,14 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
     timesteps = x_train.shape[1] if events else None
     graph = lower(model, shape, "events" if events else "static", timesteps)
     # Ties exported files to the weights they came from (verify --graph checks it).
-    pipe.graph_float = Graph(graph.nodes, graph.numeric,
-                             {**graph.metadata, "model_sha256": weights_sha256(model)})
-    pipe.input_max = input_max_of(pipe.graph_float, x_train, events)
-    pipe.graph_int, pipe.quant_report = quantize(pipe.graph_float, weight_bits, input_max=pipe.input_max)
-    return pipe
+    graph_float = Graph(graph.nodes, graph.numeric,
+                        {**graph.metadata, "model_sha256": weights_sha256(model)})
+    input_max = input_max_of(graph_float, x_train, events)
+    graph_int, report = quantize(graph_float, weight_bits, input_max=input_max)
+    return Pipeline(str(ckpt_path), model, ckpt, graph_float, graph_int, report, input_max,
+                    weight_bits, data_dir, _splits={"train": train_split})
 
 
 def finetuned_bits(ckpt: dict) -> int | None:
     """The weight width a checkpoint was fine-tuned for (``mlf-deploy finetune``), or None."""
     return (ckpt.get("finetune") or {}).get("weight_bits")
-
-
-def quantize_for(pipe: Pipeline, weight_bits: int) -> Graph:
-    """The pipeline's float graph quantized to another weight width."""
-    return quantize(pipe.graph_float, check_weight_bits(weight_bits), input_max=pipe.input_max)[0]

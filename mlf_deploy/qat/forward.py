@@ -36,11 +36,9 @@ from mlf_deploy.quantization import (
     layer_exponent,
     weight_step,
 )
-from mlf_deploy.quantization.rules import BIAS_MANT_MAX, DECAY_BITS, STATE_BITS, V_MAX
-
-MEMBRANE_GAIN = 64  # Loihi's u << 6: one current unit is 64 membrane units
-DECAY_UNIT = 2 ** DECAY_BITS
-STATE_HALF = 2 ** (STATE_BITS - 1)
+from mlf_deploy.ir.semantics import (MEMBRANE_GAIN, V_MAX, int_membrane, membrane_threshold,
+                                     overflows, population_name, retention_mant, wrap_state)
+from mlf_deploy.quantization.rules import BIAS_MANT_MAX
 
 
 @dataclass(frozen=True)
@@ -149,27 +147,25 @@ class IntegerForward:
         bias_exp = bias_exponent(float(bias_v.detach().abs().max()))
         bias_int = torch.clamp(round_ste(bias_v / 2 ** bias_exp), -BIAS_MANT_MAX, BIAS_MANT_MAX)
         bias_int = (bias_int * 2.0 ** bias_exp)[:, None, None]
-        th = torch.tensor([MEMBRANE_GAIN * round(t / unit) for t in thresholds], dtype=torch.float64)
+        th = torch.tensor([membrane_threshold(round(t / unit), True) for t in thresholds],
+                          dtype=torch.float64)
         steps = convs[0].sources[0].shape[0]
         u = current * MEMBRANE_GAIN
         u = u.view(steps, -1, *u.shape[1:])
-        wrapped = 0
-        if float(u.detach().abs().max()) >= STATE_HALF:  # Lava's 24-bit wrap of u (rare)
-            high, low = u.detach() > STATE_HALF, u.detach() <= -STATE_HALF
-            u = u - 2 * STATE_HALF * high + 2 * STATE_HALF * low
-            wrapped = int(high.sum() + low.sum())
+        wrapped = int(overflows(u.detach()).sum())
+        if wrapped:  # Lava's 24-bit wrap of u (rare); the gradient passes it unchanged
+            u = u + (wrap_state(u.detach()) - u.detach())
         return self._dynamics(name, mlf, u, bias_int, th, unit / MEMBRANE_GAIN, wrapped)
 
     def _dynamics(self, name, mlf, u, bias_int, th, v_unit, overflow) -> list:
         levels = len(th)
         th = th.view(levels, *[1] * (u.dim() - 1))
-        # r / 2^12 is exact, and so is v * (r / 2^12): the same value as (v * r) / 2^12
-        keep = round(mlf.p.tau * DECAY_UNIT) / DECAY_UNIT
+        retention = retention_mant(mlf.p.tau)
         drive = u + bias_int
         v = u.new_zeros((levels, *u.shape[1:]))
         spikes, states = [], []
         for t in range(u.shape[0]):
-            v = trunc_ste(v * keep) + drive[t]
+            v = int_membrane(v, drive[t], retention, trunc_ste)
             if float(v.detach().abs().max()) > V_MAX:  # saturation (rare)
                 overflow += int((v.detach().abs() > V_MAX).sum())
                 v = torch.clamp(v, -V_MAX, V_MAX)
@@ -184,8 +180,8 @@ class IntegerForward:
         if self.record:
             v_all = torch.stack(states)
             for k in range(levels):
-                self.spikes[f"{name}/L{k}"] = s[:, k].detach().to(torch.uint8).numpy()
-                self.states[f"{name}/L{k}"] = v_all[:, k].to(torch.int64).numpy()
+                self.spikes[population_name(name, k)] = s[:, k].detach().to(torch.uint8).numpy()
+                self.states[population_name(name, k)] = v_all[:, k].to(torch.int64).numpy()
         return [s[:, k] for k in range(levels)]
 
     def _readout(self, sources) -> torch.Tensor:

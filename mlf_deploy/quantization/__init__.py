@@ -18,13 +18,19 @@ import dataclasses
 import math
 
 import numpy as np
-import torch
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir import Graph, Layer
+from mlf_deploy.ir.semantics import (MEMBRANE_GAIN, dequantize_state, input_normalisation,
+                                     real_valued_input)
 from mlf_deploy.quantization.report import QuantizationReport
-from mlf_deploy.quantization.rules import (BIAS_EXP_MAX, BIAS_MANT_MAX, REPRESENTABILITY_RULES,
-                                           WEIGHT_EXP_RANGE, check_rules)
+from mlf_deploy.quantization.rules import (
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    REPRESENTABILITY_RULES,
+    WEIGHT_EXP_RANGE,
+    check_rules,
+)
 
 __all__ = ["quantize", "QuantizationReport", "dequantize_state", "weight_step", "layer_exponent",
            "bias_exponent", "input_grid", "input_max_of", "INPUT_BITS", "THRESHOLD_BITS"]
@@ -88,7 +94,8 @@ def _bias_mant_exp(bias_v: np.ndarray, report, where):
 
 
 def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
-             input_bits: int = INPUT_BITS, threshold_bits: int = THRESHOLD_BITS) -> tuple[Graph, QuantizationReport]:
+             input_bits: int = INPUT_BITS,
+             threshold_bits: int = THRESHOLD_BITS) -> tuple[Graph, QuantizationReport]:
     """The int graph of a float ``graph`` and the report of every rounding.
 
     Args:
@@ -103,16 +110,13 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
     if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
         raise UserError(f"weight bits must be an integer from 2 to 16, got {weight_bits}")
     inp = graph.input
-    scale, value_bits = input_grid(inp.encoding == "static" or "input_gain" in graph.metadata,
-                                   input_max, input_bits)
+    scale, value_bits = input_grid(real_valued_input(graph), input_max, input_bits)
     new_input = dataclasses.replace(inp, scale=scale, value_bits=value_bits)
     report = QuantizationReport(weight_bits=weight_bits)
     nodes = {new_input.name: new_input}
-    units = {}
     for node in graph.nodes.values():
         if isinstance(node, Layer):
-            nodes.update(_quantize_layer(graph, node, new_input, weight_bits, threshold_bits, report,
-                                         units))
+            nodes.update(_quantize_layer(graph, node, new_input, weight_bits, threshold_bits, report))
     ro = graph.readout
     step = _weight_step([ro.weight], weight_bits)
     nodes[ro.name] = dataclasses.replace(
@@ -127,7 +131,7 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
     return qgraph, report
 
 
-def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report, units):
+def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
     projections = graph.projections_into(layer.name)
     src_units = {new_input.scale if p.source == new_input.name else 1.0 for p in projections}
     if len(src_units) != 1:
@@ -142,29 +146,25 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report, units
     for p in projections:
         out[p.name] = dataclasses.replace(p, weight=_round_weights(p.weight, step, bits, report, layer.name),
                                           weight_bits=bits)
-    bias_mant, bias_exp = _bias_mant_exp(layer.bias.astype(np.float64) / unit * 64, report, layer.name)
+    bias_mant, bias_exp = _bias_mant_exp(layer.bias.astype(np.float64) / unit * MEMBRANE_GAIN,
+                                         report, layer.name)
     out[layer.name] = dataclasses.replace(layer, bias=bias_mant, weight_exp=exp, bias_exp=bias_exp,
                                           scale=unit)
     for pop in pops:
         mant = round(pop.v_threshold / unit)
         report.add_threshold(pop.name, pop.v_threshold, mant * unit)
         out[pop.name] = dataclasses.replace(pop, v_threshold=int(mant))
-    units[layer.name] = unit
     return out
 
 
-def dequantize_state(v_int: np.ndarray, layer: Layer) -> np.ndarray:
-    """Float membrane of an int graph's state (membrane units are 1/64 of a current unit)."""
-    return v_int.astype(np.float64) * layer.scale / 64.0
-
-
 def input_max_of(graph: Graph, x_train, events: bool) -> float | None:
-    """Largest |value| the Input delivers over the training split (after the optional input
-    normalisation); None for raw event counts, which are integers already."""
-    if "input_gain" not in graph.metadata:
+    """Largest |value| the Input delivers over the training split ``x_train`` (torch, as
+    ``load_split`` returns it) after the optional input normalisation; None for raw event counts,
+    which are integers already."""
+    norm = input_normalisation(graph)
+    if norm is None:
         return None if events else float(x_train.abs().max())
     dims = (0, 1, 3, 4) if events else (0, 2, 3)
-    lo, hi = x_train.amin(dim=dims).double(), x_train.amax(dim=dims).double()
-    gain = torch.tensor(graph.metadata["input_gain"], dtype=torch.float64)
-    offset = torch.tensor(graph.metadata["input_offset"], dtype=torch.float64)
-    return float(torch.maximum((lo * gain + offset).abs(), (hi * gain + offset).abs()).max())
+    lo, hi = x_train.amin(dim=dims).double().numpy(), x_train.amax(dim=dims).double().numpy()
+    gain, offset = norm[0][:, 0, 0], norm[1][:, 0, 0]
+    return float(np.maximum(np.abs(lo * gain + offset), np.abs(hi * gain + offset)).max())

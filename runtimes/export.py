@@ -9,8 +9,8 @@ from mlf_deploy.ir import graph_checksum, save_graph
 from runtimes.pipeline import load_pipeline
 
 
-def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = None, as_float: bool = False,
-                      mode: str = "sequence", force: bool = False, data_dir=None) -> dict:
+def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = None,
+                      as_float: bool = False, mode: str = "sequence", force: bool = False, data_dir=None) -> dict:
     out = Path(out)
     if out.exists() and not force:
         raise UserError(f"{out} already exists; pass --force to overwrite it or choose another path")
