@@ -38,7 +38,7 @@ class Backend:
     name: str
     reference: str | None  # the backend whose spikes (and states) this one must reproduce
     numeric: str  # the graph it runs: "float" or "int"
-    kind: str  # "torch", "reference", "lava" or "onnx"
+    kind: str  # "torch", "torch-int", "reference", "lava" or "onnx"
     tolerance: Tolerance
     demo: str | None = None  # the demo's verification run it belongs to: "main" or "lava"
 
@@ -70,7 +70,8 @@ def _run_torch_int(pipe: Pipeline, graph, x) -> RunResult:
     return run_torch_int(pipe.model, grid, x)
 
 
-RUNNERS = {"torch": _run_torch, "torch-int": _run_torch_int, "reference": _run_reference, "lava": _run_lava, "onnx": _run_onnx}
+RUNNERS = {"torch": _run_torch, "torch-int": _run_torch_int, "reference": _run_reference,
+           "lava": _run_lava, "onnx": _run_onnx}
 
 
 def _always(rep, torch_accuracy):

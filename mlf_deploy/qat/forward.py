@@ -27,6 +27,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlf_deploy.ir.semantics import (
+    MEMBRANE_GAIN,
+    V_MAX,
+    int_membrane,
+    membrane_threshold,
+    overflows,
+    population_name,
+    retention_mant,
+    wrap_state,
+)
 from mlf_deploy.models import DSResNet
 from mlf_deploy.qat.ste import floor_ste, int_spike, round_ste, trunc_ste
 from mlf_deploy.quantization import (
@@ -36,8 +46,6 @@ from mlf_deploy.quantization import (
     layer_exponent,
     weight_step,
 )
-from mlf_deploy.ir.semantics import (MEMBRANE_GAIN, V_MAX, int_membrane, membrane_threshold,
-                                     overflows, population_name, retention_mant, wrap_state)
 from mlf_deploy.quantization.rules import BIAS_MANT_MAX
 
 

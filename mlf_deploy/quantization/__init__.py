@@ -21,8 +21,12 @@ import numpy as np
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Layer
-from mlf_deploy.ir.semantics import (MEMBRANE_GAIN, dequantize_state, input_normalisation,
-                                     real_valued_input)
+from mlf_deploy.ir.semantics import (
+    MEMBRANE_GAIN,
+    dequantize_state,
+    input_normalisation,
+    real_valued_input,
+)
 from mlf_deploy.quantization.report import QuantizationReport
 from mlf_deploy.quantization.rules import (
     BIAS_EXP_MAX,
