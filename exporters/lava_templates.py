@@ -15,6 +15,12 @@ bias_mant/bias_exp), one `Conv` per projection (kernel flipped, (W, H, C) layout
 fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths are delayed with
 `DelaySparse` + relay LIFs and layer `l` at depth `d` shows model step `t` at Lava step `t + d`.
 Input projections with a negative weight exponent are computed host-side and fed by a RingBuffer.
+
+Trust: `run_lava_network.py` is Python and runs with this folder first on its import path, so it
+trusts everything in this folder. Run it only from a folder you wrote or checked; a file named like
+a module (`numpy.py`, `lava/`) placed here would run. The graph's SHA-256 detects accidental
+changes, not deliberate ones. `.mlf-deploy-output.json` lists the files of this export: `mlf-deploy
+export --force` replaces the folder only while it holds nothing else.
 """
 
 LOADER = '''"""Rebuild and run an exported MLF network on Lava; needs numpy and lava-nc 0.10 only."""

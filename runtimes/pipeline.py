@@ -14,6 +14,8 @@ from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import input_kind, load_split, model_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, load_graph
+from mlf_deploy.ir.compare import graph_differences
+from mlf_deploy.limits import check_run_size
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
 from mlf_deploy.quantization import QuantizationReport, input_max_of, quantize
@@ -38,6 +40,7 @@ class Pipeline:
     weight_bits: int
     data_dir: str | None = None
     onnx_file: tuple | None = None  # (path, numeric): run that onnx backend from an exported file
+    graph_file: dict | None = None  # path and differences from this checkpoint's own lowering
     _splits: dict = field(default_factory=dict)
 
     @property
@@ -58,9 +61,18 @@ class Pipeline:
             raise UserError(f"graph file {path} was exported from another model than "
                             f"{self.path}; export it again from this checkpoint")
         if graph.numeric == "int":
+            quant = graph.metadata.get("quantization")
+            bits = quant.get("weight_bits") if isinstance(quant, dict) else None
+            # The file's own width when it is one we could have written; a forged one shows up
+            # in the differences below either way.
+            own = quantize(self.graph_float, bits, input_max=self.input_max)[0] \
+                if type(bits) is int and 2 <= bits <= 16 else self.graph_int
             self.graph_int = graph
         else:
+            own = self.graph_float
             self.graph_float = graph
+        diffs = graph_differences(graph, own)
+        self.graph_file = {"path": str(path), "identical": not diffs, "differences": diffs}
         return graph
 
     def use_onnx_file(self, path) -> str:
@@ -81,6 +93,8 @@ class Pipeline:
         x, y = self.split(split)
         if check_samples(samples) is not None:
             x, y = x[:samples], y[:samples]
+        summary = self.graph_float.summary()
+        check_run_size(summary["neurons"], summary["timesteps"], len(x), f"running {self.path}")
         return model_input(x), y
 
 
