@@ -183,13 +183,52 @@ def train(no_progress, as_json, **options):
     if as_json and result["rank"] == 0:
         emit_json(result)
 
+@main.command(context_settings={"show_default": True})
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--weight-bits", type=click.IntRange(2, 16), required=True,
+              help="Signed weight mantissa bits to fine-tune for (Loihi takes up to 8).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Output directory for checkpoint.pt and metrics.jsonl.")
+@click.option("--epochs", type=click.IntRange(1), default=5)
+@click.option("--lr", type=float, default=0.01)
+@click.option("--batch-size", type=click.IntRange(1), help="[default: the checkpoint's]")
+@click.option("--seed", type=int, default=0)
+@click.option("--max-samples", type=click.IntRange(1), help="use the first N train samples")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="files of non-embedded sets")
+@click.option("--force", is_flag=True, help="replace an existing OUT/checkpoint.pt")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="last stdout line: the result as JSON")
+@user_errors
+def finetune(checkpoint, no_progress, as_json, **options):
+    """Quantization-aware fine-tuning: train CHECKPOINT on the integer grid of its N-bit deployment
+    (BN folded, weights, biases and thresholds as their mantissas, straight-through gradients) and
+    write an ordinary checkpoint that export, verify, energy and evaluate take at N bits.
+
+    \b
+    Example:
+      mlf-deploy finetune runs/digits/checkpoint.pt --weight-bits 4 --out runs/digits-4bit
+      mlf-deploy verify runs/digits-4bit/checkpoint.pt --backends torch-int,ir-int --samples 360
+    """
+    from mlf_deploy.qat.finetune import FinetuneConfig
+    from mlf_deploy.qat.finetune import finetune as run_finetune
+
+    result = run_finetune(FinetuneConfig(checkpoint=checkpoint, **options), progress=not no_progress,
+                          log=lambda msg: click.echo(msg, err=as_json))
+    click.echo(f"wrote {result['checkpoint']}: {result['weight_bits']}-bit integer test accuracy "
+               f"{result['post_training_accuracy']:.4f} -> {result['test_accuracy']:.4f} "
+               f"(float model {result['float_accuracy']:.4f})")
+    if as_json:
+        emit_json(result)
+
+
 # ---- export / verify --------------------------------------------------------------------------
 
 CKPT = click.argument("checkpoint", type=click.Path(dir_okay=False))
 DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
                         help="Where the checkpoint's dataset files live (for non-embedded sets).")
-WEIGHT_BITS = click.option("--weight-bits", type=click.IntRange(2, 16), default=8, show_default=True,
-                           help="Signed weight mantissa bits of the integer graph (2..16).")
+WEIGHT_BITS = click.option("--weight-bits", type=click.IntRange(2, 16), default=None,
+                           help="Signed weight mantissa bits of the integer graph (2..16) "
+                                "[default: the width the checkpoint was fine-tuned for, else 8].")
 JSON = click.option("--json", "as_json", is_flag=True,
                     help="Print one JSON object as the last line of stdout.")
 
@@ -235,7 +274,7 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir
 @CKPT
 @click.option("--backends", default="torch,ir-float,ir-int", show_default=True, callback=_backends,
               help="Comma-separated: torch, ir-float, ir-int, lava-float, lava-fixed, onnx-float, "
-                   "onnx-int (the table in runtimes/backends.py).")
+                   "onnx-int, torch-int (the table in runtimes/backends.py).")
 @click.option("--samples", type=click.IntRange(1), default=16, show_default=True,
               help="Samples of the split to run.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
@@ -354,11 +393,14 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
               help="Map conv weights as shared per core (Loihi 2 conv synapses), not expanded.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
               help="Directory for accuracy_energy.png and layers.png.")
+@click.option("--finetuned", "finetuned", multiple=True, type=click.Path(dir_okay=False),
+              help="A checkpoint fine-tuned from CHECKPOINT (`mlf-deploy finetune`), swept at its "
+                   "own weight width on the same axes; repeat for several.")
 @DATA_DIR
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             data_dir, as_json):
+             finetuned, data_dir, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -366,14 +408,17 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     \b
     Example:
       mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,6,4 --timesteps 1,2,4 --plot eval/
+      mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,4,2 --finetuned run4/checkpoint.pt \\
+          --finetuned run2/checkpoint.pt --plot eval/
     """
     from runtimes.analysis import check_evaluate_args, evaluate_report
     from runtimes.pipeline import load_pipeline
     check_evaluate_args(energy_model, plot_dir)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
+    tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
-                                   plot_dir)
+                                   plot_dir, tuned)
     click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
     if as_json:
         emit_json(result)

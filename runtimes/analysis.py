@@ -77,28 +77,69 @@ def sweep_table(points, model) -> str:
     return "\n".join(rows)
 
 
+def _quantize(pipe: Pipeline, bits: int):
+    return quantize(pipe.graph_float, bits, input_max=pipe.input_max)[0]
+
+
+def _sweep_pipeline(pipe: Pipeline, x, y, bits, steps):
+    return sweep(pipe.graph_float, x, y.numpy(), run_int, bits, steps, input_max=pipe.input_max)
+
+
+def _finetuned_sweeps(pipe: Pipeline, finetuned, x, y, steps) -> list:
+    """``(checkpoint, points)`` of each fine-tuned pipeline at its own weight width."""
+    out = []
+    for ft in finetuned:
+        if ft.spec != pipe.spec:
+            raise UserError(f"--finetuned {ft.path} was trained on another data set or split than "
+                            f"{pipe.path}; compare checkpoints of the same data")
+        out.append((ft.path, _sweep_pipeline(ft, x, y, [ft.weight_bits], steps)))
+    return out
+
+
+def cores_by_bits(pipe: Pipeline, bits, weight_sharing=False) -> dict:
+    """Cores of the Loihi-2-like mapping at each weight width: fewer bits, less synaptic memory."""
+    return {b: map_graph(_quantize(pipe, b), Target(weight_sharing=weight_sharing)).cores
+            for b in sorted(set(bits), reverse=True)}
+
+
 def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None,
-                    energy_model="45nm-fp32", weight_sharing=False, plot_dir=None) -> tuple[str, dict]:
+                    energy_model="45nm-fp32", weight_sharing=False, plot_dir=None,
+                    finetuned=()) -> tuple[str, dict]:
+    """``finetuned``: pipelines of fine-tuned checkpoints of the same model, each swept at its own
+    weight width and plotted with the post-training points."""
     plots = check_evaluate_args(energy_model, plot_dir)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
         raise UserError(f"--timesteps: the event frames of this data set have "
                         f"{pipe.graph_float.timesteps} steps; choose at most that")
     x, y = pipe.data(split, samples)
-    points = sweep(pipe.graph_float, x, y.numpy(), run_int, bits, steps, input_max=pipe.input_max)
-    graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else \
-        quantize(pipe.graph_float, bits[0], input_max=pipe.input_max)[0]
+    points = _sweep_pipeline(pipe, x, y, bits, steps)
+    tuned = _finetuned_sweeps(pipe, finetuned, x, y, steps)
+    graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else _quantize(pipe, bits[0])
     mapping = map_graph(graph_int, Target(weight_sharing=weight_sharing))
-    text = "\n".join([sweep_table(points, energy_model),
-                      f"energy model {energy_model}; latency = T x pipeline depth "
-                      f"({mapping.pipeline_depth} layers) in timesteps", "", mapping.table()])
+    cores = cores_by_bits(pipe, bits + [ft.weight_bits for ft in finetuned], weight_sharing)
+    lines = [sweep_table(points, energy_model)]
+    for path, pts in tuned:
+        lines += [f"fine-tuned for {pts[0].weight_bits}-bit weights: {path}",
+                  sweep_table(pts, energy_model)]
+    top = cores[max(cores)]
+    lines += [f"energy model {energy_model}; latency = T x pipeline depth "
+              f"({mapping.pipeline_depth} layers) in timesteps", "", mapping.table(),
+              "cores by weight width: " + ", ".join(
+                  f"{b}-bit {n}" + (f" ({top - n} fewer than {max(cores)}-bit)" if b != max(cores)
+                                    else "") for b, n in cores.items())]
+    text = "\n".join(lines)
     if plot_dir:
         from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers
-        plot_accuracy_energy(points, plots["accuracy_energy"], energy_model)
+        plot_accuracy_energy(points, plots["accuracy_energy"], energy_model,
+                             finetuned=[pts for _, pts in tuned])
         main_point = next(p for p in points if p.weight_bits == bits[0] and p.timesteps == max(steps))
         plot_layers(main_point.breakdown, plots["layers"], energy_model)
     m = mapping.to_dict()
     m.pop("core_list", None)
     return text, {"checkpoint": pipe.path, "split": split, "samples": len(y),
                   "energy_model": energy_model, "points": [p.to_dict() for p in points],
-                  "mapping": m, "plots": {k: str(v) for k, v in plots.items()}}
+                  "mapping": m, "cores_by_weight_bits": cores,
+                  "finetuned": [{"checkpoint": path, "weight_bits": pts[0].weight_bits,
+                                 "points": [p.to_dict() for p in pts]} for path, pts in tuned],
+                  "plots": {k: str(v) for k, v in plots.items()}}

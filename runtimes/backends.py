@@ -10,6 +10,8 @@ lava-float     ir-float    zero spike mismatches
 lava-fixed     ir-int      zero spike and zero membrane mismatches
 onnx-float     ir-float    zero spike mismatches, logits within 1e-5
 onnx-int       ir-int      zero spike and state mismatches, identical logits
+torch-int      ir-int      zero spike and state mismatches, identical logits (the torch
+                           model on the integer grid, as fine-tuning trains it)
 =============  ==========  ===============================================================
 
 ``verify``, ``demo`` and the CLI read this table. Lava and ONNX Runtime are imported only when
@@ -26,7 +28,7 @@ from mlf_deploy.results import RunResult
 from runtimes.compare import BackendReport
 from runtimes.pipeline import Pipeline
 from runtimes.reference import run_reference
-from runtimes.torch_backend import run_torch
+from runtimes.torch_backend import run_torch, run_torch_int
 
 Tolerance = Callable[[BackendReport, float], "tuple[bool, str]"]  # (report, torch accuracy)
 
@@ -36,7 +38,7 @@ class Backend:
     name: str
     reference: str | None  # the backend whose spikes (and states) this one must reproduce
     numeric: str  # the graph it runs: "float" or "int"
-    kind: str  # "torch", "reference", "lava" or "onnx"
+    kind: str  # "torch", "torch-int", "reference", "lava" or "onnx"
     tolerance: Tolerance
     demo: str | None = None  # the demo's verification run it belongs to: "main" or "lava"
 
@@ -61,7 +63,15 @@ def _run_onnx(pipe: Pipeline, graph, x) -> RunResult:
     return run_onnx(graph, x, mode="sequence")
 
 
-RUNNERS = {"torch": _run_torch, "reference": _run_reference, "lava": _run_lava, "onnx": _run_onnx}
+def _run_torch_int(pipe: Pipeline, graph, x) -> RunResult:
+    from mlf_deploy.qat import IntGrid
+    q = graph.metadata["quantization"]  # the grid of the very graph ir-int runs
+    grid = IntGrid.of(pipe.model, q["weight_bits"], graph.input.encoding, q["input_max"])
+    return run_torch_int(pipe.model, grid, x)
+
+
+RUNNERS = {"torch": _run_torch, "torch-int": _run_torch_int, "reference": _run_reference,
+           "lava": _run_lava, "onnx": _run_onnx}
 
 
 def _always(rep, torch_accuracy):
@@ -98,6 +108,11 @@ def _onnx_int(rep, torch_accuracy):
             "mismatches against ir-int")
 
 
+def _torch_int(rep, torch_accuracy):
+    return (rep.spike_mismatches == 0 and rep.state_mismatches == 0 and rep.logits_vs_ref == 0.0,
+            "mismatches against ir-int")
+
+
 BACKENDS = {b.name: b for b in (
     Backend("torch", None, "float", "torch", _always, "main"),
     Backend("ir-float", "torch", "float", "reference", _ir_float, "main"),
@@ -106,6 +121,7 @@ BACKENDS = {b.name: b for b in (
     Backend("lava-fixed", "ir-int", "int", "lava", _lava_fixed, "lava"),
     Backend("onnx-float", "ir-float", "float", "onnx", _onnx_float, "main"),
     Backend("onnx-int", "ir-int", "int", "onnx", _onnx_int, "main"),
+    Backend("torch-int", "ir-int", "int", "torch-int", _torch_int),
 )}
 DEFAULT_BACKENDS = ("torch", "ir-float", "ir-int")
 

@@ -32,9 +32,10 @@ def check_output_file(out: Path, target: str, force: bool) -> None:
                         "those: choose another path")
 
 
-def export_checkpoint(checkpoint, target: str, out, weight_bits: int = 8, as_float: bool = False,
-                      mode: str = "sequence", force: bool = False, data_dir=None,
-                      nir_target: str = "snntorch", nir_dequantised: bool = False) -> dict:
+def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = None,
+                      as_float: bool = False, mode: str = "sequence", force: bool = False,
+                      data_dir=None, nir_target: str = "snntorch",
+                      nir_dequantised: bool = False) -> dict:
     out = Path(out)
     if target not in ("ir", "lava", "onnx", "nir"):
         raise UserError(f"unknown export target {target!r}; choose ir, lava, onnx or nir")

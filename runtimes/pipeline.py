@@ -15,11 +15,10 @@ from mlf_deploy.data import input_kind, load_split, model_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.ir.compare import graph_differences
-from mlf_deploy.ir.semantics import input_normalisation
 from mlf_deploy.limits import check_run_size
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
-from mlf_deploy.quantization import QuantizationReport, quantize
+from mlf_deploy.quantization import QuantizationReport, input_max_of, quantize
 from mlf_deploy.training import weights_sha256
 
 
@@ -99,9 +98,12 @@ class Pipeline:
         return model_input(x), y
 
 
-def load_pipeline(ckpt_path, weight_bits: int = 8, data_dir: str | None = None) -> Pipeline:
-    """Load a checkpoint, lower it and quantize it to ``weight_bits``."""
+def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | None = None) -> Pipeline:
+    """Load a checkpoint, lower it and quantize it to ``weight_bits`` (None: the width the
+    checkpoint was fine-tuned for, else 8)."""
     model, ckpt = load_model(ckpt_path)
+    if weight_bits is None:
+        weight_bits = finetuned_bits(ckpt) or 8
     spec = ckpt["dataset"]
     train_split = load_split(spec, "train", data_dir)
     x_train = train_split[0]
@@ -114,19 +116,12 @@ def load_pipeline(ckpt_path, weight_bits: int = 8, data_dir: str | None = None) 
     # Ties exported files to the weights they came from (verify --graph checks it).
     graph_float = Graph(graph.nodes, graph.numeric,
                         {**graph.metadata, "model_sha256": weights_sha256(model)})
-    input_max = _input_max(graph_float, x_train, events)
+    input_max = input_max_of(graph_float, x_train, events)
     graph_int, report = quantize(graph_float, weight_bits, input_max=input_max)
     return Pipeline(str(ckpt_path), model, ckpt, graph_float, graph_int, report, input_max,
                     weight_bits, data_dir, _splits={"train": train_split})
 
 
-def _input_max(graph: Graph, x_train: torch.Tensor, events: bool) -> float | None:
-    """Largest |value| the Input delivers over the training split (after the optional input
-    normalisation); None for raw event counts, which are integers already."""
-    norm = input_normalisation(graph)
-    if norm is None:
-        return None if events else float(x_train.abs().max())
-    dims = (0, 1, 3, 4) if events else (0, 2, 3)
-    lo, hi = x_train.amin(dim=dims).double(), x_train.amax(dim=dims).double()
-    gain, offset = (torch.from_numpy(a.reshape(-1)) for a in norm)
-    return float(torch.maximum((lo * gain + offset).abs(), (hi * gain + offset).abs()).max())
+def finetuned_bits(ckpt: dict) -> int | None:
+    """The weight width a checkpoint was fine-tuned for (``mlf-deploy finetune``), or None."""
+    return (ckpt.get("finetune") or {}).get("weight_bits")

@@ -41,3 +41,20 @@ def run_torch(model: DSResNet, x: torch.Tensor, batch_size: int = 256,
     finally:
         model.set_recording(False)
     return parts[0] if len(parts) == 1 else RunResult.concat(parts)
+
+
+def run_torch_int(model: DSResNet, grid, x: torch.Tensor, batch_size: int = 256) -> RunResult:
+    """The torch model on the deployment's integer grid (:class:`mlf_deploy.qat.IntegerForward`,
+    what fine-tuning trains): every population's spikes and integer membranes, as ir-int records
+    them, computed from the torch modules rather than from the graph."""
+    from mlf_deploy.qat import IntegerForward
+
+    fwd = IntegerForward(copy.deepcopy(model).eval(), grid, record=True)
+    events = x.dim() == 5
+    parts = []
+    with torch.no_grad():
+        for i in range(0, x.shape[1 if events else 0], batch_size):
+            logits = fwd(x[:, i:i + batch_size] if events else x[i:i + batch_size]).numpy()
+            parts.append(RunResult("torch-int", "int", fwd.spikes, fwd.states, logits,
+                                   dict(fwd.overflow)))
+    return parts[0] if len(parts) == 1 else RunResult.concat(parts)

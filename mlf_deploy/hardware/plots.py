@@ -19,14 +19,18 @@ def _save(fig: Figure, path) -> None:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def plot_accuracy_energy(points, path, model: str = "45nm-fp32") -> None:
-    """Accuracy against energy per inference (``model``), one line per weight width, T marked."""
+def plot_accuracy_energy(points, path, model: str = "45nm-fp32", finetuned=()) -> None:
+    """Accuracy against energy per inference (``model``), one line per weight width, T marked;
+    ``finetuned``: point lists of fine-tuned checkpoints, drawn dashed on the same axes."""
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    for bits in sorted({p.weight_bits for p in points}, reverse=True):
-        pts = sorted((p for p in points if p.weight_bits == bits), key=lambda p: p.timesteps)
+    series = [(f"{b}-bit weights", "o-", [p for p in points if p.weight_bits == b])
+              for b in sorted({p.weight_bits for p in points}, reverse=True)]
+    series += [(f"{pts[0].weight_bits}-bit fine-tuned", "s--", pts) for pts in finetuned if pts]
+    for label, style, pts in series:
+        pts = sorted(pts, key=lambda p: p.timesteps)
         e = [p.energy_pj[model] / 1e6 for p in pts]
-        ax.plot(e, [p.accuracy for p in pts], "o-", label=f"{bits}-bit weights")
+        ax.plot(e, [p.accuracy for p in pts], style, label=label)
         for p, ei in zip(pts, e):
             ax.annotate(f"T={p.timesteps}", (ei, p.accuracy), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")

@@ -21,7 +21,12 @@ import numpy as np
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Layer
-from mlf_deploy.ir.semantics import MEMBRANE_GAIN, dequantize_state, real_valued_input
+from mlf_deploy.ir.semantics import (
+    MEMBRANE_GAIN,
+    dequantize_state,
+    input_normalisation,
+    real_valued_input,
+)
 from mlf_deploy.quantization.report import QuantizationReport
 from mlf_deploy.quantization.rules import (
     BIAS_EXP_MAX,
@@ -31,12 +36,47 @@ from mlf_deploy.quantization.rules import (
     check_rules,
 )
 
-__all__ = ["quantize", "QuantizationReport", "dequantize_state"]
+__all__ = ["quantize", "QuantizationReport", "dequantize_state", "weight_step", "layer_exponent",
+           "bias_exponent", "input_grid", "input_max_of", "INPUT_BITS", "THRESHOLD_BITS"]
+
+INPUT_BITS = 8  # signed bits of a quantized real-valued input
+THRESHOLD_BITS = 12  # target resolution of a layer's top threshold mantissa
+EVENT_INPUT_BITS = 16  # event counts are integers already; this only bounds them
+
+
+# The scale choices below are shared with quantization-aware fine-tuning (mlf_deploy.qat), which
+# must land on exactly the grid this module picks.
+def weight_step(peak: float, bits: int) -> float:
+    """Weight step of a layer whose largest |weight| is ``peak``: no clipping by construction."""
+    return (peak if peak > 0 else 1.0) / (2 ** (bits - 1) - 1)
+
+
+def layer_exponent(unit0: float, top: float, threshold_bits: int = THRESHOLD_BITS) -> int:
+    """Weight exponent that puts the top threshold's mantissa just under ``2^threshold_bits``."""
+    exp = math.floor(math.log2(2 ** threshold_bits * unit0 / top)) if top > 0 else 0
+    return min(max(exp, WEIGHT_EXP_RANGE[0]), WEIGHT_EXP_RANGE[1])
+
+
+def bias_exponent(peak: float) -> int:
+    """Smallest bias exponent whose 13-bit mantissa holds ``peak`` (membrane units)."""
+    exp = 0
+    while exp < BIAS_EXP_MAX and round(peak / 2 ** exp) > BIAS_MANT_MAX:
+        exp += 1
+    return exp
+
+
+def input_grid(real_valued: bool, input_max: float | None, input_bits: int = INPUT_BITS):
+    """``(scale, value_bits)`` of the Input of an int graph."""
+    if not real_valued:
+        return 1.0, EVENT_INPUT_BITS
+    if input_max is None or not input_max > 0:
+        raise UserError("quantizing a graph with a real-valued input needs input_max > 0 "
+                        "(the largest |input value|, e.g. from the training split)")
+    return float(input_max) / (2 ** (input_bits - 1) - 1), input_bits
 
 
 def _weight_step(weights, bits):
-    peak = max(float(np.abs(w).max()) for w in weights)
-    return (peak if peak > 0 else 1.0) / (2 ** (bits - 1) - 1)
+    return weight_step(max(float(np.abs(w).max()) for w in weights), bits)
 
 
 def _round_weights(w, step, bits, report, where):
@@ -49,10 +89,7 @@ def _round_weights(w, step, bits, report, where):
 
 def _bias_mant_exp(bias_v: np.ndarray, report, where):
     """Bias in membrane units -> (13-bit mantissa, 3-bit exponent); clipped values are reported."""
-    peak = float(np.abs(bias_v).max()) if bias_v.size else 0.0
-    exp = 0
-    while exp < BIAS_EXP_MAX and round(peak / 2 ** exp) > BIAS_MANT_MAX:
-        exp += 1
+    exp = bias_exponent(float(np.abs(bias_v).max()) if bias_v.size else 0.0)
     mant = np.round(bias_v / 2 ** exp)
     clipped = int((np.abs(mant) > BIAS_MANT_MAX).sum())
     mant = np.clip(mant, -BIAS_MANT_MAX, BIAS_MANT_MAX)
@@ -61,7 +98,8 @@ def _bias_mant_exp(bias_v: np.ndarray, report, where):
 
 
 def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
-             input_bits: int = 8, threshold_bits: int = 12) -> tuple[Graph, QuantizationReport]:
+             input_bits: int = INPUT_BITS,
+             threshold_bits: int = THRESHOLD_BITS) -> tuple[Graph, QuantizationReport]:
     """The int graph of a float ``graph`` and the report of every rounding.
 
     Args:
@@ -76,14 +114,8 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
     if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
         raise UserError(f"weight bits must be an integer from 2 to 16, got {weight_bits}")
     inp = graph.input
-    if real_valued_input(graph):
-        if input_max is None or not input_max > 0:
-            raise UserError("quantizing a graph with a real-valued input needs input_max > 0 "
-                            "(the largest |input value|, e.g. from the training split)")
-        new_input = dataclasses.replace(inp, scale=float(input_max) / (2 ** (input_bits - 1) - 1),
-                                        value_bits=input_bits)
-    else:
-        new_input = dataclasses.replace(inp, scale=1.0, value_bits=16)
+    scale, value_bits = input_grid(real_valued_input(graph), input_max, input_bits)
+    new_input = dataclasses.replace(inp, scale=scale, value_bits=value_bits)
     report = QuantizationReport(weight_bits=weight_bits)
     nodes = {new_input.name: new_input}
     for node in graph.nodes.values():
@@ -112,8 +144,7 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
     unit0 = step * src_units.pop()
     pops = graph.populations_of(layer.name)
     top = max(p.v_threshold for p in pops)
-    exp = math.floor(math.log2(2 ** threshold_bits * unit0 / top)) if top > 0 else 0
-    exp = min(max(exp, WEIGHT_EXP_RANGE[0]), WEIGHT_EXP_RANGE[1])
+    exp = layer_exponent(unit0, top, threshold_bits)
     unit = unit0 * 2.0 ** -exp
     out = {}
     for p in projections:
@@ -129,3 +160,15 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
         out[pop.name] = dataclasses.replace(pop, v_threshold=int(mant))
     return out
 
+
+def input_max_of(graph: Graph, x_train, events: bool) -> float | None:
+    """Largest |value| the Input delivers over the training split ``x_train`` (torch, as
+    ``load_split`` returns it) after the optional input normalisation; None for raw event counts,
+    which are integers already."""
+    norm = input_normalisation(graph)
+    if norm is None:
+        return None if events else float(x_train.abs().max())
+    dims = (0, 1, 3, 4) if events else (0, 2, 3)
+    lo, hi = x_train.amin(dim=dims).double().numpy(), x_train.amax(dim=dims).double().numpy()
+    gain, offset = norm[0][:, 0, 0], norm[1][:, 0, 0]
+    return float(np.maximum(np.abs(lo * gain + offset), np.abs(hi * gain + offset)).max())
