@@ -62,7 +62,7 @@ def worker(job: str) -> None:
         t0 = time.perf_counter()
         net = build_processes(graph, frames)
         t1 = time.perf_counter()
-        first, cfg = net.procs[0], run_config(graph, fast_conv=fast, record=False)
+        first, cfg = net.procs[0], run_config(graph, net, fast_conv=fast, record=False)
         first.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
         t2 = time.perf_counter()
         first.run(condition=RunSteps(num_steps=net.steps - 1), run_cfg=cfg)

@@ -30,25 +30,23 @@ class LavaRunError(UserError):
     """A Lava run failed; its processes were stopped and control returned."""
 
 
-def run_config(graph, fast_conv: bool = True, record: bool = True):
-    """``Loihi2SimCfg`` for the graph's numeric, with our Conv, DelaySparse and recording LIF
-    models (``fast_conv=False`` keeps Lava's stock Conv, for comparison)."""
+def run_config(graph, net=None, fast_conv: bool = True, record: bool = True):
+    """``Loihi2SimCfg`` for the graph's numeric, with our Conv, recording LIF and spike-delay
+    models (``fast_conv=False`` keeps Lava's stock Conv, for comparison).
+
+    Lava's compiler looks a process *instance* up in ``exception_proc_model_map`` before it
+    searches packages for models (a directory scan and imports per process: ~7 s of a 232-process
+    compile, measured), and our SpikeDelay is in no package it searches: so every process of
+    ``net`` (from ``build_processes``) is mapped to its model by instance."""
     import_lava()
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.conv.process import Conv
-    from lava.proc.lif.process import LIFReset
-    from lava.proc.sparse.process import DelaySparse
 
-    from exporters import lava_models as m
+    from exporters.lava_models import model_table
 
-    integer = graph.numeric == "int"
-    models = {DelaySparse: m.FastDelaySparseFixed if integer else m.FastDelaySparseFloat}
-    if fast_conv:
-        models[Conv] = m.FastConvFixed if integer else m.FastConvFloat
-    if record:
-        models[LIFReset] = m.RecordingLifFixed if integer else m.RecordingLifFloat
-    return Loihi2SimCfg(select_tag="fixed_pt" if integer else "floating_pt",
-                        exception_proc_model_map=models)
+    table = model_table(graph.numeric == "int", fast_conv, record)
+    models = {p: table[type(p)] for p in net.procs} if net is not None else {}
+    return Loihi2SimCfg(select_tag="fixed_pt" if graph.numeric == "int" else "floating_pt",
+                        exception_proc_model_map={**table, **models})
 
 
 def hard_stop(proc) -> list[str]:
@@ -131,7 +129,7 @@ def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True):
             shape = (net.steps, 1 + record_states, *lif.v.shape)
             np.memmap(files[name], mode="w+", dtype=dtype, shape=shape).flush()
             lif.proc_params[RECORD_KEY] = (files[name], net.steps, bool(record_states))
-        execute(net.procs[0], net.steps, run_config(graph, fast_conv))
+        execute(net.procs[0], net.steps, run_config(graph, net, fast_conv))
         spikes, states = {}, {}
         for name, lif in net.lifs.items():
             rec = np.fromfile(files[name], dtype=dtype).reshape(net.steps, 1 + record_states,
@@ -153,11 +151,8 @@ SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM
 
 def _worker(job: str) -> None:
     """Entry point of the worker process: run one chunk, write the arrays beside the job file."""
-    import warnings
     with open(job, "rb") as f:
         kw = pickle.load(f)
-    # DelaySparse edits its csr matrix every step; the warning says nothing about correctness.
-    warnings.filterwarnings("ignore", message=".*sparsity structure.*")
     spikes, states, procs = simulate(kw["graph"], kw["frames"], kw["record_states"], kw["fast_conv"])
     np.savez(job + ".out.npz", procs=procs, **{f"s|{k}": v for k, v in spikes.items()},
              **{f"v|{k}": v for k, v in states.items()})
