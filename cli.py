@@ -162,11 +162,13 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir
               help="Verify this exported graph file (from `export --to ir`) instead of re-lowering.")
 @click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), default=None,
               help="Run the onnx backend from this exported .onnx file (adds onnx-int/onnx-float).")
+@click.option("--lava-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds each Lava run (8 samples) may take [default: derived from the network].")
 @DATA_DIR
 @JSON
 @user_errors
-def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, data_dir,
-           as_json):
+def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, lava_timeout,
+           data_dir, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise.
@@ -186,7 +188,8 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
         backend = pipe.use_onnx_file(onnx_file)
         names += [backend] if backend not in names else []
     summary = run_verify(pipe, names, samples, split,
-                         progress=lambda n: click.echo(f"running {n} ...", err=True))
+                         progress=lambda n: click.echo(f"running {n} ...", err=True),
+                         lava_timeout=lava_timeout)
     click.echo(format_verify_table(summary))
     if as_json:
         emit_json(summary)

@@ -4,7 +4,8 @@ One ``LIFReset`` per Population, one ``Conv`` (or ``Dense``) per Projection; the
 layer all connect to the same ``a_in`` of its K LIFs (Lava sums fan-in). Every connection process
 delays by one step, so a layer at depth ``d`` (connection hops from the input) sees model step ``t``
 at Lava step ``t + d``; skip paths from shallower layers are delay-matched by one ring-buffer
-``SpikeDelay`` process (exporters/lava_delay.py) per (source population, extra delay). See docs/lava.md.
+``SpikeDelay`` process (exporters/lava_delay.py) per (source population, extra delay).
+See docs/lava.md.
 
 The builder functions below use only numpy and lava: :func:`export_lava` copies their source into
 the standalone loader, so the exported network is built by the code the tests check.

@@ -1,16 +1,16 @@
-"""A spike-delay Lava process: a ring buffer that re-emits a population's spikes ``delay`` steps later.
+"""A spike-delay Lava process: a ring buffer that re-emits a population's spikes later.
 
 Skip paths of a DS-ResNet must arrive as many steps late as the layers they skip. Lava's own tool
 for that, ``DelaySparse`` with identity weights, stores an (N x N) weight matrix and a stacked
-(delay x N, N) one per relay (dense unless given sparse: ~300 GB for one 65,536-neuron relay), and it
-needs a copy ``LIF`` behind it to turn its current back into spikes. This process holds a
+(delay x N, N) one per relay (dense unless given sparse: ~300 GB for one 65,536-neuron relay),
+and it needs a copy ``LIF`` behind it to turn its current back into spikes. This process holds a
 ``(delay, *shape)`` ring buffer instead: memory and work O(neurons x delay), one process per
 delayed source. Each step it sends the oldest slot and stores the spikes it receives in its place,
 so a spike received at step ``t`` leaves at step ``t + delay``, the slots being zero before. It
 copies values, so the fixed-point and the floating-point model are bit-exact by construction.
 
-:func:`spike_delay_classes` is self-contained (numpy + lava only): :func:`exporters.lava.export_lava`
-copies its source into the standalone loader, and Lava's model selection receives its models
+:func:`spike_delay_classes` is self-contained (numpy + lava only): ``export_lava`` copies its
+source into the standalone loader, and Lava's model selection receives its models
 through ``exception_proc_model_map`` (they live in no package Lava could search).
 """
 

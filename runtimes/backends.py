@@ -46,7 +46,7 @@ def with_references(names) -> list[str]:
     return out
 
 
-def run_backend(name: str, pipe: Pipeline, x) -> RunResult:
+def run_backend(name: str, pipe: Pipeline, x, lava_timeout: float | None = None) -> RunResult:
     if name == "torch":
         return run_torch(pipe.model, x)
     graph = pipe.graph_int if name.endswith(("-int", "-fixed")) else pipe.graph_float
@@ -54,7 +54,7 @@ def run_backend(name: str, pipe: Pipeline, x) -> RunResult:
         return run_reference(graph, x)
     if name.startswith("lava-"):
         from runtimes.lava import run_lava
-        return run_lava(graph, x)
+        return run_lava(graph, x, timeout=lava_timeout)
     if name.startswith("onnx-"):
         from runtimes.onnx import run_onnx, run_onnx_file
         if pipe.onnx_file is not None and pipe.onnx_file[1] == graph.numeric:
@@ -64,8 +64,9 @@ def run_backend(name: str, pipe: Pipeline, x) -> RunResult:
 
 
 def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "test",
-           progress=None) -> dict:
-    """Run ``backends`` (plus their references) on the first ``samples`` of a split and compare."""
+           progress=None, lava_timeout: float | None = None) -> dict:
+    """Run ``backends`` (plus their references) on the first ``samples`` of a split and compare;
+    ``lava_timeout``: seconds per Lava run (default: derived from the network)."""
     x, y = pipe.data(split, samples)
     labels = y.numpy()
     results, reports = {}, {}
@@ -73,7 +74,7 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
         if progress:
             progress(name)
         start = time.perf_counter()
-        results[name] = run_backend(name, pipe, x)
+        results[name] = run_backend(name, pipe, x, lava_timeout)
         reports[name] = build_report(name, results[name], results, labels,
                                      time.perf_counter() - start)
     return {"passed": all(r.within_tolerance for r in reports.values()),

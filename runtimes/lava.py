@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +24,8 @@ from exporters.lava_import import import_lava
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir.inputs import prepare_input
 from mlf_deploy.results import RunResult
+from runtimes.lava_guard import (default_timeout, failure_text, kill_group, process_count,
+                                 wait_for_worker)
 
 
 class LavaRunError(UserError):
@@ -112,16 +114,18 @@ def _scratch_dir() -> str | None:
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
-def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True):
+def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True,
+             scratch: str | None = None):
     """Build and run one compiled network on ``frames`` (T, B, C, H, W) in *this* process; return
-    spikes and states per population as (T, B, C, H, W) arrays at model timesteps."""
+    spikes and states per population as (T, B, C, H, W) arrays at model timesteps. The record
+    files go under ``scratch`` (default: /dev/shm)."""
     from exporters.lava import build_processes
     from exporters.lava_models import RECORD_KEY
 
     steps_t, batch = frames.shape[:2]
     integer = graph.numeric == "int"
     dtype = np.int32 if integer else np.float64
-    with tempfile.TemporaryDirectory(prefix="mlf-lava-", dir=_scratch_dir()) as tmp:
+    with tempfile.TemporaryDirectory(prefix="mlf-lava-", dir=scratch or _scratch_dir()) as tmp:
         net = build_processes(graph, frames)
         files = {}
         for i, (name, lif) in enumerate(net.lifs.items()):
@@ -153,7 +157,8 @@ def _worker(job: str) -> None:
     """Entry point of the worker process: run one chunk, write the arrays beside the job file."""
     with open(job, "rb") as f:
         kw = pickle.load(f)
-    spikes, states, procs = simulate(kw["graph"], kw["frames"], kw["record_states"], kw["fast_conv"])
+    spikes, states, procs = simulate(kw["graph"], kw["frames"], kw["record_states"],
+                                     kw["fast_conv"], kw["scratch"])
     np.savez(job + ".out.npz", procs=procs, **{f"s|{k}": v for k, v in spikes.items()},
              **{f"v|{k}": v for k, v in states.items()})
 
@@ -162,44 +167,41 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
               timeout: float | None = None):
     """:func:`simulate` in a fresh worker process. Lava forks one OS process per Lava process, and
     forking a parent that holds torch costs ~70 ms each (page tables), 10x a lean one; the worker
-    is also a hard boundary: on failure or timeout its whole process group is killed."""
-    steps = frames.shape[0] * frames.shape[1]
-    timeout = timeout or 300 + 2.0 * steps
+    is also a hard boundary: however it ends, its whole process group is killed and the shared
+    memory its processes held is unlinked. ``timeout`` defaults to one derived from the network."""
+    timeout = timeout or default_timeout(graph, frames.shape[1])
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
                **SINGLE_THREADED)
+    scratch = tempfile.mkdtemp(prefix="mlf-lava-", dir=_scratch_dir())  # removed even if killed
     with tempfile.TemporaryDirectory(prefix="mlf-lava-job-") as tmp:
         job = os.path.join(tmp, "job.pkl")
         with open(job, "wb") as f:
             pickle.dump(dict(graph=graph, frames=frames, record_states=record_states,
-                             fast_conv=fast_conv), f)
+                             fast_conv=fast_conv, scratch=scratch), f)
         cmd = [sys.executable, "-c", "import sys, runtimes.lava as m; m._worker(sys.argv[1])", job]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except BaseException:  # timeout or Ctrl-C: take the Lava actors down with the worker
-            os.killpg(proc.pid, signal.SIGKILL)
+            out, dead = wait_for_worker(proc, timeout)
+        except BaseException:  # Ctrl-C: take the Lava actors down with the worker
+            kill_group(proc.pid)
             proc.wait()
-            raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s; its "
-                               "processes were killed") from None
-        if proc.returncode != 0:
-            tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-12:])
-            os.killpg(proc.pid, signal.SIGKILL) if _group_alive(proc.pid) else None
-            raise LavaRunError(f"the Lava run failed (worker exit {proc.returncode}); its "
-                               f"processes were stopped. Last output:\n{tail}")
+            raise
+        finally:
+            kill_group(proc.pid)  # stragglers of a failed run; nothing once a run ended well
+            shutil.rmtree(scratch, ignore_errors=True)
+        if out is None:
+            raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s "
+                               f"({process_count(graph)} Lava processes); its processes were "
+                               "killed. Allow more with --lava-timeout SECONDS")
+        if dead is not None or proc.returncode != 0:
+            raise LavaRunError(failure_text(proc.returncode, out.decode(errors="replace"), dead,
+                                            graph, frames.shape[1]))
         with np.load(job + ".out.npz") as z:
             spikes = {k[2:]: z[k] for k in z.files if k.startswith("s|")}
             states = {k[2:]: z[k] for k in z.files if k.startswith("v|")}
             return spikes, states, int(z["procs"])
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def _logits(graph, spikes, steps_t: int) -> np.ndarray:
@@ -210,13 +212,15 @@ def _logits(graph, spikes, steps_t: int) -> np.ndarray:
     return acc * ro.scale / (steps_t * h * w) + np.asarray(ro.bias, dtype=np.float64)
 
 
-def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> RunResult:
+def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
+             timeout: float | None = None) -> RunResult:
     """Run ``graph`` on Lava; ``x`` is ``(B, C, H, W)`` images or ``(T, B, C, H, W)`` events.
 
     Returns spikes and (post-reset) membrane states per population and *model* timestep, as
     :class:`RunResult` with backend 'lava-float' or 'lava-fixed'. Raises ``LavaUnavailable`` without
     lava-nc, ``RuleViolation`` (before any process starts) for a graph Lava cannot run exactly, and
-    ``LavaRunError`` when a run fails (its processes are stopped first).
+    ``LavaRunError`` when a run fails (its processes are stopped first). ``timeout``: seconds per
+    run of ``samples_per_run`` samples (default: derived from the network, ``default_timeout``).
     """
     import_lava()
     from exporters.lava import check_lava
@@ -227,6 +231,7 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> 
     backend = "lava-fixed" if graph.numeric == "int" else "lava-float"
     parts = []
     for i in range(0, frames.shape[1], max(1, samples_per_run)):
-        spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states)
+        spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states,
+                                      timeout=timeout)
         parts.append(RunResult(backend, graph.numeric, spikes, states, _logits(graph, spikes, steps_t)))
     return parts[0] if len(parts) == 1 else RunResult.concat(parts)
