@@ -37,7 +37,7 @@ def preset_graph(name: str, seed: int = 0):
         for _ in range(2):
             model(sample(name, model.timesteps, 4, seed))
         for m in model.modules():
-            if isinstance(m, TdBatchNorm):
+            if isinstance(m, TdBatchNorm) and m.weight is not None:  # the input BN has no affine
                 m.weight.uniform_(1.0, 2.5)
                 m.bias.uniform_(0.0, 0.8)
     graph, _ = quantize(lower(model.eval(), shape, kind), 8,

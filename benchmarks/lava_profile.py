@@ -11,6 +11,7 @@ On a shared 2-core machine CPU time, unlike wall time, says what each type costs
 
 from __future__ import annotations
 
+import gc
 import glob
 import json
 import os
@@ -46,7 +47,7 @@ def profile(graph, frames) -> dict:
     """Build, compile and run one network with timed models; times in seconds."""
     from exporters.lava import build_processes
     from exporters.lava_import import import_lava
-    from runtimes.lava import run_config
+    from runtimes.lava import release, run_config
 
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
@@ -62,11 +63,12 @@ def profile(graph, frames) -> dict:
     with tempfile.TemporaryDirectory() as out_dir:
         _Timed.out_dir, _Timed.last_step = out_dir, net.steps
         first = net.procs[0]
+        gc.freeze()  # as runtimes.lava.simulate does
         first.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
         t2 = time.perf_counter()
         first.run(condition=RunSteps(num_steps=net.steps - 1), run_cfg=cfg)
         t3 = time.perf_counter()
-        first.stop()
+        release(first)  # as runtimes.lava.simulate does
         t4 = time.perf_counter()
         types: dict = {}
         for path in glob.glob(os.path.join(out_dir, "*.json")):
@@ -83,7 +85,7 @@ def profile(graph, frames) -> dict:
 def format_profile(prof: dict) -> str:
     rows = [f"  {prof['procs']} Lava processes, {prof['steps']} Lava steps: build "
             f"{prof['build_s']:.1f} s, compile+start+1st step {prof['start_s']:.1f} s, "
-            f"{prof['step_s'] * 1e3:.0f} ms per step (wall), stop {prof['stop_s']:.1f} s",
+            f"{prof['step_s'] * 1e3:.0f} ms per step (wall), end {prof['stop_s']:.1f} s",
             f"  {'process type':<24} {'count':>5} {'model CPU ms/step':>18} "
             f"{'process CPU ms/step':>20}"]
     for name, r in sorted(prof["types"].items(), key=lambda kv: -kv[1]["process_ms"]):

@@ -9,6 +9,7 @@ are computed host-side from those spikes.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import shutil
@@ -67,6 +68,22 @@ def hard_stop(proc) -> list[str]:
                 errors.append(actor.exception[1])
         except (ValueError, OSError):  # pipe already closed
             pass
+    _end_actors(runtime)
+    return errors
+
+
+def release(proc) -> None:
+    """End a *finished* run without Lava's stop handshake (a STOP and a reply through the runtime
+    service per process, then a join per port: 18.8 s of a 232-process cifar10 run, measured).
+    Every step's results are already in the record files, which are shared file mappings and
+    outlive the processes that wrote them."""
+    _end_actors(getattr(proc, "runtime", None))
+
+
+def _end_actors(runtime) -> None:
+    mi = getattr(runtime, "_messaging_infrastructure", None)
+    if mi is None:
+        return
     for actor in mi._actors:
         try:
             if actor.is_alive():
@@ -82,11 +99,12 @@ def hard_stop(proc) -> list[str]:
         mi._smm.shutdown()
     except Exception:  # noqa: BLE001
         pass
-    return errors
+    runtime._is_started = False  # else Runtime.__del__ calls stop(), which waits on the dead actors
 
 
-def execute(proc, num_steps: int, run_cfg) -> None:
-    """Run the network that ``proc`` belongs to; always stop it, raise LavaRunError on failure."""
+def execute(proc, num_steps: int, run_cfg, fast_end: bool = False) -> None:
+    """Run the network that ``proc`` belongs to; always stop it, raise LavaRunError on failure.
+    ``fast_end``: end a finished run with :func:`release` instead of ``proc.stop()``."""
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
 
@@ -97,7 +115,7 @@ def execute(proc, num_steps: int, run_cfg) -> None:
         failure = exc
     finally:
         if failure is None:
-            proc.stop()
+            release(proc) if fast_end else proc.stop()
         else:
             errors = hard_stop(proc)
     if isinstance(failure, KeyboardInterrupt):
@@ -133,7 +151,8 @@ def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True,
             shape = (net.steps, 1 + record_states, *lif.v.shape)
             np.memmap(files[name], mode="w+", dtype=dtype, shape=shape).flush()
             lif.proc_params[RECORD_KEY] = (files[name], net.steps, bool(record_states))
-        execute(net.procs[0], net.steps, run_config(graph, net, fast_conv))
+        gc.freeze()  # Lava forks each process from here: keep the GC off inherited pages (no COW)
+        execute(net.procs[0], net.steps, run_config(graph, net, fast_conv), fast_end=True)
         spikes, states = {}, {}
         for name, lif in net.lifs.items():
             rec = np.fromfile(files[name], dtype=dtype).reshape(net.steps, 1 + record_states,

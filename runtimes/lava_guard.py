@@ -55,8 +55,8 @@ def signal_name(returncode: int) -> str:
 
 
 def killed_member(pgid: int) -> tuple[int, str] | None:
-    """(pid, signal name) of a process of the group that a signal has killed and that nobody has
-    reaped yet (a zombie keeps its exit status in /proc), else None. Lava reaps its processes
+    """(pid, signal name) of a process of the group that a signal other than SIGTERM (which the
+    worker's own teardown sends) has killed and that nobody has reaped yet (a zombie keeps its exit status in /proc), else None. Lava reaps its processes
     only when it stops, so during a run this is a Lava process that died: the rest wait for it
     forever."""
     for pid in group_pids(pgid):
@@ -65,8 +65,9 @@ def killed_member(pgid: int) -> tuple[int, str] | None:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] == "Z" and len(fields) >= 50 and int(fields[-1]) & 0x7F:
-            return pid, signal_name(-(int(fields[-1]) & 0x7F))
+        sig = int(fields[-1]) & 0x7F if len(fields) >= 50 else 0
+        if fields[0] == "Z" and sig and sig != signal.SIGTERM:  # SIGTERM: the worker's own teardown
+            return pid, signal_name(-sig)
     return None
 
 
