@@ -40,9 +40,11 @@ def preset_graph(name: str, seed: int = 0):
             if isinstance(m, TdBatchNorm) and m.weight is not None:  # the input BN has no affine
                 m.weight.uniform_(1.0, 2.5)
                 m.bias.uniform_(0.0, 0.8)
-    graph, _ = quantize(lower(model.eval(), shape, kind), 8,
-                        input_max=2.0 if kind == "static" else None)
-    return graph
+    from runtimes.pipeline import _input_max
+
+    float_graph = lower(model.eval(), shape, kind)
+    x = sample(name, model.timesteps, 16, seed + 1)  # stands in for the training split
+    return quantize(float_graph, 8, input_max=_input_max(float_graph, x, kind == "events"))[0]
 
 
 def sample(name: str, timesteps: int, batch: int, seed: int = 1):
