@@ -106,7 +106,7 @@ def main(name: str, samples: int, with_profile: bool) -> None:
     import torch
 
     from benchmarks.lava_profile import format_profile
-    from mlf_deploy.ir.inputs import prepare_input
+    from mlf_deploy.ir.semantics import prepare_input
     from runtimes.lava import SINGLE_THREADED, run_lava
     from runtimes.lava_guard import process_count
     from runtimes.reference import run_reference

@@ -5,7 +5,6 @@ The ``energy`` and ``evaluate`` commands print these; the demo writes them into 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from mlf_deploy.energy import PRESETS, estimate
@@ -13,7 +12,8 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import check_writable
 from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.hardware.sweep import sweep
-from runtimes.pipeline import Pipeline, check_samples, check_weight_bits, quantize_for
+from mlf_deploy.quantization import quantize
+from runtimes.pipeline import Pipeline
 from runtimes.reference import run_reference
 
 
@@ -27,20 +27,18 @@ def check_energy_model(name: str) -> str:
     return name
 
 
-def check_energy_args(samples, energy_model, plot_path) -> None:
-    """Every check of the energy options that needs no checkpoint: run before any work."""
-    check_samples(samples), check_energy_model(energy_model)
+def check_energy_args(energy_model, plot_path) -> None:
+    """The energy options click cannot check (samples are an ``IntRange`` at the CLI and
+    :meth:`Pipeline.data` guards them): run before any work."""
+    check_energy_model(energy_model)
     if plot_path:
         check_writable(plot_path)
 
 
-def check_evaluate_args(bits, steps, samples, energy_model, plot_dir) -> dict:
-    """Every check of the evaluate options that needs no checkpoint; returns the plot paths."""
-    check_samples(samples), check_energy_model(energy_model)
-    for b in bits:
-        check_weight_bits(b)
-    if steps and min(steps) < 1:
-        raise UserError(f"--timesteps must be positive integers, got {min(steps)}")
+def check_evaluate_args(energy_model, plot_dir) -> dict:
+    """The evaluate options click cannot check; returns the plot paths. Weight bits and timesteps
+    are checked by click at the CLI and by :func:`quantize` / :func:`with_timesteps` for callers."""
+    check_energy_model(energy_model)
     plots = {}
     if plot_dir:
         plots = {k: os.path.join(plot_dir, f"{k}.png") for k in ("accuracy_energy", "layers")}
@@ -51,7 +49,7 @@ def check_evaluate_args(bits, steps, samples, energy_model, plot_dir) -> dict:
 
 def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm-fp32",
                   plot_path=None) -> tuple[str, dict]:
-    check_energy_args(samples, energy_model, plot_path)
+    check_energy_args(energy_model, plot_path)
     x, y = pipe.data(split, samples)
     result = run_int(pipe.graph_int, x)
     br = estimate(pipe.graph_int, result, x)
@@ -79,15 +77,15 @@ def sweep_table(points, model) -> str:
 
 def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None,
                     energy_model="45nm-fp32", weight_sharing=False, plot_dir=None) -> tuple[str, dict]:
-    plots = check_evaluate_args(bits, steps, samples, energy_model, plot_dir)
+    plots = check_evaluate_args(energy_model, plot_dir)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
         raise UserError(f"--timesteps: the event frames of this data set have "
                         f"{pipe.graph_float.timesteps} steps; choose at most that")
     x, y = pipe.data(split, samples)
-    points = sweep(pipe.graph_float, x, y.numpy(), run_int, bits, steps,
-                   quantizer=lambda g, b: quantize_for(dataclasses.replace(pipe, graph_float=g), b))
-    graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else quantize_for(pipe, bits[0])
+    points = sweep(pipe.graph_float, x, y.numpy(), run_int, bits, steps, input_max=pipe.input_max)
+    graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else \
+        quantize(pipe.graph_float, bits[0], input_max=pipe.input_max)[0]
     mapping = map_graph(graph_int, Target(weight_sharing=weight_sharing))
     text = "\n".join([sweep_table(points, energy_model),
                       f"energy model {energy_model}; latency = T x pipeline depth "

@@ -23,10 +23,16 @@ import numpy as np
 
 from exporters.lava_import import import_lava
 from mlf_deploy.errors import UserError
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir import semantics as sem
+from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult
-from runtimes.lava_guard import (default_timeout, failure_text, kill_group, process_count,
-                                 wait_for_worker)
+from runtimes.lava_guard import (
+    default_timeout,
+    failure_text,
+    kill_group,
+    process_count,
+    wait_for_worker,
+)
 
 
 class LavaRunError(UserError):
@@ -229,14 +235,6 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
             return spikes, states, int(z["procs"])
 
 
-def _logits(graph, spikes, steps_t: int) -> np.ndarray:
-    ro = graph.readout
-    counts = sum(spikes[s].sum(axis=(0, 3, 4), dtype=np.int64) for s in ro.sources)  # (B, C)
-    h, w = graph.nodes[ro.sources[0]].shape[1:]
-    acc = counts.astype(np.float64) @ np.asarray(ro.weight, dtype=np.float64).T  # exact integers
-    return acc * ro.scale / (steps_t * h * w) + np.asarray(ro.bias, dtype=np.float64)
-
-
 def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
              timeout: float | None = None) -> RunResult:
     """Run ``graph`` on Lava; ``x`` is ``(B, C, H, W)`` images or ``(T, B, C, H, W)`` events.
@@ -252,11 +250,11 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
 
     check_lava(graph)
     frames = prepare_input(graph, x)
-    steps_t = frames.shape[0]
     backend = "lava-fixed" if graph.numeric == "int" else "lava-float"
     parts = []
     for i in range(0, frames.shape[1], max(1, samples_per_run)):
         spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states,
                                       timeout=timeout)
-        parts.append(RunResult(backend, graph.numeric, spikes, states, _logits(graph, spikes, steps_t)))
+        parts.append(RunResult(backend, graph.numeric, spikes, states,
+                               sem.readout_logits(graph, spikes)))
     return parts[0] if len(parts) == 1 else RunResult.concat(parts)

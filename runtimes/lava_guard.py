@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from exporters.lava import host_fed, layer_depths
+from exporters.lava import host_fed, lava_step_offsets
 
 # Seconds, measured on this project's 2-core machine while it was shared (load average 60-100):
 # 0.4 s per Lava process to compile and fork it and 17 ms per process per Lava step (232
@@ -25,7 +25,7 @@ START_S, PER_PROCESS_S, PER_PROCESS_STEP_S = 60.0, 1.0, 0.05
 
 def process_count(graph) -> int:
     """Lava processes ``exporters.lava.build_processes`` makes for ``graph``."""
-    depth, feeds, relays, count = layer_depths(graph), set(), set(), 0
+    depth, feeds, relays, count = lava_step_offsets(graph), set(), set(), 0
     for layer in graph.layers:
         count += len(layer.populations)
         count += any(host_fed(graph, p) for p in graph.projections_into(layer.name))
@@ -43,7 +43,7 @@ def process_count(graph) -> int:
 def default_timeout(graph, batch: int) -> float:
     """Seconds a run of ``batch`` samples may take: grows with processes and Lava steps."""
     procs, steps = process_count(graph), batch * graph.input.timesteps + max(
-        layer_depths(graph).values())
+        lava_step_offsets(graph).values())
     return START_S + PER_PROCESS_S * procs + PER_PROCESS_STEP_S * procs * steps
 
 
@@ -56,9 +56,9 @@ def signal_name(returncode: int) -> str:
 
 def killed_member(pgid: int) -> tuple[int, str] | None:
     """(pid, signal name) of a process of the group that a signal other than SIGTERM (which the
-    worker's own teardown sends) has killed and that nobody has reaped yet (a zombie keeps its exit status in /proc), else None. Lava reaps its processes
-    only when it stops, so during a run this is a Lava process that died: the rest wait for it
-    forever."""
+    worker's own teardown sends) has killed and that nobody has reaped yet (a zombie keeps its
+    exit status in /proc), else None. Lava reaps its processes only when it stops, so during a
+    run this is a Lava process that died: the rest wait for it forever."""
     for pid in group_pids(pgid):
         try:
             with open(f"/proc/{pid}/stat") as f:

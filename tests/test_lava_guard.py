@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import make_graphs, make_model, sample_input
+
 from exporters.lava_import import lava_available
 
 pytestmark = [pytest.mark.lava,
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.lava,
 @pytest.mark.parametrize("variant,levels", [("ds", 3), ("plain", 2)])
 def test_process_count_and_timeout_follow_the_built_network(variant, levels):
     from exporters.lava import build_processes
-    from mlf_deploy.ir.inputs import prepare_input
+    from mlf_deploy.ir.semantics import prepare_input
     from runtimes.lava_guard import default_timeout, process_count
 
     _, graph = make_graphs(make_model(variant=variant, levels=levels))
@@ -33,11 +33,12 @@ def test_process_count_and_timeout_follow_the_built_network(variant, levels):
 
 @pytest.mark.parametrize("integer", [True, False])
 def test_spike_delay_reemits_spikes_exactly_delay_steps_later(integer):
-    from exporters.lava_delay import spike_delay_classes
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer
     from lava.proc.monitor.process import Monitor
+
+    from exporters.lava_delay import spike_delay_classes
 
     steps, delay = 12, 3
     spikes = (np.random.default_rng(0).random((2, 3, steps)) < 0.5).astype(
@@ -74,7 +75,7 @@ def _lava_worker_of(pid):
 
 @pytest.mark.slow
 def test_killed_lava_process_is_reported_and_nothing_is_left(small_graphs):
-    from mlf_deploy.ir.inputs import prepare_input
+    from mlf_deploy.ir.semantics import prepare_input
     from runtimes.lava import LavaRunError, run_chunk
     from runtimes.lava_guard import group_pids, group_shm_files, process_count
 

@@ -75,11 +75,12 @@ class Population:
         v[t] = \mathrm{trunc}_0(v[t-1] \cdot r / 2^{12}) + 64\,a[t] + (b \ll e_b), \quad
         v \in [-(2^{23}-1), 2^{23}-1], \quad s[t] = v[t] > 64\,\vartheta, \quad v \leftarrow 0 \text{ if } s
 
-    with ``r = retention_mant`` (``round(rho * 4096)``; 1024 for rho = 0.25) and ``trunc_0`` rounding
-    toward zero. ``v[-1] = 0``. The recorded state of a step is ``v`` after the reset.
+    with ``r = round(rho * 4096)`` (:func:`mlf_deploy.ir.semantics.retention_mant`; 1024 for
+    rho = 0.25) and ``trunc_0`` rounding toward zero. ``v[-1] = 0``. The recorded state of a step is
+    ``v`` after the reset. The constants and this rule are code in :mod:`mlf_deploy.ir.semantics`.
     """
 
-    name: str  # f"{layer}/L{level}"
+    name: str  # semantics.population_name(layer, level)
     layer: str  # the Layer whose current this population receives
     level: int  # k = 0..K-1
     shape: tuple  # (C, H, W), same as the layer
