@@ -77,10 +77,10 @@ def _lava_worker_of(pid):
 def test_killed_lava_process_is_reported_and_nothing_is_left(small_graphs):
     from mlf_deploy.ir.semantics import prepare_input
     from runtimes.lava import LavaRunError, run_chunk
-    from runtimes.lava_guard import group_pids, group_shm_files, process_count
+    from runtimes.lava_guard import _alive, group_pids, group_shm_files, process_count
 
     _, graph = small_graphs
-    frames, caught = prepare_input(graph, sample_input(16)), []
+    frames, caught = prepare_input(graph, sample_input(200)), []  # 800+ steps: outlasts the kill
 
     def run():
         try:
@@ -104,5 +104,6 @@ def test_killed_lava_process_is_reported_and_nothing_is_left(small_graphs):
     assert held, "the run ended before a Lava process could be killed"
     assert len(caught) == 1
     assert "was killed by SIGKILL; most likely out of memory" in str(caught[0])
-    assert group_pids(worker) == []
+    # nothing runs on; killed processes whose parent died are zombies until init reaps them
+    assert [p for p in group_pids(worker) if _alive(p)] == []
     assert [f for f in held if os.path.exists(f)] == []
