@@ -283,11 +283,13 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir
               help="Verify this exported graph file (from `export --to ir`) instead of re-lowering.")
 @click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), default=None,
               help="Run the onnx backend from this exported .onnx file (adds onnx-int/onnx-float).")
+@click.option("--lava-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds each Lava run (8 samples) may take [default: derived from the network].")
 @DATA_DIR
 @JSON
 @user_errors
-def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, data_dir,
-           as_json):
+def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, lava_timeout,
+           data_dir, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise.
@@ -301,6 +303,7 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     from runtimes.verify import verify as run_verify
     names = list(backends)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
+    pipe.lava_timeout = lava_timeout
     if graph_file:
         pipe.use_graph_file(graph_file)
     if onnx_file:

@@ -1,11 +1,16 @@
-"""Lava (fixed_pt CPU simulation) against the integer reference on digits-sized DS-ResNets.
+"""Lava (fixed_pt CPU simulation) against the integer reference.
 
-For DS-ResNet-14 and -20 (preset 'digits': widths (16, 32, 64), 1x8x8 input, K=3, T=4) with a
+Default: DS-ResNet-14 and -20 (preset 'digits': widths (16, 32, 64), 1x8x8 input, K=3, T=4) with a
 calibrated random model: per-sample time of the Lava run against the integer reference on the same
 int graph, Lava compile/start time, process count, and stock Conv vs our FastConv per Lava step.
 Lava runs in a torch-free worker (this script re-run with --worker), as runtimes/lava.py does.
 
+``--preset cifar10`` / ``dvs_gesture``: the paper's network at its real input size (see
+lava_preset.py): one user-visible ``run_lava`` per sample against ir-int (spikes and membranes),
+its wall time, process count, peak memory and the per-process-type profile.
+
     .venv/bin/python benchmarks/lava_vs_reference.py [--samples 2] [--ref-batch 64]
+    .venv/bin/python benchmarks/lava_vs_reference.py --preset cifar10 [--samples 1]
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def worker(job: str) -> None:
         t0 = time.perf_counter()
         net = build_processes(graph, frames)
         t1 = time.perf_counter()
-        first, cfg = net.procs[0], run_config(graph, fast_conv=fast, record=False)
+        first, cfg = net.procs[0], run_config(graph, net, fast_conv=fast, record=False)
         first.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
         t2 = time.perf_counter()
         first.run(condition=RunSteps(num_steps=net.steps - 1), run_cfg=cfg)
@@ -110,7 +115,13 @@ def main() -> None:
     ap.add_argument("--depths", default="14,20")
     ap.add_argument("--stock", action="store_true",
                     help="also time the whole network with Lava's stock Conv model")
+    ap.add_argument("--preset", choices=["cifar10", "dvs_gesture"],
+                    help="the paper's network at its real size instead of the digits nets")
+    ap.add_argument("--no-profile", action="store_true", help="--preset: skip the profile run")
     args = ap.parse_args()
+    if args.preset:
+        from benchmarks.lava_preset import main as preset_main
+        return preset_main(args.preset, args.samples, not args.no_profile)
 
     import torch
 

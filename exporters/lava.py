@@ -3,8 +3,9 @@
 One ``LIFReset`` per Population, one ``Conv`` (or ``Dense``) per Projection; the projections into a
 layer all connect to the same ``a_in`` of its K LIFs (Lava sums fan-in). Every connection process
 delays by one step, so a layer at depth ``d`` (connection hops from the input) sees model step ``t``
-at Lava step ``t + d``; skip paths from shallower layers are delay-matched by a shared relay
-(``DelaySparse`` identity + copy ``LIF``) per (source population, extra delay). See docs/lava.md.
+at Lava step ``t + d``; skip paths from shallower layers are delay-matched by one ring-buffer
+``SpikeDelay`` process (exporters/lava_delay.py) per (source population, extra delay).
+See docs/lava.md.
 
 The builder functions below use only numpy and lava: :func:`export_lava` copies their source into
 the standalone loader, so the exported network is built by the code the tests check.
@@ -20,12 +21,13 @@ from types import SimpleNamespace
 import numpy as np
 
 from exporters import lava_import
+from exporters.lava_delay import spike_delay_classes
 from exporters.lava_import import import_lava
 from exporters.lava_templates import LOADER as _LOADER
 from exporters.lava_templates import README as _README
 from mlf_deploy.fileio import WRITE_ERRNOS, write_error
 from mlf_deploy.ir import semantics as sem
-from mlf_deploy.ir.semantics import DECAY_UNIT, MAX_DELAY, retention_mant
+from mlf_deploy.ir.semantics import DECAY_UNIT, retention_mant
 from mlf_deploy.outputs import check_output_dir, install_stage, new_stage, sweep_stale_stages
 from mlf_deploy.quantization.rules import LOIHI_RULES, RuleViolation, check_rules
 
@@ -53,17 +55,7 @@ def lava_reset_to_zero(graph):
             yield p.name, f"reset value {p.v_reset}: Lava's LIF resets to 0"
 
 
-def lava_skip_delay_fits_6_bits(graph):
-    depth = lava_step_offsets(graph)
-    for p in graph.projections:
-        if p.source != graph.input.name:
-            extra = depth[p.target] - depth[graph.nodes[p.source].layer] - 1
-            if extra - 1 > MAX_DELAY:
-                yield p.target, f"projection {p.name} needs a {extra}-step skip delay"
-
-
-LAVA_RULES = [lava_conv_weight_exp_nonnegative, lava_projection_kind_supported, lava_reset_to_zero,
-              lava_skip_delay_fits_6_bits]
+LAVA_RULES = [lava_conv_weight_exp_nonnegative, lava_projection_kind_supported, lava_reset_to_zero]
 
 
 def check_lava(graph) -> None:
@@ -111,10 +103,9 @@ def _lava_classes():
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIF, LIFReset
-    from lava.proc.sparse.process import DelaySparse
-    return SimpleNamespace(Conv=Conv, Dense=Dense, RingBuffer=RingBuffer, LIF=LIF,
-                           LIFReset=LIFReset, DelaySparse=DelaySparse)
+    from lava.proc.lif.process import LIFReset
+    return SimpleNamespace(Conv=Conv, Dense=Dense, RingBuffer=RingBuffer, LIFReset=LIFReset,
+                           SpikeDelay=spike_delay_classes().SpikeDelay)
 
 
 def lava_weight(graph, p):
@@ -153,16 +144,11 @@ def build_processes(graph, frames):
         data[..., offset:offset + n] = np.moveaxis(values, 0, -1)
         return add(lv.RingBuffer(data=data))
 
-    def relay(pop, extra):  # pop's spikes delayed by `extra` steps
+    def relay(pop, extra):  # pop's spikes delayed by `extra` steps, shared by all consumers
         if (pop, extra) not in net.relays:
-            lif, shape = net.lifs[pop], lava_shape(graph.nodes[pop].shape)
-            eye = np.eye(int(np.prod(shape)), dtype=np.int32 if integer else float)
-            link = add(lv.DelaySparse(weights=eye, delays=extra - 1))
-            copy = add(lv.LIF(shape=shape, **(dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT, vth=0) if integer
-                                              else dict(du=1.0, dv=1.0, vth=0.5))))
-            lif.s_out.flatten().connect(link.s_in)
-            link.a_out.reshape(shape).connect(copy.a_in)
-            net.relays[pop, extra] = copy
+            ring = add(lv.SpikeDelay(shape=lava_shape(graph.nodes[pop].shape), delay=extra))
+            net.lifs[pop].s_out.connect(ring.s_in)
+            net.relays[pop, extra] = ring
         return net.relays[pop, extra]
 
     for layer in graph.layers:
@@ -218,7 +204,8 @@ def build_processes(graph, frames):
 
 
 # -- export --------------------------------------------------------------------------------------
-_BUILDER = (correlate, lava_shape, host_fed, lava_step_offsets, _lava_classes, lava_weight, build_processes)
+_BUILDER = (spike_delay_classes, correlate, lava_shape, host_fed, lava_step_offsets, _lava_classes,
+            lava_weight, build_processes)
 
 
 def export_lava(graph, out_dir, force: bool = False, protect=()) -> Path:

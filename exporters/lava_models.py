@@ -1,4 +1,5 @@
-"""Custom Lava ProcessModels for the Lava backend: a fast bit-exact Conv and recording LIFs.
+"""Custom Lava ProcessModels for the Lava backend: a fast bit-exact Conv and recording LIFs
+(the spike-delay process and its models are in exporters/lava_delay.py).
 
 Imported only lazily (from exporters/lava.py and runtimes/lava.py), after lava itself, so that the
 rest of the project never needs lava-nc. Models are plugged in through Lava's own model selection,
@@ -15,58 +16,51 @@ from exporters.lava_import import import_lava
 import_lava()
 
 from lava.proc.conv.models import PyConvModelFixed, PyConvModelFloat  # noqa: E402
+from lava.proc.conv.process import Conv  # noqa: E402
+from lava.proc.dense.models import PyDenseModelBitAcc, PyDenseModelFloat  # noqa: E402
+from lava.proc.dense.process import Dense  # noqa: E402
+from lava.proc.io.source import PySendModelFixed, PySendModelFloat, RingBuffer  # noqa: E402
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat  # noqa: E402
-from lava.proc.sparse.models import PyDelaySparseModelBitAcc, PyDelaySparseModelFloat  # noqa: E402
+from lava.proc.lif.process import LIFReset  # noqa: E402
+
+from exporters.lava_delay import spike_delay_classes  # noqa: E402
 
 RECORD_KEY = "mlf_record"  # proc_params key: (path, rows, record_v) of a population's record file
 
 
 class _FastConv:
     """Lava's Conv computes a true convolution with scipy, once per (Cout, Cin) pair; one strided
-    tensordot over all channels gives the same sums (exact for ints, flipped kernel) ~10x faster.
+    tensordot over all channels gives the same sums (flipped kernel) ~10x faster.
     Assumes dilation 1 and groups 1, which is all the exporter builds."""
 
-    dtype = np.float64
+    def compute_dtype(self, w) -> type:
+        return np.float64
 
     def run_spk(self) -> None:
         if not hasattr(self, "_w"):
-            self._w = np.ascontiguousarray(self.weight[:, ::-1, ::-1, :]).astype(self.dtype)
+            w = np.ascontiguousarray(self.weight[:, ::-1, ::-1, :])
+            self._dtype = self.compute_dtype(w)
+            self._w = w.astype(self._dtype)
         self.a_out.send(self.a_buf)
         s_in = self.s_in.recv()
         if self.num_message_bits.item() == 0:
             s_in = s_in.astype(bool)
-        y = correlate(s_in.astype(self.dtype), self._w, self.stride, self.padding)
+        y = correlate(s_in.astype(self._dtype), self._w, self.stride, self.padding)
         self.a_buf = self.clamp_precision(y.astype(self.weight.dtype))
 
 
 class FastConvFixed(_FastConv, PyConvModelFixed):
-    dtype = np.int64
+    def compute_dtype(self, w) -> type:
+        """The cheapest dtype whose sums are all exact. Every partial sum of an output is an
+        integer of at most (sum of |weights| x largest input) in magnitude, and floats hold every
+        integer below 2^24 (float32) / 2^53 (float64) exactly, whatever the summation order; BLAS
+        float matmul is ~10-50x faster than numpy's integer matmul (which has no BLAS)."""
+        bits = int(self.num_message_bits.item())
+        reach = int(np.abs(w.astype(np.int64)).sum(axis=(1, 2, 3)).max()) << bits
+        return np.float32 if reach < 2 ** 24 else np.float64 if reach < 2 ** 53 else np.int64
 
 
 class FastConvFloat(_FastConv, PyConvModelFloat):
-    pass
-
-
-class _CachedDelayWeights:
-    """Lava's DelaySparse rebuilds its stacked (delay x out, in) weight matrix from ``weights`` and
-    ``delays`` on every step (sparse masks and vstack: ~140 ms per step for 1024 neurons, measured),
-    which made the delay relays the slowest processes of a network. Weights and delays do not change
-    during a run (Lava's fixed_pt model already assumes static weights), so the matrix is built
-    once, on the first step, after Lava's own weight clipping; the arithmetic is Lava's."""
-
-    def calc_act(self, s_in) -> np.ndarray:
-        if getattr(self, "_delay_wgts", None) is None:
-            self._delay_wgts = self.get_delay_wgts_mat(self.weights, self.delays,
-                                                       self.a_buff.shape[-1] - 1)
-        return np.reshape(self._delay_wgts.dot(s_in),
-                          (self.a_buff.shape[-1], self.weights.shape[0])).T
-
-
-class FastDelaySparseFixed(_CachedDelayWeights, PyDelaySparseModelBitAcc):
-    pass
-
-
-class FastDelaySparseFloat(_CachedDelayWeights, PyDelaySparseModelFloat):
     pass
 
 
@@ -98,3 +92,15 @@ class RecordingLifFixed(_Recording, PyLifResetModelBitAcc):
 
 class RecordingLifFloat(_Recording, PyLifResetModelFloat):
     pass
+
+
+def model_table(integer: bool, fast_conv: bool = True, record: bool = True) -> dict:
+    """Process class -> model for every process the exporter builds (fixed_pt or floating_pt)."""
+    delay = spike_delay_classes()
+    fixed = {Conv: FastConvFixed if fast_conv else PyConvModelFixed, Dense: PyDenseModelBitAcc,
+             LIFReset: RecordingLifFixed if record else PyLifResetModelBitAcc,
+             RingBuffer: PySendModelFixed, delay.SpikeDelay: delay.fixed}
+    floating = {Conv: FastConvFloat if fast_conv else PyConvModelFloat, Dense: PyDenseModelFloat,
+                LIFReset: RecordingLifFloat if record else PyLifResetModelFloat,
+                RingBuffer: PySendModelFloat, delay.SpikeDelay: delay.float}
+    return fixed if integer else floating

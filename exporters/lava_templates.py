@@ -12,8 +12,9 @@ README = """# MLF network for Lava
 
 Mapping: one `LIFReset` per population (fixed_pt: du=4095, dv=4096-round(rho*4096), vth mantissa,
 bias_mant/bias_exp), one `Conv` per projection (kernel flipped, (W, H, C) layout, weight_exp folded in),
-fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths are delayed with
-`DelaySparse` + relay LIFs and layer `l` at depth `d` shows model step `t` at Lava step `t + d`.
+fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths are delayed by a
+ring-buffer `SpikeDelay` process (defined in the loader) and layer `l` at depth `d` shows model
+step `t` at Lava step `t + d`.
 Input projections with a negative weight exponent are computed host-side and fed by a RingBuffer.
 
 Trust: `run_lava_network.py` is Python and runs with this folder first on its import path, so it
@@ -25,6 +26,7 @@ export --force` replaces the folder only while it holds nothing else.
 
 LOADER = '''"""Rebuild and run an exported MLF network on Lava; needs numpy and lava-nc 0.10 only."""
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -76,7 +78,11 @@ def run(graph, frames):
     for name in graph.readout.sources:
         monitors[name] = Monitor()
         monitors[name].probe(net.lifs[name].s_out, net.steps)
-    cfg = Loihi2SimCfg(select_tag="fixed_pt" if graph.numeric == "int" else "floating_pt")
+    delay, integer = spike_delay_classes(), graph.numeric == "int"
+    # Lava's compiler looks up process instances here first; SpikeDelay is in no package it searches
+    models = {ring: delay.fixed if integer else delay.float for ring in net.relays.values()}
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if integer else "floating_pt",
+                       exception_proc_model_map=models)
     try:
         net.procs[0].run(condition=RunSteps(num_steps=net.steps), run_cfg=cfg)
         raw = {k: next(iter(next(iter(m.get_data().values())).values())) for k, m in monitors.items()}
@@ -92,8 +98,6 @@ def run(graph, frames):
 
 
 if __name__ == "__main__":
-    import warnings
-    warnings.filterwarnings("ignore", message=".*sparsity structure.*")  # DelaySparse, harmless
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--graph", default=__file__.rsplit("/", 1)[0] + "/graph.mlfg")
     ap.add_argument("--input", required=True, help=".npy: (B, C, H, W) images or (T, B, C, H, W) events")

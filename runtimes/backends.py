@@ -53,7 +53,7 @@ def _run_reference(pipe: Pipeline, graph, x) -> RunResult:
 
 def _run_lava(pipe: Pipeline, graph, x) -> RunResult:
     from runtimes.lava import run_lava
-    return run_lava(graph, x)
+    return run_lava(graph, x, timeout=pipe.lava_timeout)
 
 
 def _run_onnx(pipe: Pipeline, graph, x) -> RunResult:

@@ -9,9 +9,10 @@ are computed host-side from those spikes.
 
 from __future__ import annotations
 
-import contextlib
+import gc
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,31 +27,36 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult
+from runtimes.lava_guard import (
+    default_timeout,
+    failure_text,
+    kill_group,
+    process_count,
+    wait_for_worker,
+)
 
 
 class LavaRunError(UserError):
     """A Lava run failed; its processes were stopped and control returned."""
 
 
-def run_config(graph, fast_conv: bool = True, record: bool = True):
-    """``Loihi2SimCfg`` for the graph's numeric, with our Conv, DelaySparse and recording LIF
-    models (``fast_conv=False`` keeps Lava's stock Conv, for comparison)."""
+def run_config(graph, net=None, fast_conv: bool = True, record: bool = True):
+    """``Loihi2SimCfg`` for the graph's numeric, with our Conv, recording LIF and spike-delay
+    models (``fast_conv=False`` keeps Lava's stock Conv, for comparison).
+
+    Lava's compiler looks a process *instance* up in ``exception_proc_model_map`` before it
+    searches packages for models (a directory scan and imports per process: ~7 s of a 232-process
+    compile, measured), and our SpikeDelay is in no package it searches: so every process of
+    ``net`` (from ``build_processes``) is mapped to its model by instance."""
     import_lava()
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.conv.process import Conv
-    from lava.proc.lif.process import LIFReset
-    from lava.proc.sparse.process import DelaySparse
 
-    from exporters import lava_models as m
+    from exporters.lava_models import model_table
 
-    integer = graph.numeric == "int"
-    models = {DelaySparse: m.FastDelaySparseFixed if integer else m.FastDelaySparseFloat}
-    if fast_conv:
-        models[Conv] = m.FastConvFixed if integer else m.FastConvFloat
-    if record:
-        models[LIFReset] = m.RecordingLifFixed if integer else m.RecordingLifFloat
-    return Loihi2SimCfg(select_tag="fixed_pt" if integer else "floating_pt",
-                        exception_proc_model_map=models)
+    table = model_table(graph.numeric == "int", fast_conv, record)
+    models = {p: table[type(p)] for p in net.procs} if net is not None else {}
+    return Loihi2SimCfg(select_tag="fixed_pt" if graph.numeric == "int" else "floating_pt",
+                        exception_proc_model_map={**table, **models})
 
 
 def hard_stop(proc) -> list[str]:
@@ -69,13 +75,32 @@ def hard_stop(proc) -> list[str]:
                 errors.append(actor.exception[1])
         except (ValueError, OSError):  # pipe already closed
             pass
+    _end_actors(runtime)
+    return errors
+
+
+def release(proc) -> None:
+    """End a *finished* run without Lava's stop handshake (a STOP and a reply through the runtime
+    service per process, then a join per port: 18.8 s of a 232-process cifar10 run, measured).
+    Every step's results are already in the record files, which are shared file mappings and
+    outlive the processes that wrote them."""
+    _end_actors(getattr(proc, "runtime", None), join=False)
+
+
+def _end_actors(runtime, join: bool = True) -> None:
+    """SIGTERM every actor, join them unless told not to (exiting processes need CPU time: joining
+    232 took 16 s on the loaded 2-core machine; unjoined, they exit while the caller reads back
+    and the group is reaped by its parent), and unlink the run's shared memory."""
+    mi = getattr(runtime, "_messaging_infrastructure", None)
+    if mi is None:
+        return
     for actor in mi._actors:
         try:
             if actor.is_alive():
                 actor.terminate()
         except ValueError:  # already closed
             pass
-    for actor in mi._actors:
+    for actor in mi._actors if join else ():
         try:
             actor.join()
         except Exception:  # noqa: BLE001 - best effort: the run already failed
@@ -84,11 +109,12 @@ def hard_stop(proc) -> list[str]:
         mi._smm.shutdown()
     except Exception:  # noqa: BLE001
         pass
-    return errors
+    runtime._is_started = False  # else Runtime.__del__ calls stop(), which waits on the dead actors
 
 
-def execute(proc, num_steps: int, run_cfg) -> None:
-    """Run the network that ``proc`` belongs to; always stop it, raise LavaRunError on failure."""
+def execute(proc, num_steps: int, run_cfg, fast_end: bool = False) -> None:
+    """Run the network that ``proc`` belongs to; always stop it, raise LavaRunError on failure.
+    ``fast_end``: end a finished run with :func:`release` instead of ``proc.stop()``."""
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
 
@@ -99,7 +125,7 @@ def execute(proc, num_steps: int, run_cfg) -> None:
         failure = exc
     finally:
         if failure is None:
-            proc.stop()
+            release(proc) if fast_end else proc.stop()
         else:
             errors = hard_stop(proc)
     if isinstance(failure, KeyboardInterrupt):
@@ -116,43 +142,38 @@ def _scratch_dir() -> str | None:
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
-def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True, scratch=None):
+def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True,
+             scratch: str | None = None):
     """Build and run one compiled network on ``frames`` (T, B, C, H, W) in *this* process; return
-    spikes and states per population as (T, B, C, H, W) arrays at model timesteps. The recordings
-    go to ``scratch`` (a folder the caller removes) or to a temporary folder of our own."""
-    with contextlib.ExitStack() as stack:
-        if scratch is None:
-            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlf-lava-",
-                                                                      dir=_scratch_dir()))
-        return _simulate(graph, frames, record_states, fast_conv, scratch)
-
-
-def _simulate(graph, frames, record_states, fast_conv, tmp):
+    spikes and states per population as (T, B, C, H, W) arrays at model timesteps. The record
+    files go under ``scratch`` (default: /dev/shm)."""
     from exporters.lava import build_processes
     from exporters.lava_models import RECORD_KEY
 
     steps_t, batch = frames.shape[:2]
     integer = graph.numeric == "int"
     dtype = np.int32 if integer else np.float64
-    net = build_processes(graph, frames)
-    files = {}
-    for i, (name, lif) in enumerate(net.lifs.items()):
-        files[name] = os.path.join(tmp, f"{i}.rec")
-        shape = (net.steps, 1 + record_states, *lif.v.shape)
-        np.memmap(files[name], mode="w+", dtype=dtype, shape=shape).flush()
-        lif.proc_params[RECORD_KEY] = (files[name], net.steps, bool(record_states))
-    execute(net.procs[0], net.steps, run_config(graph, fast_conv))
-    spikes, states = {}, {}
-    for name, lif in net.lifs.items():
-        rec = np.fromfile(files[name], dtype=dtype).reshape(net.steps, 1 + record_states,
-                                                            *lif.v.shape)
-        rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
-        rec = rec[rows].reshape(batch, steps_t, *rec.shape[1:])
-        rec = rec.transpose(1, 0, 2, 5, 4, 3)  # (T, B, s|v, C, H, W)
-        spikes[name] = np.ascontiguousarray(rec[:, :, 0]).astype(np.uint8)
-        if record_states:
-            states[name] = np.ascontiguousarray(rec[:, :, 1]).astype(
-                np.int64 if integer else np.float64)
+    with tempfile.TemporaryDirectory(prefix="mlf-lava-", dir=scratch or _scratch_dir()) as tmp:
+        net = build_processes(graph, frames)
+        files = {}
+        for i, (name, lif) in enumerate(net.lifs.items()):
+            files[name] = os.path.join(tmp, f"{i}.rec")
+            shape = (net.steps, 1 + record_states, *lif.v.shape)
+            np.memmap(files[name], mode="w+", dtype=dtype, shape=shape).flush()
+            lif.proc_params[RECORD_KEY] = (files[name], net.steps, bool(record_states))
+        gc.freeze()  # Lava forks each process from here: keep the GC off inherited pages (no COW)
+        execute(net.procs[0], net.steps, run_config(graph, net, fast_conv), fast_end=True)
+        spikes, states = {}, {}
+        for name, lif in net.lifs.items():
+            rec = np.fromfile(files[name], dtype=dtype).reshape(net.steps, 1 + record_states,
+                                                                *lif.v.shape)
+            rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
+            rec = rec[rows].reshape(batch, steps_t, *rec.shape[1:])
+            rec = rec.transpose(1, 0, 2, 5, 4, 3)  # (T, B, s|v, C, H, W)
+            spikes[name] = np.ascontiguousarray(rec[:, :, 0]).astype(np.uint8)
+            if record_states:
+                states[name] = np.ascontiguousarray(rec[:, :, 1]).astype(
+                    np.int64 if integer else np.float64)
     return spikes, states, len(net.procs)
 
 
@@ -164,7 +185,6 @@ SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM
 def _worker(job: str) -> None:
     """Entry point of the worker process: run one chunk, write the arrays beside the job file."""
     import threading
-    import warnings
     parent = os.getppid()
 
     def orphaned():  # the caller died (SIGKILL, OOM): take our Lava actors down with us
@@ -172,19 +192,16 @@ def _worker(job: str) -> None:
             time.sleep(0.5)
         os.killpg(0, signal.SIGKILL)
 
-    def stop(signum, frame):  # the caller's stop request: unwind through execute()'s cleanup
-        raise KeyboardInterrupt
-
     threading.Thread(target=orphaned, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
     with open(job, "rb") as f:
         kw = pickle.load(f)  # written by run_chunk into its own 0700 folder a moment ago
-    # DelaySparse edits its csr matrix every step; the warning says nothing about correctness.
-    warnings.filterwarnings("ignore", message=".*sparsity structure.*")
-    spikes, states, procs = simulate(kw["graph"], kw["frames"], kw["record_states"], kw["fast_conv"],
-                                     kw["scratch"])
+    spikes, states, procs = simulate(kw["graph"], kw["frames"], kw["record_states"],
+                                     kw["fast_conv"], kw["scratch"])
     np.savez(job + ".out.npz", procs=procs, **{f"s|{k}": v for k, v in spikes.items()},
              **{f"v|{k}": v for k, v in states.items()})
+    sys.stdout.flush()
+    os._exit(0)  # not multiprocessing's exit hook, which joins every exiting Lava process: the
+    # parent kills and reaps the group (runtimes.lava_guard.kill_group)
 
 
 # ``-I`` drops the working directory, PYTHONPATH and user site from the import path; the one path
@@ -196,16 +213,14 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
               timeout: float | None = None):
     """:func:`simulate` in a fresh worker process. Lava forks one OS process per Lava process, and
     forking a parent that holds torch costs ~70 ms each (page tables), 10x a lean one; the worker
-    is also a hard boundary: whatever ends it (failure, timeout, Ctrl-C, a signal), its whole
-    process group is killed and its scratch files are removed."""
-    steps = frames.shape[0] * frames.shape[1]
-    timeout = timeout or 300 + 2.0 * steps
+    is also a hard boundary: however it ends (failure, timeout, Ctrl-C, a signal), its whole process
+    group is killed and the shared memory its processes held is unlinked. ``timeout`` defaults to
+    one derived from the network."""
+    timeout = timeout or default_timeout(graph, frames.shape[1])
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, **SINGLE_THREADED)
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlf-lava-job-"))
-        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlf-lava-",
-                                                                  dir=_scratch_dir()))
+    scratch = tempfile.mkdtemp(prefix="mlf-lava-", dir=_scratch_dir())  # removed even if killed
+    with tempfile.TemporaryDirectory(prefix="mlf-lava-job-") as tmp:
         job = os.path.join(tmp, "job.pkl")
         with open(job, "wb") as f:
             pickle.dump(dict(graph=graph, frames=frames, record_states=record_states,
@@ -214,64 +229,36 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(proc)
-            raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s; its "
-                               "processes were killed") from None
-        except BaseException:  # Ctrl-C, SIGTERM: stop everything, then let the caller report it
-            _stop(proc)
+            out, dead = wait_for_worker(proc, timeout)
+        except BaseException:  # Ctrl-C, SIGTERM: take the Lava actors down with the worker
+            kill_group(proc.pid)
+            proc.wait()
             raise
-        _kill_group(proc)  # actors that outlived a worker killed from outside
-        if proc.returncode != 0:
-            raise LavaRunError(_failure(proc.returncode, out))
+        finally:
+            kill_group(proc.pid)  # stragglers of a failed run; nothing once a run ended well
+            shutil.rmtree(scratch, ignore_errors=True)
+        if out is None:
+            raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s "
+                               f"({process_count(graph)} Lava processes); its processes were "
+                               "killed. Allow more with --lava-timeout SECONDS")
+        if dead is not None or proc.returncode != 0:
+            raise LavaRunError(failure_text(proc.returncode, out.decode(errors="replace"), dead,
+                                            graph, frames.shape[1]))
         with np.load(job + ".out.npz") as z:
             spikes = {k[2:]: z[k] for k in z.files if k.startswith("s|")}
             states = {k[2:]: z[k] for k in z.files if k.startswith("v|")}
             return spikes, states, int(z["procs"])
 
 
-def _failure(code: int, out: bytes) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        why = (" (the kernel's out-of-memory killer sends SIGKILL: run fewer samples at once or "
-               "free memory)") if -code == signal.SIGKILL else ""
-        return f"the Lava worker was killed by {name}{why}; all its processes were stopped"
-    tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-12:])
-    return (f"the Lava run failed (worker exit {code}); its processes were stopped. "
-            f"Last output:\n{tail}")
-
-
-def _stop(proc, grace: float = 5.0) -> None:
-    """Ask the worker to stop (it tears its Lava runtime down and frees Lava's shared memory),
-    then kill whatever of its process group is left."""
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
-        pass
-    finally:  # also when a second Ctrl-C cuts the grace period short
-        _kill_group(proc)
-
-
-def _kill_group(proc) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> RunResult:
+def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
+             timeout: float | None = None) -> RunResult:
     """Run ``graph`` on Lava; ``x`` is ``(B, C, H, W)`` images or ``(T, B, C, H, W)`` events.
 
     Returns spikes and (post-reset) membrane states per population and *model* timestep, as
     :class:`RunResult` with backend 'lava-float' or 'lava-fixed'. Raises ``LavaUnavailable`` without
     lava-nc, ``RuleViolation`` (before any process starts) for a graph Lava cannot run exactly, and
-    ``LavaRunError`` when a run fails (its processes are stopped first).
+    ``LavaRunError`` when a run fails (its processes are stopped first). ``timeout``: seconds per
+    run of ``samples_per_run`` samples (default: derived from the network, ``default_timeout``).
     """
     import_lava()
     from exporters.lava import check_lava
@@ -281,7 +268,8 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> 
     backend = "lava-fixed" if graph.numeric == "int" else "lava-float"
     parts = []
     for i in range(0, frames.shape[1], max(1, samples_per_run)):
-        spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states)
+        spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states,
+                                      timeout=timeout)
         parts.append(RunResult(backend, graph.numeric, spikes, states,
                                sem.readout_logits(graph, spikes)))
     return parts[0] if len(parts) == 1 else RunResult.concat(parts)

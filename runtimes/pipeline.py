@@ -41,6 +41,7 @@ class Pipeline:
     data_dir: str | None = None
     onnx_file: tuple | None = None  # (path, numeric): run that onnx backend from an exported file
     graph_file: dict | None = None  # path and differences from this checkpoint's own lowering
+    lava_timeout: float | None = None  # seconds per Lava run; None: derived from the network
     _splits: dict = field(default_factory=dict)
 
     @property
