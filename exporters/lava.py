@@ -105,6 +105,11 @@ def layer_depths(graph):
     return depth
 
 
+def payload_bits(sender):
+    """Message bits of a graded sender's spikes (its count 0..K)."""
+    return max(1, len(sender.v_thresholds).bit_length())
+
+
 def _lava_classes():
     import_lava()
     from lava.proc.conv.process import Conv
@@ -112,8 +117,12 @@ def _lava_classes():
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIF, LIFReset
     from lava.proc.sparse.process import DelaySparse
+    try:
+        from exporters.lava_graded import GradedMLF
+    except ImportError:  # the standalone loader, which holds a copy of that module
+        GradedMLF = globals()["GradedMLF"]
     return SimpleNamespace(Conv=Conv, Dense=Dense, RingBuffer=RingBuffer, LIF=LIF,
-                           LIFReset=LIFReset, DelaySparse=DelaySparse)
+                           LIFReset=LIFReset, DelaySparse=DelaySparse, GradedMLF=GradedMLF)
 
 
 def lava_weight(graph, p):
@@ -153,6 +162,14 @@ def build_processes(graph, frames):
         return add(lv.RingBuffer(data=data))
 
     def relay(pop, extra):  # pop's spikes delayed by `extra` steps
+        if (pop, extra) not in net.relays and graph.spikes == "graded":
+            # the payload rides a graded DelaySparse straight into the next connection
+            shape = lava_shape(graph.nodes[pop].shape)
+            eye = np.eye(int(np.prod(shape)), dtype=np.int32 if integer else float)
+            link = add(lv.DelaySparse(weights=eye, delays=extra - 1,
+                                      num_message_bits=payload_bits(graph.nodes[pop])))
+            net.lifs[pop].s_out.flatten().connect(link.s_in)
+            net.relays[pop, extra] = SimpleNamespace(s_out=link.a_out.reshape(shape))
         if (pop, extra) not in net.relays:
             lif, shape = net.lifs[pop], lava_shape(graph.nodes[pop].shape)
             eye = np.eye(int(np.prod(shape)), dtype=np.int32 if integer else float)
@@ -169,6 +186,17 @@ def build_processes(graph, frames):
         bias = np.broadcast_to(np.asarray(layer.bias), shape)
         targets = []
         for pop in graph.populations_of(layer.name):
+            if graph.spikes == "graded":  # one neuron with K membranes, Lava's LIF arithmetic
+                kw = dict(du=4095, dv=4096 - round(pop.v_retention * 4096),
+                          vth=np.asarray(pop.v_thresholds, np.int64),
+                          bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
+                    else dict(du=1.0, dv=1.0 - pop.v_retention, vth=np.asarray(pop.v_thresholds, float),
+                              bias_mant=bias.astype(np.float64), bias_exp=0)
+                proc = add(lv.GradedMLF(shape=shape, reset_interval=steps_t,
+                                        reset_offset=(1 + d) % steps_t, name=pop.name, **kw))
+                net.lifs[pop.name], net.depth[pop.name] = proc, d
+                targets.append(proc.a_in)
+                continue
             rho = float(pop.v_retention)
             kw = dict(du=4095, dv=4096 - round(rho * 4096), vth=int(pop.v_threshold),
                       bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
@@ -199,7 +227,8 @@ def build_processes(graph, frames):
             else:
                 extra = d - depth[graph.nodes[p.source].layer] - 1
                 src = relay(p.source, extra) if extra else net.lifs[p.source]
-                src_shape, graded = lava_shape(graph.nodes[p.source].shape), 0
+                src_shape = lava_shape(graph.nodes[p.source].shape)
+                graded = payload_bits(graph.nodes[p.source]) if graph.spikes == "graded" else 0
             w = lava_weight(graph, p)
             if p.kind == "conv2d":
                 conn = add(lv.Conv(weight=w, input_shape=src_shape, stride=tuple(p.stride[::-1]),
@@ -217,7 +246,8 @@ def build_processes(graph, frames):
 
 
 # -- export --------------------------------------------------------------------------------------
-_BUILDER = (correlate, lava_shape, host_fed, layer_depths, _lava_classes, lava_weight, build_processes)
+_BUILDER = (correlate, lava_shape, host_fed, layer_depths, payload_bits, _lava_classes, lava_weight,
+            build_processes)
 
 
 def export_lava(graph, out_dir) -> Path:

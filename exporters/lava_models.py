@@ -14,6 +14,7 @@ from exporters.lava_import import import_lava
 
 import_lava()
 
+from exporters.lava_graded import PyGradedMLFModelFixed, PyGradedMLFModelFloat  # noqa: E402
 from lava.proc.conv.models import PyConvModelFixed, PyConvModelFloat  # noqa: E402
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat  # noqa: E402
 from lava.proc.sparse.models import PyDelaySparseModelBitAcc, PyDelaySparseModelFloat  # noqa: E402
@@ -71,7 +72,8 @@ class FastDelaySparseFloat(_CachedDelayWeights, PyDelaySparseModelFloat):
 
 
 class _Recording:
-    """Writes the step's spikes and post-reset ``v`` (Lava's own state) into a memory-mapped file.
+    """Writes the step's spikes and post-reset ``v`` (Lava's own state) into a memory-mapped file
+    (a graded population: its K levels' spikes and membranes, ``v`` being ``(K, *shape)``).
 
     Monitor/Var.get move data one element at a time over a channel (~20 us each), which is minutes
     for a ResNet; a shared file mapping costs a memcpy. Row ``time_step - 1`` holds step ``time_step``.
@@ -97,4 +99,12 @@ class RecordingLifFixed(_Recording, PyLifResetModelBitAcc):
 
 
 class RecordingLifFloat(_Recording, PyLifResetModelFloat):
+    pass
+
+
+class RecordingGradedFixed(_Recording, PyGradedMLFModelFixed):
+    pass
+
+
+class RecordingGradedFloat(_Recording, PyGradedMLFModelFloat):
     pass

@@ -40,13 +40,16 @@ def run_config(graph, fast_conv: bool = True, record: bool = True):
     from lava.proc.sparse.process import DelaySparse
 
     from exporters import lava_models as m
+    from exporters.lava_graded import GRADED_MODELS, GradedMLF
 
     integer = graph.numeric == "int"
-    models = {DelaySparse: m.FastDelaySparseFixed if integer else m.FastDelaySparseFloat}
+    models = {DelaySparse: m.FastDelaySparseFixed if integer else m.FastDelaySparseFloat,
+              GradedMLF: GRADED_MODELS["fixed" if integer else "float"]}
     if fast_conv:
         models[Conv] = m.FastConvFixed if integer else m.FastConvFloat
     if record:
         models[LIFReset] = m.RecordingLifFixed if integer else m.RecordingLifFloat
+        models[GradedMLF] = m.RecordingGradedFixed if integer else m.RecordingGradedFloat
     return Loihi2SimCfg(select_tag="fixed_pt" if integer else "floating_pt",
                         exception_proc_model_map=models)
 
@@ -138,11 +141,15 @@ def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True):
                                                                 *lif.v.shape)
             rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
             rec = rec[rows].reshape(batch, steps_t, *rec.shape[1:])
-            rec = rec.transpose(1, 0, 2, 5, 4, 3)  # (T, B, s|v, C, H, W)
-            spikes[name] = np.ascontiguousarray(rec[:, :, 0]).astype(np.uint8)
-            if record_states:
-                states[name] = np.ascontiguousarray(rec[:, :, 1]).astype(
-                    np.int64 if integer else np.float64)
+            levels = graph.sender_levels(name)  # a graded population records (K, W, H, C)
+            if not graph.graded:
+                rec = rec[:, :, :, None]
+            rec = rec.transpose(1, 0, 2, 3, 6, 5, 4)  # (T, B, s|v, level, C, H, W)
+            for k, level in enumerate(levels):
+                spikes[level] = np.ascontiguousarray(rec[:, :, 0, k]).astype(np.uint8)
+                if record_states:
+                    states[level] = np.ascontiguousarray(rec[:, :, 1, k]).astype(
+                        np.int64 if integer else np.float64)
     return spikes, states, len(net.procs)
 
 
@@ -209,7 +216,8 @@ def _group_alive(pgid: int) -> bool:
 
 def _logits(graph, spikes, steps_t: int) -> np.ndarray:
     ro = graph.readout
-    counts = sum(spikes[s].sum(axis=(0, 3, 4), dtype=np.int64) for s in ro.sources)  # (B, C)
+    counts = sum(spikes[level].sum(axis=(0, 3, 4), dtype=np.int64)
+                 for s in ro.sources for level in graph.sender_levels(s))  # (B, C)
     h, w = graph.nodes[ro.sources[0]].shape[1:]
     acc = counts.astype(np.float64) @ np.asarray(ro.weight, dtype=np.float64).T  # exact integers
     return acc * ro.scale / (steps_t * h * w) + np.asarray(ro.bias, dtype=np.float64)
@@ -229,7 +237,8 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> 
     check_lava(graph)
     frames = prepare_input(graph, x)
     steps_t = frames.shape[0]
-    backend = "lava-fixed" if graph.numeric == "int" else "lava-float"
+    backend = ("lava-fixed" if graph.numeric == "int" else "lava-float") + \
+        ("-graded" if graph.graded else "")
     parts = []
     for i in range(0, frames.shape[1], max(1, samples_per_run)):
         spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states)
