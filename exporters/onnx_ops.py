@@ -190,12 +190,13 @@ def int_bounds(graph) -> dict:
     for layer in graph.layers:
         a = 0.0
         for p in graph.projections_into(layer.name):
-            a += limit.get(p.source, 1.0) * _row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
+            src = limit.get(p.source) or len(graph.sender_levels(p.source))  # payload <= K
+            a += src * _row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
         bias = np.abs(np.asarray(layer.bias, np.float64)).max() * 2.0 ** layer.bias_exp
         bounds[layer.name] = max(a * 64, 2.0 ** 35) + 2.0 ** STATE_BITS + bias
     ro = graph.readout
     h, w = graph.nodes[ro.sources[0]].shape[1:]
-    bounds[ro.name] = (graph.timesteps * h * w * len(ro.sources)
+    bounds[ro.name] = (graph.timesteps * h * w * sum(len(graph.sender_levels(s)) for s in ro.sources)
                        * np.abs(np.asarray(ro.weight, np.float64)).sum(1).max())
     return bounds
 
