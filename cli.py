@@ -120,6 +120,11 @@ WEIGHT_BITS = click.option("--weight-bits", type=int, default=8, show_default=Tr
                            help="Signed weight mantissa bits of the integer graph (2..16).")
 JSON = click.option("--json", "as_json", is_flag=True,
                     help="Print one JSON object as the last line of stdout.")
+SPIKES = click.option("--spikes", type=click.Choice(["binary", "graded"]), default="binary",
+                      show_default=True,
+                      help="Lowering: binary (one single-threshold population per level, any "
+                           "chip) or graded (one neuron per position sending its level count, "
+                           "Loihi 2 graded spikes).")
 
 
 @main.command()
@@ -133,10 +138,11 @@ JSON = click.option("--json", "as_json", is_flag=True,
 @click.option("--mode", type=click.Choice(["sequence", "step"]), default="sequence", show_default=True,
               help="ONNX only: whole-sequence model or one-timestep streaming model.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@SPIKES
 @DATA_DIR
 @JSON
 @user_errors
-def export(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir, as_json):
+def export(checkpoint, target, out, weight_bits, as_float, mode, force, spikes, data_dir, as_json):
     """Lower a checkpoint and write it as a deployment graph, a Lava network or an ONNX model.
 
     \b
@@ -144,8 +150,9 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir
       mlf-deploy export run/checkpoint.pt --to onnx --mode step -o model.onnx
     """
     from runtimes.exports import export_checkpoint
-    info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir)
-    click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} graph, "
+    info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
+                             spikes)
+    click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} {spikes} graph, "
                f"{info['populations']} populations, checksum {info['checksum'][:12]})")
     if as_json:
         emit_json(info)
@@ -222,15 +229,18 @@ ALL_SAMPLES = click.option("--samples", type=int, default=None,
 @ENERGY_MODEL
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of per-layer SynOps and energy, SNN against ANN.")
+@SPIKES
 @DATA_DIR
 @JSON
 @user_errors
-def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, data_dir, as_json):
+def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spikes, data_dir,
+           as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
     SynOps count every spike of every level by its exact fan-out (graded, borders included); a
-    static image's stem is dense MACs at each timestep, event frames are ACs per event.
+    static image's stem is dense MACs at each timestep, event frames are ACs per event. Then the
+    hardware resources of the binary and the graded lowering side by side.
 
     \b
     Example:
@@ -241,7 +251,7 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
     check_energy_args(samples, energy_model, plot_path)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
-    text, result = energy_report(pipe, split, samples, energy_model, plot_path)
+    text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes)
     click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
     if as_json:
         emit_json(result)
@@ -260,11 +270,12 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
               help="Map conv weights as shared per core (Loihi 2 conv synapses), not expanded.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
               help="Directory for accuracy_energy.png and layers.png.")
+@SPIKES
 @DATA_DIR
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             data_dir, as_json):
+             spikes, data_dir, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -279,7 +290,7 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
-                                   plot_dir)
+                                   plot_dir, spikes)
     click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
     if as_json:
         emit_json(result)

@@ -12,8 +12,9 @@ from mlf_deploy.energy import PRESETS, estimate
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import check_writable
 from mlf_deploy.hardware import Target, map_graph
+from mlf_deploy.hardware.resources import compare_forms, forms_table
 from mlf_deploy.hardware.sweep import sweep
-from runtimes.pipeline import Pipeline, check_samples, check_weight_bits, quantize_for
+from runtimes.pipeline import Pipeline, check_samples, check_spikes, check_weight_bits, quantize_for
 from runtimes.reference import run_reference
 
 
@@ -49,19 +50,33 @@ def check_evaluate_args(bits, steps, samples, energy_model, plot_dir) -> dict:
     return plots
 
 
+def forms_report(pipe: Pipeline, result, target=None) -> tuple[str, dict]:
+    """Both lowerings of the int graph side by side, priced with ``result``'s level spikes (a run
+    of either form: their level spikes are the same, which verify checks)."""
+    cmp = compare_forms(pipe.graph("int"), pipe.graph("int", "graded"), result,
+                        *(() if target is None else (target,)))
+    return ("binary (one LIF per level) against graded (one neuron per position, count payload), "
+            f"per inference over {result.batch} samples:\n" + forms_table(cmp)), cmp
+
+
 def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm-fp32",
-                  plot_path=None) -> tuple[str, dict]:
+                  plot_path=None, spikes="binary") -> tuple[str, dict]:
+    """The SynOps/energy table (spikes by count, as every SNN paper counts them) of a run of the
+    int graph in the chosen lowering, and the resources of both lowerings side by side."""
     check_energy_args(samples, energy_model, plot_path)
+    check_spikes(spikes)
     x, y = pipe.data(split, samples)
-    result = run_int(pipe.graph_int, x)
-    br = estimate(pipe.graph_int, result, x)
+    result = run_int(pipe.graph("int", spikes), x)
+    br = estimate(pipe.graph_int, result, x)  # graded runs record level spikes under binary names
     accuracy = float((result.logits.argmax(1) == y.numpy()).mean())
-    text = br.table(energy_model) + f"\naccuracy (integer reference): {accuracy:.4f}"
+    forms_text, forms = forms_report(pipe, result)
+    text = br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n" + forms_text
     if plot_path:
         from mlf_deploy.hardware.plots import plot_layers
         plot_layers(br, plot_path, energy_model)
     return text, {**br.to_dict(), "checkpoint": pipe.path, "split": split, "samples": len(y),
                   "weight_bits": pipe.weight_bits, "accuracy": accuracy, "backend": result.backend,
+                  "spikes": spikes, "forms": forms,
                   "plot": str(plot_path) if plot_path else None}
 
 
@@ -78,8 +93,12 @@ def sweep_table(points, model) -> str:
 
 
 def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None,
-                    energy_model="45nm-fp32", weight_sharing=False, plot_dir=None) -> tuple[str, dict]:
+                    energy_model="45nm-fp32", weight_sharing=False, plot_dir=None,
+                    spikes="binary") -> tuple[str, dict]:
+    """The sweep (binary int graphs; graded ones compute the same spikes), the mapping of the
+    chosen lowering, and both lowerings' resources side by side at the first weight width."""
     plots = check_evaluate_args(bits, steps, samples, energy_model, plot_dir)
+    check_spikes(spikes)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
         raise UserError(f"--timesteps: the event frames of this data set have "
@@ -87,11 +106,16 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     x, y = pipe.data(split, samples)
     points = sweep(pipe.graph_float, x, y.numpy(), run_int, bits, steps,
                    quantizer=lambda g, b: quantize_for(dataclasses.replace(pipe, graph_float=g), b))
-    graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else quantize_for(pipe, bits[0])
-    mapping = map_graph(graph_int, Target(weight_sharing=weight_sharing))
+    if bits[0] != pipe.weight_bits:
+        pipe = dataclasses.replace(pipe, graph_int=quantize_for(pipe, bits[0]), weight_bits=bits[0],
+                                   _graded={})
+    target = Target(weight_sharing=weight_sharing)
+    mapping = map_graph(pipe.graph("int", spikes), target)
+    forms_text, forms = forms_report(pipe, run_int(pipe.graph("int", spikes), x), target)
     text = "\n".join([sweep_table(points, energy_model),
                       f"energy model {energy_model}; latency = T x pipeline depth "
-                      f"({mapping.pipeline_depth} layers) in timesteps", "", mapping.table()])
+                      f"({mapping.pipeline_depth} layers) in timesteps", "",
+                      f"mapping of the {spikes} lowering:", mapping.table(), "", forms_text])
     if plot_dir:
         from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers
         plot_accuracy_energy(points, plots["accuracy_energy"], energy_model)
@@ -101,4 +125,5 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     m.pop("core_list", None)
     return text, {"checkpoint": pipe.path, "split": split, "samples": len(y),
                   "energy_model": energy_model, "points": [p.to_dict() for p in points],
-                  "mapping": m, "plots": {k: str(v) for k, v in plots.items()}}
+                  "mapping": m, "spikes": spikes, "forms": forms,
+                  "plots": {k: str(v) for k, v in plots.items()}}

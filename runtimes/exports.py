@@ -6,16 +6,18 @@ from pathlib import Path
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import graph_checksum, save_graph
-from runtimes.pipeline import load_pipeline
+from runtimes.pipeline import check_spikes, load_pipeline
 
 
 def export_checkpoint(checkpoint, target: str, out, weight_bits: int = 8, as_float: bool = False,
-                      mode: str = "sequence", force: bool = False, data_dir=None) -> dict:
+                      mode: str = "sequence", force: bool = False, data_dir=None,
+                      spikes: str = "binary") -> dict:
     out = Path(out)
+    check_spikes(spikes)
     if out.exists() and not force:
         raise UserError(f"{out} already exists; pass --force to overwrite it or choose another path")
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
-    graph = pipe.graph_float if as_float else pipe.graph_int
+    graph = pipe.graph("float" if as_float else "int", spikes)
     if target == "ir":
         save_graph(graph, out)
     elif target == "lava":

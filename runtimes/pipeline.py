@@ -13,6 +13,7 @@ import torch
 from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import input_kind, load_split, model_input
 from mlf_deploy.errors import UserError
+from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
@@ -24,6 +25,12 @@ def check_weight_bits(bits: int) -> int:
     if not isinstance(bits, int) or not 2 <= bits <= 16:
         raise UserError(f"--weight-bits must be an integer from 2 to 16 (Loihi takes up to 8), got {bits}")
     return bits
+
+
+def check_spikes(spikes: str) -> str:
+    if spikes not in ("binary", "graded"):
+        raise UserError(f"--spikes must be 'binary' or 'graded', got {spikes!r}")
+    return spikes
 
 
 def check_samples(samples: int | None) -> int | None:
@@ -45,6 +52,20 @@ class Pipeline:
     quant_report: QuantizationReport | None = None
     onnx_file: tuple | None = None  # (path, numeric): run that onnx backend from an exported file
     _splits: dict = field(default_factory=dict)
+    _graded: dict = field(default_factory=dict)
+
+    def graph(self, numeric: str, spikes: str = "binary") -> Graph:
+        """The float or int graph in the binary or graded lowering (graded: rewritten from the
+        binary graph of the same numeric, so both carry the same numbers)."""
+        binary = self.graph_int if numeric == "int" else self.graph_float
+        if spikes == "binary":
+            return binary
+        check_spikes(spikes)
+        source, graded = self._graded.get(numeric, (None, None))
+        if source is not binary:  # rewritten again after use_graph_file replaced the binary graph
+            graded = to_graded(binary)
+            self._graded[numeric] = (binary, graded)
+        return graded
 
     @property
     def spec(self) -> dict:
@@ -60,6 +81,9 @@ class Pipeline:
     def use_graph_file(self, path) -> Graph:
         """Replace the float or int graph with a previously exported graph file of this model."""
         graph = load_graph(path)
+        if graph.graded:
+            raise UserError(f"graph file {path} is graded; verify the binary graph file (the "
+                            "graded backends are rewritten from it)")
         if graph.metadata.get("model_sha256") != self.graph_float.metadata["model_sha256"]:
             raise UserError(f"graph file {path} was exported from another model than "
                             f"{self.path}; export it again from this checkpoint")
