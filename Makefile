@@ -1,10 +1,11 @@
-# The README's commands. `make test` and `make demo` build the venv first when it is missing.
+# The README's commands. `make test` and `make demo` build the venv first when it is missing;
+# `make test` (what CI runs) lints first.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 LAVA_SPEC := lava-nc==0.10.0
 
-.PHONY: venv test test-fast demo clean
+.PHONY: venv lint test test-fast demo clean
 
 venv: $(VENV)/.installed
 
@@ -17,7 +18,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -c "import exporters.lava_import as l; l.import_lava(); print('lava importable')"
 	touch $@
 
-test: venv
+lint: venv
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: venv

@@ -21,6 +21,56 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 
 
+class OneLineErrors(click.Group):
+    """Bad options and arguments (click's usage errors) also end as one ``error:`` line, exit 2."""
+
+    def main(self, *args, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+
+
+class IntList(click.ParamType):
+    """Comma-separated integers, each in ``[low, high]``."""
+
+    name = "integers"
+
+    def __init__(self, low: int, high: int | None = None, example: str = "8,6,4"):
+        self.low, self.high, self.example = low, high, example
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            items = [int(v) for v in str(value).split(",") if v.strip()]
+        except ValueError:
+            items = []
+        if not items:
+            self.fail(f"expected comma-separated integers like {self.example}, got {value!r}",
+                      param, ctx)
+        bad = [i for i in items if i < self.low or (self.high is not None and i > self.high)]
+        if bad:
+            upto = f" to {self.high}" if self.high is not None else " or more"
+            self.fail(f"{bad[0]} is out of range: each must be {self.low}{upto}", param, ctx)
+        return items
+
+
+def _backends(ctx, param, value):
+    from runtimes.backends import parse_backends
+    try:
+        return parse_backends(value)
+    except UserError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def user_errors(fn):
     """Report UserError (and Ctrl-C) as one line and a non-zero exit, never as a traceback."""
     @functools.wraps(fn)
@@ -41,7 +91,7 @@ def emit_json(obj) -> None:
     click.echo(json.dumps(obj, sort_keys=True, default=float))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlf-deploy")
 def main():
     """Train MLF spiking DS-ResNets, lower them to single-threshold neurons, and run and verify
@@ -53,7 +103,7 @@ def main():
     """
 
 
-# ---- train (issue 3) -------------------------------------------------------------------------
+# ---- train ------------------------------------------------------------------------------------
 
 def _widths(ctx, param, value):
     if value is None:
@@ -104,19 +154,20 @@ def train(no_progress, as_json, **options):
       mlf-deploy train --dataset digits --out runs/digits --json
       torchrun --nproc_per_node 2 cli.py train --epochs 5 --out runs/ddp
     """
-    from mlf_deploy.training import TrainConfig, train as run_training
+    from mlf_deploy.training import TrainConfig
+    from mlf_deploy.training import train as run_training
 
     result = run_training(TrainConfig(**options), progress=not no_progress,
                           log=lambda msg: click.echo(msg, err=as_json))
     if as_json and result["rank"] == 0:
         emit_json(result)
 
-# ---- export / verify (issues 4, 5, 6) ---------------------------------------------------------
+# ---- export / verify --------------------------------------------------------------------------
 
 CKPT = click.argument("checkpoint", type=click.Path(dir_okay=False))
 DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
                         help="Where the checkpoint's dataset files live (for non-embedded sets).")
-WEIGHT_BITS = click.option("--weight-bits", type=int, default=8, show_default=True,
+WEIGHT_BITS = click.option("--weight-bits", type=click.IntRange(2, 16), default=8, show_default=True,
                            help="Signed weight mantissa bits of the integer graph (2..16).")
 JSON = click.option("--json", "as_json", is_flag=True,
                     help="Print one JSON object as the last line of stdout.")
@@ -149,7 +200,7 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, force, spikes, 
     Example:
       mlf-deploy export run/checkpoint.pt --to onnx --mode step -o model.onnx
     """
-    from runtimes.exports import export_checkpoint
+    from runtimes.export import export_checkpoint
     info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
                              spikes)
     click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} {spikes} graph, "
@@ -160,20 +211,25 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, force, spikes, 
 
 @main.command()
 @CKPT
-@click.option("--backends", default="torch,ir-float,ir-int", show_default=True,
-              help="Comma-separated: torch, ir-float, ir-int, lava-float, lava-fixed, onnx-float, onnx-int.")
-@click.option("--samples", type=int, default=16, show_default=True, help="Samples of the split to run.")
+@click.option("--backends", default="torch,ir-float,ir-int", show_default=True, callback=_backends,
+              help="Comma-separated: torch, ir-float, ir-int, lava-float, lava-fixed, onnx-float, "
+                   "onnx-int, and each with -graded (the table in runtimes/backends.py).")
+@click.option("--samples", type=click.IntRange(1), default=16, show_default=True,
+              help="Samples of the split to run.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @WEIGHT_BITS
 @click.option("--graph", "graph_file", type=click.Path(dir_okay=False), default=None,
               help="Verify this exported graph file (from `export --to ir`) instead of re-lowering.")
 @click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), default=None,
               help="Run the onnx backend from this exported .onnx file (adds onnx-int/onnx-float).")
+@click.option("--spikes", type=click.Choice(["binary", "graded"]), default="binary",
+              show_default=True, help="graded: run each named backend but torch as its graded "
+                                      "counterpart, compared with the binary graph's reference.")
 @DATA_DIR
 @JSON
 @user_errors
-def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, data_dir,
-           as_json):
+def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, spikes,
+           data_dir, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise.
@@ -181,11 +237,13 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     \b
     Example:
       mlf-deploy verify run/checkpoint.pt --backends torch,ir-float,ir-int,onnx-int --samples 32
+      mlf-deploy verify run/checkpoint.pt --backends ir-int,onnx-int,lava-fixed --spikes graded
     """
-    from runtimes.backends import format_verify_table, parse_backends, verify as run_verify
-    from runtimes.pipeline import check_samples, load_pipeline
-    names = parse_backends(backends)
-    check_samples(samples)  # weight bits: load_pipeline checks them before any work
+    from runtimes.backends import names_for_spikes
+    from runtimes.pipeline import load_pipeline
+    from runtimes.verify import format_verify_table
+    from runtimes.verify import verify as run_verify
+    names = names_for_spikes(backends, spikes)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     if graph_file:
         pipe.use_graph_file(graph_file)
@@ -199,25 +257,13 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
         emit_json(summary)
     sys.exit(0 if summary["passed"] else 1)
 
-# ---- energy / evaluate (issue 7) ---------------------------------------------------------------
-
-def _int_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        items = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        items = []
-    if not items:
-        raise click.BadParameter(f"expected comma-separated integers like 8,6,4, got {value!r}")
-    return items
-
+# ---- energy / evaluate ------------------------------------------------------------------------
 
 ENERGY_MODEL = click.option("--model", "energy_model", default="45nm-fp32", show_default=True,
                             help="Energy model of the table and plots: 45nm-fp32, 45nm-int8, "
                                  "loihi1-proxy (the JSON has all).")
 SPLIT = click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-ALL_SAMPLES = click.option("--samples", type=int, default=None,
+ALL_SAMPLES = click.option("--samples", type=click.IntRange(1), default=None,
                            help="First N samples of the split [default: all].")
 
 
@@ -248,7 +294,7 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
     """
     from runtimes.analysis import check_energy_args, energy_report
     from runtimes.pipeline import load_pipeline
-    check_energy_args(samples, energy_model, plot_path)
+    check_energy_args(energy_model, plot_path)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
     text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes)
@@ -259,9 +305,9 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
 
 @main.command()
 @CKPT
-@click.option("--weight-bits", "bits", default="8,6,4", show_default=True, callback=_int_list,
+@click.option("--weight-bits", "bits", default="8,6,4", show_default=True, type=IntList(2, 16),
               help="Comma-separated weight widths to sweep (each 2..16); the first is mapped.")
-@click.option("--timesteps", "steps", default=None, callback=_int_list,
+@click.option("--timesteps", "steps", default=None, type=IntList(1, example="1,2,4"),
               help="Comma-separated inference timesteps [default: 1..T of the model].")
 @SPLIT
 @ALL_SAMPLES
@@ -286,7 +332,7 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     """
     from runtimes.analysis import check_evaluate_args, evaluate_report
     from runtimes.pipeline import load_pipeline
-    check_evaluate_args(bits, steps, samples, energy_model, plot_dir)
+    check_evaluate_args(energy_model, plot_dir)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
@@ -296,7 +342,7 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
         emit_json(result)
 
 
-# ---- demo (issue 8) ----------------------------------------------------------------------------
+# ---- demo -------------------------------------------------------------------------------------
 
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-output",

@@ -1,6 +1,6 @@
 """Baseline neurons for benchmarks/train_step.py, dropped into a DS-ResNet in place of ``MLF``.
 
-``PaperLoopMLF`` computes the MLF neuron the way the paper's code does (reference/paper.md section 1):
+``PaperLoopMLF`` computes the MLF neuron the way the paper's code does (docs/references.md §1):
 time folded into the batch as ``[T*B, ...]``, a Python loop over timesteps, and for every level and
 timestep its own surrogate autograd function, so autograd records and saves a graph per step and
 level. It is written here from the equations, independently of ``mlf_deploy.neuron`` and of the

@@ -80,9 +80,9 @@ def conv_compute(graph, repeats=5):
     processes: Lava's stock ``conv.utils.conv`` vs our ``correlate`` (same inputs, same outputs).
     Isolates the models from the per-process messaging overhead, which dominates a busy machine."""
     import numpy as np
-
-    from exporters.lava import host_fed, lava_shape, lava_weight, correlate
     from lava.proc.conv import utils
+
+    from exporters.lava import correlate, host_fed, lava_shape, lava_weight
 
     rng, stock, fast = np.random.default_rng(0), 0.0, 0.0
     for p in graph.projections:
@@ -114,7 +114,7 @@ def main() -> None:
 
     import torch
 
-    from mlf_deploy.ir.inputs import prepare_input
+    from mlf_deploy.ir.semantics import prepare_input
     from mlf_deploy.lowering import lower
     from mlf_deploy.quantization import quantize
     from runtimes.lava import SINGLE_THREADED, run_lava

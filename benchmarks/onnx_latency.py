@@ -28,7 +28,7 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 from exporters.onnx import export_onnx  # noqa: E402
-from mlf_deploy.ir.inputs import prepare_input  # noqa: E402
+from mlf_deploy.ir.semantics import prepare_input  # noqa: E402
 from mlf_deploy.lowering import lower  # noqa: E402
 from mlf_deploy.models import TdBatchNorm, preset  # noqa: E402
 from mlf_deploy.quantization import quantize  # noqa: E402
@@ -77,7 +77,7 @@ def session(graph, record, threads, precision="float64"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=0, 
+    ap.add_argument("--threads", type=int, default=0,
                     help="torch and ORT intra-op threads (0: default)")
     args = ap.parse_args()
     if args.threads:

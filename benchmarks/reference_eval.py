@@ -58,7 +58,8 @@ def main():
     for name, g in (("ir-float", graph), ("ir-int", qgraph)):
         for states in (False, True):
             label = f"{name}{' + states' if states else ''}"
-            rows.append((label, *timed(lambda: run_reference(g, x, record_states=states), args.repeats)))
+            rows.append((label, *timed(lambda g=g, s=states: run_reference(g, x, record_states=s),
+                                       args.repeats)))
     base = rows[0][1]
     print(f"{len(x)} test samples, T={graph.timesteps}, {graph.summary()['populations']} populations")
     for label, sec, _ in rows:

@@ -22,11 +22,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from exporters import lava_import
-from exporters.lava_templates import LOADER as _LOADER, README as _README
 from exporters.lava_import import import_lava
+from exporters.lava_templates import LOADER as _LOADER
+from exporters.lava_templates import README as _README
+from mlf_deploy.ir import semantics as sem
+from mlf_deploy.ir.semantics import DECAY_UNIT, MAX_DELAY, retention_mant
 from mlf_deploy.quantization.rules import LOIHI_RULES, RuleViolation, check_rules
-
-MAX_DELAY = 63  # DelaySparse holds 6-bit delays, as Loihi 2
 
 
 # -- Lava-specific design rules (on top of LOIHI_RULES) -----------------------------------------
@@ -53,7 +54,7 @@ def lava_reset_to_zero(graph):
 
 
 def lava_skip_delay_fits_6_bits(graph):
-    depth = layer_depths(graph)
+    depth = lava_step_offsets(graph)
     for p in graph.projections:
         if p.source != graph.input.name:
             extra = depth[p.target] - depth[graph.nodes[p.source].layer] - 1
@@ -95,7 +96,7 @@ def host_fed(graph, p):
         and graph.nodes[p.target].weight_exp < 0
 
 
-def layer_depths(graph):
+def lava_step_offsets(graph):
     """Lava step at which each layer sees model step 0 (connection hops from the input)."""
     depth = {}
     for layer in graph.layers:
@@ -146,7 +147,7 @@ def build_processes(graph, frames):
     next sample starts, so samples tile back to back with no blank steps."""
     lv, integer = _lava_classes(), graph.numeric == "int"
     steps_t, batch = frames.shape[:2]
-    depth, n = layer_depths(graph), steps_t * batch
+    depth, n = lava_step_offsets(graph), steps_t * batch
     steps = n + max(depth.values())
     seq = frames.transpose(1, 0, 4, 3, 2).reshape(n, *lava_shape(graph.input.shape))
     bits = graph.input.value_bits or 24  # graded RingBuffer messages (num_message_bits > 0)
@@ -174,7 +175,7 @@ def build_processes(graph, frames):
             lif, shape = net.lifs[pop], lava_shape(graph.nodes[pop].shape)
             eye = np.eye(int(np.prod(shape)), dtype=np.int32 if integer else float)
             link = add(lv.DelaySparse(weights=eye, delays=extra - 1))
-            copy = add(lv.LIF(shape=shape, **(dict(du=4095, dv=4096, vth=0) if integer
+            copy = add(lv.LIF(shape=shape, **(dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT, vth=0) if integer
                                               else dict(du=1.0, dv=1.0, vth=0.5))))
             lif.s_out.flatten().connect(link.s_in)
             link.a_out.reshape(shape).connect(copy.a_in)
@@ -198,7 +199,7 @@ def build_processes(graph, frames):
                 targets.append(proc.a_in)
                 continue
             rho = float(pop.v_retention)
-            kw = dict(du=4095, dv=4096 - round(rho * 4096), vth=int(pop.v_threshold),
+            kw = dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT - retention_mant(rho), vth=int(pop.v_threshold),
                       bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
                 else dict(du=1.0, dv=1.0 - rho, vth=float(pop.v_threshold),
                           bias_mant=bias.astype(np.float64), bias_exp=0)
@@ -246,7 +247,7 @@ def build_processes(graph, frames):
 
 
 # -- export --------------------------------------------------------------------------------------
-_BUILDER = (correlate, lava_shape, host_fed, layer_depths, payload_bits, _lava_classes, lava_weight,
+_BUILDER = (correlate, lava_shape, host_fed, lava_step_offsets, payload_bits, _lava_classes, lava_weight,
             build_processes)
 
 
@@ -261,7 +262,9 @@ def export_lava(graph, out_dir) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_graph(graph, tmp / "graph.mlfg")
-        body = "\n\n".join(inspect.getsource(f) for f in _BUILDER)
+        consts = "".join(f"{n} = {getattr(sem, n)!r}\n" for n in sem.PORTABLE_CONSTANTS)
+        body = consts + "\n\n" + "\n\n".join(inspect.getsource(f)
+                                             for f in (*sem.PORTABLE, *_BUILDER))
         shim = inspect.getsource(lava_import).replace("from __future__ import annotations\n", "")
         script = _LOADER.replace("# @SHIM@", shim)
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))

@@ -15,7 +15,6 @@ Uses numpy and lava only: the Lava exporter copies this module into its standalo
 from __future__ import annotations
 
 import numpy as np
-
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType

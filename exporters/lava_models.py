@@ -14,10 +14,11 @@ from exporters.lava_import import import_lava
 
 import_lava()
 
-from exporters.lava_graded import PyGradedMLFModelFixed, PyGradedMLFModelFloat  # noqa: E402
 from lava.proc.conv.models import PyConvModelFixed, PyConvModelFloat  # noqa: E402
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat  # noqa: E402
 from lava.proc.sparse.models import PyDelaySparseModelBitAcc, PyDelaySparseModelFloat  # noqa: E402
+
+from exporters.lava_graded import PyGradedMLFModelFixed, PyGradedMLFModelFloat  # noqa: E402
 
 RECORD_KEY = "mlf_record"  # proc_params key: (path, rows, record_v) of a population's record file
 

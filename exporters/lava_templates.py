@@ -56,19 +56,6 @@ class Graph:
         return [self.nodes[n] for n in self.nodes[layer].populations]
 
 
-def deliver(graph, x):
-    """Raw input -> the (T, B, C, H, W) values the graph's Input delivers (normalise, quantise)."""
-    inp = graph.input
-    x = np.broadcast_to(x, (inp.timesteps, *x.shape)) if x.ndim == 4 else x
-    if "input_gain" in graph.metadata:
-        x = x * np.asarray(graph.metadata["input_gain"])[:, None, None] \\
-            + np.asarray(graph.metadata["input_offset"])[:, None, None]
-    if graph.numeric == "int":
-        lim = 2 ** (inp.value_bits - 1) - 1
-        x = np.clip(np.round(x / inp.scale), -lim, lim)
-    return np.ascontiguousarray(x, dtype=np.float64)
-
-
 # @BUILDER@
 
 
@@ -89,16 +76,13 @@ def run(graph, frames):
         raw = {k: next(iter(next(iter(m.get_data().values())).values())) for k, m in monitors.items()}
     finally:
         net.procs[0].stop()
-    spikes, counts = {}, 0
+    spikes = {}
     for name, s in raw.items():
         c, h, w = graph.nodes[name].shape
         rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
         s = np.asarray(s).reshape(net.steps, w, h, c)[rows].reshape(batch, steps_t, w, h, c)
         spikes[name] = s.transpose(1, 0, 4, 3, 2).astype(np.uint8)  # (T, B, C, H, W)
-        counts = counts + spikes[name].sum(axis=(0, 3, 4), dtype=np.int64)
-    ro, (c, h, w) = graph.readout, graph.nodes[graph.readout.sources[0]].shape
-    logits = (counts @ ro.weight.T.astype(np.int64)) * ro.scale / (steps_t * h * w) + ro.bias
-    return logits, spikes
+    return readout_logits(graph, spikes), spikes
 
 
 if __name__ == "__main__":
@@ -110,7 +94,7 @@ if __name__ == "__main__":
     ap.add_argument("--out", default="result.npz")
     args = ap.parse_args()
     g = Graph(args.graph)
-    logits, spikes = run(g, deliver(g, np.load(args.input)))
+    logits, spikes = run(g, input_values(g, np.load(args.input)))
     np.savez(args.out, logits=logits, **{k.replace("/", "__"): v for k, v in spikes.items()})
     print("predictions:", logits.argmax(1).tolist())
 '''

@@ -14,8 +14,9 @@ Names (``<pop>`` is a population name such as ``blocks.0.mlf1/L2``):
     ``readout_increment`` ``(B, classes)``. sequence input ``input`` ``(T, B, C, H, W)``; outputs
     ``logits`` ``(B, classes)``, and with ``record=True`` ``s/<pop>``, ``v/<pop>``
     ``(T, B, C, H, W)``.
-    A graded graph records its levels under the same names. Membranes are float64 (float graphs) or int64 in 1/64 current units (int graphs); int models
-    also output ``overflow`` ``(layers,)`` int64, the 24-bit wrap and saturation events per layer.
+    A graded graph records its levels under the same names. Membranes are float64 (float graphs)
+    or int64 in 1/64 current units (int graphs); int models also output ``overflow``
+    ``(layers,)`` int64, the 24-bit wrap and saturation events per layer.
 """
 
 from __future__ import annotations
@@ -27,11 +28,21 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from exporters.onnx_ops import DOUBLE, INT64, UINT8, Builder, check_exact, population_step, \
-    project, shift, wrap24
+from exporters.onnx_ops import (
+    DOUBLE,
+    INT64,
+    UINT8,
+    Builder,
+    check_exact,
+    population_step,
+    project,
+    shift,
+    wrap24,
+)
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.serialize import graph_checksum
 
 FORMAT = "mlf-deploy-onnx/1"
@@ -46,24 +57,9 @@ def _version() -> str:
         return "0+unknown"
 
 
-def _groups(graph: Graph, layer, integer: bool):
-    """Projections sharing weights, as the reference groups them: sum the sources, project once.
-
-    Matches the reference's order of float additions; int graphs with a negative weight exponent
-    must floor each projection separately."""
-    groups: dict = {}
-    for p in graph.projections_into(layer.name):
-        key = (p.kind, np.shape(p.weight), np.asarray(p.weight).tobytes(), tuple(p.stride),
-               tuple(p.padding))
-        if integer and layer.weight_exp < 0:
-            key = (p.name,)
-        groups.setdefault(key, (p, []))[1].append(p.source)
-    return groups.values()
-
-
 def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool) -> str:
     current, inp = None, graph.input
-    for i, (p, sources) in enumerate(_groups(graph, layer, integer)):
+    for i, (p, sources) in enumerate(sem.projection_groups(graph, layer)):
         src = values[sources[0]]
         for other in sources[1:]:
             src = b.op("Add", [src, values[other]], f"{layer.name}/fanin{i}")
@@ -91,8 +87,8 @@ def _drive(b: Builder, graph: Graph, layer, values: dict, integer: bool):
     drive = _current(b, graph, layer, values, integer)
     if not integer:
         return drive, None
-    u, wrapped = wrap24(b, b.op("Mul", [drive, b.const(64.0)], f"{layer.name}/u"), layer.name)
-    bias = np.asarray(layer.bias, np.float64).reshape(-1, 1, 1) * 2.0 ** layer.bias_exp
+    u, wrapped = wrap24(b, b.op("Mul", [drive, b.const(float(sem.MEMBRANE_GAIN))], f"{layer.name}/u"), layer.name)
+    bias = sem.shift(np.asarray(layer.bias, np.float64).reshape(-1, 1, 1), layer.bias_exp)
     return b.op("Add", [u, b.const(bias)], f"{layer.name}/bias"), wrapped
 
 
@@ -170,18 +166,13 @@ def _readout(b: Builder, graph: Graph, values: dict, mode: str):
     acc = b.op("MatMul", [counts, w_t], f"{ro.name}/accumulate")
     # the reference's order: acc * scale / (T H W) + bias, so int logits agree bit for bit
     scaled = b.op("Div", [b.op("Mul", [acc, b.const(ro.scale)], f"{ro.name}/scale"),
-                          b.const(float(_norm(graph)))], f"{ro.name}/mean")
+                          b.const(float(sem.readout_norm(graph)))], f"{ro.name}/mean")
     b.emit("Add", [scaled, b.const(np.asarray(ro.bias, np.float64))], ["logits"], f"{ro.name}/bias")
     return helper.make_tensor_value_info("logits", b.ftype, ["B", classes])
 
 
 def counts_c(graph: Graph) -> int:
     return int(graph.nodes[graph.readout.sources[0]].shape[0])
-
-
-def _norm(graph: Graph) -> int:
-    h, w = graph.nodes[graph.readout.sources[0]].shape[1:]
-    return graph.timesteps * int(h) * int(w)
 
 
 def model_metadata(graph: Graph, mode: str) -> dict:
@@ -197,7 +188,7 @@ def model_metadata(graph: Graph, mode: str) -> dict:
         "scales": json.dumps({"input": graph.input.scale, "readout": ro.scale,
                               **{layer.name: layer.scale for layer in graph.layers}}),
         "state_unit": "1/64 current unit (int64)" if graph.numeric == "int" else "current unit",
-        "readout_scale": repr(float(ro.scale)), "readout_norm": str(_norm(graph)),
+        "readout_scale": repr(float(ro.scale)), "readout_norm": str(sem.readout_norm(graph)),
         "readout_bias": json.dumps([float(v) for v in np.asarray(ro.bias, np.float64)]),
         "overflow_layers": json.dumps([layer.name for layer in graph.layers]),
     }

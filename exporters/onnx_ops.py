@@ -28,7 +28,8 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.quantization.rules import STATE_BITS, V_MAX
+from mlf_deploy.ir import semantics as sem
+from mlf_deploy.ir.semantics import STATE_BITS, V_MAX
 
 DOUBLE, INT64, UINT8 = TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8
 EXACT = 2.0 ** 53  # float64 holds every integer below this exactly
@@ -84,7 +85,7 @@ def conv2d(b: Builder, p, x: str, shape, dtype=None) -> str:
         return b.op("Conv", [x, b.const(w)], f"{p.name}/conv", strides=[sh, sw],
                     pads=[ph, pw, ph, pw])
     h, wd = shape[1] + 2 * ph, shape[2] + 2 * pw
-    ho, wo = (h - kh) // sh + 1, (wd - kw) // sw + 1
+    ho, wo = sem.conv_output_size(shape[1], kh, sh, ph), sem.conv_output_size(shape[2], kw, sw, pw)
     if ph or pw:
         x = b.op("Pad", [x, b.ints([0, 0, ph, pw, 0, 0, ph, pw])], f"{p.name}/pad")
     taps = []
@@ -162,7 +163,7 @@ def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None
     saturated = None
     if integer:
         if v is not None:
-            d = b.op("Mul", [v, b.const(round(pop.v_retention * 4096) / 4096)], f"{n}/decay")
+            d = b.op("Mul", [v, b.const(sem.retention_mant(pop.v_retention) / sem.DECAY_UNIT)], f"{n}/decay")
             d = b.op("Mul", [b.op("Sign", [d], f"{n}/sign"),
                              b.op("Floor", [b.op("Abs", [d], f"{n}/abs")], f"{n}/floor")],
                      f"{n}/trunc0")
@@ -170,13 +171,12 @@ def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None
         saturated = b.op("Greater", [b.op("Abs", [drive], f"{n}/vabs"), b.const(float(V_MAX))],
                          f"{n}/saturated")
         drive = b.op("Clip", [drive, b.const(-float(V_MAX)), b.const(float(V_MAX))], f"{n}/clip")
-        theta = 64.0 * pop.v_threshold
     else:
         if v is not None:
             drive = b.op("Add", [b.op("Mul", [v, b.const(pop.v_retention)], f"{n}/decay"), drive],
                          f"{n}/integrate")
         drive = b.op("Add", [drive, bias], f"{n}/bias")
-        theta = float(pop.v_threshold)
+    theta = float(sem.membrane_threshold(pop.v_threshold, integer))
     s = b.op("Greater", [drive, b.const(theta)], f"{n}/fire")
     v = b.op("Where", [s, b.const(0.0), drive], f"{n}/reset")
     return s, v, saturated
@@ -193,10 +193,10 @@ def int_bounds(graph) -> dict:
             src = limit.get(p.source) or len(graph.sender_levels(p.source))  # payload <= K
             a += src * _row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
         bias = np.abs(np.asarray(layer.bias, np.float64)).max() * 2.0 ** layer.bias_exp
-        bounds[layer.name] = max(a * 64, 2.0 ** 35) + 2.0 ** STATE_BITS + bias
+        decayed = 2.0 ** (STATE_BITS - 1 + sem.DECAY_BITS)  # |v r| before the shift
+        bounds[layer.name] = max(a * sem.MEMBRANE_GAIN, decayed) + 2.0 ** STATE_BITS + bias
     ro = graph.readout
-    h, w = graph.nodes[ro.sources[0]].shape[1:]
-    bounds[ro.name] = (graph.timesteps * h * w * sum(len(graph.sender_levels(s)) for s in ro.sources)
+    bounds[ro.name] = (sem.readout_norm(graph) * sum(len(graph.sender_levels(s)) for s in ro.sources)
                        * np.abs(np.asarray(ro.weight, np.float64)).sum(1).max())
     return bounds
 

@@ -20,14 +20,11 @@ from torch import nn
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir.semantics import conv_output_size, population_name
 from mlf_deploy.models import BasicBlock, ConvBN, DSResNet, TdBatchNorm
 from mlf_deploy.neuron import MLF
 
 _LOWERABLE = (DSResNet, BasicBlock, ConvBN, nn.Conv2d, TdBatchNorm, MLF, nn.Linear, nn.Sequential)
-
-
-def _conv_out(size, kernel, stride, pad):
-    return (size + 2 * pad - kernel) // stride + 1
 
 
 def fold_conv_bn(cbn: ConvBN) -> tuple[np.ndarray, np.ndarray]:
@@ -53,9 +50,8 @@ def _double_bn(bn: TdBatchNorm) -> TdBatchNorm:
 
 
 class _Builder:
-    def __init__(self, levels_of):
+    def __init__(self):
         self.nodes: dict = {}
-        self.levels_of = levels_of
 
     def add(self, node):
         if node.name in self.nodes:
@@ -64,7 +60,7 @@ class _Builder:
 
     def layer(self, name, mlf: MLF, shape, bias, inputs):
         """``inputs``: list of (role, sources, weight, stride, padding) feeding this layer."""
-        pops = tuple(f"{name}/L{k}" for k in range(mlf.p.levels))
+        pops = tuple(population_name(name, k) for k in range(mlf.p.levels))
         for role, sources, weight, stride, pad in inputs:
             for src in sources:
                 self.add(Projection(f"{name}.{role}<-{src}", src, name, "conv2d", weight,
@@ -100,7 +96,7 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
     model = model.eval()
     c, h, w = (int(d) for d in input_shape)
     steps = int(timesteps or model.timesteps)
-    b = _Builder(None)
+    b = _Builder()
     gain = offset = None
     if model.input_bn is not None:
         with torch.no_grad():
@@ -111,7 +107,7 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
     def conv_inputs(role, sources, cbn: ConvBN, shape):
         wgt, bias = fold_conv_bn(cbn)
         k, s, p = cbn.conv.kernel_size[0], cbn.conv.stride[0], cbn.conv.padding[0]
-        out = (wgt.shape[0], _conv_out(shape[1], k, s, p), _conv_out(shape[2], k, s, p))
+        out = (wgt.shape[0], conv_output_size(shape[1], k, s, p), conv_output_size(shape[2], k, s, p))
         return (role, sources, wgt, s, p), bias, out
 
     inp, bias, shape = conv_inputs("conv", ["input"], model.stem, (c, h, w))

@@ -38,7 +38,7 @@ class RunResult:
         return self.logits.shape[0]
 
     @staticmethod
-    def concat(results: list["RunResult"]) -> "RunResult":
+    def concat(results: list[RunResult]) -> RunResult:
         """Join results of consecutive batches along the batch axis."""
         first = results[0]
         cat = lambda key, attr: np.concatenate([getattr(r, attr)[key] for r in results], axis=1)

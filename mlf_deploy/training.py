@@ -1,4 +1,4 @@
-"""Training of spiking DS-ResNets (paper.md section 4): SGD with momentum, StepLR stepped per epoch,
+"""Training of spiking DS-ResNets (docs/references.md §1): SGD with momentum, StepLR stepped per epoch,
 cross-entropy on the time-averaged logits, the test split evaluated after every epoch.
 
 Runs alone or under ``torchrun`` (DistributedDataParallel: ``gloo`` on CPU, ``nccl`` on GPU; rank 0
@@ -25,7 +25,14 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from mlf_deploy.checkpoint import read_checkpoint, save_checkpoint
-from mlf_deploy.data import augment, dataset_options, dataset_spec, input_kind, load_split, model_input
+from mlf_deploy.data import (
+    augment,
+    dataset_options,
+    dataset_spec,
+    input_kind,
+    load_split,
+    model_input,
+)
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args

@@ -5,16 +5,17 @@ The ``energy`` and ``evaluate`` commands print these; the demo writes them into 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from mlf_deploy.energy import PRESETS, estimate
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import check_writable
+from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.hardware.resources import compare_forms, forms_table
 from mlf_deploy.hardware.sweep import sweep
-from runtimes.pipeline import Pipeline, check_samples, check_spikes, check_weight_bits, quantize_for
+from mlf_deploy.quantization import quantize
+from runtimes.pipeline import Pipeline
 from runtimes.reference import run_reference
 
 
@@ -28,20 +29,18 @@ def check_energy_model(name: str) -> str:
     return name
 
 
-def check_energy_args(samples, energy_model, plot_path) -> None:
-    """Every check of the energy options that needs no checkpoint: run before any work."""
-    check_samples(samples), check_energy_model(energy_model)
+def check_energy_args(energy_model, plot_path) -> None:
+    """The energy options click cannot check (samples are an ``IntRange`` at the CLI and
+    :meth:`Pipeline.data` guards them): run before any work."""
+    check_energy_model(energy_model)
     if plot_path:
         check_writable(plot_path)
 
 
-def check_evaluate_args(bits, steps, samples, energy_model, plot_dir) -> dict:
-    """Every check of the evaluate options that needs no checkpoint; returns the plot paths."""
-    check_samples(samples), check_energy_model(energy_model)
-    for b in bits:
-        check_weight_bits(b)
-    if steps and min(steps) < 1:
-        raise UserError(f"--timesteps must be positive integers, got {min(steps)}")
+def check_evaluate_args(energy_model, plot_dir) -> dict:
+    """The evaluate options click cannot check; returns the plot paths. Weight bits and timesteps
+    are checked by click at the CLI and by :func:`quantize` / :func:`with_timesteps` for callers."""
+    check_energy_model(energy_model)
     plots = {}
     if plot_dir:
         plots = {k: os.path.join(plot_dir, f"{k}.png") for k in ("accuracy_energy", "layers")}
@@ -50,10 +49,10 @@ def check_evaluate_args(bits, steps, samples, energy_model, plot_dir) -> dict:
     return plots
 
 
-def forms_report(pipe: Pipeline, result, target=None) -> tuple[str, dict]:
-    """Both lowerings of the int graph side by side, priced with ``result``'s level spikes (a run
-    of either form: their level spikes are the same, which verify checks)."""
-    cmp = compare_forms(pipe.graph("int"), pipe.graph("int", "graded"), result,
+def forms_report(graph_int, result, target=None) -> tuple[str, dict]:
+    """Both lowerings of the binary int graph side by side, priced with ``result``'s level spikes
+    (a run of either form: their level spikes are the same, which verify checks)."""
+    cmp = compare_forms(graph_int, with_spikes(graph_int, "graded"), result,
                         *(() if target is None else (target,)))
     return ("binary (one LIF per level) against graded (one neuron per position, count payload), "
             f"per inference over {result.batch} samples:\n" + forms_table(cmp)), cmp
@@ -63,13 +62,12 @@ def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm
                   plot_path=None, spikes="binary") -> tuple[str, dict]:
     """The SynOps/energy table (spikes by count, as every SNN paper counts them) of a run of the
     int graph in the chosen lowering, and the resources of both lowerings side by side."""
-    check_energy_args(samples, energy_model, plot_path)
-    check_spikes(spikes)
+    check_energy_args(energy_model, plot_path)
     x, y = pipe.data(split, samples)
     result = run_int(pipe.graph("int", spikes), x)
     br = estimate(pipe.graph_int, result, x)  # graded runs record level spikes under binary names
     accuracy = float((result.logits.argmax(1) == y.numpy()).mean())
-    forms_text, forms = forms_report(pipe, result)
+    forms_text, forms = forms_report(pipe.graph_int, result)
     text = br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n" + forms_text
     if plot_path:
         from mlf_deploy.hardware.plots import plot_layers
@@ -97,21 +95,19 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
                     spikes="binary") -> tuple[str, dict]:
     """The sweep (binary int graphs; graded ones compute the same spikes), the mapping of the
     chosen lowering, and both lowerings' resources side by side at the first weight width."""
-    plots = check_evaluate_args(bits, steps, samples, energy_model, plot_dir)
-    check_spikes(spikes)
+    plots = check_evaluate_args(energy_model, plot_dir)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
         raise UserError(f"--timesteps: the event frames of this data set have "
                         f"{pipe.graph_float.timesteps} steps; choose at most that")
     x, y = pipe.data(split, samples)
-    points = sweep(pipe.graph_float, x, y.numpy(), run_int, bits, steps,
-                   quantizer=lambda g, b: quantize_for(dataclasses.replace(pipe, graph_float=g), b))
-    if bits[0] != pipe.weight_bits:
-        pipe = dataclasses.replace(pipe, graph_int=quantize_for(pipe, bits[0]), weight_bits=bits[0],
-                                   _graded={})
+    points = sweep(pipe.graph_float, x, y.numpy(), run_int, bits, steps, input_max=pipe.input_max)
+    graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else \
+        quantize(pipe.graph_float, bits[0], input_max=pipe.input_max)[0]
     target = Target(weight_sharing=weight_sharing)
-    mapping = map_graph(pipe.graph("int", spikes), target)
-    forms_text, forms = forms_report(pipe, run_int(pipe.graph("int", spikes), x), target)
+    chosen = with_spikes(graph_int, spikes)
+    mapping = map_graph(chosen, target)
+    forms_text, forms = forms_report(graph_int, run_int(chosen, x), target)
     text = "\n".join([sweep_table(points, energy_model),
                       f"energy model {energy_model}; latency = T x pipeline depth "
                       f"({mapping.pipeline_depth} layers) in timesteps", "",

@@ -18,12 +18,10 @@ from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import save_graph
 from mlf_deploy.training import TrainConfig, train
 from runtimes.analysis import energy_report, evaluate_report
-from runtimes.backends import verify
+from runtimes.backends import demo_backends
 from runtimes.demo_report import write_report
 from runtimes.pipeline import load_pipeline
-
-MAIN_BACKENDS = ["torch", "ir-float", "ir-int", "onnx-float", "onnx-int"]
-LAVA_BACKENDS = ["lava-float", "lava-fixed"]
+from runtimes.verify import verify
 
 
 def _dump(path: Path, obj) -> None:
@@ -86,11 +84,11 @@ def _run(stage: Path, quick: bool, log, progress, timings) -> dict:
     _done("lower + quantize + export", timings)
 
     _step("verify", log, timings)
-    report = verify(pipe, MAIN_BACKENDS, samples=64 if quick else 360,
+    report = verify(pipe, demo_backends("main"), samples=64 if quick else 360,
                     progress=lambda n: log(f"    running {n}"))
     lava_report = None
     if lava_note is None:
-        lava_report = verify(pipe, LAVA_BACKENDS, samples=8,
+        lava_report = verify(pipe, demo_backends("lava"), samples=8,
                              progress=lambda n: log(f"    running {n} (8 samples)"))
     _dump(stage / "verify.json", report)
     if lava_report:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+VERDICT = {True: "every backend agreed within its tolerance", False: "SOME BACKEND DISAGREED"}
+
 
 def _verify_rows(*reports) -> list[str]:
     rows = ["| backend | compared with | accuracy | top-1 vs torch | spike mismatches | "
@@ -34,7 +36,7 @@ def write_report(path: Path, summary: dict, report: dict, lava_report: dict | No
     q = pipe.quant_report.to_dict()
     lines = [
         "# mlf-deploy demo report", "",
-        f"**Verdict: {'every backend agreed within its tolerance' if summary['passed'] else 'SOME BACKEND DISAGREED'}.**",
+        f"**Verdict: {VERDICT[bool(summary['passed'])]}.**",
         "",
         "## What was built",
         f"- An MLF spiking DS-ResNet-{args['depth']} (widths {tuple(args['widths'])}, K={args['levels']} "

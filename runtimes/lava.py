@@ -22,7 +22,8 @@ import numpy as np
 
 from exporters.lava_import import import_lava
 from mlf_deploy.errors import UserError
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir import semantics as sem
+from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult
 
 
@@ -214,15 +215,6 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def _logits(graph, spikes, steps_t: int) -> np.ndarray:
-    ro = graph.readout
-    counts = sum(spikes[level].sum(axis=(0, 3, 4), dtype=np.int64)
-                 for s in ro.sources for level in graph.sender_levels(s))  # (B, C)
-    h, w = graph.nodes[ro.sources[0]].shape[1:]
-    acc = counts.astype(np.float64) @ np.asarray(ro.weight, dtype=np.float64).T  # exact integers
-    return acc * ro.scale / (steps_t * h * w) + np.asarray(ro.bias, dtype=np.float64)
-
-
 def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> RunResult:
     """Run ``graph`` on Lava; ``x`` is ``(B, C, H, W)`` images or ``(T, B, C, H, W)`` events.
 
@@ -236,11 +228,11 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> 
 
     check_lava(graph)
     frames = prepare_input(graph, x)
-    steps_t = frames.shape[0]
     backend = ("lava-fixed" if graph.numeric == "int" else "lava-float") + \
         ("-graded" if graph.graded else "")
     parts = []
     for i in range(0, frames.shape[1], max(1, samples_per_run)):
         spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states)
-        parts.append(RunResult(backend, graph.numeric, spikes, states, _logits(graph, spikes, steps_t)))
+        parts.append(RunResult(backend, graph.numeric, spikes, states,
+                               sem.readout_logits(graph, spikes)))
     return parts[0] if len(parts) == 1 else RunResult.concat(parts)

@@ -17,7 +17,8 @@ import onnxruntime as ort
 from exporters.onnx import FORMAT, export_onnx
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir import semantics as sem
+from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.ir.serialize import graph_checksum
 from mlf_deploy.results import RunResult
 
@@ -139,9 +140,7 @@ class OnnxRunner:
         else:
             out, acc, overflow = self._stream(frames)
         layers = json.loads(self.meta["overflow_layers"])
-        logits = out["logits"] if acc is None else (
-            acc * float(self.meta["readout_scale"]) / int(self.meta["readout_norm"])
-            + np.asarray(json.loads(self.meta["readout_bias"]), np.float64))
+        logits = out["logits"] if acc is None else sem.logits_from_accumulator(self.graph, acc)
         counts = {} if overflow is None else {n: int(c) for n, c in zip(layers, overflow) if c}
         return RunResult(self.backend, self.graph.numeric,
                          {p: out[f"s/{p}"] for p in self.pops if f"s/{p}" in out},

@@ -15,16 +15,11 @@ from mlf_deploy.data import input_kind, load_split, model_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
+from mlf_deploy.ir.semantics import input_normalisation
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
 from mlf_deploy.quantization import QuantizationReport, quantize
 from mlf_deploy.training import weights_sha256
-
-
-def check_weight_bits(bits: int) -> int:
-    if not isinstance(bits, int) or not 2 <= bits <= 16:
-        raise UserError(f"--weight-bits must be an integer from 2 to 16 (Loihi takes up to 8), got {bits}")
-    return bits
 
 
 def check_spikes(spikes: str) -> str:
@@ -45,12 +40,12 @@ class Pipeline:
     model: DSResNet
     ckpt: dict
     graph_float: Graph
+    graph_int: Graph
+    quant_report: QuantizationReport
     input_max: float | None
     weight_bits: int
     data_dir: str | None = None
-    graph_int: Graph | None = None
-    quant_report: QuantizationReport | None = None
-    onnx_file: tuple | None = None  # (path, numeric): run that onnx backend from an exported file
+    onnx_file: tuple | None = None  # (path, numeric, spikes): run that onnx backend from a file
     _splits: dict = field(default_factory=dict)
     _graded: dict = field(default_factory=dict)
 
@@ -94,7 +89,8 @@ class Pipeline:
         return graph
 
     def use_onnx_file(self, path) -> str:
-        """Run the onnx backend of the file's numeric type from ``path``; returns that backend."""
+        """Run the onnx backend of the file's numeric type and lowering from ``path``; returns
+        that backend's name."""
         from runtimes.onnx import check_model_matches, load_onnx
         model = load_onnx(path)
         meta = {p.key: p.value for p in model.metadata_props}
@@ -102,9 +98,10 @@ class Pipeline:
         if numeric not in ("float", "int"):
             raise UserError(f"{path} is not an mlf-deploy ONNX export; export it with "
                             "`mlf-deploy export --to onnx`")
-        check_model_matches(model, self.graph_int if numeric == "int" else self.graph_float, str(path))
-        self.onnx_file = (str(path), numeric)
-        return f"onnx-{numeric}"
+        spikes = meta.get("spikes", "binary")
+        check_model_matches(model, self.graph(numeric, check_spikes(spikes)), str(path))
+        self.onnx_file = (str(path), numeric, spikes)
+        return f"onnx-{numeric}" + ("-graded" if spikes == "graded" else "")
 
     def data(self, split: str = "test", samples: int | None = None):
         """``(x, y)``: the first ``samples`` of a split, ``x`` in the model's input layout."""
@@ -116,11 +113,10 @@ class Pipeline:
 
 def load_pipeline(ckpt_path, weight_bits: int = 8, data_dir: str | None = None) -> Pipeline:
     """Load a checkpoint, lower it and quantize it to ``weight_bits``."""
-    check_weight_bits(weight_bits)
     model, ckpt = load_model(ckpt_path)
     spec = ckpt["dataset"]
-    pipe = Pipeline(str(ckpt_path), model, ckpt, None, None, weight_bits, data_dir)  # type: ignore[arg-type]
-    x_train, _ = pipe.split("train")
+    train_split = load_split(spec, "train", data_dir)
+    x_train = train_split[0]
     if len(x_train) == 0:
         raise UserError(f"the training split of dataset {spec.get('name')!r} is empty")
     events = input_kind(spec) == "events"
@@ -128,25 +124,21 @@ def load_pipeline(ckpt_path, weight_bits: int = 8, data_dir: str | None = None) 
     timesteps = x_train.shape[1] if events else None
     graph = lower(model, shape, "events" if events else "static", timesteps)
     # Ties exported files to the weights they came from (verify --graph checks it).
-    pipe.graph_float = Graph(graph.nodes, graph.numeric,
-                             {**graph.metadata, "model_sha256": weights_sha256(model)})
-    pipe.input_max = _input_max(pipe.graph_float, x_train, events)
-    pipe.graph_int, pipe.quant_report = quantize(pipe.graph_float, weight_bits, input_max=pipe.input_max)
-    return pipe
-
-
-def quantize_for(pipe: Pipeline, weight_bits: int) -> Graph:
-    """The pipeline's float graph quantized to another weight width."""
-    return quantize(pipe.graph_float, check_weight_bits(weight_bits), input_max=pipe.input_max)[0]
+    graph_float = Graph(graph.nodes, graph.numeric,
+                        {**graph.metadata, "model_sha256": weights_sha256(model)})
+    input_max = _input_max(graph_float, x_train, events)
+    graph_int, report = quantize(graph_float, weight_bits, input_max=input_max)
+    return Pipeline(str(ckpt_path), model, ckpt, graph_float, graph_int, report, input_max,
+                    weight_bits, data_dir, _splits={"train": train_split})
 
 
 def _input_max(graph: Graph, x_train: torch.Tensor, events: bool) -> float | None:
     """Largest |value| the Input delivers over the training split (after the optional input
     normalisation); None for raw event counts, which are integers already."""
-    if "input_gain" not in graph.metadata:
+    norm = input_normalisation(graph)
+    if norm is None:
         return None if events else float(x_train.abs().max())
     dims = (0, 1, 3, 4) if events else (0, 2, 3)
     lo, hi = x_train.amin(dim=dims).double(), x_train.amax(dim=dims).double()
-    gain = torch.tensor(graph.metadata["input_gain"], dtype=torch.float64)
-    offset = torch.tensor(graph.metadata["input_offset"], dtype=torch.float64)
+    gain, offset = (torch.from_numpy(a.reshape(-1)) for a in norm)
     return float(torch.maximum((lo * gain + offset).abs(), (hi * gain + offset).abs()).max())

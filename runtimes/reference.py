@@ -19,20 +19,13 @@ import torch.nn.functional as F
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
-from mlf_deploy.ir.inputs import prepare_input
-from mlf_deploy.quantization.rules import STATE_BITS, V_MAX
+from mlf_deploy.ir import semantics as sem
+from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult
-
-U_WRAP = 2 ** STATE_BITS
 
 
 class StateOverflow(UserError):
     """A 24-bit limit was hit in a strict integer run."""
-
-
-def _shift(x: torch.Tensor, exp: int) -> torch.Tensor:
-    """``x << exp``, or an arithmetic (floor) right shift for negative ``exp``, as Lava's Dense."""
-    return x * 2.0 ** exp if exp >= 0 else torch.floor(x / 2.0 ** -exp)
 
 
 def _project(p, src: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -54,21 +47,12 @@ class ReferenceSimulator:
         self.groups = {layer.name: self._group(layer) for layer in graph.layers}
 
     def _group(self, layer):
-        """Projections into ``layer`` with identical weights, as (projection, [sources], weight).
-
-        The fan-in of a residual stage repeats one weight tensor per source population; summing
-        those sources first and convolving once is exact (linear, integer-valued) unless a negative
-        weight exponent floors each projection separately. In int graphs a group whose every
-        partial sum is an integer below 2^24 in magnitude (``sum |W| * max |source|``) runs in
-        float32, which represents all of them exactly whatever the summation order."""
-        groups: dict = {}
-        for p in self.graph.projections_into(layer.name):
-            key = (p.kind, p.weight.shape, p.weight.tobytes(), tuple(p.stride), tuple(p.padding))
-            if self.integer and layer.weight_exp < 0:
-                key = (p.name,)
-            groups.setdefault(key, (p, []))[1].append(p.source)
+        """:func:`~mlf_deploy.ir.semantics.projection_groups` with each group's weight tensor. In
+        int graphs a group whose every partial sum is an integer below 2^24 in magnitude
+        (``sum |W| * max |source|``) runs in float32, which represents all of them exactly
+        whatever the summation order."""
         out = []
-        for p, sources in groups.values():
+        for p, sources in sem.projection_groups(self.graph, layer):
             w = np.asarray(p.weight, dtype=np.float64)
             dtype = torch.float64
             if self.integer:
@@ -105,7 +89,7 @@ class ReferenceSimulator:
                     src = src + values[other]
                 a = _project(p, src, w).to(torch.float64)
                 if self.integer:
-                    a = _shift(a, layer.weight_exp)
+                    a = sem.shift(a, layer.weight_exp)
                 current = a if current is None else current + a
             current = current.view(steps, batch, *current.shape[1:])
             pops = g.levels_of(layer.name)
@@ -122,7 +106,7 @@ class ReferenceSimulator:
                 spikes[pop.name] = s[:, k].to(torch.uint8).numpy()
                 if self.record_states:
                     states[pop.name] = (v[:, k].to(torch.int64) if self.integer else v[:, k]).numpy()
-        logits = self._readout(values, steps, batch)
+        logits = sem.readout_logits(g, spikes)
         return RunResult(self.backend, g.numeric, spikes, states, logits, overflow)
 
     def _dynamics(self, layer, pops, current):
@@ -134,45 +118,31 @@ class ReferenceSimulator:
         rho = torch.tensor([p.v_retention for p in pops], dtype=torch.float64).view_as(th)
         overflow = 0
         if self.integer:
-            bias = bias * 2.0 ** layer.bias_exp
-            th = th * 64
-            retention = torch.round(rho * 4096)
-            u = current * 64
-            wrapped = (u > 2 ** 23) | (u <= -2 ** 23)
-            overflow += int(wrapped.sum())
-            u = torch.where(u > 2 ** 23, u - U_WRAP, torch.where(u <= -2 ** 23, u + U_WRAP, u))
-            current = u
+            bias = sem.shift(bias, layer.bias_exp)
+            th = sem.membrane_threshold(th, True)
+            retention = torch.tensor([sem.retention_mant(p.v_retention) for p in pops],
+                                     dtype=torch.float64).view_as(th)
+            u = current * sem.MEMBRANE_GAIN
+            overflow += int(sem.overflows(u).sum())
+            current = sem.wrap_state(u) + bias
         v = torch.zeros((len(pops), *current.shape[1:]), dtype=torch.float64)
         out_s = torch.empty((steps, *v.shape), dtype=torch.bool)
         out_v = torch.empty((steps, *v.shape), dtype=torch.float64) if self.record_states else None
         for t in range(steps):
             if self.integer:
-                v = torch.trunc(v * retention / 4096) + current[t] + bias
-                clipped = v.abs() > V_MAX
+                v = sem.int_membrane(v, current[t], retention, torch.trunc)
+                clipped = v.abs() > sem.V_MAX
                 if clipped.any():
                     overflow += int(clipped.sum())
-                    v = v.clamp(-V_MAX, V_MAX)
+                    v = v.clamp(-sem.V_MAX, sem.V_MAX)
             else:
-                v = rho * v + current[t] + bias
+                v = sem.float_membrane(v, current[t], bias, rho)
             s = v > th
             v = torch.where(s, torch.zeros((), dtype=v.dtype), v)
             out_s[t] = s
             if out_v is not None:
                 out_v[t] = v
         return out_s, out_v, overflow
-
-    def _readout(self, values, steps, batch) -> np.ndarray:
-        ro = self.graph.readout
-        counts = None
-        for src in ro.sources:
-            s = values[src].view(steps, batch, *values[src].shape[1:]).to(torch.float64)
-            c = s.sum(dim=(0, 3, 4))  # (B, C): spikes over time and space
-            counts = c if counts is None else counts + c
-        w = torch.from_numpy(np.asarray(ro.weight, dtype=np.float64))
-        acc = counts @ w.T  # exact integers in int graphs
-        h, wd = self.graph.nodes[ro.sources[0]].shape[1:]
-        logits = acc * ro.scale / (steps * h * wd) + torch.from_numpy(ro.bias.astype(np.float64))
-        return logits.numpy()
 
 
 def run_reference(graph: Graph, x, strict: bool = False, record_states: bool = True,

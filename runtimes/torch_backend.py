@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import torch
 
+from mlf_deploy.ir.semantics import population_name
 from mlf_deploy.models import DSResNet
 from mlf_deploy.results import RunResult
 
@@ -15,7 +16,7 @@ from mlf_deploy.results import RunResult
 def run_torch(model: DSResNet, x: torch.Tensor, batch_size: int = 256,
               record_states: bool = True, dtype=torch.float64) -> RunResult:
     """Run ``model`` (eval mode) on raw input ``x`` and record every MLF level as a population named
-    like the lowering names it (``f"{layer}/L{k}"``).
+    like the lowering names it (:func:`mlf_deploy.ir.semantics.population_name`).
 
     By default a float64 copy of the model runs: the graph backends compute in float64 too, so the
     comparison measures the deployment (folding, lowering, quantization) rather than float32
@@ -32,9 +33,9 @@ def run_torch(model: DSResNet, x: torch.Tensor, batch_size: int = 256,
             spikes, states = {}, {}
             for layer, rec in model.activity().items():
                 for k in range(rec["spikes"].shape[0]):
-                    spikes[f"{layer}/L{k}"] = rec["spikes"][k].numpy()
+                    spikes[population_name(layer, k)] = rec["spikes"][k].numpy()
                     if record_states:
-                        states[f"{layer}/L{k}"] = rec["state"][k].numpy()
+                        states[population_name(layer, k)] = rec["state"][k].numpy()
             parts.append(RunResult("torch", "float", spikes, states,
                                    logits.double().numpy().astype(np.float64)))
     finally:

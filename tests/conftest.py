@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from mlf_deploy.checkpoint import save_checkpoint
+from mlf_deploy.data import dataset_spec
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import TdBatchNorm, ds_resnet
 from mlf_deploy.quantization import quantize
@@ -41,6 +43,26 @@ def make_graphs(model, in_channels=1, in_hw=(8, 8), events=False, weight_bits=8)
     g = lower(model, (in_channels, *in_hw), "events" if events else "static")
     q, _ = quantize(g, weight_bits, input_max=None if events else 2.0)
     return g, q
+
+
+TINY_ARGS = dict(depth=8, widths=(4, 8, 8), in_channels=1, num_classes=10, levels=3, timesteps=4,
+                 variant="ds")
+
+
+def write_checkpoint(path, seed=0, **changes):
+    """A checkpoint of :func:`make_model` on the embedded digits data; ``changes`` replace entries."""
+    model = make_model(seed=seed)
+    ckpt = {"model_args": dict(TINY_ARGS), "state_dict": model.state_dict(),
+            "dataset": dataset_spec("digits", seed=0), "config": {}, "metrics": {}, "epoch": 0}
+    ckpt.update(changes)
+    save_checkpoint(path, ckpt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny checkpoint shared by the tests of one module (the CLI reads it, never changes it)."""
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoint.pt")
 
 
 @pytest.fixture

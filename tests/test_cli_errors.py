@@ -6,28 +6,9 @@ import os
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import TINY_ARGS, write_checkpoint
 
 from cli import main
-from conftest import make_model
-from mlf_deploy.checkpoint import save_checkpoint
-from mlf_deploy.data import dataset_spec
-
-ARGS = dict(depth=8, widths=(4, 8, 8), in_channels=1, num_classes=10, levels=3, timesteps=4,
-            variant="ds")
-
-
-def write_ckpt(path, seed=0, **changes):
-    model = make_model(seed=seed)
-    ckpt = {"model_args": dict(ARGS), "state_dict": model.state_dict(),
-            "dataset": dataset_spec("digits", seed=0), "config": {}, "metrics": {}, "epoch": 0}
-    ckpt.update(changes)
-    save_checkpoint(path, ckpt)
-    return path
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return write_ckpt(tmp_path_factory.mktemp("ck") / "checkpoint.pt")
 
 
 def run(*args):
@@ -57,7 +38,7 @@ def test_bad_checkpoints(tmp_path, ckpt, cmd):
     truncated.write_bytes(ckpt.read_bytes()[:1000])
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    mismatched = write_ckpt(tmp_path / "mismatch.pt", model_args={**ARGS, "widths": (8, 8, 8)})
+    mismatched = write_checkpoint(tmp_path / "mismatch.pt", model_args={**TINY_ARGS, "widths": (8, 8, 8)})
     (tmp_path / "text.pt").write_text("not a checkpoint")
     for path, fragment in [(truncated, "not a readable"), (foreign, "not an mlf-deploy checkpoint"),
                            (mismatched, "do not match the stored weights"),
@@ -115,7 +96,7 @@ def test_tampered_truncated_and_foreign_graph_files(tmp_path, ckpt):
     tampered = bytearray(raw)
     tampered[len(raw) // 2] ^= 0xFF
     (tmp_path / "tampered.mlfg").write_bytes(bytes(tampered))
-    other = write_ckpt(tmp_path / "other.pt", seed=5)
+    other = write_checkpoint(tmp_path / "other.pt", seed=5)
     assert run("export", other, "-o", tmp_path / "other.mlfg").exit_code == 0
     for name, fragment in [("trunc.mlfg", "checksum"), ("tampered.mlfg", "checksum"),
                            ("other.mlfg", "another model")]:
@@ -125,7 +106,7 @@ def test_tampered_truncated_and_foreign_graph_files(tmp_path, ckpt):
 
 
 def test_onnx_file_from_another_model(tmp_path, ckpt):
-    other = write_ckpt(tmp_path / "other.pt", seed=5)
+    other = write_checkpoint(tmp_path / "other.pt", seed=5)
     assert run("export", other, "--to", "onnx", "-o", tmp_path / "other.onnx").exit_code == 0
     one_error(run("verify", ckpt, "--onnx", tmp_path / "other.onnx", "--samples", "2"),
               "another graph")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlf_deploy.data import (DATASETS, dataset_spec, input_kind, load_split, model_input)
+from mlf_deploy.data import DATASETS, dataset_spec, input_kind, load_split, model_input
 from mlf_deploy.data.events import EVENT_DTYPE, digits_event_streams
 from mlf_deploy.errors import UserError
 

@@ -7,11 +7,19 @@ import itertools
 
 import numpy as np
 import pytest
-
 from conftest import make_graphs, make_model, sample_input
-from mlf_deploy.energy import (PRESETS, EnergyModel, ann_macs, conv_fanout, estimate,
-                               projection_synops, worst_case_result)
+
+from mlf_deploy.energy import (
+    PRESETS,
+    EnergyModel,
+    ann_macs,
+    conv_fanout,
+    estimate,
+    projection_synops,
+    worst_case_result,
+)
 from mlf_deploy.energy import models as em
+from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
 from mlf_deploy.results import RunResult
 from runtimes.reference import run_reference
@@ -161,7 +169,8 @@ def test_energy_models_cited_and_custom():
     mine = EnergyModel("mine", 1.0, 0.5, note="test")
     br = estimate(g, worst_case_result(g), models=[mine])
     assert set(br.energy_pj) == {"mine"}
-    assert br.energy_pj["mine"] == pytest.approx(196 * 1.0 + (216 + 27 * 2 * 4) * 0.5)  # B: 27 positions x 2 steps x 4 classes
+    # B: 27 positions x 2 steps x 4 classes
+    assert br.energy_pj["mine"] == pytest.approx(196 * 1.0 + (216 + 27 * 2 * 4) * 0.5)
     loihi = estimate(g, worst_case_result(g), models={"l": PRESETS["loihi1-proxy"]})
     assert loihi.ann_energy_pj["loihi1-proxy"] is None
     updates = 2 * (2 * 18 + 27)  # every neuron (each level LIF) at each step, all active
@@ -178,7 +187,7 @@ def test_event_input_counted_as_acs():
     fan = conv_fanout(stem.weight.shape, qgraph.input.shape, stem.stride, stem.padding)
     want = sum(float((x[t, b].numpy() * fan).sum()) for t in range(x.shape[0]) for b in range(2)) / 2
     assert br.input_acs_per_inference == pytest.approx(want)
-    with pytest.raises(Exception, match="needs the input frames"):
+    with pytest.raises(UserError, match="needs the input frames"):
         estimate(qgraph, run_reference(qgraph, x, record_states=False))
 
 
@@ -199,5 +208,5 @@ def test_breakdown_is_consistent_and_json_ready():
     assert double.synops_per_inference == pytest.approx(br.synops_per_inference)
     t_mismatch = dataclasses.replace(q.input, timesteps=2)
     g2 = Graph({**q.nodes, "input": t_mismatch}, "int", q.metadata)
-    with pytest.raises(Exception, match="timesteps"):
+    with pytest.raises(UserError, match="timesteps"):
         estimate(g2, run_reference(q, x, record_states=False))

@@ -9,22 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from conftest import make_model
-from mlf_deploy.checkpoint import save_checkpoint
-from mlf_deploy.data import dataset_spec
-
-ARGS = dict(depth=8, widths=(4, 8, 8), in_channels=1, num_classes=10, levels=3, timesteps=4,
-            variant="ds")
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    model = make_model(**{k: v for k, v in ARGS.items() if k != "depth"}, depth=8)
-    save_checkpoint(path, {"model_args": ARGS, "state_dict": model.state_dict(),
-                           "dataset": dataset_spec("digits", seed=0), "config": {}, "metrics": {},
-                           "epoch": 0})
-    return str(path)
 
 
 def _invoke(*args):

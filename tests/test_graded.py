@@ -11,8 +11,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from conftest import make_graphs, make_model, sample_input
+
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded, with_spikes
 from mlf_deploy.ir import GradedPopulation, Population, load_graph, save_graph

@@ -8,21 +8,20 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import make_graphs, make_model, sample_input
 
 from cli import main
-from conftest import make_graphs, make_model, sample_input
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.hardware.resources import compare_forms, form_resources
 from mlf_deploy.ir import load_graph
 from runtimes.reference import run_reference
-from test_energy_cli import ckpt  # noqa: F401  (the tiny checkpoint fixture)
 
 
 def _invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def test_export_graded_ir_and_onnx(ckpt, tmp_path):  # noqa: F811
+def test_export_graded_ir_and_onnx(ckpt, tmp_path):
     res = _invoke("export", ckpt, "--to", "ir", "--spikes", "graded", "-o", tmp_path / "g.mlfg", "--json")
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout.strip().splitlines()[-1])
@@ -34,13 +33,13 @@ def test_export_graded_ir_and_onnx(ckpt, tmp_path):  # noqa: F811
     assert res.exit_code == 0 and "int graded graph" in res.stdout
 
 
-def test_bad_spikes_value_is_one_line(ckpt, tmp_path):  # noqa: F811
+def test_bad_spikes_value_is_one_line(ckpt, tmp_path):
     res = CliRunner().invoke(main, ["export", ckpt, "--spikes", "ternary", "-o", str(tmp_path / "x")])
     assert res.exit_code == 2 and "ternary" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x").exists()
 
 
-def test_energy_graded_reports_both_forms(ckpt):  # noqa: F811
+def test_energy_graded_reports_both_forms(ckpt):
     res = _invoke("energy", ckpt, "--samples", 6, "--spikes", "graded", "--json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout.strip().splitlines()[-1])
@@ -56,7 +55,7 @@ def test_energy_graded_reports_both_forms(ckpt):  # noqa: F811
     assert same["forms"] == forms
 
 
-def test_evaluate_maps_the_chosen_form(ckpt):  # noqa: F811
+def test_evaluate_maps_the_chosen_form(ckpt):
     res = _invoke("evaluate", ckpt, "--weight-bits", "8", "--timesteps", "4", "--samples", 4,
                   "--spikes", "graded", "--json")
     assert res.exit_code == 0, res.output

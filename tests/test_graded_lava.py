@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import make_graphs, make_model, sample_input
+from test_graded import assert_equivalent
+
 from exporters.lava_import import lava_available
 from mlf_deploy.graded_lowering import to_graded
 from runtimes.reference import run_reference
-from test_graded import assert_equivalent
 
 pytestmark = [pytest.mark.lava,
               pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")]

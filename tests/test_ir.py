@@ -102,7 +102,7 @@ def test_pickled_arrays_are_refused(small_graphs, tmp_path):
     np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
     entries[key] = buf.getvalue()
     _rewrite(entries, tmp_path / "p.mlfg")
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="pickled objects, which are refused"):
         load_graph(tmp_path / "p.mlfg")
 
 

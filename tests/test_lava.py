@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import make_graphs, make_model, sample_input
+
 from exporters.lava_import import lava_available
 from mlf_deploy.quantization.rules import RuleViolation
 from runtimes.reference import run_reference
@@ -107,7 +107,7 @@ def test_failing_run_returns_with_clear_error():
 
 
 def test_stuck_run_is_killed_at_timeout(small_graphs):
-    from mlf_deploy.ir.inputs import prepare_input
+    from mlf_deploy.ir.semantics import prepare_input
     from runtimes.lava import LavaRunError, run_chunk
 
     _, graph = small_graphs

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import make_model, sample_input
 from torch import nn
 
-from conftest import make_model, sample_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.lowering import fold_conv_bn, lower
 from runtimes.reference import run_reference

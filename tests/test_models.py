@@ -1,4 +1,4 @@
-"""DS-ResNet construction and tdBN semantics (reference/paper.md sections 1b and 2)."""
+"""DS-ResNet construction and tdBN semantics (docs/references.md §1)."""
 
 import math
 
@@ -23,7 +23,7 @@ def n_params(model):
     ("cifar10", 4_327_754), ("dvs_gesture", 272_395), ("cifar10_dvs", 696_330),
 ])
 def test_preset_parameter_counts(name, count):
-    # the counts the paper's code gives (reference/paper.md section 2), BN affine included
+    # the counts the paper's code gives (docs/references.md §1), BN affine included
     assert n_params(preset(name)) == count
     assert n_params(preset(name, variant="plain")) == count
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from mlf_deploy import neuron
 from mlf_deploy.neuron import MLF, MLFParameters, MLFState, initial_state, mlf_step
+
 try:  # tests/ is a rootdir-less folder today; keep working if it becomes a package
     from oracle import mlf_loop
 except ImportError:
@@ -165,7 +166,7 @@ def test_float64(case, seed, chunk):
     (3.0, [3, 3, 3, 3]),
 ])
 def test_paper_sanity_sequence(x, expected):
-    # reference/paper.md section 1: T=4, constant input, default K=3 neuron
+    # docs/references.md §1: T=4, constant input, default K=3 neuron
     xs = torch.full((4, 1), x)
     expected = torch.tensor(expected, dtype=torch.float32)
     assert torch.equal(MLF()(xs)[:, 0], expected)

@@ -11,14 +11,14 @@ import os
 import numpy as np
 import onnx
 import pytest
+from conftest import make_graphs, make_model, sample_input
 from onnx import helper
 
-from conftest import make_graphs, make_model, sample_input
 from exporters.onnx import export_onnx, save_onnx
 from exporters.onnx_ops import EXACT, int_bounds
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir.semantics import prepare_input
 from runtimes.onnx import OnnxRunner, run_onnx, run_onnx_file
 from runtimes.reference import run_reference
 

@@ -5,13 +5,18 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_graphs, make_model, sample_input
+
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
 from mlf_deploy.quantization import dequantize_state, quantize
-from mlf_deploy.quantization.rules import (LOIHI_RULES, REPRESENTABILITY_RULES, RuleViolation,
-                                           check_rules, find_violations)
+from mlf_deploy.quantization.rules import (
+    LOIHI_RULES,
+    REPRESENTABILITY_RULES,
+    RuleViolation,
+    check_rules,
+    find_violations,
+)
 from runtimes.reference import run_reference
 
 

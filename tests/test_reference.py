@@ -5,11 +5,11 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from conftest import make_graphs, make_model, sample_input
 from equivalence.naive_int import run_naive
+
 from mlf_deploy.ir import Graph
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir.semantics import prepare_input
 from runtimes.reference import StateOverflow, run_reference
 
 

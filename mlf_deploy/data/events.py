@@ -7,8 +7,8 @@ Events are tonic-style structured arrays with fields ``(x, y, t, p)`` (``t`` in 
 from __future__ import annotations
 
 import numpy as np
-import torch
 import tonic.transforms as tt
+import torch
 
 from mlf_deploy.data import static
 from mlf_deploy.errors import UserError

@@ -2,7 +2,7 @@
 
 Offline, tonic would try to download a missing set (and hang or fail deep inside urllib), so the
 files tonic's ``_check_exists`` looks for are checked first and a missing one is one UserError.
-Preprocessing follows paper.md section 4: clip to the first ``timesteps * window_us`` of a
+Preprocessing follows the paper's code (docs/references.md §1): clip to the first ``timesteps * window_us`` of a
 recording, integer-downsample space, count events per polarity per frame. Counts are kept as
 they are (the reference code's int8 accumulator, which wraps above 127, is not reproduced).
 """

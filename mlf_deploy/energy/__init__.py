@@ -1,4 +1,4 @@
-"""SynOps and energy per inference of a deployment graph from a measured run (issue 7).
+"""SynOps and energy per inference of a deployment graph from a measured run.
 
 Counting (:mod:`.counting`) is exact and graded: every spike of every level population costs its
 fan-out, borders included. Pricing (:mod:`.breakdown`) uses named, cited per-op constants
@@ -7,8 +7,14 @@ comes in as data.
 """
 
 from mlf_deploy.energy.breakdown import EnergyBreakdown, LayerEnergy, estimate, worst_case_result
-from mlf_deploy.energy.counting import (ann_macs, conv_fanout, input_ops, projection_fanout,
-                                        projection_synops, readout_synops)
+from mlf_deploy.energy.counting import (
+                                        ann_macs,
+                                        conv_fanout,
+                                        input_ops,
+                                        projection_fanout,
+                                        projection_synops,
+                                        readout_synops,
+)
 from mlf_deploy.energy.models import PRESETS, EnergyModel
 
 __all__ = ["EnergyBreakdown", "LayerEnergy", "estimate", "worst_case_result", "ann_macs",

@@ -5,7 +5,7 @@ r"""Energy per inference of a deployment graph from a measured run, against the 
     + E_\text{n}\,U_\text{inactive} + E_\text{n,active}\,U_\text{active},
     \qquad E_\text{ANN} = E_\text{MAC}\,\text{MACs}_\text{ANN}
 
-(ecosystem.md §4.1; Horowitz ISSCC 2014). Counts are per inference: totals over the run divided by
+(docs/references.md §4; Horowitz ISSCC 2014). Counts are per inference: totals over the run divided by
 its batch size. Neuron updates count every level LIF at every timestep; a neuron is *active* in a
 step when it fires. A neuron position of a layer is *dormant* when none of its K levels fires at
 any timestep on any sample of the run (the paper's dormant units).
@@ -17,8 +17,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mlf_deploy.energy.counting import (ann_macs, input_ops, projection_synops, readout_synops,
-                                        spike_counts)
+from mlf_deploy.energy.counting import (
+    ann_macs,
+    input_ops,
+    projection_synops,
+    readout_synops,
+    spike_counts,
+)
 from mlf_deploy.energy.models import PRESETS, EnergyModel
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph

@@ -9,7 +9,7 @@ every output position whose receptive field holds ``(h, w)``, borders included (
 
 with ``n_s`` the spike count of the source over time and batch and ``F_p`` the exact fan-out map.
 Graded MLF activity is counted by spike count: each of the K level populations is its own source,
-so a neuron firing at level 3 costs 3x its fan-out, never binarised (ecosystem.md §0.6).
+so a neuron firing at level 3 costs 3x its fan-out, never binarised (docs/references.md §5).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Projection
-from mlf_deploy.ir.inputs import prepare_input
+from mlf_deploy.ir.semantics import conv_output_size, prepare_input, real_valued_input, weight_key
 from mlf_deploy.results import RunResult
 
 
@@ -51,7 +51,7 @@ def _fanout(weight_shape, in_shape, stride, padding, mask):
     c_out, c_in, kh, kw = weight_shape
     _, h, w = in_shape
     (sh, sw), (ph, pw) = stride, padding
-    h_out, w_out = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    h_out, w_out = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     kernel = torch.ones(weight_shape, dtype=torch.float64) if mask is None else \
         torch.from_numpy(np.asarray(mask, dtype=np.float64))
     # output_padding recovers input rows/cols past the last stride step (they reach nothing)
@@ -118,7 +118,7 @@ def input_ops(graph: Graph, x=None, skip_zero_weights: bool = False) -> tuple[st
     g_in = graph.input
     projections = [p for p in graph.projections if p.source == g_in.name]
     fans = [projection_fanout(graph, p, skip_zero_weights) for p in projections]
-    if g_in.encoding == "static" or "input_gain" in graph.metadata:
+    if real_valued_input(graph):
         return "mac", float(g_in.timesteps * sum(int(f.sum()) for f in fans))
     if x is None:
         raise UserError("counting the input ACs of an event graph needs the input frames")
@@ -137,8 +137,7 @@ def unique_convs(graph: Graph, layer: str) -> list[Projection]:
     """
     seen, out = set(), []
     for p in graph.projections_into(layer):
-        w = np.asarray(p.weight)
-        key = (p.kind, w.shape, w.tobytes(), tuple(p.stride), tuple(p.padding))
+        key = weight_key(p)
         if key in seen or _is_identity(p):
             continue
         seen.add(key)

@@ -1,6 +1,6 @@
 """Per-operation energy constants, each with its source, and the :class:`EnergyModel` that holds them.
 
-Sources (shared/reference/ecosystem.md §4):
+Sources (docs/references.md §4 and §6):
 
 * [C1] M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014, 45 nm,
   as encoded in SpikingJelly ``op_counter/compute_energy.py`` (``fp32()``, ``int8()``) and the syops

@@ -19,8 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from mlf_deploy.energy.counting import conv_fanout
-from mlf_deploy.ir import Graph
+from mlf_deploy.hardware.paths import pipeline_depth
+from mlf_deploy.hardware.rules import HARDWARE_RULES, check_mapping
 from mlf_deploy.hardware.target import LOIHI2, Target
+from mlf_deploy.ir import Graph
+from mlf_deploy.ir.semantics import weight_key
 
 
 @dataclass
@@ -101,7 +104,8 @@ def _reach(lo_out, hi_out, size, k, s, p) -> int:
     return len({o * s - p + i for o in range(lo_out, hi_out) for i in range(k)} & set(range(size)))
 
 
-def _bits(graph, p, target):
+def _bits(p, target):
+    """A float graph's projections are mapped at the target's weight width."""
     return p.weight_bits or target.weight_bits
 
 
@@ -128,16 +132,16 @@ class _LayerCost:
         self.taps = [_taps(g, (self.h, self.w)) for g in self.geos]
         groups = {}
         for p, g in zip(self.projections, self.geos):
-            groups.setdefault((p.weight.tobytes(), p.weight.shape), (p, g))
+            groups.setdefault(weight_key(p), (p, g))
         self.unique = list(groups.values())
 
     def chunk(self, r0, r1, cc):
         neurons = self.k * cc * (r1 - r0) * self.w
         if self.target.weight_sharing:
-            mem = sum(cc * g[0] * g[3] * g[4] * _bits(self.graph, p, self.target) / 8
+            mem = sum(cc * g[0] * g[3] * g[4] * _bits(p, self.target) / 8
                       for p, g in self.unique)
         else:
-            mem = sum(self.k * cc * g[0] * t[r0:r1].sum() * _bits(self.graph, p, self.target) / 8
+            mem = sum(self.k * cc * g[0] * t[r0:r1].sum() * _bits(p, self.target) / 8
                       for p, g, t in zip(self.projections, self.geos, self.taps))
         axons = sum(g[0] * _reach(r0, r1, g[1], g[3], g[5][0], g[6][0])
                     * _reach(0, self.w, g[2], g[4], g[5][1], g[6][1]) for g in self.geos)
@@ -183,21 +187,6 @@ def _place(cost: _LayerCost, name: str, cap=None):
     return build(1, cc), 1, even(c, cc), binding
 
 
-def layer_depths(graph: Graph) -> dict:
-    """Layer -> layers along the longest path from the input (the stem is 1)."""
-    depth = {}
-    for layer in graph.layers:
-        src = [0 if p.source == graph.input.name else depth[graph.nodes[p.source].layer]
-               for p in graph.projections_into(layer.name)]
-        depth[layer.name] = 1 + max(src)
-    return depth
-
-
-def pipeline_depth(graph: Graph) -> int:
-    depth = layer_depths(graph)
-    return max(depth[graph.nodes[s].layer] for s in graph.readout.sources)
-
-
 def _fan_out(graph: Graph, cores: list) -> None:
     """Count each core's output edges: (source neuron, destination core) pairs, the readout one."""
     by_layer = {}
@@ -217,9 +206,13 @@ def _fan_out(graph: Graph, cores: list) -> None:
                 if p.kind == "conv2d":
                     _, _, _, kh, _, stride, pad = _geometry(graph, p)
                     fan = conv_fanout((1, *p.weight.shape[1:]), layer.shape, stride, pad)[0]
-                    reads = lambda h: {o for o in range(t_rows) if 0 <= h + pad[0] - o * stride[0] < kh}
+                    def reads(h, t_rows=t_rows, pad=pad[0], stride=stride[0], kh=kh):
+                        return {o for o in range(t_rows) if 0 <= h + pad - o * stride < kh}
                 else:
-                    fan, reads = np.ones(layer.shape[1:]), lambda h: set(range(t_rows))
+                    fan = np.ones(layer.shape[1:])
+
+                    def reads(h, t_rows=t_rows):
+                        return set(range(t_rows))
                 live_cols = (fan > 0).sum(1)
                 for h in range(*core.rows):
                     outs = reads(h)
@@ -239,8 +232,6 @@ def map_graph(graph: Graph, target: Target = LOIHI2, rules=None) -> Mapping:
             target's weight bits and skips them).
         rules: the DRC rule list; default :data:`mlf_deploy.hardware.rules.HARDWARE_RULES`.
     """
-    from mlf_deploy.hardware.rules import HARDWARE_RULES, check_mapping
-
     costs = {layer.name: _LayerCost(graph, layer, target) for layer in graph.layers}
     caps, extra = {}, {}
     for _ in range(64):  # fan-out depends on the placement of the targets: shrink until it fits

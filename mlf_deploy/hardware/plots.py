@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure

@@ -1,12 +1,14 @@
 """Design rules of a mapping, as small named functions (as :mod:`mlf_deploy.quantization.rules`).
 
 Each rule takes ``(graph, mapping, target)`` and yields ``(node, message)`` per failure; the
-fixed-point rules of an int graph come from ``find_violations(graph, LOIHI_RULES)``.
+fixed-point rules of an int graph come from ``find_violations(graph, REPRESENTABILITY_RULES)``.
 """
 
 from __future__ import annotations
 
-from mlf_deploy.quantization.rules import LOIHI_RULES, find_violations
+from mlf_deploy.hardware.paths import layers_from_input
+from mlf_deploy.ir.semantics import STATE_BITS
+from mlf_deploy.quantization.rules import REPRESENTABILITY_RULES, find_violations
 
 
 def core_neurons_fit(graph, mapping, target):
@@ -41,10 +43,8 @@ def core_fan_out_fits(graph, mapping, target):
 
 def residual_delays_fit(graph, mapping, target):
     """Every synapse on the chip adds one step, so paths of different depth into one layer must be
-    aligned with synaptic delays on the shorter ones (ecosystem.md §0.2)."""
-    from mlf_deploy.hardware.mapping import layer_depths
-
-    depth = layer_depths(graph)
+    aligned with synaptic delays on the shorter ones (docs/references.md §2)."""
+    depth = layers_from_input(graph)
     for layer in graph.layers:
         src = [0 if p.source == graph.input.name else depth[graph.nodes[p.source].layer]
                for p in graph.projections_into(layer.name)]
@@ -66,8 +66,6 @@ def weights_fit_target(graph, mapping, target):
 
 
 def states_fit_target(graph, mapping, target):
-    from mlf_deploy.quantization.rules import STATE_BITS
-
     if graph.numeric == "int" and STATE_BITS > target.state_bits:
         yield graph.input.name, f"the int graph assumes {STATE_BITS}-bit states; the target has {target.state_bits}"
 
@@ -77,8 +75,10 @@ HARDWARE_RULES = [core_neurons_fit, core_memory_fits, core_fan_in_fits, core_fan
 
 
 def check_mapping(graph, mapping, target, rules=HARDWARE_RULES) -> list[tuple[str, str, str]]:
-    """``(rule name, node, message)`` for every failure, the fixed-point rules included."""
+    """``(rule name, node, message)`` for every failure, the fixed-point rules included; weight
+    and state widths are judged against ``target`` only (:func:`weights_fit_target`), so each
+    fact is reported once."""
     failures = [(rule.__name__, node, msg) for rule in rules for node, msg in rule(graph, mapping, target)]
     if graph.numeric == "int":
-        failures += find_violations(graph, LOIHI_RULES)
+        failures += find_violations(graph, REPRESENTABILITY_RULES)
     return failures

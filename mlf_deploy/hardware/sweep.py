@@ -10,15 +10,16 @@ finishes in ``T + depth - 1`` (also reported).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Callable
 
 import numpy as np
 
 from mlf_deploy.energy import estimate
 from mlf_deploy.errors import UserError
-from mlf_deploy.hardware.mapping import pipeline_depth
+from mlf_deploy.hardware.paths import pipeline_depth
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir import semantics as sem
 from mlf_deploy.quantization import quantize
 from mlf_deploy.results import RunResult
 
@@ -118,9 +119,6 @@ def truncate(graph: Graph, result: RunResult, shorter: Graph) -> RunResult:
     upper bound)."""
     steps = shorter.timesteps
     spikes = {k: v[:steps] for k, v in result.spikes.items()}
-    ro = shorter.readout
-    counts = sum(spikes[s].sum(axis=(0, 3, 4), dtype=np.float64) for s in ro.sources)
-    h, w = shorter.nodes[ro.sources[0]].shape[1:]
-    logits = counts @ np.asarray(ro.weight, np.float64).T * ro.scale / (steps * h * w) + ro.bias
+    logits = sem.readout_logits(shorter, spikes)
     return RunResult(result.backend, result.numeric, spikes,
                      {k: v[:steps] for k, v in result.states.items()}, logits, dict(result.overflow))

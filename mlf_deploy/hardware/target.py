@@ -1,6 +1,6 @@
 """A Loihi-2-like target: its limits as named parameters, each with where it comes from.
 
-Sources (shared/reference/ecosystem.md §4): [C2] Davies et al., IEEE Micro 2018 (Loihi 1);
+Sources (docs/references.md §3 and §6): [C2] Davies et al., IEEE Micro 2018 (Loihi 1);
 [C3] Intel Loihi 2 brief; [LV1]/[LV2] Lava ``bit_accurate_loihi`` LIF and Dense/DelaySparse models.
 """
 
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from mlf_deploy.ir.semantics import LOIHI_WEIGHT_BITS, MAX_DELAY, STATE_BITS
+
 # [C3] Loihi 2: 128 neuromorphic cores and up to 1 M (2^20) neurons per chip.
 LOIHI2_CORES = 128
 LOIHI2_NEURONS_PER_CHIP = 2 ** 20
-# derived, not published per core: 2^20 / 128 (ecosystem.md §4.3)
+# derived, not published per core: 2^20 / 128 (docs/references.md §3)
 LOIHI2_NEURONS_PER_CORE = LOIHI2_NEURONS_PER_CHIP // LOIHI2_CORES  # 8192
 # 192 KB per the Loihi 2 brief; one secondary page says 128 KB (Loihi 1's figure [C2]); unverified
 LOIHI2_SYNAPTIC_MEMORY_BYTES = 192 * 1024
@@ -19,11 +21,6 @@ LOIHI2_SYNAPTIC_MEMORY_BYTES = 192 * 1024
 # in our sources, so Loihi 1's are used as the proxy limits
 LOIHI1_FAN_IN_AXONS = 4096
 LOIHI1_FAN_OUT_AXONS = 4096
-# [LV2] 8-bit weight mantissas (plus weight_exp); [LV1] 24-bit u/v state
-LOIHI_WEIGHT_BITS = 8
-LOIHI_STATE_BITS = 24
-# Lava DelaySparse: 6-bit synaptic delay
-LOIHI2_MAX_DELAY = 63
 
 
 @dataclass(frozen=True)
@@ -43,8 +40,8 @@ class Target:
     fan_in_axons: int = LOIHI1_FAN_IN_AXONS
     fan_out_axons: int = LOIHI1_FAN_OUT_AXONS
     weight_bits: int = LOIHI_WEIGHT_BITS
-    state_bits: int = LOIHI_STATE_BITS
-    max_delay: int = LOIHI2_MAX_DELAY
+    state_bits: int = STATE_BITS
+    max_delay: int = MAX_DELAY
     weight_sharing: bool = False
     chips: int = 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlf_deploy.ir.nodes import GradedPopulation, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir.semantics import sender_levels
 
 SPIKE_FORMS = ("binary", "graded")
 
@@ -96,8 +97,7 @@ class Graph:
 
     def sender_levels(self, source: str) -> list[str]:
         """The level populations whose spikes sum to what ``source`` sends (its payload)."""
-        node = self.nodes[source]
-        return node.level_names() if isinstance(node, GradedPopulation) else [source]
+        return sender_levels(self, source)
 
     @property
     def projections(self) -> list[Projection]:

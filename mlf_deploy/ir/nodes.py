@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlf_deploy.ir.semantics import population_name
+
 
 @dataclass(frozen=True, eq=False)
 class Input:
@@ -75,11 +77,12 @@ class Population:
         v[t] = \mathrm{trunc}_0(v[t-1] \cdot r / 2^{12}) + 64\,a[t] + (b \ll e_b), \quad
         v \in [-(2^{23}-1), 2^{23}-1], \quad s[t] = v[t] > 64\,\vartheta, \quad v \leftarrow 0 \text{ if } s
 
-    with ``r = retention_mant`` (``round(rho * 4096)``; 1024 for rho = 0.25) and ``trunc_0`` rounding
-    toward zero. ``v[-1] = 0``. The recorded state of a step is ``v`` after the reset.
+    with ``r = round(rho * 4096)`` (:func:`mlf_deploy.ir.semantics.retention_mant`; 1024 for
+    rho = 0.25) and ``trunc_0`` rounding toward zero. ``v[-1] = 0``. The recorded state of a step is
+    ``v`` after the reset. The constants and this rule are code in :mod:`mlf_deploy.ir.semantics`.
     """
 
-    name: str  # f"{layer}/L{level}"
+    name: str  # semantics.population_name(layer, level)
     layer: str  # the Layer whose current this population receives
     level: int  # k = 0..K-1
     shape: tuple  # (C, H, W), same as the layer
@@ -117,7 +120,7 @@ class GradedPopulation:
         return max(1, int(self.levels).bit_length())
 
     def level_names(self) -> list[str]:
-        return [f"{self.layer}/L{k}" for k in range(self.levels)]
+        return [population_name(self.layer, k) for k in range(self.levels)]
 
     def level_views(self) -> list[Population]:
         """The K levels as binary-form populations (not graph nodes): thresholds, names, rules."""

@@ -121,6 +121,17 @@ def _payload(path) -> bytes:
     return data
 
 
+def _load_array(path, name: str, data: bytes) -> np.ndarray:
+    """A plain numeric array; an object array would need pickle, which could run code."""
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise UserError(f"{path}: {name} holds pickled objects, which are refused; export the "
+                        "graph again with mlf-deploy") from exc
+
+
 def load_graph(path) -> Graph:
     """Read a graph file; any corruption, tampering or foreign file is one UserError."""
     data = _payload(path)
@@ -135,7 +146,7 @@ def load_graph(path) -> Graph:
             arrays = {}
             for name in zf.namelist():
                 if name.startswith("arrays/") and name.endswith(".npy"):
-                    arrays[name[7:-4]] = np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
+                    arrays[name[7:-4]] = _load_array(path, name, zf.read(name))
     except UserError:
         raise
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error) as exc:

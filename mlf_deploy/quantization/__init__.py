@@ -20,10 +20,16 @@ import math
 import numpy as np
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir import Graph, Layer
+from mlf_deploy.ir.semantics import MEMBRANE_GAIN, dequantize_state, real_valued_input
 from mlf_deploy.quantization.report import QuantizationReport
-from mlf_deploy.quantization.rules import (BIAS_EXP_MAX, BIAS_MANT_MAX, REPRESENTABILITY_RULES,
-                                           WEIGHT_EXP_RANGE, check_rules)
+from mlf_deploy.quantization.rules import (
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    REPRESENTABILITY_RULES,
+    WEIGHT_EXP_RANGE,
+    check_rules,
+)
 
 __all__ = ["quantize", "QuantizationReport", "dequantize_state"]
 
@@ -73,8 +79,7 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
     if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
         raise UserError(f"weight bits must be an integer from 2 to 16, got {weight_bits}")
     inp = graph.input
-    has_gain = "input_gain" in graph.metadata
-    if inp.encoding == "static" or has_gain:
+    if real_valued_input(graph):
         if input_max is None or not input_max > 0:
             raise UserError("quantizing a graph with a real-valued input needs input_max > 0 "
                             "(the largest |input value|, e.g. from the training split)")
@@ -84,11 +89,9 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
         new_input = dataclasses.replace(inp, scale=1.0, value_bits=16)
     report = QuantizationReport(weight_bits=weight_bits)
     nodes = {new_input.name: new_input}
-    units = {}
     for node in graph.nodes.values():
         if isinstance(node, Layer):
-            nodes.update(_quantize_layer(graph, node, new_input, weight_bits, threshold_bits, report,
-                                         units))
+            nodes.update(_quantize_layer(graph, node, new_input, weight_bits, threshold_bits, report))
     ro = graph.readout
     step = _weight_step([ro.weight], weight_bits)
     nodes[ro.name] = dataclasses.replace(
@@ -103,7 +106,7 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
     return qgraph, report
 
 
-def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report, units):
+def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
     projections = graph.projections_into(layer.name)
     src_units = {new_input.scale if p.source == new_input.name else 1.0 for p in projections}
     if len(src_units) != 1:
@@ -119,17 +122,13 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report, units
     for p in projections:
         out[p.name] = dataclasses.replace(p, weight=_round_weights(p.weight, step, bits, report, layer.name),
                                           weight_bits=bits)
-    bias_mant, bias_exp = _bias_mant_exp(layer.bias.astype(np.float64) / unit * 64, report, layer.name)
+    bias_mant, bias_exp = _bias_mant_exp(layer.bias.astype(np.float64) / unit * MEMBRANE_GAIN,
+                                         report, layer.name)
     out[layer.name] = dataclasses.replace(layer, bias=bias_mant, weight_exp=exp, bias_exp=bias_exp,
                                           scale=unit)
     for pop in pops:
         mant = round(pop.v_threshold / unit)
         report.add_threshold(pop.name, pop.v_threshold, mant * unit)
         out[pop.name] = dataclasses.replace(pop, v_threshold=int(mant))
-    units[layer.name] = unit
     return out
 
-
-def dequantize_state(v_int: np.ndarray, layer: Layer) -> np.ndarray:
-    """Float membrane of an int graph's state (membrane units are 1/64 of a current unit)."""
-    return v_int.astype(np.float64) * layer.scale / 64.0

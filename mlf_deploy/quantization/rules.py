@@ -1,7 +1,7 @@
 """Fixed-point limits as small named rules, checked together (in the style of rockpool's Xylo DRC).
 
 Each rule takes an int graph and yields ``(node name, message)`` for every violation. Limits follow
-Loihi as Lava's ``bit_accurate_loihi`` LIF models it (shared/reference/lava.md): 24-bit membrane,
+Loihi as Lava's ``bit_accurate_loihi`` LIF models it (docs/references.md §2): 24-bit membrane,
 17-bit unsigned threshold mantissa (the membrane threshold is ``vth << 6``), 13-bit signed bias
 mantissa with a 3-bit exponent, 12-bit decays, weight exponents -8..7.
 """
@@ -11,15 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.ir.semantics import DECAY_BITS, LOIHI_WEIGHT_BITS, MEMBRANE_GAIN, V_MAX
 
-STATE_BITS = 24
-V_MAX = 2 ** (STATE_BITS - 1) - 1
 THRESHOLD_MANT_MAX = 2 ** 17 - 1
 BIAS_MANT_MAX = 2 ** 12 - 1
 BIAS_EXP_MAX = 7
 WEIGHT_EXP_RANGE = (-8, 7)
-DECAY_BITS = 12
-LOIHI_WEIGHT_BITS = 8
 
 
 class RuleViolation(UserError):
@@ -77,7 +74,7 @@ def weights_fit_loihi(graph):
 
 def threshold_below_state_limit(graph):
     for p in graph.level_populations:
-        if 64 * p.v_threshold >= V_MAX:
+        if MEMBRANE_GAIN * p.v_threshold >= V_MAX:
             yield p.name, "membrane threshold (64 x mantissa) is not below the 24-bit state limit"
 
 

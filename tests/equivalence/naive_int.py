@@ -1,7 +1,7 @@
 """A deliberately naive integer simulator of a deployment graph, for checking the reference.
 
 Explicit loops over output positions and kernel taps, Python integers, and the Lava fixed_pt LIF
-step written from shared/reference/lava.md section 1 (u = wrap24(a << 6); v = trunc0(v * (4096 - dv)
+step written from docs/references.md §2 (u = wrap24(a << 6); v = trunc0(v * (4096 - dv)
 >> 12) + u + bias; saturate; s = v > vth << 6; reset). Shares no code with runtimes/reference.py.
 """
 

@@ -15,6 +15,7 @@ HERE = Path(__file__).parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent.parent)]
 
 from conftest import make_graphs, make_model, sample_input  # noqa: E402
+
 from mlf_deploy.ir import save_graph  # noqa: E402
 from runtimes.reference import run_reference  # noqa: E402
 

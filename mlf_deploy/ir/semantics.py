@@ -1,0 +1,207 @@
+r"""What a deployment graph means, stated once: every backend, exporter and estimator uses this.
+
+- the fixed-point constants of an int graph (Loihi's membrane shift, 12-bit decay, 24-bit state,
+  8-bit weights, 6-bit delays; sources in ``docs/references.md``) and its update rule,
+- which projections into a layer are computed together (shared weights, summed sources),
+- how population names are built from a layer and a level, and parsed back, and which level
+  populations a (binary or graded) sender's spikes sum,
+- the convolution output size,
+- how a raw model input becomes the values the Input node delivers,
+- the readout: spike counts -> accumulator -> logits.
+
+The functions used by the standalone Lava loader (:data:`PORTABLE`) use numpy only: the exporter
+copies their source into the loader, so the exported network reads out as the toolchain does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlf_deploy.errors import UserError
+
+# -- fixed point (int graphs) ---------------------------------------------------------------------
+MEMBRANE_SHIFT = 6  # Loihi: the membrane is 64x the current (u << 6), thresholds are vth << 6
+MEMBRANE_GAIN = 2 ** MEMBRANE_SHIFT
+DECAY_BITS = 12  # decays and retentions are mantissas of 2^-12
+DECAY_UNIT = 2 ** DECAY_BITS
+STATE_BITS = 24  # signed u and v
+STATE_WRAP = 2 ** STATE_BITS
+V_MAX = 2 ** (STATE_BITS - 1) - 1  # v saturates at +-V_MAX
+LOIHI_WEIGHT_BITS = 8  # signed weight mantissa bits of a synapse
+MAX_DELAY = 63  # 6-bit synaptic delay (Lava's DelaySparse, Loihi 2)
+
+
+def retention_mant(rho: float) -> int:
+    """The 12-bit mantissa ``r`` of a retention ``rho`` (the fraction of ``v`` kept per step)."""
+    return round(rho * DECAY_UNIT)
+
+
+def wrap_state(u):
+    r"""Lava's single conditional 24-bit wrap of ``u = 64 a`` (numpy or torch, integer-valued)."""
+    half = 2 ** (STATE_BITS - 1)
+    return u - STATE_WRAP * (u > half) + STATE_WRAP * (u <= -half)
+
+
+def overflows(u):
+    """Mask of the values :func:`wrap_state` wraps."""
+    half = 2 ** (STATE_BITS - 1)
+    return (u > half) | (u <= -half)
+
+
+def int_membrane(v, drive, retention, trunc):
+    r"""One int step before the threshold: ``trunc0(v r / 2^12) + drive``, not yet saturated.
+
+    ``drive`` is ``wrap(64 a) + (bias << bias_exp)``; ``trunc`` rounds toward zero (``np.trunc``
+    or ``torch.trunc``). Every value is an integer below 2^36, exact in float64."""
+    return trunc(v * retention / DECAY_UNIT) + drive
+
+
+def float_membrane(v, current, bias, rho):
+    """One float step before the threshold, in this order of additions (the exact backends follow
+    it, so float graphs agree bit for bit): ``rho v + a + b``."""
+    return rho * v + current + bias
+
+
+def membrane_threshold(v_threshold, integer: bool):
+    """The value the membrane must exceed: the mantissa ``<< 6`` in int graphs."""
+    return v_threshold * MEMBRANE_GAIN if integer else v_threshold
+
+
+def shift(x, exp: int):
+    """``x << exp``, or an arithmetic (floor) right shift for negative ``exp``, as Lava's Dense."""
+    return x * 2.0 ** exp if exp >= 0 else (x / 2.0 ** -exp) // 1
+
+
+def dequantize_state(v_int: np.ndarray, layer) -> np.ndarray:
+    """Float membrane of an int graph's state (membrane units are 1/64 of a current unit)."""
+    return v_int.astype(np.float64) * layer.scale / MEMBRANE_GAIN
+
+
+# -- projections ----------------------------------------------------------------------------------
+def weight_key(p) -> tuple:
+    """Projections with equal keys apply the same synapses (lowering repeats one conv per source
+    population of a multiset: the K levels, the residual fan-in)."""
+    w = np.asarray(p.weight)
+    return p.kind, w.shape, w.tobytes(), tuple(p.stride), tuple(p.padding)
+
+
+def projection_groups(graph, layer) -> list:
+    """Projections into ``layer`` with identical weights, as ``(projection, [sources])``.
+
+    Summing the sources first and projecting once is exact (linear, integer-valued) unless a
+    negative weight exponent floors each projection separately (int graphs), and fixes the order
+    of float additions that every float backend follows."""
+    integer = graph.numeric == "int"
+    groups: dict = {}
+    for p in graph.projections_into(layer.name):
+        key = (p.name,) if integer and layer.weight_exp < 0 else weight_key(p)
+        groups.setdefault(key, (p, []))[1].append(p.source)
+    return list(groups.values())
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+# -- names ----------------------------------------------------------------------------------------
+def population_name(layer: str, level: int) -> str:
+    return f"{layer}/L{level}"
+
+
+def parse_population(name: str) -> tuple[str, int]:
+    """``(layer, level)`` of a population name built by :func:`population_name`."""
+    layer, level = name.rsplit("/L", 1)
+    return layer, int(level)
+
+
+# -- input ----------------------------------------------------------------------------------------
+def input_normalisation(graph):
+    """``(gain, offset)`` per input channel ``(C, 1, 1)`` float64 when lowering folded a
+    normalisation into the host side; None otherwise."""
+    if "input_gain" not in graph.metadata:
+        return None
+    gain = np.asarray(graph.metadata["input_gain"], dtype=np.float64)[:, None, None]
+    offset = np.asarray(graph.metadata["input_offset"], dtype=np.float64)[:, None, None]
+    return gain, offset
+
+
+def real_valued_input(graph) -> bool:
+    """A static image or a normalised input: real values, quantized with a step (not counts)."""
+    return graph.input.encoding == "static" or input_normalisation(graph) is not None
+
+
+def input_values(graph, x: np.ndarray) -> np.ndarray:
+    """Raw input ``(B, C, H, W)`` (static) or ``(T, B, C, H, W)`` (events), shapes already checked,
+    -> the ``(T, B, C, H, W)`` float64 values the Input delivers (integers in int graphs)."""
+    inp = graph.input
+    x = np.asarray(x, dtype=np.float64)
+    if inp.encoding == "static":
+        x = np.broadcast_to(x, (inp.timesteps, *x.shape))
+    norm = input_normalisation(graph)
+    if norm is not None:
+        x = x * norm[0] + norm[1]
+    if graph.numeric == "int":
+        limit = 2 ** (inp.value_bits - 1) - 1
+        x = np.clip(np.round(x / inp.scale), -limit, limit)
+    return np.ascontiguousarray(x)
+
+
+def prepare_input(graph, x) -> np.ndarray:
+    """``x``: ``(B, C, H, W)`` static image(s) or ``(T, B, C, H, W)`` event frames (torch or numpy).
+
+    Returns ``(T, B, C, H, W)`` float64; integer-valued for int graphs.
+    """
+    x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+    inp = graph.input
+    want = tuple(inp.shape)
+    if inp.encoding == "static":
+        if x.ndim != 4 or tuple(x.shape[1:]) != want:
+            raise UserError(f"input '{inp.name}' expects static images "
+                            f"(B, {', '.join(map(str, want))}), got shape {tuple(x.shape)}")
+    elif x.ndim != 5 or tuple(x.shape[2:]) != want or x.shape[0] != inp.timesteps:
+        raise UserError(f"input '{inp.name}' expects event frames ({inp.timesteps}, B, "
+                        f"{', '.join(map(str, want))}), got shape {tuple(x.shape)}")
+    return input_values(graph, x)
+
+
+# -- readout --------------------------------------------------------------------------------------
+def readout_norm(graph) -> int:
+    """``T H W``: the readout averages over time and space."""
+    _, h, w = graph.nodes[graph.readout.sources[0]].shape
+    return graph.input.timesteps * int(h) * int(w)
+
+
+def sender_levels(graph, source: str) -> list:
+    """The level populations whose spikes sum to what ``source`` sends: itself (a binary
+    population) or the K levels inside a graded population (its payload is their count)."""
+    node = graph.nodes[source]
+    thresholds = getattr(node, "v_thresholds", None)
+    if thresholds is None:
+        return [source]
+    return [f"{node.layer}/L{k}" for k in range(len(thresholds))]  # population_name(layer, k)
+
+
+def readout_counts(graph, spikes: dict) -> np.ndarray:
+    """``(B, C)`` float64 spike counts over time and space, summed over the readout's sources
+    (``spikes``: level population -> ``(T, B, C, H, W)``; a graded source counts its levels)."""
+    return sum(np.asarray(spikes[level]).sum(axis=(0, 3, 4), dtype=np.float64)
+               for s in graph.readout.sources for level in sender_levels(graph, s))
+
+
+def logits_from_accumulator(graph, acc: np.ndarray) -> np.ndarray:
+    """``acc * scale / (T H W) + bias``, in this order (int logits agree bit for bit)."""
+    ro = graph.readout
+    return acc * ro.scale / readout_norm(graph) + np.asarray(ro.bias, dtype=np.float64)
+
+
+def readout_logits(graph, spikes: dict) -> np.ndarray:
+    """The logits of :class:`mlf_deploy.ir.Readout` from the readout sources' spikes; the
+    accumulator ``counts @ W^T`` holds exact integers in int graphs."""
+    acc = readout_counts(graph, spikes) @ np.asarray(graph.readout.weight, dtype=np.float64).T
+    return logits_from_accumulator(graph, acc)
+
+
+PORTABLE = (input_normalisation, input_values, readout_norm, sender_levels, readout_counts,
+            logits_from_accumulator, readout_logits, retention_mant)
+"""Functions the standalone Lava loader embeds (numpy only)."""
+PORTABLE_CONSTANTS = ("DECAY_UNIT",)
