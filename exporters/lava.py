@@ -119,11 +119,13 @@ def _lava_classes():
     from lava.proc.lif.process import LIF, LIFReset
     from lava.proc.sparse.process import DelaySparse
     try:
-        from exporters.lava_graded import GradedMLF
+        from exporters.lava_graded import GRADED_MODELS, GradedMLF
     except ImportError:  # the standalone loader, which holds a copy of that module
-        GradedMLF = globals()["GradedMLF"]
+        graded = globals()["graded_module"]()
+        GRADED_MODELS, GradedMLF = graded.GRADED_MODELS, graded.GradedMLF
     return SimpleNamespace(Conv=Conv, Dense=Dense, RingBuffer=RingBuffer, LIF=LIF,
-                           LIFReset=LIFReset, DelaySparse=DelaySparse, GradedMLF=GradedMLF)
+                           LIFReset=LIFReset, DelaySparse=DelaySparse, GradedMLF=GradedMLF,
+                           GRADED_MODELS=GRADED_MODELS)
 
 
 def lava_weight(graph, p):
@@ -251,6 +253,16 @@ _BUILDER = (correlate, lava_shape, host_fed, lava_step_offsets, payload_bits, _l
             build_processes)
 
 
+def _graded_module_source() -> str:
+    """``exporters/lava_graded.py`` as a cached function of the loader: its lava imports must
+    wait for ``import_lava()``, and the process and its models must be created once."""
+    from exporters import lava_graded
+    body = inspect.getsource(lava_graded).replace("from __future__ import annotations\n", "")
+    body += "\nreturn SimpleNamespace(GradedMLF=GradedMLF, GRADED_MODELS=GRADED_MODELS)\n"
+    return ("@functools.lru_cache(maxsize=None)\ndef graded_module():\n"
+            + "\n".join("    " + line if line.strip() else "" for line in body.splitlines()) + "\n")
+
+
 def export_lava(graph, out_dir) -> Path:
     """Write ``graph.mlfg``, ``run_lava_network.py`` (numpy + zipfile + json + lava only) and
     ``README.md`` into ``out_dir``, atomically (a temp dir renamed into place)."""
@@ -266,7 +278,7 @@ def export_lava(graph, out_dir) -> Path:
         body = consts + "\n\n" + "\n\n".join(inspect.getsource(f)
                                              for f in (*sem.PORTABLE, *_BUILDER))
         shim = inspect.getsource(lava_import).replace("from __future__ import annotations\n", "")
-        script = _LOADER.replace("# @SHIM@", shim)
+        script = _LOADER.replace("# @SHIM@", shim + "\n\n" + _graded_module_source())
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
         (tmp / "README.md").write_text(_README)
         if out.exists():

@@ -15,10 +15,14 @@ bias_mant/bias_exp), one `Conv` per projection (kernel flipped, (W, H, C) layout
 fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths are delayed with
 `DelaySparse` + relay LIFs and layer `l` at depth `d` shows model step `t` at Lava step `t + d`.
 Input projections with a negative weight exponent are computed host-side and fed by a RingBuffer.
+A graded graph (`--spikes graded`) has one `GradedMLF` per layer instead (K membranes, sending the
+level count as a graded spike into `Conv`s with `num_message_bits` > 0); `result.npz` then holds
+the readout sources' payloads.
 """
 
 LOADER = '''"""Rebuild and run an exported MLF network on Lava; needs numpy and lava-nc 0.10 only."""
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -45,6 +49,7 @@ class Graph:
         self.nodes = {d["name"]: SimpleNamespace(**{k: fix(v) for k, v in d.items()})
                       for d in body["nodes"]}
         self.numeric, self.metadata = body["numeric"], body["metadata"]
+        self.spikes = body.get("spikes", "binary")
         kind = lambda t: [n for n in self.nodes.values() if n.type == t]
         self.input, self.readout, self.layers = kind("Input")[0], kind("Readout")[0], kind("Layer")
         self.projections = kind("Projection")
@@ -70,7 +75,10 @@ def run(graph, frames):
     for name in graph.readout.sources:
         monitors[name] = Monitor()
         monitors[name].probe(net.lifs[name].s_out, net.steps)
-    cfg = Loihi2SimCfg(select_tag="fixed_pt" if graph.numeric == "int" else "floating_pt")
+    lv = _lava_classes()
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if graph.numeric == "int" else "floating_pt",
+                       exception_proc_model_map={lv.GradedMLF: lv.GRADED_MODELS[
+                           "fixed" if graph.numeric == "int" else "float"]})
     try:
         net.procs[0].run(condition=RunSteps(num_steps=net.steps), run_cfg=cfg)
         raw = {k: next(iter(next(iter(m.get_data().values())).values())) for k, m in monitors.items()}
@@ -82,6 +90,9 @@ def run(graph, frames):
         rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
         s = np.asarray(s).reshape(net.steps, w, h, c)[rows].reshape(batch, steps_t, w, h, c)
         spikes[name] = s.transpose(1, 0, 4, 3, 2).astype(np.uint8)  # (T, B, C, H, W)
+    if graph.spikes == "graded":  # the monitors saw payloads: the level counts of each sender
+        counts = sum(s.sum(axis=(0, 3, 4), dtype=np.float64) for s in spikes.values())
+        return logits_from_accumulator(graph, counts @ graph.readout.weight.T.astype(np.float64)), spikes
     return readout_logits(graph, spikes), spikes
 
 

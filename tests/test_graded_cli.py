@@ -34,7 +34,7 @@ def test_export_graded_ir_and_onnx(ckpt, tmp_path):
 
 
 def test_bad_spikes_value_is_one_line(ckpt, tmp_path):
-    res = CliRunner().invoke(main, ["export", ckpt, "--spikes", "ternary", "-o", str(tmp_path / "x")])
+    res = CliRunner().invoke(main, ["export", str(ckpt), "--spikes", "ternary", "-o", str(tmp_path / "x")])
     assert res.exit_code == 2 and "ternary" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x").exists()
 

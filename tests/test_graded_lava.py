@@ -35,3 +35,26 @@ def test_lava_graded_k2_events_fixed_and_float():
     assert result.backend == "lava-float-graded"
     for name in ref.spikes:
         assert np.array_equal(result.spikes[name], ref.spikes[name]), name
+
+
+def test_exported_graded_loader_runs_standalone_and_matches(tmp_path):
+    import subprocess
+    import sys
+
+    from exporters.lava import export_lava
+
+    _, q = make_graphs(make_model(widths=(2, 4, 4)))
+    graded = to_graded(q)
+    out = export_lava(graded, tmp_path / "net")
+    x = sample_input(2)
+    np.save(tmp_path / "x.npy", x.numpy())
+    # -I: isolated mode, so the loader cannot import this project (nor its GradedMLF) by accident
+    subprocess.run([sys.executable, "-I", str(out / "run_lava_network.py"), "--input",
+                    str(tmp_path / "x.npy"), "--out", str(tmp_path / "r.npz")],
+                   check=True, capture_output=True, timeout=600, cwd=tmp_path)
+    ref = run_reference(q, x)
+    with np.load(tmp_path / "r.npz") as r:
+        np.testing.assert_allclose(r["logits"], ref.logits, rtol=0, atol=1e-12)
+        for name in graded.readout.sources:
+            count = sum(ref.spikes[level] for level in graded.sender_levels(name))
+            np.testing.assert_array_equal(r[name.replace("/", "__")], count)
