@@ -85,3 +85,20 @@ def test_resources_match_counts_by_hand():
     cmp = compare_forms(q, graded, run)
     assert cmp["break_even_graded_op_ratio"] == pytest.approx(b.synaptic_ops / g.synaptic_ops)
     assert cmp["graded"]["violations"] == []
+
+
+def test_verify_graded_backends_against_binary(ckpt):
+    res = _invoke("verify", ckpt, "--backends", "ir-float,ir-int,onnx-int", "--spikes", "graded",
+                  "--samples", 4, "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    assert data["passed"]
+    backends = data["backends"]
+    assert {"ir-float-graded", "ir-int-graded", "onnx-int-graded"} <= set(backends)
+    for name, ref in (("ir-int-graded", "ir-int"), ("onnx-int-graded", "ir-int"),
+                      ("ir-float-graded", "ir-float")):
+        b = backends[name]
+        assert b["reference"] == ref and b["spike_mismatches"] == 0 and b["state_mismatches"] == 0
+        assert b["spike_total"] == backends[ref]["spike_total"] > 0
+        assert {p["population"] for p in b["populations"]} == \
+            {p["population"] for p in backends[ref]["populations"]}
