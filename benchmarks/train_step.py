@@ -25,7 +25,13 @@ Memory, two measures:
   pressure on the host it can read low. The peak is VmHWM after a reset through
   /proc/self/clear_refs (Linux), else ``ru_maxrss``.
 
-Usage: ``python benchmarks/train_step.py [--steps 5] [--batch 8] [--warmup 2]``.
+On a GPU (``--device cuda``) time is wall time (``loss.item()`` synchronises) and ``peak MiB`` is
+``torch.cuda.max_memory_allocated`` during the first step; ``--compile`` wraps the model in
+``torch.compile`` (its compile time falls in the warm-up and is printed apart), and ``--amp bf16``
+runs the step under bf16 autocast.
+
+Usage: ``python benchmarks/train_step.py [--steps 5] [--batch 8] [--warmup 2] [--device cuda]
+[--compile] [--amp bf16]``.
 """
 
 from __future__ import annotations
@@ -82,8 +88,11 @@ def _saved_for_backward(model, x, y, loss_fn, torch):
     return sum(seen.values())
 
 
-def worker(variant, steps, warmup, batch, timesteps, threads):
+def worker(variant, steps, warmup, batch, timesteps, threads, device="cpu", compile_=False,
+           amp="none"):
     sys.path.insert(0, ROOT)
+    import contextlib
+
     import torch
     from torch import nn
 
@@ -99,15 +108,23 @@ def worker(variant, steps, warmup, batch, timesteps, threads):
         swap_neurons(model, PaperLoopMLF)
     elif variant == "relu":
         swap_neurons(model, ReLUNeuron)
-    model.train()
+    model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn(batch, 3, 32, 32).to(device)
+    y = torch.randint(0, 10, (batch,)).to(device)
     loss_fn = nn.CrossEntropyLoss()
+    run = torch.compile(model) if compile_ else model
+    cuda = device.startswith("cuda")
+
+    def autocast():
+        if amp == "bf16":
+            return torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        with autocast():
+            loss = loss_fn(run(x), y)
         loss.backward()
         opt.step()
         return loss.item()  # forces the step to finish before the clock stops
@@ -115,13 +132,22 @@ def worker(variant, steps, warmup, batch, timesteps, threads):
     # Peak memory of the first step in this fresh process: later steps reuse memory that malloc
     # kept from the first one, so their RSS barely moves and would read near zero.
     gc.collect()
-    base = _status_kb("VmRSS")
-    exact_peak = _reset_peak()
-    step()
-    if exact_peak:
-        peak_mib = (_status_kb("VmHWM") - base) / 1024
+    t_first = time.perf_counter()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 1024
+        step()
+        peak_mib, peak_method = (torch.cuda.max_memory_allocated() / 1024 - base) / 1024, "cuda"
     else:
-        peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+        base = _status_kb("VmRSS")
+        exact_peak = _reset_peak()
+        step()
+        if exact_peak:
+            peak_mib, peak_method = (_status_kb("VmHWM") - base) / 1024, "VmHWM"
+        else:
+            peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+            peak_method = "ru_maxrss"
+    first_step_s = time.perf_counter() - t_first
     for _ in range(warmup - 1):
         step()
     saved_mib = _saved_for_backward(model, x, y, loss_fn, torch) / 2**20
@@ -132,8 +158,8 @@ def worker(variant, steps, warmup, batch, timesteps, threads):
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
     print(json.dumps({"variant": variant, "times": times, "cpu_times": cpu_times,
-                      "peak_mib": peak_mib, "saved_mib": saved_mib,
-                      "peak_method": "VmHWM" if exact_peak else "ru_maxrss",
+                      "peak_mib": peak_mib, "saved_mib": saved_mib, "peak_method": peak_method,
+                      "first_step_s": first_step_s,
                       "threads": torch.get_num_threads()}))
 
 
@@ -145,18 +171,22 @@ def main():
     ap.add_argument("--timesteps", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--amp", default="none", choices=("none", "bf16"), help="autocast dtype")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker, args.steps, max(1, args.warmup), args.batch, args.timesteps,
-                      args.threads)
+                      args.threads, args.device, args.compile, args.amp)
 
     results = {}
     for variant in args.variants.split(","):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant,
                "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--batch", str(args.batch), "--timesteps", str(args.timesteps),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--device", args.device, "--amp", args.amp]
+        cmd += ["--compile"] if args.compile else []
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode:
             sys.exit(f"{variant} failed:\n{res.stderr}")
@@ -164,17 +194,19 @@ def main():
 
     any_r = next(iter(results.values()))
     print(f"cifar10 preset (DS-ResNet-20 64/128/256), T={args.timesteps}, batch {args.batch}, "
-          f"32x32, CPU, {any_r['threads']} threads, one process per variant; median of "
+          f"32x32, {args.device}{' compiled' if args.compile else ''}"
+          f"{' bf16 autocast' if args.amp == 'bf16' else ''}, {any_r['threads']} CPU threads, "
+          "one process per variant; median of "
           f"{args.steps} steps after {args.warmup} warm-up")
     print("saved MiB = tensors autograd keeps for backward (params excluded); peak MiB = max RSS "
           f"during the first step minus RSS before it ({any_r['peak_method']}); "
           "cpu s = process CPU time per step (all threads)")
     print(f"{'variant':<12}{'wall s/step':>12}{'min':>8}{'max':>8}{'cpu s/step':>12}"
-          f"{'saved MiB':>11}{'peak MiB':>10}")
+          f"{'saved MiB':>11}{'peak MiB':>10}{'1st step s':>11}")
     for v, r in results.items():
-        print(f"{v:<12}{statistics.median(r['times']):>12.3f}{min(r['times']):>8.3f}"
-              f"{max(r['times']):>8.3f}{statistics.median(r['cpu_times']):>12.3f}"
-              f"{r['saved_mib']:>11.1f}{r['peak_mib']:>10.1f}")
+        print(f"{v:<12}{statistics.median(r['times']):>12.4f}{min(r['times']):>8.4f}"
+              f"{max(r['times']):>8.4f}{statistics.median(r['cpu_times']):>12.4f}"
+              f"{r['saved_mib']:>11.1f}{r['peak_mib']:>10.1f}{r['first_step_s']:>11.2f}")
 
     def ratio(a, b, key):
         return statistics.median(results[a][key]) / statistics.median(results[b][key])

@@ -33,6 +33,11 @@ class TdBatchNorm(nn.BatchNorm2d):
         self.alpha, self.vth = alpha, vth
 
     def forward(self, x):
+        # Under autocast the conv hands over bf16/fp16: statistics and the membrane input it feeds
+        # stay float32 (bf16 cannot be lerped into the float32 running buffers, and a bf16
+        # threshold of 0.6 would read 0.6016). A no-op for float32 and float64 input.
+        if x.dtype in (torch.bfloat16, torch.float16):
+            x = x.float()
         if self.training:
             var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
             n = x.numel() / x.shape[1]

@@ -221,3 +221,16 @@ def test_forward_is_deterministic_and_finite():
     x = torch.randn(1, 2, 2, 42, 42, generator=gen(7))
     a, b = model(x), model(x)
     assert torch.equal(a, b) and torch.isfinite(a).all() and not math.isnan(float(a.detach().sum()))
+
+
+def test_bf16_autocast_keeps_neurons_in_float32():
+    torch.manual_seed(0)
+    model = ds_resnet(14, widths=(4, 8, 8), timesteps=3)
+    x = torch.randn(4, 3, 8, 8, generator=gen(6))
+    model.set_recording(True)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    assert model.stem.bn.running_mean.dtype == torch.float32
+    assert all(r["state"].dtype == torch.float32 for r in model.activity().values())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
