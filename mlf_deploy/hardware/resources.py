@@ -47,8 +47,8 @@ class FormResources:
     expanded_synapses: int
     spike_messages: float  # per inference
     synaptic_ops: float  # per inference, readout included; ACs (binary) or payload MACs (graded)
-    cores: int
-    chips: int
+    cores: int | None  # None: not mapped
+    chips: int | None
     violations: list = field(default_factory=list)
 
 
@@ -60,8 +60,10 @@ def _sender_events(graph: Graph, result: RunResult, sender: str, graded: bool) -
     return sum(s.sum(axis=(0, 1), dtype=np.int64) for s in levels)
 
 
-def form_resources(graph: Graph, result: RunResult, target: Target = LOIHI2) -> FormResources:
-    """Resources of ``graph`` (binary or graded) priced with ``result``'s per-level spikes."""
+def form_resources(graph: Graph, result: RunResult, target: Target = LOIHI2,
+                   mapping: bool = True) -> FormResources:
+    """Resources of ``graph`` (binary or graded) priced with ``result``'s per-level spikes;
+    ``mapping=False`` leaves cores and chips out (None)."""
     batch, graded = result.batch, graph.graded
     events = {p.name: _sender_events(graph, result, p.name, graded) for p in graph.populations}
     ops = 0
@@ -71,7 +73,7 @@ def form_resources(graph: Graph, result: RunResult, target: Target = LOIHI2) -> 
     classes = graph.readout.weight.shape[0]
     ops += sum(int(events[s].sum()) for s in graph.readout.sources) * classes
     bits = lambda p: p.weight_bits or target.weight_bits
-    mapping = map_graph(graph, target)
+    placed = map_graph(graph, target) if mapping else None
     size = lambda shape: int(np.prod(shape))
     return FormResources(
         graph.spikes, sum(size(p.shape) for p in graph.populations),
@@ -81,8 +83,9 @@ def form_resources(graph: Graph, result: RunResult, target: Target = LOIHI2) -> 
         sum(np.asarray(p.weight).size * bits(p) / 8 for p in graph.projections),
         sum(int(projection_fanout(graph, p).sum()) for p in graph.projections),
         float(sum(int(e.sum()) for e in events.values())) / batch, ops / batch,
-        mapping.cores, mapping.chips_needed,
-        [list(v) for v in mapping.violations] + [list(v) for v in graded_violations(graph)])
+        placed.cores if placed else None, placed.chips_needed if placed else None,
+        [list(v) for v in (placed.violations if placed else [])]
+        + [list(v) for v in graded_violations(graph)])
 
 
 def graded_violations(graph: Graph) -> list[tuple[str, str, str]]:
@@ -100,9 +103,10 @@ def graded_violations(graph: Graph) -> list[tuple[str, str, str]]:
     return out
 
 
-def compare_forms(binary: Graph, graded: Graph, result: RunResult, target: Target = LOIHI2) -> dict:
+def compare_forms(binary: Graph, graded: Graph, result: RunResult, target: Target = LOIHI2,
+                  mapping: bool = True) -> dict:
     """Both forms' resources, the ratios binary/graded, and the graded-op energy sensitivity."""
-    b, g = form_resources(binary, result, target), form_resources(graded, result, target)
+    b, g = (form_resources(graph, result, target, mapping) for graph in (binary, graded))
     ratio = lambda key: getattr(b, key) / getattr(g, key) if getattr(g, key) else None
     break_even = ratio("synaptic_ops")
     energy = {name: {"binary_pj": b.synaptic_ops * LOIHI1_SYNOP_PJ,
@@ -125,6 +129,10 @@ COLUMNS = [("neurons", "neurons", "{:,.0f}"), ("registers", "state registers", "
            ("chips", "chips", "{:d}")]
 
 
+def format_cell(value, fmt: str) -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
 def forms_table(cmp: dict) -> str:
     """A text table of :func:`compare_forms`: one row per column, binary | graded | ratio."""
     rows = [f"{'resource':<22} {'binary':>14} {'graded':>14} {'binary/graded':>13}"]
@@ -133,7 +141,7 @@ def forms_table(cmp: dict) -> str:
         if key == "synaptic_memory_bytes":
             b, g = b / 1024, g / 1024
         r = cmp["binary_over_graded"].get(key)
-        rows.append(f"{label:<22} {fmt.format(b):>14} {fmt.format(g):>14} "
+        rows.append(f"{label:<22} {format_cell(b, fmt):>14} {format_cell(g, fmt):>14} "
                     f"{'' if r is None else f'{r:.2f}x':>13}")
     drc = cmp["graded"]["violations"]
     rows.append(f"{'design rules (graded)':<22} {len(cmp['binary']['violations']):>14} "
