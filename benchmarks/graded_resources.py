@@ -108,7 +108,7 @@ def markdown(results) -> str:
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
     rows.append("| break-even graded/binary op energy | " + " | ".join(
         f" | | {results[n]['break_even_graded_op_ratio']:.2f}x" for n in names) + " |")
-    rows.append("| graded design-rule violations | " + " | ".join(
+    rows.append("| design-rule violations | " + " | ".join(
         f"{len(results[n]['binary']['violations'])} | {len(results[n]['graded']['violations'])} | "
         for n in names) + " |")
     return "\n".join(rows)

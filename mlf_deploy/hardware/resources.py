@@ -144,8 +144,9 @@ def forms_table(cmp: dict) -> str:
         rows.append(f"{label:<22} {format_cell(b, fmt):>14} {format_cell(g, fmt):>14} "
                     f"{'' if r is None else f'{r:.2f}x':>13}")
     drc = cmp["graded"]["violations"]
-    rows.append(f"{'design rules (graded)':<22} {len(cmp['binary']['violations']):>14} "
-                f"{len(drc):>14}   violations")
+    rows.append(f"{'DRC violations':<22} {len(cmp['binary']['violations']):>14} {len(drc):>14}"
+                + "".join(f"\n  {form}: {v[0]} at {v[1]}: {v[2]}" for form in ("binary", "graded")
+                          for v in cmp[form]["violations"][:3]))
     rows.append(f"synaptic ops: binary = one AC per spike per synapse; graded = one multiply by the "
                 f"payload per message per synapse. Graded wins on synaptic energy while a graded op "
                 f"costs < {cmp['break_even_graded_op_ratio']:.2f}x a binary op.")
