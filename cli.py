@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import click
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.fileio import WRITE_ERRNOS
 
 try:
     __version__ = version("mlf-deploy")
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so staging folders and workers go too
 
 
 class OneLineErrors(click.Group):
@@ -72,9 +78,11 @@ def _backends(ctx, param, value):
 
 
 def user_errors(fn):
-    """Report UserError (and Ctrl-C) as one line and a non-zero exit, never as a traceback."""
+    """Report UserError (and Ctrl-C or SIGTERM) as one line and a non-zero exit, never as a
+    traceback; a full or read-only disk met outside our own writers is one line too."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
@@ -83,6 +91,14 @@ def user_errors(fn):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            click.echo(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror}; "
+                       "choose a writable location with free space", err=True)
+            sys.exit(2)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return wrapper
 
 
@@ -139,6 +155,7 @@ def _widths(ctx, param, value):
 @click.option("--max-samples", type=click.IntRange(1), help="use the first N train/test samples")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1, help="epochs between checkpoints")
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoint.pt")
+@click.option("--force", is_flag=True, help="start over in an OUT that holds a run")
 @click.option("--compile", is_flag=True, help="torch.compile the model")
 @click.option("--rank-hashes", is_flag=True, hidden=True)
 @click.option("--no-progress", is_flag=True, help="no progress bar")

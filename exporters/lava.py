@@ -13,9 +13,7 @@ the standalone loader, so the exported network is built by the code the tests ch
 from __future__ import annotations
 
 import inspect
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,8 +23,10 @@ from exporters import lava_import
 from exporters.lava_import import import_lava
 from exporters.lava_templates import LOADER as _LOADER
 from exporters.lava_templates import README as _README
+from mlf_deploy.fileio import WRITE_ERRNOS, write_error
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import DECAY_UNIT, MAX_DELAY, retention_mant
+from mlf_deploy.outputs import check_output_dir, install_stage, new_stage, sweep_stale_stages
 from mlf_deploy.quantization.rules import LOIHI_RULES, RuleViolation, check_rules
 
 
@@ -263,15 +263,20 @@ def _graded_module_source() -> str:
             + "\n".join("    " + line if line.strip() else "" for line in body.splitlines()) + "\n")
 
 
-def export_lava(graph, out_dir) -> Path:
+def export_lava(graph, out_dir, force: bool = False, protect=()) -> Path:
     """Write ``graph.mlfg``, ``run_lava_network.py`` (numpy + zipfile + json + lava only) and
-    ``README.md`` into ``out_dir``, atomically (a temp dir renamed into place)."""
+    ``README.md`` into ``out_dir``, atomically (a staging folder renamed into place). An existing
+    ``out_dir`` is replaced only with ``force`` and only if it is an earlier export of ours."""
     from mlf_deploy.ir import save_graph
 
     check_lava(graph)
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = check_output_dir(out_dir, force, protect, what="Lava export folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_stages(out)
+        tmp = new_stage(out)
+    except OSError as exc:
+        raise write_error(out, exc) from exc
     try:
         save_graph(graph, tmp / "graph.mlfg")
         consts = "".join(f"{n} = {getattr(sem, n)!r}\n" for n in sem.PORTABLE_CONSTANTS)
@@ -281,10 +286,10 @@ def export_lava(graph, out_dir) -> Path:
         script = _LOADER.replace("# @SHIM@", shim + "\n\n" + _graded_module_source())
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
         (tmp / "README.md").write_text(_README)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
+        install_stage(tmp, out, "lava-export")
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise write_error(out, exc) from exc
         raise
     return out

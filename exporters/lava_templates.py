@@ -18,6 +18,12 @@ Input projections with a negative weight exponent are computed host-side and fed
 A graded graph (`--spikes graded`) has one `GradedMLF` per layer instead (K membranes, sending the
 level count as a graded spike into `Conv`s with `num_message_bits` > 0); `result.npz` then holds
 the readout sources' payloads.
+
+Trust: `run_lava_network.py` is Python and runs with this folder first on its import path, so it
+trusts everything in this folder. Run it only from a folder you wrote or checked; a file named like
+a module (`numpy.py`, `lava/`) placed here would run. The graph's SHA-256 detects accidental
+changes, not deliberate ones. `.mlf-deploy-output.json` lists the files of this export: `mlf-deploy
+export --force` replaces the folder only while it holds nothing else.
 """
 
 LOADER = '''"""Rebuild and run an exported MLF network on Lava; needs numpy and lava-nc 0.10 only."""

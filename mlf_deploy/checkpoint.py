@@ -14,11 +14,11 @@ A checkpoint is a plain dict (loaded with ``weights_only=True``, so loading neve
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 
 import torch
 
+from mlf_deploy import limits
+from mlf_deploy.checkpoint_schema import check_checkpoint
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
 from mlf_deploy.models import DSResNet
@@ -36,10 +36,13 @@ def read_checkpoint(path) -> dict:
     """Load and validate a checkpoint dict; every failure is one UserError naming the file."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist")
+    size, budget = os.path.getsize(path), limits.available_memory() // 2
+    if size > budget:
+        raise UserError(f"checkpoint {path} is {size} bytes, more than half of the available "
+                        f"memory ({budget} bytes)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
-            OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the safe unpickler raises many kinds on a foreign file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path} is not a readable mlf-deploy checkpoint (truncated, corrupt or "
                         f"unsafe to load): {first[:160]}") from exc
@@ -52,6 +55,7 @@ def read_checkpoint(path) -> dict:
     for key in ("model_args", "state_dict", "dataset"):
         if key not in ckpt:
             raise UserError(f"{path} lacks '{key}'; it was not written by `mlf-deploy train`")
+    check_checkpoint(ckpt, str(path))
     return ckpt
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,8 @@ def check_writable(path: str | os.PathLike, overwrite: bool = True) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise UserError(f"{path} already exists; choose another output path or remove it")
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link; give the real path of the file to write")
     if path.exists() and path.is_dir():
         raise UserError(f"{path} is a directory; give a file path")
     parent = path.parent if str(path.parent) else Path(".")
@@ -31,11 +34,24 @@ def check_writable(path: str | os.PathLike, overwrite: bool = True) -> Path:
     return path
 
 
+# Failures of the storage, not of our code: reported as one line naming the path.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                errno.EIO, errno.ENOTDIR, errno.EISDIR}
+
+
+def write_error(path, exc: OSError) -> UserError:
+    return UserError(f"cannot write {path}: {exc.strerror or exc}; choose a writable location "
+                     "with free space (nothing was written)")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = check_writable(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     os.close(fd)
     try:
         yield Path(tmp)
@@ -43,9 +59,11 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the result is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise write_error(path, exc) from exc
         raise
 
 

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from mlf_deploy.data import (
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
+from mlf_deploy.outputs import output_lock
 
 
 @dataclass
@@ -59,6 +61,7 @@ class TrainConfig:
     data_dir: str | None = None        # files of cifar10 and the DVS sets
     out_dir: str = "runs/train"        # checkpoint.pt and metrics.jsonl
     resume: bool = False               # continue from out_dir/checkpoint.pt
+    force: bool = False                # start over in an out_dir that holds a run (replaces its files)
     max_samples: int | None = None     # only the first N train and N test samples (quick runs)
     checkpoint_every: int = 1          # epochs between checkpoints; the last epoch always saves
     compile: bool = False              # torch.compile; off: compiling costs more than a digits run
@@ -87,8 +90,15 @@ def resolve(config: TrainConfig) -> TrainConfig:
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise UserError(f"{name} must be a positive integer, got {value}")
-    if cfg.lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1:
-        raise UserError("need lr > 0, weight_decay >= 0 and 0 <= momentum < 1")
+    numbers = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                   lr_gamma=cfg.lr_gamma)
+    bad = [f"{k}={v}" for k, v in numbers.items() if not math.isfinite(v)]
+    if bad:
+        raise UserError(f"{', '.join(bad)}: every learning-rate setting must be a finite number")
+    if cfg.lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1 or cfg.lr_gamma <= 0:
+        raise UserError("need lr > 0, weight_decay >= 0, 0 <= momentum < 1 and lr_gamma > 0")
+    if cfg.resume and cfg.force:
+        raise UserError("--resume continues a run and --force starts it over: pass one of them")
     if cfg.device not in ("cpu", "cuda"):
         raise UserError(f"device must be 'cpu' or 'cuda', got {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -207,18 +217,38 @@ def _train_epoch(net, opt, x, y, sampler, cfg, spec, device, bar_on, epoch):
                 samples_per_s=len(order) / seconds)
 
 
+def _check_no_run(out: Path, cfg: TrainConfig) -> None:
+    """An earlier run is continued (--resume) or started over (--force), never silently replaced."""
+    found = [n for n in ("checkpoint.pt", "metrics.jsonl") if (out / n).exists()]
+    if found and not (cfg.resume or cfg.force):
+        raise UserError(f"{out} already holds a run ({', '.join(found)}); pass --resume to continue "
+                        "it, --force to start over (replaces those files), or choose another --out")
+
+
 def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
     """Train, evaluate each epoch, checkpoint to ``out_dir``; see the module docstring.
+
+    Rank 0 holds a lock beside ``out_dir`` for the whole run, so two runs never share one folder.
 
     Returns:
         ``test_accuracy`` (last epoch), ``train_accuracy``, ``loss``, ``checkpoint`` and ``metrics``
         paths, ``epochs`` completed, ``seconds`` of this call, ``rank`` and ``world_size``.
     """
-    start_time = time.perf_counter()
     cfg = resolve(config)
-    spec, model_args = build(cfg)
     out = Path(cfg.out_dir)
     _check_out_dir(out)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 writes, so only it locks
+        return _train(cfg, progress, log)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        return _train(cfg, progress, log)
+
+
+def _train(cfg: TrainConfig, progress: bool, log) -> dict:
+    start_time = time.perf_counter()
+    spec, model_args = build(cfg)
+    out = Path(cfg.out_dir)
+    _check_no_run(out, cfg)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     resumed = _read_resume(ckpt_path, spec, model_args) if cfg.resume else None
     x_tr, y_tr = load_split(spec, "train")

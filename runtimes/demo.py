@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.fileio import check_writable
+from mlf_deploy.fileio import WRITE_ERRNOS, check_writable, write_error
 from mlf_deploy.ir import save_graph
+from mlf_deploy.outputs import (
+    check_output_dir,
+    install_stage,
+    new_stage,
+    output_lock,
+    sweep_stale_stages,
+)
 from mlf_deploy.training import TrainConfig, train
 from runtimes.analysis import energy_report, evaluate_report
 from runtimes.backends import demo_backends
@@ -30,20 +36,24 @@ def _dump(path: Path, obj) -> None:
 
 def run_demo(out_dir, quick: bool = False, force: bool = False, log=print, progress=True) -> dict:
     """Run the demo into ``out_dir``; returns the summary also written to ``summary.json``."""
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} exists and is not empty; pass --force to replace it")
-    check_writable(out / "probe")  # the parent must be writable; creates nothing but the parent
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = check_output_dir(out_dir, force, what="demo output folder")
+    check_writable(out.parent / f".{out.name}.probe")  # creates the parent folder, nothing else
     timings: dict = {}
-    try:
-        summary = _run(stage, quick, log, progress, timings)
-        if out.exists():
-            shutil.rmtree(out)
-        stage.rename(out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    with output_lock(out):
+        sweep_stale_stages(out)
+        try:
+            stage = new_stage(out)
+        except OSError as exc:
+            raise write_error(out, exc) from exc
+        try:
+            summary = _run(stage, quick, log, progress, timings)
+            check_output_dir(out, force, what="demo output folder")  # changed while we ran?
+            install_stage(stage, out, "demo")
+        except BaseException as exc:
+            shutil.rmtree(stage, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+                raise write_error(out, exc) from exc
+            raise
     summary["out"] = str(out)
     return summary
 

@@ -9,6 +9,7 @@ are computed host-side from those spikes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -118,39 +119,47 @@ def _scratch_dir() -> str | None:
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
-def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True):
+def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True, scratch=None):
     """Build and run one compiled network on ``frames`` (T, B, C, H, W) in *this* process; return
-    spikes and states per population as (T, B, C, H, W) arrays at model timesteps."""
+    spikes and states per population as (T, B, C, H, W) arrays at model timesteps. The recordings
+    go to ``scratch`` (a folder the caller removes) or to a temporary folder of our own."""
+    with contextlib.ExitStack() as stack:
+        if scratch is None:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlf-lava-",
+                                                                      dir=_scratch_dir()))
+        return _simulate(graph, frames, record_states, fast_conv, scratch)
+
+
+def _simulate(graph, frames, record_states, fast_conv, tmp):
     from exporters.lava import build_processes
     from exporters.lava_models import RECORD_KEY
 
     steps_t, batch = frames.shape[:2]
     integer = graph.numeric == "int"
     dtype = np.int32 if integer else np.float64
-    with tempfile.TemporaryDirectory(prefix="mlf-lava-", dir=_scratch_dir()) as tmp:
-        net = build_processes(graph, frames)
-        files = {}
-        for i, (name, lif) in enumerate(net.lifs.items()):
-            files[name] = os.path.join(tmp, f"{i}.rec")
-            shape = (net.steps, 1 + record_states, *lif.v.shape)
-            np.memmap(files[name], mode="w+", dtype=dtype, shape=shape).flush()
-            lif.proc_params[RECORD_KEY] = (files[name], net.steps, bool(record_states))
-        execute(net.procs[0], net.steps, run_config(graph, fast_conv))
-        spikes, states = {}, {}
-        for name, lif in net.lifs.items():
-            rec = np.fromfile(files[name], dtype=dtype).reshape(net.steps, 1 + record_states,
-                                                                *lif.v.shape)
-            rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
-            rec = rec[rows].reshape(batch, steps_t, *rec.shape[1:])
-            levels = graph.sender_levels(name)  # a graded population records (K, W, H, C)
-            if not graph.graded:
-                rec = rec[:, :, :, None]
-            rec = rec.transpose(1, 0, 2, 3, 6, 5, 4)  # (T, B, s|v, level, C, H, W)
-            for k, level in enumerate(levels):
-                spikes[level] = np.ascontiguousarray(rec[:, :, 0, k]).astype(np.uint8)
-                if record_states:
-                    states[level] = np.ascontiguousarray(rec[:, :, 1, k]).astype(
-                        np.int64 if integer else np.float64)
+    net = build_processes(graph, frames)
+    files = {}
+    for i, (name, lif) in enumerate(net.lifs.items()):
+        files[name] = os.path.join(tmp, f"{i}.rec")
+        shape = (net.steps, 1 + record_states, *lif.v.shape)
+        np.memmap(files[name], mode="w+", dtype=dtype, shape=shape).flush()
+        lif.proc_params[RECORD_KEY] = (files[name], net.steps, bool(record_states))
+    execute(net.procs[0], net.steps, run_config(graph, fast_conv))
+    spikes, states = {}, {}
+    for name, lif in net.lifs.items():
+        rec = np.fromfile(files[name], dtype=dtype).reshape(net.steps, 1 + record_states,
+                                                            *lif.v.shape)
+        rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
+        rec = rec[rows].reshape(batch, steps_t, *rec.shape[1:])
+        levels = graph.sender_levels(name)  # a graded population records (K, W, H, C)
+        if not graph.graded:
+            rec = rec[:, :, :, None]
+        rec = rec.transpose(1, 0, 2, 3, 6, 5, 4)  # (T, B, s|v, level, C, H, W)
+        for k, level in enumerate(levels):
+            spikes[level] = np.ascontiguousarray(rec[:, :, 0, k]).astype(np.uint8)
+            if record_states:
+                states[level] = np.ascontiguousarray(rec[:, :, 1, k]).astype(
+                    np.int64 if integer else np.float64)
     return spikes, states, len(net.procs)
 
 
@@ -161,58 +170,106 @@ SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM
 
 def _worker(job: str) -> None:
     """Entry point of the worker process: run one chunk, write the arrays beside the job file."""
+    import threading
     import warnings
+    parent = os.getppid()
+
+    def orphaned():  # the caller died (SIGKILL, OOM): take our Lava actors down with us
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.killpg(0, signal.SIGKILL)
+
+    def stop(signum, frame):  # the caller's stop request: unwind through execute()'s cleanup
+        raise KeyboardInterrupt
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    signal.signal(signal.SIGTERM, stop)
     with open(job, "rb") as f:
-        kw = pickle.load(f)
+        kw = pickle.load(f)  # written by run_chunk into its own 0700 folder a moment ago
     # DelaySparse edits its csr matrix every step; the warning says nothing about correctness.
     warnings.filterwarnings("ignore", message=".*sparsity structure.*")
-    spikes, states, procs = simulate(kw["graph"], kw["frames"], kw["record_states"], kw["fast_conv"])
+    spikes, states, procs = simulate(kw["graph"], kw["frames"], kw["record_states"], kw["fast_conv"],
+                                     kw["scratch"])
     np.savez(job + ".out.npz", procs=procs, **{f"s|{k}": v for k, v in spikes.items()},
              **{f"v|{k}": v for k, v in states.items()})
+
+
+# ``-I`` drops the working directory, PYTHONPATH and user site from the import path; the one path
+# added is the folder holding this package, so no module from the caller's folder can shadow ours.
+_WORKER = "import sys; sys.path.insert(0, sys.argv[1]); import runtimes.lava as m; m._worker(sys.argv[2])"
 
 
 def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
               timeout: float | None = None):
     """:func:`simulate` in a fresh worker process. Lava forks one OS process per Lava process, and
     forking a parent that holds torch costs ~70 ms each (page tables), 10x a lean one; the worker
-    is also a hard boundary: on failure or timeout its whole process group is killed."""
+    is also a hard boundary: whatever ends it (failure, timeout, Ctrl-C, a signal), its whole
+    process group is killed and its scratch files are removed."""
     steps = frames.shape[0] * frames.shape[1]
     timeout = timeout or 300 + 2.0 * steps
     root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
-               **SINGLE_THREADED)
-    with tempfile.TemporaryDirectory(prefix="mlf-lava-job-") as tmp:
+    env = dict(os.environ, **SINGLE_THREADED)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlf-lava-job-"))
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlf-lava-",
+                                                                  dir=_scratch_dir()))
         job = os.path.join(tmp, "job.pkl")
         with open(job, "wb") as f:
             pickle.dump(dict(graph=graph, frames=frames, record_states=record_states,
-                             fast_conv=fast_conv), f)
-        cmd = [sys.executable, "-c", "import sys, runtimes.lava as m; m._worker(sys.argv[1])", job]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             fast_conv=fast_conv, scratch=scratch), f)
+        proc = subprocess.Popen([sys.executable, "-I", "-c", _WORKER, root, job], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
             out, _ = proc.communicate(timeout=timeout)
-        except BaseException:  # timeout or Ctrl-C: take the Lava actors down with the worker
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        except subprocess.TimeoutExpired:
+            _stop(proc)
             raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s; its "
                                "processes were killed") from None
+        except BaseException:  # Ctrl-C, SIGTERM: stop everything, then let the caller report it
+            _stop(proc)
+            raise
+        _kill_group(proc)  # actors that outlived a worker killed from outside
         if proc.returncode != 0:
-            tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-12:])
-            os.killpg(proc.pid, signal.SIGKILL) if _group_alive(proc.pid) else None
-            raise LavaRunError(f"the Lava run failed (worker exit {proc.returncode}); its "
-                               f"processes were stopped. Last output:\n{tail}")
+            raise LavaRunError(_failure(proc.returncode, out))
         with np.load(job + ".out.npz") as z:
             spikes = {k[2:]: z[k] for k in z.files if k.startswith("s|")}
             states = {k[2:]: z[k] for k in z.files if k.startswith("v|")}
             return spikes, states, int(z["procs"])
 
 
-def _group_alive(pgid: int) -> bool:
+def _failure(code: int, out: bytes) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        why = (" (the kernel's out-of-memory killer sends SIGKILL: run fewer samples at once or "
+               "free memory)") if -code == signal.SIGKILL else ""
+        return f"the Lava worker was killed by {name}{why}; all its processes were stopped"
+    tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-12:])
+    return (f"the Lava run failed (worker exit {code}); its processes were stopped. "
+            f"Last output:\n{tail}")
+
+
+def _stop(proc, grace: float = 5.0) -> None:
+    """Ask the worker to stop (it tears its Lava runtime down and frees Lava's shared memory),
+    then kill whatever of its process group is left."""
     try:
-        os.killpg(pgid, 0)
-        return True
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        pass
+    finally:  # also when a second Ctrl-C cuts the grace period short
+        _kill_group(proc)
+
+
+def _kill_group(proc) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
-        return False
+        pass
+    proc.wait()
 
 
 def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> RunResult:

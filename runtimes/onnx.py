@@ -15,6 +15,8 @@ import onnx
 import onnxruntime as ort
 
 from exporters.onnx import FORMAT, export_onnx
+from exporters.onnx_validate import check_onnx_model
+from mlf_deploy import limits
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir import semantics as sem
@@ -35,10 +37,18 @@ def load_onnx(path) -> onnx.ModelProto:
     """Read an ``.onnx`` file; anything else is a UserError naming the file."""
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such ONNX file")
-    try:
-        return onnx.load(str(path))
+    size, budget = os.path.getsize(path), limits.available_memory() // 4
+    if size > budget:
+        raise UserError(f"{path} is {size} bytes, over a quarter of the available memory")
+    try:  # our exports keep every weight inside the file; external data is never followed
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError and friends
         raise UserError(f"{path}: not a readable ONNX model ({exc})") from exc
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise UserError(f"{path} refers to external data files; mlf-deploy exports hold their "
+                        "weights inside the .onnx file: export it again")
+    check_onnx_model(model, str(path))
+    return model
 
 
 def check_model_matches(model: onnx.ModelProto, graph: Graph, where: str = "model") -> dict:
@@ -80,8 +90,12 @@ class OnnxRunner:
             where, model = str(model), load_onnx(model)
         self.graph, self.meta = graph, check_model_matches(model, graph, where)
         self.mode, self.integer = self.meta["mode"], graph.numeric == "int"
-        self.session = ort.InferenceSession(model.SerializeToString(),
-                                            providers=providers or default_providers())
+        try:
+            self.session = ort.InferenceSession(model.SerializeToString(),
+                                                providers=providers or default_providers())
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types, one per cause
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"{where}: ONNX Runtime cannot load it ({first[:200]})") from exc
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.pops = json.loads(self.meta["populations"])

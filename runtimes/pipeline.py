@@ -15,7 +15,9 @@ from mlf_deploy.data import input_kind, load_split, model_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
+from mlf_deploy.ir.compare import graph_differences
 from mlf_deploy.ir.semantics import input_normalisation
+from mlf_deploy.limits import check_run_size
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
 from mlf_deploy.quantization import QuantizationReport, quantize
@@ -46,6 +48,7 @@ class Pipeline:
     weight_bits: int
     data_dir: str | None = None
     onnx_file: tuple | None = None  # (path, numeric, spikes): run that onnx backend from a file
+    graph_file: dict | None = None  # path and differences from this checkpoint's own lowering
     _splits: dict = field(default_factory=dict)
     _graded: dict = field(default_factory=dict)
 
@@ -83,9 +86,18 @@ class Pipeline:
             raise UserError(f"graph file {path} was exported from another model than "
                             f"{self.path}; export it again from this checkpoint")
         if graph.numeric == "int":
+            quant = graph.metadata.get("quantization")
+            bits = quant.get("weight_bits") if isinstance(quant, dict) else None
+            # The file's own width when it is one we could have written; a forged one shows up
+            # in the differences below either way.
+            own = quantize(self.graph_float, bits, input_max=self.input_max)[0] \
+                if type(bits) is int and 2 <= bits <= 16 else self.graph_int
             self.graph_int = graph
         else:
+            own = self.graph_float
             self.graph_float = graph
+        diffs = graph_differences(graph, own)
+        self.graph_file = {"path": str(path), "identical": not diffs, "differences": diffs}
         return graph
 
     def use_onnx_file(self, path) -> str:
@@ -108,6 +120,8 @@ class Pipeline:
         x, y = self.split(split)
         if check_samples(samples) is not None:
             x, y = x[:samples], y[:samples]
+        summary = self.graph_float.summary()
+        check_run_size(summary["neurons"], summary["timesteps"], len(x), f"running {self.path}")
         return model_input(x), y
 
 

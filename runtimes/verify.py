@@ -55,10 +55,14 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
         results[name] = run_backend(name, pipe, x)
         reports[name] = build_report(name, results[name], results, labels,
                                      time.perf_counter() - start)
-    return {"passed": all(r.within_tolerance for r in reports.values()),
-            "samples": int(len(labels)), "split": split, "checkpoint": pipe.path,
-            "weight_bits": pipe.weight_bits,
-            "backends": {n: r.to_dict() for n, r in reports.items()}}
+    summary = {"passed": all(r.within_tolerance for r in reports.values()),
+               "samples": int(len(labels)), "split": split, "checkpoint": pipe.path,
+               "weight_bits": pipe.weight_bits,
+               "backends": {n: r.to_dict() for n, r in reports.items()}}
+    if pipe.graph_file is not None:  # a supplied graph must be this checkpoint's own lowering
+        summary["graph_file"] = pipe.graph_file
+        summary["passed"] = summary["passed"] and pipe.graph_file["identical"]
+    return summary
 
 
 def format_verify_table(summary: dict) -> str:
@@ -81,5 +85,12 @@ def format_verify_table(summary: dict) -> str:
             worst.append(f"{name}: lowest population agreement {p['agreement']:.6f} "
                          f"({p['population']})")
     rows += worst
+    supplied = summary.get("graph_file")
+    if supplied:
+        rows.append(f"graph file {supplied['path']}: " + (
+            "identical to this checkpoint's own lowering" if supplied["identical"] else
+            f"DIFFERS from this checkpoint's own lowering in {len(supplied['differences'])} "
+            "place(s):"))
+        rows += [f"  {line}" for line in supplied["differences"]]
     rows.append(f"{'PASSED' if summary['passed'] else 'FAILED'} on {summary['samples']} samples")
     return "\n".join(rows)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import pickle
 
 import numpy as np
 import torch
 
+from mlf_deploy.data.cifar_pickle import read_cifar10_batch
 from mlf_deploy.errors import UserError
 
 DIGITS_OPTIONS = {"test_fraction": 0.2}
@@ -73,14 +73,7 @@ def load_cifar10_split(spec: dict, split: str):
     names = CIFAR10_FILES[:5] if split == "train" else CIFAR10_FILES[5:]
     xs, ys = [], []
     for name in names:
-        path = os.path.join(folder, name)
-        try:
-            with open(path, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
-            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-            labels = np.asarray(batch[b"labels"], dtype=np.int64)
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as exc:
-            raise UserError(f"{path} is not a CIFAR-10 python batch: {type(exc).__name__}: {exc}") from exc
+        data, labels = read_cifar10_batch(os.path.join(folder, name))
         xs.append(data)
         ys.append(labels)
     x = torch.from_numpy(np.concatenate(xs)).float() / 255.0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from mlf_deploy.data.checks import check_labels
 from mlf_deploy.errors import UserError
 
 _BASE = {"data_dir": None, "window_us": None}
@@ -96,11 +97,19 @@ def load_tonic_split(spec: dict, split: str):
     down = tt.Downsample(spatial_factor=spec["spatial_factor"])  # int fields: x * f truncates = floor
     streams, labels = [], []
     for i in _indices(spec, ds, split):
-        events, label = ds[i]
+        where = ds.data[i] if hasattr(ds, "data") else f"sample {i}"
+        try:  # tonic indexes the file's columns: a file of the wrong layout fails inside it
+            events, label = ds[i]
+        except (IndexError, ValueError, KeyError, TypeError, OSError, EOFError) as exc:
+            raise UserError(f"{where}: not a {spec['name']} event recording "
+                            f"({type(exc).__name__}: {exc})") from exc
+        if not {"x", "y", "t", "p"} <= set(getattr(events.dtype, "names", None) or ()):
+            raise UserError(f"{where}: not a {spec['name']} event recording (no x, y, t, p fields)")
         events = down(events.copy())
         events["t"] -= events["t"].min() if len(events) else 0  # frames start at the recording start
         streams.append(events)
         labels.append(int(label))
+    check_labels(labels, _LAYOUT[spec["name"]][2], f"{spec['name']} {split} split")
     size = spec["size"]
     x = to_frames(streams, (size, size, 2), int(spec["timesteps"]), spec["window_us"])
     return x, torch.tensor(labels, dtype=torch.long) if labels else torch.zeros(0, dtype=torch.long)

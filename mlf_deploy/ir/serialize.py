@@ -13,15 +13,18 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import zipfile
 import zlib
 
 import numpy as np
 
+from mlf_deploy import limits
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
 from mlf_deploy.ir.graph import Graph
 from mlf_deploy.ir.nodes import NODE_TYPES
+from mlf_deploy.ir.validate import check_npy_header, json_depth, validate_graph_dict
 
 SCHEMA, SCHEMA_VERSION = "mlf-deploy-graph", 1
 MAGIC = b"MLFGRAPH 1\n"
@@ -106,7 +109,12 @@ def save_graph(graph: Graph, path) -> str:
 
 def _payload(path) -> bytes:
     try:
-        raw = open(path, "rb").read()
+        size = os.path.getsize(path)
+        if size > limits.max_graph_bytes():
+            raise UserError(f"graph file {path} is {size} bytes, over the limit of "
+                            f"{limits.max_graph_bytes()} (a quarter of the available memory)")
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError as exc:
         raise UserError(f"graph file {path} does not exist") from exc
     except OSError as exc:
@@ -121,40 +129,88 @@ def _payload(path) -> bytes:
     return data
 
 
-def _load_array(path, name: str, data: bytes) -> np.ndarray:
-    """A plain numeric array; an object array would need pickle, which could run code."""
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" not in str(exc):
-            raise
-        raise UserError(f"{path}: {name} holds pickled objects, which are refused; export the "
-                        "graph again with mlf-deploy") from exc
+def _read_member(zf, info, limit: int) -> bytes:
+    """A member's bytes, never inflating more than ``limit`` (its declared size may lie)."""
+    if info.file_size > limit:
+        raise UserError(f"member {info.filename} declares {info.file_size} bytes, over the "
+                        f"limit of {limit}")
+    with zf.open(info) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise UserError(f"member {info.filename} inflates beyond {limit} bytes")
+    return data
+
+
+def _read_npy(data: bytes, key: str) -> np.ndarray:
+    buf = io.BytesIO(data)
+    version = np.lib.format.read_magic(buf)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise ValueError(f"array {key}: .npy format version {version} is not supported")
+    shape, _, dtype = read_header(buf)  # the header only: nothing is allocated yet
+    check_npy_header(shape, dtype, len(data) - buf.tell(), key)
+    buf.seek(0)
+    return np.lib.format.read_array(buf, allow_pickle=False)
+
+
+def _read_container(data: bytes) -> tuple[dict, dict]:
+    budget = limits.max_graph_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = zf.infolist()
+        if len(infos) > 2 * limits.MAX_GRAPH_NODES + 1:
+            raise UserError(f"{len(infos)} members, more than a graph of "
+                            f"{limits.MAX_GRAPH_NODES} nodes holds")
+        total = sum(i.file_size for i in infos)
+        if total > budget:
+            raise UserError(f"members declare {total} bytes in all, over the limit of {budget} "
+                            "(a quarter of the available memory)")
+        text = _read_member(zf, zf.getinfo("graph.json"), limits.MAX_JSON_BYTES)
+        if json_depth(text) > limits.MAX_JSON_DEPTH:
+            raise UserError(f"graph.json nests deeper than {limits.MAX_JSON_DEPTH} levels")
+        header = json.loads(text)
+        arrays = {}
+        for info in infos:
+            name = info.filename
+            if name.startswith("arrays/") and name.endswith(".npy"):
+                member = _read_member(zf, info, limits.MAX_MEMBER_BYTES)
+                arrays[name[7:-4]] = _read_npy(member, name[7:-4])
+            elif name != "graph.json":
+                raise UserError(f"unexpected member {name!r}")
+    return header, arrays
 
 
 def load_graph(path) -> Graph:
-    """Read a graph file; any corruption, tampering or foreign file is one UserError."""
+    """Read a graph file; any corruption, tampering, foreign file or value the graph cannot hold
+    is one UserError naming the file (and the node and field)."""
     data = _payload(path)
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            header = json.loads(zf.read("graph.json"))
-            if header.get("schema") != SCHEMA:
-                raise UserError(f"{path} is not an mlf-deploy graph file")
-            if header.get("schema_version") != SCHEMA_VERSION:
-                raise UserError(f"{path} has graph schema version {header.get('schema_version')}; "
-                                f"this tool reads version {SCHEMA_VERSION}")
-            arrays = {}
-            for name in zf.namelist():
-                if name.startswith("arrays/") and name.endswith(".npy"):
-                    arrays[name[7:-4]] = _load_array(path, name, zf.read(name))
-    except UserError:
-        raise
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error) as exc:
+        header, arrays = _read_container(data)
+    except UserError as exc:
+        raise UserError(f"{path} is not a valid graph file: {exc}") from exc
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error,
+            NotImplementedError, RecursionError) as exc:
         raise UserError(f"{path} is not a valid graph file (corrupt or truncated: {exc})") from exc
+    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
+        raise UserError(f"{path} is not an mlf-deploy graph file")
+    if header.get("schema_version") != SCHEMA_VERSION:
+        raise UserError(f"{path} has graph schema version {header.get('schema_version')}; "
+                        f"this tool reads version {SCHEMA_VERSION}")
+    try:
+        validate_graph_dict(header.get("graph"), arrays)
+    except ValueError as exc:
+        raise UserError(f"{path} holds an invalid graph: {exc}") from exc
     if _checksum(header["graph"], arrays) != header.get("checksum"):
         raise UserError(f"{path} failed its checksum: the file was changed after it was written; "
                         "export it again")
     try:
-        return graph_from_dict(header["graph"], arrays)
+        graph = graph_from_dict(header["graph"], arrays)
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} holds an inconsistent graph: {exc}") from exc
+    if graph.numeric == "int":
+        from mlf_deploy.quantization.rules import REPRESENTABILITY_RULES, RuleViolation, check_rules
+        try:
+            check_rules(graph, REPRESENTABILITY_RULES)
+        except RuleViolation as exc:
+            raise UserError(f"{path} holds an int graph outside its fixed-point widths: {exc}") from exc
+    return graph

@@ -1,0 +1,266 @@
+"""The schema of a graph file, checked before a node is built or an array allocated.
+
+The file's SHA-256 only shows that bytes did not change by accident; anyone can edit a graph and
+reseal it. So every value is checked here against what the node types mean: types, finite numbers,
+integers within the fixed-point widths the int graph declares, array shapes consistent across
+nodes (a projection's weight against its source and target, a readout's against its sources),
+and sizes within :mod:`mlf_deploy.limits`. Each failure names the node and field.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+
+import numpy as np
+
+from mlf_deploy import limits
+from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: bytes) -> int:
+    """Deepest nesting of ``[``/``{`` outside strings, counted without parsing."""
+    body = np.frombuffer(_STRING.sub(b'""', text), dtype=np.uint8)
+    step = (body == ord("[")).astype(np.int64) + (body == ord("{")) - (body == ord("]")) \
+        - (body == ord("}"))
+    return int(np.cumsum(step).max()) if body.size else 0
+
+
+def check_npy_header(shape, dtype: np.dtype, payload: int, key: str) -> None:
+    """A .npy member must be a plain numeric array whose data is exactly what its header says."""
+    if dtype.hasobject:  # only pickle could rebuild it, and unpickling can run code
+        raise ValueError(f"array {key} holds pickled objects, which are refused; export the "
+                         "graph again with mlf-deploy")
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise ValueError(f"array {key}: dtype {dtype} is not a plain number type")
+    if any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"array {key}: invalid shape {shape}")
+    if math.prod(shape) * dtype.itemsize != payload:
+        raise ValueError(f"array {key}: shape {shape} of {dtype} needs "
+                         f"{math.prod(shape) * dtype.itemsize} bytes, the member holds {payload}")
+
+
+class Schema:
+    """Checks one graph dict (``graph.json``'s ``graph``) and its arrays; raises ValueError."""
+
+    def __init__(self, body, arrays: dict):
+        # The widths an int graph declares are the quantization rules' (imported here: the
+        # quantization package imports the IR package this module belongs to).
+        from mlf_deploy.quantization import rules
+        self.rules = rules
+        self.arrays, self.used = arrays, set()
+        if not isinstance(body, dict):
+            raise ValueError("the graph is not a JSON object")
+        self.numeric = body.get("numeric")
+        if self.numeric not in ("float", "int"):
+            raise ValueError(f"numeric is {self.numeric!r}, expected 'float' or 'int'")
+        self.int = self.numeric == "int"
+        if not isinstance(body.get("metadata"), dict):
+            raise ValueError("metadata is not a JSON object")
+        nodes = body.get("nodes")
+        if not isinstance(nodes, list) or not 3 <= len(nodes) <= limits.MAX_GRAPH_NODES:
+            raise ValueError(f"nodes must be a list of 3..{limits.MAX_GRAPH_NODES} nodes")
+        self.nodes, self.body = {}, body
+
+    # -- field checkers: each returns the value or raises ------------------------------------
+    def fail(self, node, field, expected, value):
+        raise ValueError(f"node {node.get('name', '?')!r} field {field!r}: expected {expected}, "
+                         f"got {str(value)[:60]!r}")
+
+    def integer(self, node, field, lo, hi):
+        v = node.get(field)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            self.fail(node, field, f"an integer in {lo}..{hi}", v)
+        return v
+
+    def number(self, node, field, lo=-math.inf, hi=math.inf, whole=False):
+        v = node.get(field)
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
+                or not lo <= v <= hi or (whole and v != int(v)):
+            self.fail(node, field, f"a finite {'integer' if whole else 'number'} in [{lo}, {hi}]", v)
+        return v
+
+    def name(self, node, field):
+        v = node.get(field)
+        if not isinstance(v, str) or not 0 < len(v) <= limits.MAX_NAME_CHARS:
+            self.fail(node, field, f"a name of 1..{limits.MAX_NAME_CHARS} characters", v)
+        return v
+
+    def ints(self, node, field, n, lo, hi):
+        v = node.get(field)
+        if not isinstance(v, list) or len(v) != n or any(
+                isinstance(d, bool) or not isinstance(d, int) or not lo <= d <= hi for d in v):
+            self.fail(node, field, f"{n} integers in {lo}..{hi}", v)
+        return tuple(v)
+
+    def shape(self, node, field="shape"):
+        return self.ints(node, field, 3, 1, limits.MAX_DIM)
+
+    def peek(self, node, field):
+        """The array a field refers to, unchecked; None when the reference is not one."""
+        ref = node.get(field)
+        key = ref.get("$array") if isinstance(ref, dict) else None
+        return self.arrays.get(key) if isinstance(key, str) else None
+
+    def array(self, node, field, shape, bits=0):
+        ref = node.get(field)
+        key = ref.get("$array") if isinstance(ref, dict) else None
+        if not isinstance(key, str) or key not in self.arrays or key in self.used:
+            self.fail(node, field, "a reference to an array of this file used once", ref)
+        self.used.add(key)
+        a = self.arrays[key]
+        if tuple(a.shape) != tuple(shape):
+            self.fail(node, field, f"an array of shape {tuple(shape)}", f"shape {a.shape}")
+        if bits:
+            if a.dtype.kind not in "iu":
+                self.fail(node, field, "integer mantissas", f"dtype {a.dtype}")
+            limit = 2 ** (bits - 1) - 1
+            if a.size and (int(a.max()) > limit or int(a.min()) < -limit):
+                self.fail(node, field, f"mantissas within +-{limit} ({bits} bits)",
+                          f"range {a.min()}..{a.max()}")
+        elif a.size and not np.isfinite(a.astype(np.float64, copy=False)).all():
+            self.fail(node, field, "finite values", "NaN or infinity")
+        return a
+
+    # -- node types: fields and their meaning ------------------------------------------------
+    def Input(self, n):  # noqa: N802 - named after the node type it checks
+        self.shape(n)
+        if n.get("encoding") not in ("static", "events"):
+            self.fail(n, "encoding", "'static' or 'events'", n.get("encoding"))
+        self.integer(n, "timesteps", 1, limits.MAX_TIMESTEPS)
+        self.number(n, "scale", 1e-30, 1e30)
+        self.integer(n, "value_bits", 2 if self.int else 0, STATE_BITS if self.int else 0)
+
+    def Layer(self, n):  # noqa: N802
+        c = self.shape(n)[0]
+        bias_bits = (self.rules.BIAS_MANT_MAX + 1).bit_length()  # signed: sign + 12 bits
+        self.array(n, "bias", (c,), bits=bias_bits if self.int else 0)
+        pops = n.get("populations")
+        if not isinstance(pops, list) or not 1 <= len(pops) <= limits.MAX_LEVELS \
+                or not all(isinstance(p, str) for p in pops):
+            self.fail(n, "populations", f"a list of 1..{limits.MAX_LEVELS} names", pops)
+        lo, hi = self.rules.WEIGHT_EXP_RANGE if self.int else (0, 0)
+        self.integer(n, "weight_exp", lo, hi)
+        self.integer(n, "bias_exp", 0, self.rules.BIAS_EXP_MAX if self.int else 0)
+        self.number(n, "scale", 1e-30, 1e30)
+
+    def Population(self, n):  # noqa: N802
+        self.name(n, "layer")
+        self.integer(n, "level", 0, limits.MAX_LEVELS - 1)
+        self.shape(n)
+        hi = self.rules.THRESHOLD_MANT_MAX if self.int else 1e30
+        self.number(n, "v_threshold", 1 if self.int else 1e-30, hi, whole=self.int)
+        self.number(n, "v_retention", 0.0, 1.0)
+        self.number(n, "v_reset", -1e30, 1e30)
+
+    def Projection(self, n):  # noqa: N802
+        src, dst = self.nodes.get(self.name(n, "source")), self.nodes.get(self.name(n, "target"))
+        if src is None or src["type"] not in ("Input", "Population"):
+            self.fail(n, "source", "an earlier Input or Population", n.get("source"))
+        if dst is None or dst["type"] != "Layer":
+            self.fail(n, "target", "a Layer", n.get("target"))
+        bits = self.integer(n, "weight_bits", 2 if self.int else 0, 16 if self.int else 0)
+        (ci, hi, wi), (co, ho, wo) = src["shape"], dst["shape"]
+        if n.get("kind") == "dense":
+            self.array(n, "weight", (co * ho * wo, ci * hi * wi), bits)
+        elif n.get("kind") == "conv2d":
+            stride = self.ints(n, "stride", 2, 1, limits.MAX_KERNEL)
+            pad = self.ints(n, "padding", 2, 0, limits.MAX_KERNEL)
+            w = self.peek(n, "weight")
+            k = tuple(w.shape[2:]) if w is not None and w.ndim == 4 else (0, 0)
+            if not all(1 <= d <= limits.MAX_KERNEL for d in k):
+                self.fail(n, "weight", f"a (C_out, C_in, kh, kw) kernel, sides 1..{limits.MAX_KERNEL}",
+                          None if w is None else f"shape {w.shape}")
+            self.array(n, "weight", (co, ci, *k), bits)
+            out = tuple(conv_output_size(d, kd, s, p)
+                        for d, kd, s, p in zip((hi, wi), k, stride, pad, strict=True))
+            if out != (ho, wo):
+                self.fail(n, "stride", f"a convolution of {hi}x{wi} onto the target's {ho}x{wo}",
+                          f"{out[0]}x{out[1]} from stride {stride}, padding {pad}, kernel {k}")
+        else:
+            self.fail(n, "kind", "'conv2d' or 'dense'", n.get("kind"))
+
+    def Readout(self, n):  # noqa: N802
+        srcs = n.get("sources")
+        if not isinstance(srcs, list) or not srcs or not all(
+                isinstance(s, str) and self.nodes.get(s, {}).get("type") == "Population" for s in srcs):
+            self.fail(n, "sources", "a list of earlier Population names", srcs)
+        shapes = {tuple(self.nodes[s]["shape"]) for s in srcs}
+        if len(shapes) != 1:
+            self.fail(n, "sources", "populations of one shape", sorted(shapes))
+        c = shapes.pop()[0]
+        bits = self.integer(n, "weight_bits", 2 if self.int else 0, 16 if self.int else 0)
+        w = self.peek(n, "weight")
+        classes = w.shape[0] if w is not None and w.ndim == 2 else 0
+        if not 1 <= classes <= limits.MAX_DIM:
+            self.fail(n, "weight", "a (classes, C) matrix", None if w is None else f"shape {w.shape}")
+        self.array(n, "weight", (classes, c), bits)
+        self.array(n, "bias", (classes,))
+        self.number(n, "scale", 1e-30, 1e30)
+
+    def run(self) -> None:
+        from mlf_deploy.ir.nodes import NODE_TYPES
+        for n in self.body["nodes"]:
+            if not isinstance(n, dict) or not isinstance(n.get("type"), str) \
+                    or n["type"] not in NODE_TYPES:
+                raise ValueError(f"node {str(n)[:60]!r}: expected an object with a type of "
+                                 f"{', '.join(NODE_TYPES)}")
+            name = self.name(n, "name")
+            if name in self.nodes:
+                self.fail(n, "name", "a name used once", name)
+            extra = sorted(set(n) - set(NODE_TYPES[n["type"]].__dataclass_fields__) - {"type"})
+            if extra:
+                self.fail(n, extra[0], "no such field", n[extra[0]])
+            self.nodes[name] = n
+        # Sources before what reads them: a projection's weight is checked against shapes
+        # already known to be valid.
+        for kind in ("Input", "Layer", "Population", "Projection", "Readout"):
+            for n in self.nodes.values():
+                if n["type"] == kind:
+                    getattr(self, kind)(n)
+        neurons = sum(math.prod(n["shape"]) for n in self.nodes.values() if n["type"] == "Population")
+        weights = sum(self.arrays[k].size for k in self.used)
+        if neurons > limits.MAX_NEURONS or weights > limits.MAX_WEIGHTS:
+            raise ValueError(f"{neurons} neurons and {weights} weights exceed this tool's limits "
+                             f"({limits.MAX_NEURONS} and {limits.MAX_WEIGHTS})")
+        for name, n in self.nodes.items():
+            self.cross_check(name, n)
+        unused = sorted(set(self.arrays) - self.used)
+        if unused:
+            raise ValueError(f"array {unused[0]!r} belongs to no node")
+        self.check_metadata()
+
+    def cross_check(self, name, n):
+        if n["type"] == "Layer":
+            for level, p in enumerate(n["populations"]):
+                pop = self.nodes.get(p)
+                if pop is None or pop["type"] != "Population" or pop["layer"] != name \
+                        or pop["level"] != level or pop["shape"] != n["shape"]:
+                    self.fail(n, "populations", f"population {p!r} of this layer, level {level}, "
+                              "same shape", p)
+        if n["type"] == "Population" and name not in self.nodes.get(n["layer"], {}).get(
+                "populations", ()):
+            self.fail(n, "layer", "a Layer that lists this population", n["layer"])
+
+    def check_metadata(self):
+        meta, inp = self.body["metadata"], next(n for n in self.nodes.values() if n["type"] == "Input")
+        if ("input_gain" in meta) != ("input_offset" in meta):
+            raise ValueError("metadata: input_gain and input_offset come together")
+        for key in ("input_gain", "input_offset"):
+            if key in meta:
+                v = meta[key]
+                if not isinstance(v, list) or len(v) != inp["shape"][0] or not all(
+                        isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+                        for x in v):
+                    raise ValueError(f"metadata {key}: expected {inp['shape'][0]} finite numbers")
+        if "levels" in meta and (not isinstance(meta["levels"], int) or isinstance(meta["levels"], bool)
+                                 or not 1 <= meta["levels"] <= limits.MAX_LEVELS):
+            raise ValueError(f"metadata levels: expected an integer in 1..{limits.MAX_LEVELS}")
+
+
+def validate_graph_dict(body, arrays: dict) -> None:
+    """Raise ValueError naming the node and field of the first value the graph cannot hold."""
+    Schema(body, arrays).run()

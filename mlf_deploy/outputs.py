@@ -1,0 +1,148 @@
+"""Output folders we may replace, a lock that keeps two commands off one output, staging folders.
+
+``--force`` must never delete what a user owns. A folder this tool writes (a Lava export, a demo
+output, a training run) carries a manifest, :data:`MANIFEST`, listing the entries it wrote; only a
+folder whose manifest is ours and which holds nothing beyond those entries may be replaced. The
+current directory, any folder above it and any folder above a protected input (the checkpoint) are
+never replaced, whatever they hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from mlf_deploy.errors import UserError
+
+MANIFEST = ".mlf-deploy-output.json"
+TOOL = "mlf-deploy"
+
+
+def write_manifest(folder, kind: str) -> None:
+    """Record every entry of ``folder`` as ours (call last, when the folder is complete)."""
+    folder = Path(folder)
+    entries = sorted(e for e in os.listdir(folder) if e != MANIFEST)
+    (folder / MANIFEST).write_text(json.dumps({"tool": TOOL, "kind": kind, "entries": entries}))
+
+
+def foreign_entries(folder) -> list[str] | None:
+    """Entries of ``folder`` we did not write; None when the folder has no manifest of ours."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+        ours = set(manifest["entries"]) if manifest.get("tool") == TOOL else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if ours is None:
+        return None
+    return sorted(set(os.listdir(folder)) - ours - {MANIFEST})
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output_dir(out, force: bool, protect=(), what: str = "output") -> Path:
+    """Fail, naming why, unless ``out`` is free or (with ``force``) an earlier output of ours."""
+    out = Path(out)
+    if out.is_symlink():
+        raise UserError(f"{what} {out} is a symbolic link; give the real path of a folder")
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise UserError(f"{what} {out} exists and is not a folder; choose another path")
+    real = out.resolve()
+    for guarded in [Path.cwd(), *(Path(p).resolve().parent for p in protect if p)]:
+        if _inside(guarded.resolve(), real):
+            raise UserError(f"{what} {out} holds the current directory or an input file; "
+                            "choose a new folder")
+    if not any(out.iterdir()):
+        return out
+    if not force:
+        raise UserError(f"{what} {out} exists and is not empty; pass --force to replace an "
+                        "earlier output of mlf-deploy, or choose another path")
+    foreign = foreign_entries(out)
+    if foreign is None:
+        raise UserError(f"{what} {out} was not written by mlf-deploy (no {MANIFEST}); --force "
+                        "replaces only earlier outputs of this tool: choose another path")
+    if foreign:
+        raise UserError(f"{what} {out} holds files mlf-deploy did not write ({', '.join(foreign[:3])}"
+                        f"{'...' if len(foreign) > 3 else ''}); move them away or choose another path")
+    return out
+
+
+def new_stage(out: Path) -> Path:
+    """A hidden staging folder beside ``out``, tagged with our pid so a later run can sweep it."""
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.stage-{os.getpid()}-", dir=out.parent))
+    return stage
+
+
+def sweep_stale_stages(out: Path) -> None:
+    """Remove staging folders of ``out`` whose process no longer runs (it was SIGKILLed)."""
+    prefix = f".{out.name}.stage-"
+    for entry in out.parent.glob(prefix + "*"):
+        pid = entry.name[len(prefix):].split("-")[0]
+        if entry.is_dir() and not entry.is_symlink() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def install_stage(stage: Path, out: Path, kind: str) -> None:
+    """Mark ``stage`` as ours and rename it onto ``out``; an old output (checked by
+    :func:`check_output_dir`) is moved aside first and removed only after the swap."""
+    write_manifest(stage, kind)
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+        os.replace(out, old / "previous")
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def output_lock(out):
+    """Hold ``.<name>.lock`` beside ``out`` for the block; a second command on it fails at once."""
+    out = Path(out)
+    lock = out.parent / f".{out.name}.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot create the lock file {lock}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise UserError(f"another mlf-deploy command is writing {out} (it holds {lock}); "
+                                "wait for it to finish or choose another output") from None
+            raise
+        # The holder before us may have unlinked the file after we opened it: retry on the new one.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)

@@ -1,0 +1,77 @@
+"""Files as an attacker or a careless sender would make them: resealed graphs, edited checkpoints.
+
+A resealed graph has valid hashes (outer SHA-256 and content checksum recomputed), so only the
+schema can refuse it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+from click.testing import CliRunner
+
+from cli import main
+from mlf_deploy.ir.serialize import MAGIC, _checksum
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_error(res, fragment, code=2):
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.exit_code == code, (res.exit_code, res.output)
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in res.output
+
+
+def read_members(path) -> tuple[dict, dict]:
+    """``(header, {member name: bytes})`` of a graph file."""
+    data = path.read_bytes().split(b"\n", 2)[2]
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    return json.loads(members.pop("graph.json")), members
+
+
+def npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def reseal(path, out, edit=None, members_edit=None, raw_json=None, bomb=None):
+    """Write ``out``: ``path``'s graph after ``edit(graph_dict, arrays)`` (arrays: name -> ndarray,
+    editable) and ``members_edit(members)``, with both hashes recomputed."""
+    header, members = read_members(path)
+    header = copy.deepcopy(header)
+    arrays = {n[7:-4]: np.load(io.BytesIO(b)) for n, b in members.items()}
+    if edit:
+        edit(header["graph"], arrays)
+    try:
+        header["checksum"] = _checksum(header["graph"], arrays)
+    except (TypeError, ValueError):
+        pass  # a body json cannot hash: the schema refuses it first anyway
+    members = {f"arrays/{k}.npy": npy(v) for k, v in arrays.items()}
+    if members_edit:
+        members_edit(members)
+    text = raw_json if raw_json is not None else json.dumps(header, sort_keys=True).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("graph.json", text)
+        for name, data in members.items():
+            zf.writestr(name, data)
+        if bomb:
+            zf.writestr("arrays/bomb.npy", b"\0" * bomb)
+    data = buf.getvalue()
+    out.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+    return out
+
+
+def node(graph: dict, type_name: str, index: int = 0) -> dict:
+    return [n for n in graph["nodes"] if n["type"] == type_name][index]

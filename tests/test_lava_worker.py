@@ -1,0 +1,142 @@
+"""The Lava worker: no module from the working directory runs in it, and however it ends (killed,
+out of memory, Ctrl-C, its caller killed) it leaves no process and no scratch file behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_graphs, make_model, sample_input
+
+from exporters.lava_import import lava_available
+from mlf_deploy.ir.semantics import prepare_input
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shadowing_folder(tmp_path):
+    """A folder with its own runtimes/lava.py, which would create a marker file if imported."""
+    marker = tmp_path / "ran"
+    (tmp_path / "runtimes").mkdir()
+    (tmp_path / "runtimes" / "__init__.py").write_text("")
+    (tmp_path / "runtimes" / "lava.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    return marker
+
+
+def test_worker_imports_nothing_from_the_working_directory(tmp_path):
+    from runtimes.lava import _WORKER
+    marker = _shadowing_folder(tmp_path)
+    job = str(tmp_path / "no-such-job.pkl")  # the worker fails at once, after its imports
+    res = subprocess.run([sys.executable, "-I", "-c", _WORKER, str(ROOT), job], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "no-such-job.pkl" in res.stderr
+    assert str(ROOT / "runtimes" / "lava.py") in res.stderr and not marker.exists()
+    # The same folder does shadow the package for a plain `python -c` (what the worker used to
+    # run), so this test can fail.
+    subprocess.run([sys.executable, "-c", "import runtimes.lava"], cwd=tmp_path, timeout=120,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert marker.exists()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+_DRIVER = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from conftest import make_graphs, make_model, sample_input
+from mlf_deploy.ir.semantics import prepare_input
+import runtimes.lava as lava
+lava._scratch_dir = lambda: {scratch!r}
+graph = make_graphs(make_model(), weight_bits=8)[1]
+try:
+    lava.run_chunk(graph, prepare_input(graph, sample_input(2)), timeout=600)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+except lava.LavaRunError as exc:
+    print("error:", exc, flush=True)
+    sys.exit(2)
+"""
+
+
+def _start_driver(tmp_path):
+    scratch = tmp_path / "shm"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVER.format(tests=str(ROOT / "tests"),
+                                                                  scratch=str(scratch))],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(1200):  # until the worker has made its scratch files
+        workers = _children(proc.pid)
+        if workers and any(scratch.glob("mlf-lava-*/*.rec")):
+            return proc, workers[0], scratch
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"the Lava worker did not start: {proc.communicate()[0][-2000:]}")
+
+
+pytestmark = [pytest.mark.lava,
+              pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["worker SIGKILL", "Ctrl-C", "caller SIGKILL"])
+def test_every_end_of_a_lava_run_cleans_up(tmp_path, how):
+    proc, worker, scratch = _start_driver(tmp_path)
+    time.sleep(1.0)
+    if how == "worker SIGKILL":  # what the out-of-memory killer does
+        os.kill(worker, signal.SIGKILL)
+    elif how == "Ctrl-C":
+        os.kill(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    for _ in range(100):  # an orphaned worker notices its caller is gone within half a second
+        if not _group_alive(worker):
+            break
+        time.sleep(0.1)
+    assert not _group_alive(worker), "Lava processes were left running"
+    if how == "worker SIGKILL":
+        assert proc.returncode == 2 and "killed by SIGKILL" in out and "out-of-memory" in out, out
+    if how == "Ctrl-C":
+        assert proc.returncode == 130 and out.strip().endswith("interrupted"), out
+    if how != "caller SIGKILL":  # a caller killed outright cannot remove anything
+        assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_run_chunk_still_matches_after_the_isolation(tmp_path, monkeypatch):
+    """Run from a folder that shadows the package: the run works and the shadow never runs."""
+    import numpy as np
+
+    from runtimes.lava import run_chunk
+    from runtimes.reference import run_reference
+    marker = _shadowing_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    graph = make_graphs(make_model())[1]
+    x = sample_input(2)
+    spikes, states, _ = run_chunk(graph, prepare_input(graph, x))
+    ref = run_reference(graph, x)
+    assert all(np.array_equal(spikes[p], ref.spikes[p]) for p in ref.spikes)
+    assert not marker.exists()
