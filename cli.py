@@ -231,6 +231,11 @@ WEIGHT_BITS = click.option("--weight-bits", type=click.IntRange(2, 16), default=
                                 "[default: the width the checkpoint was fine-tuned for, else 8].")
 JSON = click.option("--json", "as_json", is_flag=True,
                     help="Print one JSON object as the last line of stdout.")
+SPIKES = click.option("--spikes", type=click.Choice(["binary", "graded"]), default="binary",
+                      show_default=True,
+                      help="Lowering: binary (one single-threshold population per level, any "
+                           "chip) or graded (one neuron per position sending its level count, "
+                           "Loihi 2 graded spikes).")
 
 
 @main.command()
@@ -249,11 +254,12 @@ JSON = click.option("--json", "as_json", is_flag=True,
               help="NIR only: write the int graph dequantised (a labelled approximation of it) "
                    "instead of the float graph.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@SPIKES
 @DATA_DIR
 @JSON
 @user_errors
 def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir_dequantised, force,
-           data_dir, as_json):
+           spikes, data_dir, as_json):
     """Lower a checkpoint and write it as a deployment graph, a Lava network or an ONNX model.
 
     \b
@@ -263,8 +269,8 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir
     """
     from runtimes.export import export_checkpoint
     info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
-                             nir_target, nir_dequantised)
-    click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} graph, "
+                             nir_target, nir_dequantised, spikes)
+    click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} {spikes} graph, "
                f"{info['populations']} populations, checksum {info['checksum'][:12]})")
     if as_json:
         emit_json(info)
@@ -274,7 +280,8 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir
 @CKPT
 @click.option("--backends", default="torch,ir-float,ir-int", show_default=True, callback=_backends,
               help="Comma-separated: torch, ir-float, ir-int, lava-float, lava-fixed, onnx-float, "
-                   "onnx-int, torch-int (the table in runtimes/backends.py).")
+                   "onnx-int, torch-int, and each of the graph backends with -graded (the table "
+                   "in runtimes/backends.py).")
 @click.option("--samples", type=click.IntRange(1), default=16, show_default=True,
               help="Samples of the split to run.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
@@ -285,11 +292,14 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir
               help="Run the onnx backend from this exported .onnx file (adds onnx-int/onnx-float).")
 @click.option("--lava-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds each Lava run (8 samples) may take [default: derived from the network].")
+@click.option("--spikes", type=click.Choice(["binary", "graded"]), default="binary",
+              show_default=True, help="graded: run each named backend but torch as its graded "
+                                      "counterpart, compared with the binary graph's reference.")
 @DATA_DIR
 @JSON
 @user_errors
 def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, lava_timeout,
-           data_dir, as_json):
+           spikes, data_dir, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise.
@@ -297,11 +307,13 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     \b
     Example:
       mlf-deploy verify run/checkpoint.pt --backends torch,ir-float,ir-int,onnx-int --samples 32
+      mlf-deploy verify run/checkpoint.pt --backends ir-int,onnx-int,lava-fixed --spikes graded
     """
+    from runtimes.backends import names_for_spikes
     from runtimes.pipeline import load_pipeline
     from runtimes.verify import format_verify_table
     from runtimes.verify import verify as run_verify
-    names = list(backends)
+    names = names_for_spikes(backends, spikes)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     pipe.lava_timeout = lava_timeout
     if graph_file:
@@ -358,15 +370,18 @@ ALL_SAMPLES = click.option("--samples", type=click.IntRange(1), default=None,
 @ENERGY_MODEL
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of per-layer SynOps and energy, SNN against ANN.")
+@SPIKES
 @DATA_DIR
 @JSON
 @user_errors
-def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, data_dir, as_json):
+def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spikes, data_dir,
+           as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
     SynOps count every spike of every level by its exact fan-out (graded, borders included); a
-    static image's stem is dense MACs at each timestep, event frames are ACs per event.
+    static image's stem is dense MACs at each timestep, event frames are ACs per event. Then the
+    hardware resources of the binary and the graded lowering side by side.
 
     \b
     Example:
@@ -377,7 +392,7 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
     check_energy_args(energy_model, plot_path)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
-    text, result = energy_report(pipe, split, samples, energy_model, plot_path)
+    text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes)
     click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
     if as_json:
         emit_json(result)
@@ -399,11 +414,12 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, dat
 @click.option("--finetuned", "finetuned", multiple=True, type=click.Path(dir_okay=False),
               help="A checkpoint fine-tuned from CHECKPOINT (`mlf-deploy finetune`), swept at its "
                    "own weight width on the same axes; repeat for several.")
+@SPIKES
 @DATA_DIR
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             finetuned, data_dir, as_json):
+             finetuned, spikes, data_dir, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -421,7 +437,7 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
-                                   plot_dir, tuned)
+                                   plot_dir, tuned, spikes)
     click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
     if as_json:
         emit_json(result)

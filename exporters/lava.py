@@ -98,14 +98,25 @@ def lava_step_offsets(graph):
     return depth
 
 
+def payload_bits(sender):
+    """Message bits of a graded sender's spikes (its count 0..K)."""
+    return max(1, len(sender.v_thresholds).bit_length())
+
+
 def _lava_classes():
     import_lava()
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFReset
+    try:
+        from exporters.lava_graded import GRADED_MODELS, GradedMLF
+    except ImportError:  # the standalone loader, which holds a copy of that module
+        graded = globals()["graded_module"]()
+        GRADED_MODELS, GradedMLF = graded.GRADED_MODELS, graded.GradedMLF
     return SimpleNamespace(Conv=Conv, Dense=Dense, RingBuffer=RingBuffer, LIFReset=LIFReset,
-                           SpikeDelay=spike_delay_classes().SpikeDelay)
+                           SpikeDelay=spike_delay_classes().SpikeDelay, GradedMLF=GradedMLF,
+                           GRADED_MODELS=GRADED_MODELS)
 
 
 def lava_weight(graph, p):
@@ -144,7 +155,7 @@ def build_processes(graph, frames):
         data[..., offset:offset + n] = np.moveaxis(values, 0, -1)
         return add(lv.RingBuffer(data=data))
 
-    def relay(pop, extra):  # pop's spikes delayed by `extra` steps, shared by all consumers
+    def relay(pop, extra):  # pop's spikes (or graded payloads) delayed by `extra` steps, shared
         if (pop, extra) not in net.relays:
             ring = add(lv.SpikeDelay(shape=lava_shape(graph.nodes[pop].shape), delay=extra))
             net.lifs[pop].s_out.connect(ring.s_in)
@@ -156,6 +167,17 @@ def build_processes(graph, frames):
         bias = np.broadcast_to(np.asarray(layer.bias), shape)
         targets = []
         for pop in graph.populations_of(layer.name):
+            if graph.spikes == "graded":  # one neuron with K membranes, Lava's LIF arithmetic
+                kw = dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT - retention_mant(pop.v_retention),
+                          vth=np.asarray(pop.v_thresholds, np.int64),
+                          bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
+                    else dict(du=1.0, dv=1.0 - pop.v_retention, vth=np.asarray(pop.v_thresholds, float),
+                              bias_mant=bias.astype(np.float64), bias_exp=0)
+                proc = add(lv.GradedMLF(shape=shape, reset_interval=steps_t,
+                                        reset_offset=(1 + d) % steps_t, name=pop.name, **kw))
+                net.lifs[pop.name], net.depth[pop.name] = proc, d
+                targets.append(proc.a_in)
+                continue
             rho = float(pop.v_retention)
             kw = dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT - retention_mant(rho), vth=int(pop.v_threshold),
                       bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
@@ -186,7 +208,8 @@ def build_processes(graph, frames):
             else:
                 extra = d - depth[graph.nodes[p.source].layer] - 1
                 src = relay(p.source, extra) if extra else net.lifs[p.source]
-                src_shape, graded = lava_shape(graph.nodes[p.source].shape), 0
+                src_shape = lava_shape(graph.nodes[p.source].shape)
+                graded = payload_bits(graph.nodes[p.source]) if graph.spikes == "graded" else 0
             w = lava_weight(graph, p)
             if p.kind == "conv2d":
                 conn = add(lv.Conv(weight=w, input_shape=src_shape, stride=tuple(p.stride[::-1]),
@@ -204,8 +227,18 @@ def build_processes(graph, frames):
 
 
 # -- export --------------------------------------------------------------------------------------
-_BUILDER = (spike_delay_classes, correlate, lava_shape, host_fed, lava_step_offsets, _lava_classes,
-            lava_weight, build_processes)
+_BUILDER = (spike_delay_classes, correlate, lava_shape, host_fed, lava_step_offsets, payload_bits,
+            _lava_classes, lava_weight, build_processes)
+
+
+def _graded_module_source() -> str:
+    """``exporters/lava_graded.py`` as a cached function of the loader: its lava imports must
+    wait for ``import_lava()``, and the process and its models must be created once."""
+    from exporters import lava_graded
+    body = inspect.getsource(lava_graded).replace("from __future__ import annotations\n", "")
+    body += "\nreturn SimpleNamespace(GradedMLF=GradedMLF, GRADED_MODELS=GRADED_MODELS)\n"
+    return ("@functools.lru_cache(maxsize=None)\ndef graded_module():\n"
+            + "\n".join("    " + line if line.strip() else "" for line in body.splitlines()) + "\n")
 
 
 def export_lava(graph, out_dir, force: bool = False, protect=()) -> Path:
@@ -228,7 +261,7 @@ def export_lava(graph, out_dir, force: bool = False, protect=()) -> Path:
         body = consts + "\n\n" + "\n\n".join(inspect.getsource(f)
                                              for f in (*sem.PORTABLE, *_BUILDER))
         shim = inspect.getsource(lava_import).replace("from __future__ import annotations\n", "")
-        script = _LOADER.replace("# @SHIM@", shim)
+        script = _LOADER.replace("# @SHIM@", shim + "\n\n" + _graded_module_source())
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
         (tmp / "README.md").write_text(_README)
         install_stage(tmp, out, "lava-export")

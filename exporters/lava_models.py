@@ -24,6 +24,11 @@ from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat  # 
 from lava.proc.lif.process import LIFReset  # noqa: E402
 
 from exporters.lava_delay import spike_delay_classes  # noqa: E402
+from exporters.lava_graded import (  # noqa: E402
+    GradedMLF,
+    PyGradedMLFModelFixed,
+    PyGradedMLFModelFloat,
+)
 
 RECORD_KEY = "mlf_record"  # proc_params key: (path, rows, record_v) of a population's record file
 
@@ -65,7 +70,8 @@ class FastConvFloat(_FastConv, PyConvModelFloat):
 
 
 class _Recording:
-    """Writes the step's spikes and post-reset ``v`` (Lava's own state) into a memory-mapped file.
+    """Writes the step's spikes and post-reset ``v`` (Lava's own state) into a memory-mapped file
+    (a graded population: its K levels' spikes and membranes, ``v`` being ``(K, *shape)``).
 
     Monitor/Var.get move data one element at a time over a channel (~20 us each), which is minutes
     for a ResNet; a shared file mapping costs a memcpy. Row ``time_step - 1`` holds step ``time_step``.
@@ -99,8 +105,18 @@ def model_table(integer: bool, fast_conv: bool = True, record: bool = True) -> d
     delay = spike_delay_classes()
     fixed = {Conv: FastConvFixed if fast_conv else PyConvModelFixed, Dense: PyDenseModelBitAcc,
              LIFReset: RecordingLifFixed if record else PyLifResetModelBitAcc,
-             RingBuffer: PySendModelFixed, delay.SpikeDelay: delay.fixed}
+             RingBuffer: PySendModelFixed, delay.SpikeDelay: delay.fixed,
+             GradedMLF: RecordingGradedFixed if record else PyGradedMLFModelFixed}
     floating = {Conv: FastConvFloat if fast_conv else PyConvModelFloat, Dense: PyDenseModelFloat,
                 LIFReset: RecordingLifFloat if record else PyLifResetModelFloat,
-                RingBuffer: PySendModelFloat, delay.SpikeDelay: delay.float}
+                RingBuffer: PySendModelFloat, delay.SpikeDelay: delay.float,
+                GradedMLF: RecordingGradedFloat if record else PyGradedMLFModelFloat}
     return fixed if integer else floating
+
+
+class RecordingGradedFixed(_Recording, PyGradedMLFModelFixed):
+    pass
+
+
+class RecordingGradedFloat(_Recording, PyGradedMLFModelFloat):
+    pass

@@ -16,6 +16,9 @@ fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths
 ring-buffer `SpikeDelay` process (defined in the loader) and layer `l` at depth `d` shows model
 step `t` at Lava step `t + d`.
 Input projections with a negative weight exponent are computed host-side and fed by a RingBuffer.
+A graded graph (`--spikes graded`) has one `GradedMLF` per layer instead (K membranes, sending the
+level count as a graded spike into `Conv`s with `num_message_bits` > 0); `result.npz` then holds
+the readout sources' payloads.
 
 Trust: `run_lava_network.py` is Python and runs with this folder first on its import path, so it
 trusts everything in this folder. Run it only from a folder you wrote or checked; a file named like
@@ -53,6 +56,7 @@ class Graph:
         self.nodes = {d["name"]: SimpleNamespace(**{k: fix(v) for k, v in d.items()})
                       for d in body["nodes"]}
         self.numeric, self.metadata = body["numeric"], body["metadata"]
+        self.spikes = body.get("spikes", "binary")
         kind = lambda t: [n for n in self.nodes.values() if n.type == t]
         self.input, self.readout, self.layers = kind("Input")[0], kind("Readout")[0], kind("Layer")
         self.projections = kind("Projection")
@@ -79,8 +83,10 @@ def run(graph, frames):
         monitors[name] = Monitor()
         monitors[name].probe(net.lifs[name].s_out, net.steps)
     delay, integer = spike_delay_classes(), graph.numeric == "int"
+    lv = _lava_classes()
     # Lava's compiler looks up process instances here first; SpikeDelay is in no package it searches
     models = {ring: delay.fixed if integer else delay.float for ring in net.relays.values()}
+    models[lv.GradedMLF] = lv.GRADED_MODELS["fixed" if integer else "float"]
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if integer else "floating_pt",
                        exception_proc_model_map=models)
     try:
@@ -94,6 +100,9 @@ def run(graph, frames):
         rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
         s = np.asarray(s).reshape(net.steps, w, h, c)[rows].reshape(batch, steps_t, w, h, c)
         spikes[name] = s.transpose(1, 0, 4, 3, 2).astype(np.uint8)  # (T, B, C, H, W)
+    if graph.spikes == "graded":  # the monitors saw payloads: the level counts of each sender
+        counts = sum(s.sum(axis=(0, 3, 4), dtype=np.float64) for s in spikes.values())
+        return logits_from_accumulator(graph, counts @ graph.readout.weight.T.astype(np.float64)), spikes
     return readout_logits(graph, spikes), spikes
 
 

@@ -1,5 +1,6 @@
 """Export a deployment graph (float or int) to ONNX: a streaming step model or a whole-run sequence
-model, with every MLF level a separate single-threshold population. Both compute in float64 (int
+model, with every MLF level a single-threshold population (binary graphs) or the K levels of a
+graded population summed into its payload, the level count (graded graphs). Both compute in float64 (int
 graphs: exact integers; projections in float32 where that is exact too); ``precision="float32"`` is
 a faster, inexact variant for float graphs.
 
@@ -13,8 +14,9 @@ Names (``<pop>`` is a population name such as ``blocks.0.mlf1/L2``):
     ``readout_increment`` ``(B, classes)``. sequence input ``input`` ``(T, B, C, H, W)``; outputs
     ``logits`` ``(B, classes)``, and with ``record=True`` ``s/<pop>``, ``v/<pop>``
     ``(T, B, C, H, W)``.
-    Membranes are float64 (float graphs) or int64 in 1/64 current units (int graphs); int models
-    also output ``overflow`` ``(layers,)`` int64, the 24-bit wrap and saturation events per layer.
+    A graded graph records its levels under the same names. Membranes are float64 (float graphs)
+    or int64 in 1/64 current units (int graphs); int models also output ``overflow``
+    ``(layers,)`` int64, the 24-bit wrap and saturation events per layer.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool) -> st
         for other in sources[1:]:
             src = b.op("Add", [src, values[other]], f"{layer.name}/fanin{i}")
         # int graphs: inputs are clipped to value_bits and spikes are 0/1, which bounds |src|
-        limits = [2.0 ** (inp.value_bits - 1) - 1 if s == inp.name else 1.0 for s in sources]
+        limits = [2.0 ** (inp.value_bits - 1) - 1 if s == inp.name else
+                  float(len(graph.sender_levels(s))) for s in sources]  # a graded payload is <= K
         src_max = sum(limits) if integer and inp.value_bits > 0 else None
         a = project(b, p, src, graph.nodes[sources[0]].shape, src_max)
         if integer:
@@ -107,7 +110,8 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
             per_t = [f"{layer.name}/t{t}" for t in range(steps)]
             b.emit("Split", [drive], per_t, f"{layer.name}/split_time", axis=0, num_outputs=steps)
         shape = [*lead, *layer.shape]
-        for pop in graph.populations_of(layer.name):
+        level_spikes = []
+        for pop in graph.levels_of(layer.name):
             v = None  # the sequence starts from v = 0
             if not seq:
                 inputs.append(helper.make_tensor_value_info(f"v/{pop.name}", state_type, shape))
@@ -118,7 +122,9 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
                 s, v, sat = population_step(b, pop, v, d, bias, integer, f"t{t}" if seq else "step")
                 ss, vs, masks = ss + [s], vs + [v], masks + [sat] * integer
             spikes = b.concat(ss, f"{pop.name}/spikes")
-            values[pop.name] = b.op("Cast", [spikes], f"{pop.name}/spikes_f", to=b.ftype)
+            level_spikes.append(b.op("Cast", [spikes], f"{pop.name}/spikes_f", to=b.ftype))
+            if not graph.graded:
+                values[pop.name] = level_spikes[-1]
             if record or not seq:
                 states = b.concat(vs, f"{pop.name}/states")
                 if integer:
@@ -130,6 +136,11 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
                 b.emit("Reshape", [states, unfold], [v_out], f"{pop.name}/v_out")
                 outputs += [helper.make_tensor_value_info(s_out, UINT8, shape),
                             helper.make_tensor_value_info(v_out, state_type, shape)]
+        if graph.graded:  # the one sender's payload: its level count
+            sender, count = graph.populations_of(layer.name)[0].name, level_spikes[0]
+            for k, s in enumerate(level_spikes[1:], 1):
+                count = b.op("Add", [count, s], f"{sender}/count{k}")
+            values[sender] = count
         if integer:
             overflow.append(_count(b, masks, f"{layer.name}/overflow"))
     outputs.insert(0, _readout(b, graph, values, mode))
@@ -165,9 +176,9 @@ def counts_c(graph: Graph) -> int:
 
 
 def model_metadata(graph: Graph, mode: str) -> dict:
-    pops, ro = graph.populations, graph.readout
+    pops, ro = graph.level_populations, graph.readout
     return {
-        "format": FORMAT, "mode": mode, "numeric": graph.numeric,
+        "format": FORMAT, "mode": mode, "numeric": graph.numeric, "spikes": graph.spikes,
         "graph_checksum": graph_checksum(graph),
         "levels": str(graph.levels), "timesteps": str(graph.timesteps),
         "input_encoding": graph.input.encoding, "input_shape": json.dumps(list(graph.input.shape)),

@@ -190,12 +190,13 @@ def int_bounds(graph) -> dict:
     for layer in graph.layers:
         a = 0.0
         for p in graph.projections_into(layer.name):
-            a += limit.get(p.source, 1.0) * _row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
+            src = limit.get(p.source) or len(graph.sender_levels(p.source))  # payload <= K
+            a += src * _row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
         bias = np.abs(np.asarray(layer.bias, np.float64)).max() * 2.0 ** layer.bias_exp
         decayed = 2.0 ** (STATE_BITS - 1 + sem.DECAY_BITS)  # |v r| before the shift
         bounds[layer.name] = max(a * sem.MEMBRANE_GAIN, decayed) + 2.0 ** STATE_BITS + bias
     ro = graph.readout
-    bounds[ro.name] = (sem.readout_norm(graph) * len(ro.sources)
+    bounds[ro.name] = (sem.readout_norm(graph) * sum(len(graph.sender_levels(s)) for s in ro.sources)
                        * np.abs(np.asarray(ro.weight, np.float64)).sum(1).max())
     return bounds
 

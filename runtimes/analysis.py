@@ -11,7 +11,9 @@ from mlf_deploy.energy import PRESETS, estimate
 from mlf_deploy.energy.neurobench_names import neurobench_fields
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import check_writable
+from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware import Target, map_graph
+from mlf_deploy.hardware.resources import compare_forms, forms_table
 from mlf_deploy.hardware.sweep import sweep
 from mlf_deploy.quantization import quantize
 from runtimes.pipeline import Pipeline
@@ -48,20 +50,33 @@ def check_evaluate_args(energy_model, plot_dir) -> dict:
     return plots
 
 
+def forms_report(graph_int, result, target=None) -> tuple[str, dict]:
+    """Both lowerings of the binary int graph side by side, priced with ``result``'s level spikes
+    (a run of either form: their level spikes are the same, which verify checks)."""
+    cmp = compare_forms(graph_int, with_spikes(graph_int, "graded"), result,
+                        *(() if target is None else (target,)))
+    return ("binary (one LIF per level) against graded (one neuron per position, count payload), "
+            f"per inference over {result.batch} samples:\n" + forms_table(cmp)), cmp
+
+
 def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm-fp32",
-                  plot_path=None) -> tuple[str, dict]:
+                  plot_path=None, spikes="binary") -> tuple[str, dict]:
+    """The SynOps/energy table (spikes by count, as every SNN paper counts them) of a run of the
+    int graph in the chosen lowering, and the resources of both lowerings side by side."""
     check_energy_args(energy_model, plot_path)
     x, y = pipe.data(split, samples)
-    result = run_int(pipe.graph_int, x)
-    br = estimate(pipe.graph_int, result, x)
+    result = run_int(pipe.graph("int", spikes), x)
+    br = estimate(pipe.graph_int, result, x)  # graded runs record level spikes under binary names
     accuracy = float((result.logits.argmax(1) == y.numpy()).mean())
-    text = br.table(energy_model) + f"\naccuracy (integer reference): {accuracy:.4f}"
+    forms_text, forms = forms_report(pipe.graph_int, result)
+    text = br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n" + forms_text
     if plot_path:
         from mlf_deploy.hardware.plots import plot_layers
         plot_layers(br, plot_path, energy_model)
     return text, {**br.to_dict(), **neurobench_fields(pipe.graph_int, result, accuracy),
                   "checkpoint": pipe.path, "split": split, "samples": len(y),
                   "weight_bits": pipe.weight_bits, "accuracy": accuracy, "backend": result.backend,
+                  "spikes": spikes, "forms": forms,
                   "plot": str(plot_path) if plot_path else None}
 
 
@@ -104,8 +119,10 @@ def cores_by_bits(pipe: Pipeline, bits, weight_sharing=False) -> dict:
 
 def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None,
                     energy_model="45nm-fp32", weight_sharing=False, plot_dir=None,
-                    finetuned=()) -> tuple[str, dict]:
-    """``finetuned``: pipelines of fine-tuned checkpoints of the same model, each swept at its own
+                    finetuned=(), spikes="binary") -> tuple[str, dict]:
+    """The sweep (binary int graphs; graded ones compute the same spikes), the mapping of the
+    chosen lowering, both lowerings' resources side by side at the first weight width, and
+    ``finetuned`` pipelines (fine-tuned checkpoints of the same model), each swept at its own
     weight width and plotted with the post-training points."""
     plots = check_evaluate_args(energy_model, plot_dir)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
@@ -116,7 +133,10 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     points = _sweep_pipeline(pipe, x, y, bits, steps)
     tuned = _finetuned_sweeps(pipe, finetuned, x, y, steps)
     graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else _quantize(pipe, bits[0])
-    mapping = map_graph(graph_int, Target(weight_sharing=weight_sharing))
+    target = Target(weight_sharing=weight_sharing)
+    chosen = with_spikes(graph_int, spikes)
+    mapping = map_graph(chosen, target)
+    forms_text, forms = forms_report(graph_int, run_int(chosen, x), target)
     cores = cores_by_bits(pipe, bits + [ft.weight_bits for ft in finetuned], weight_sharing)
     lines = [sweep_table(points, energy_model)]
     for path, pts in tuned:
@@ -124,10 +144,11 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
                   sweep_table(pts, energy_model)]
     top = cores[max(cores)]
     lines += [f"energy model {energy_model}; latency = T x pipeline depth "
-              f"({mapping.pipeline_depth} layers) in timesteps", "", mapping.table(),
-              "cores by weight width: " + ", ".join(
+              f"({mapping.pipeline_depth} layers) in timesteps", "",
+              f"mapping of the {spikes} lowering:", mapping.table(),
+              "cores by weight width (binary lowering): " + ", ".join(
                   f"{b}-bit {n}" + (f" ({top - n} fewer than {max(cores)}-bit)" if b != max(cores)
-                                    else "") for b, n in cores.items())]
+                                    else "") for b, n in cores.items()), "", forms_text]
     text = "\n".join(lines)
     if plot_dir:
         from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers
@@ -139,7 +160,7 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     m.pop("core_list", None)
     return text, {"checkpoint": pipe.path, "split": split, "samples": len(y),
                   "energy_model": energy_model, "points": [p.to_dict() for p in points],
-                  "mapping": m, "cores_by_weight_bits": cores,
+                  "mapping": m, "cores_by_weight_bits": cores, "spikes": spikes, "forms": forms,
                   "finetuned": [{"checkpoint": path, "weight_bits": pts[0].weight_bits,
                                  "points": [p.to_dict() for p in pts]} for path, pts in tuned],
                   "plots": {k: str(v) for k, v in plots.items()}}

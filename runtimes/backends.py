@@ -14,6 +14,13 @@ torch-int      ir-int      zero spike and state mismatches, identical logits (th
                            model on the integer grid, as fine-tuning trains it)
 =============  ==========  ===============================================================
 
+Every backend but torch also runs the graded lowering (``--spikes graded``, docs/graded.md) as
+``<name>-graded``, compared with the *binary* graph's reference run level by level: ``ir-float-
+graded`` and ``ir-int-graded`` with ``ir-float`` / ``ir-int`` (zero spike mismatches, membranes
+within the float state tolerance / exactly equal, same logits), the others with their binary
+counterpart's reference and tolerance (``lava-fixed-graded``: zero spike and membrane mismatches
+against ir-int).
+
 ``verify``, ``demo`` and the CLI read this table. Lava and ONNX Runtime are imported only when
 their backend runs, so a missing optional backend never breaks the others.
 """
@@ -41,6 +48,7 @@ class Backend:
     kind: str  # "torch", "torch-int", "reference", "lava" or "onnx"
     tolerance: Tolerance
     demo: str | None = None  # the demo's verification run it belongs to: "main" or "lava"
+    spikes: str = "binary"  # the lowering it runs: "binary" or "graded"
 
 
 def _run_torch(pipe: Pipeline, graph, x) -> RunResult:
@@ -58,7 +66,7 @@ def _run_lava(pipe: Pipeline, graph, x) -> RunResult:
 
 def _run_onnx(pipe: Pipeline, graph, x) -> RunResult:
     from runtimes.onnx import run_onnx, run_onnx_file
-    if pipe.onnx_file is not None and pipe.onnx_file[1] == graph.numeric:
+    if pipe.onnx_file is not None and pipe.onnx_file[1:] == (graph.numeric, graph.spikes):
         return run_onnx_file(pipe.onnx_file[0], graph, x)
     return run_onnx(graph, x, mode="sequence")
 
@@ -113,6 +121,16 @@ def _torch_int(rep, torch_accuracy):
             "mismatches against ir-int")
 
 
+def _graded_float(rep, torch_accuracy):
+    return (rep.spike_mismatches == 0 and rep.state_mismatches == 0 and rep.logits_vs_ref <= 1e-9,
+            "spike or membrane mismatches against the binary float graph")
+
+
+def _graded_int(rep, torch_accuracy):
+    return (rep.spike_mismatches == 0 and rep.state_mismatches == 0 and rep.logits_vs_ref == 0.0,
+            "spike or membrane mismatches against the binary int graph")
+
+
 BACKENDS = {b.name: b for b in (
     Backend("torch", None, "float", "torch", _always, "main"),
     Backend("ir-float", "torch", "float", "reference", _ir_float, "main"),
@@ -122,6 +140,12 @@ BACKENDS = {b.name: b for b in (
     Backend("onnx-float", "ir-float", "float", "onnx", _onnx_float, "main"),
     Backend("onnx-int", "ir-int", "int", "onnx", _onnx_int, "main"),
     Backend("torch-int", "ir-int", "int", "torch-int", _torch_int),
+    Backend("ir-float-graded", "ir-float", "float", "reference", _graded_float, None, "graded"),
+    Backend("ir-int-graded", "ir-int", "int", "reference", _graded_int, "main", "graded"),
+    Backend("lava-float-graded", "ir-float", "float", "lava", _lava_float, None, "graded"),
+    Backend("lava-fixed-graded", "ir-int", "int", "lava", _lava_fixed, "lava", "graded"),
+    Backend("onnx-float-graded", "ir-float", "float", "onnx", _onnx_float, None, "graded"),
+    Backend("onnx-int-graded", "ir-int", "int", "onnx", _onnx_int, "main", "graded"),
 )}
 DEFAULT_BACKENDS = ("torch", "ir-float", "ir-int")
 
@@ -155,9 +179,16 @@ def with_references(names) -> list[str]:
     return out
 
 
+def names_for_spikes(names, spikes: str) -> list[str]:
+    """``--spikes graded``: each named graph backend as its graded counterpart (torch and
+    torch-int run the torch model, which has no lowering)."""
+    if spikes == "binary":
+        return list(names)
+    return [n if f"{n}-graded" not in BACKENDS else f"{n}-graded" for n in names]
+
+
 def run_backend(name: str, pipe: Pipeline, x) -> RunResult:
     backend = BACKENDS.get(name)
     if backend is None:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-    graph = pipe.graph_int if backend.numeric == "int" else pipe.graph_float
-    return RUNNERS[backend.kind](pipe, graph, x)
+    return RUNNERS[backend.kind](pipe, pipe.graph(backend.numeric, backend.spikes), x)

@@ -81,14 +81,18 @@ def _run(stage: Path, quick: bool, log, progress, timings) -> dict:
     exports.mkdir()
     save_graph(pipe.graph_float, exports / "graph-float.mlfg")
     save_graph(pipe.graph_int, exports / "graph-int.mlfg")
+    graded = pipe.graph("int", "graded")
+    save_graph(graded, exports / "graph-int-graded.mlfg")
     from exporters.onnx import export_onnx, save_onnx
     for graph in (pipe.graph_float, pipe.graph_int):
         for mode in ("sequence", "step"):
             save_onnx(export_onnx(graph, mode), exports / f"model-{graph.numeric}-{mode}.onnx")
+    save_onnx(export_onnx(graded, "sequence"), exports / "model-int-graded-sequence.onnx")
     lava_note = None
     try:
         from exporters.lava import export_lava
         export_lava(pipe.graph_int, exports / "lava")
+        export_lava(graded, exports / "lava-graded")
     except UserError as exc:  # lava-nc missing: the rest of the demo still runs
         lava_note = str(exc)
     _done("lower + quantize + export", timings)

@@ -49,7 +49,9 @@ def write_report(path: Path, summary: dict, report: dict, lava_report: dict | No
         f"({q['weights_clipped']} clipped, worst relative threshold rounding "
         f"{q['worst_threshold_error']['relative']:.2e} at {q['worst_threshold_error']['population']}).",
         "- Exported to `exports/`: the float and integer graph files, ONNX sequence and step models "
-        "(float and integer), and a Lava network with its standalone loader "
+        "(float and integer), the graded lowering of the integer graph (one neuron per MLF position "
+        "sending its level count: `graph-int-graded.mlfg`, `model-int-graded-sequence.onnx`, "
+        "`lava-graded/`), and a Lava network with its standalone loader "
         f"({'written' if summary['lava'] == 'ran' else 'skipped: ' + summary['lava']}).", "",
         "## How each backend agreed",
         f"{report['samples']} test samples for torch, the reference simulator and ONNX Runtime"

@@ -9,7 +9,7 @@ from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import graph_checksum, save_graph
 from mlf_deploy.ir.serialize import MAGIC
 from mlf_deploy.outputs import check_output_dir, output_lock
-from runtimes.pipeline import load_pipeline
+from runtimes.pipeline import check_spikes, load_pipeline
 
 # What an earlier export of each file kind starts with or holds, so --force replaces only those.
 _OURS = {"ir": lambda head: head.startswith(MAGIC), "onnx": lambda head: b"mlf-deploy-onnx/" in head,
@@ -35,16 +35,19 @@ def check_output_file(out: Path, target: str, force: bool) -> None:
 def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = None,
                       as_float: bool = False, mode: str = "sequence", force: bool = False,
                       data_dir=None, nir_target: str = "snntorch",
-                      nir_dequantised: bool = False) -> dict:
+                      nir_dequantised: bool = False, spikes: str = "binary") -> dict:
     out = Path(out)
+    check_spikes(spikes)
     if target not in ("ir", "lava", "onnx", "nir"):
         raise UserError(f"unknown export target {target!r}; choose ir, lava, onnx or nir")
+    if target == "nir" and spikes == "graded":
+        raise UserError("NIR has no graded-spike neuron: export --to nir with --spikes binary")
     if target == "lava":
         check_output_dir(out, force, protect=[checkpoint], what="Lava export folder")
     else:
         check_output_file(out, target, force)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
-    graph = pipe.graph_float if as_float else pipe.graph_int
+    graph = pipe.graph("float" if as_float else "int", spikes)
     if target == "nir":  # NIR has no fixed-point fields: the float graph, or the int one dequantised
         from mlf_deploy.quantization.dequantize import dequantize_graph
         as_float = not nir_dequantised

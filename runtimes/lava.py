@@ -169,11 +169,15 @@ def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True,
                                                                 *lif.v.shape)
             rows = net.depth[name] + np.arange(steps_t * batch)  # Lava step of (sample, model step)
             rec = rec[rows].reshape(batch, steps_t, *rec.shape[1:])
-            rec = rec.transpose(1, 0, 2, 5, 4, 3)  # (T, B, s|v, C, H, W)
-            spikes[name] = np.ascontiguousarray(rec[:, :, 0]).astype(np.uint8)
-            if record_states:
-                states[name] = np.ascontiguousarray(rec[:, :, 1]).astype(
-                    np.int64 if integer else np.float64)
+            levels = graph.sender_levels(name)  # a graded population records (K, W, H, C)
+            if not graph.graded:
+                rec = rec[:, :, :, None]
+            rec = rec.transpose(1, 0, 2, 3, 6, 5, 4)  # (T, B, s|v, level, C, H, W)
+            for k, level in enumerate(levels):
+                spikes[level] = np.ascontiguousarray(rec[:, :, 0, k]).astype(np.uint8)
+                if record_states:
+                    states[level] = np.ascontiguousarray(rec[:, :, 1, k]).astype(
+                        np.int64 if integer else np.float64)
     return spikes, states, len(net.procs)
 
 
@@ -265,7 +269,8 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
 
     check_lava(graph)
     frames = prepare_input(graph, x)
-    backend = "lava-fixed" if graph.numeric == "int" else "lava-float"
+    backend = ("lava-fixed" if graph.numeric == "int" else "lava-float") + \
+        ("-graded" if graph.graded else "")
     parts = []
     for i in range(0, frames.shape[1], max(1, samples_per_run)):
         spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states,

@@ -58,6 +58,9 @@ def check_model_matches(model: onnx.ModelProto, graph: Graph, where: str = "mode
         raise UserError(f"{where} is not an mlf-deploy ONNX export (producer "
                         f"{model.producer_name or 'unknown'!r}); export it with "
                         f"`mlf-deploy export --to onnx`")
+    if meta.get("spikes", "binary") != graph.spikes:
+        raise UserError(f"{where} is a {meta.get('spikes', 'binary')}-spike model but the graph is "
+                        f"{graph.spikes}; export it with --spikes {graph.spikes}")
     if meta.get("numeric") != graph.numeric:
         raise UserError(f"{where} is a {meta.get('numeric')} model but the graph is "
                         f"{graph.numeric}")
@@ -99,7 +102,7 @@ class OnnxRunner:
 
     @property
     def backend(self) -> str:
-        return "onnx-int" if self.integer else "onnx-float"
+        return ("onnx-int" if self.integer else "onnx-float") + ("-graded" if self.graph.graded else "")
 
     def validate(self, feeds: dict) -> int:
         """Check ``feeds`` against the declared inputs; returns the batch size."""

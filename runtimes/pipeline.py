@@ -13,6 +13,7 @@ import torch
 from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import input_kind, load_split, model_input
 from mlf_deploy.errors import UserError
+from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.ir.compare import graph_differences
 from mlf_deploy.limits import check_run_size
@@ -20,6 +21,12 @@ from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
 from mlf_deploy.quantization import QuantizationReport, input_max_of, quantize
 from mlf_deploy.training import weights_sha256
+
+
+def check_spikes(spikes: str) -> str:
+    if spikes not in ("binary", "graded"):
+        raise UserError(f"--spikes must be 'binary' or 'graded', got {spikes!r}")
+    return spikes
 
 
 def check_samples(samples: int | None) -> int | None:
@@ -39,10 +46,24 @@ class Pipeline:
     input_max: float | None
     weight_bits: int
     data_dir: str | None = None
-    onnx_file: tuple | None = None  # (path, numeric): run that onnx backend from an exported file
+    onnx_file: tuple | None = None  # (path, numeric, spikes): run that onnx backend from a file
     graph_file: dict | None = None  # path and differences from this checkpoint's own lowering
     lava_timeout: float | None = None  # seconds per Lava run; None: derived from the network
     _splits: dict = field(default_factory=dict)
+    _graded: dict = field(default_factory=dict)
+
+    def graph(self, numeric: str, spikes: str = "binary") -> Graph:
+        """The float or int graph in the binary or graded lowering (graded: rewritten from the
+        binary graph of the same numeric, so both carry the same numbers)."""
+        binary = self.graph_int if numeric == "int" else self.graph_float
+        if spikes == "binary":
+            return binary
+        check_spikes(spikes)
+        source, graded = self._graded.get(numeric, (None, None))
+        if source is not binary:  # rewritten again after use_graph_file replaced the binary graph
+            graded = to_graded(binary)
+            self._graded[numeric] = (binary, graded)
+        return graded
 
     @property
     def spec(self) -> dict:
@@ -58,6 +79,9 @@ class Pipeline:
     def use_graph_file(self, path) -> Graph:
         """Replace the float or int graph with a previously exported graph file of this model."""
         graph = load_graph(path)
+        if graph.graded:
+            raise UserError(f"graph file {path} is graded; verify the binary graph file (the "
+                            "graded backends are rewritten from it)")
         if graph.metadata.get("model_sha256") != self.graph_float.metadata["model_sha256"]:
             raise UserError(f"graph file {path} was exported from another model than "
                             f"{self.path}; export it again from this checkpoint")
@@ -77,7 +101,8 @@ class Pipeline:
         return graph
 
     def use_onnx_file(self, path) -> str:
-        """Run the onnx backend of the file's numeric type from ``path``; returns that backend."""
+        """Run the onnx backend of the file's numeric type and lowering from ``path``; returns
+        that backend's name."""
         from runtimes.onnx import check_model_matches, load_onnx
         model = load_onnx(path)
         meta = {p.key: p.value for p in model.metadata_props}
@@ -85,9 +110,10 @@ class Pipeline:
         if numeric not in ("float", "int"):
             raise UserError(f"{path} is not an mlf-deploy ONNX export; export it with "
                             "`mlf-deploy export --to onnx`")
-        check_model_matches(model, self.graph_int if numeric == "int" else self.graph_float, str(path))
-        self.onnx_file = (str(path), numeric)
-        return f"onnx-{numeric}"
+        spikes = meta.get("spikes", "binary")
+        check_model_matches(model, self.graph(numeric, check_spikes(spikes)), str(path))
+        self.onnx_file = (str(path), numeric, spikes)
+        return f"onnx-{numeric}" + ("-graded" if spikes == "graded" else "")
 
     def data(self, split: str = "test", samples: int | None = None):
         """``(x, y)``: the first ``samples`` of a split, ``x`` in the model's input layout."""

@@ -57,7 +57,8 @@ class ReferenceSimulator:
             dtype = torch.float64
             if self.integer:
                 inp = self.graph.input
-                src_max = 2 ** max(inp.value_bits - 1, 0) if sources == [inp.name] else len(sources)
+                src_max = 2 ** max(inp.value_bits - 1, 0) if sources == [inp.name] else \
+                    sum(len(self.graph.sender_levels(s)) for s in sources)  # graded: payload <= K
                 if np.abs(w).reshape(w.shape[0], -1).sum(1).max() * src_max < 2 ** 24:
                     dtype = torch.float32
             out.append((p, sources, torch.from_numpy(w).to(dtype)))
@@ -65,7 +66,7 @@ class ReferenceSimulator:
 
     @property
     def backend(self) -> str:
-        return "ir-int" if self.integer else "ir-float"
+        return ("ir-int" if self.integer else "ir-float") + ("-graded" if self.graph.graded else "")
 
     def run(self, x, batch_size: int = 256) -> RunResult:
         """``x``: raw model input ``(B, C, H, W)`` or ``(T, B, C, H, W)``."""
@@ -91,14 +92,17 @@ class ReferenceSimulator:
                     a = sem.shift(a, layer.weight_exp)
                 current = a if current is None else current + a
             current = current.view(steps, batch, *current.shape[1:])
-            pops = g.populations_of(layer.name)
+            pops = g.levels_of(layer.name)
             s, v, over = self._dynamics(layer, pops, current)
             if over:
                 overflow[layer.name] = over
                 if self.strict:
                     raise StateOverflow(f"layer {layer.name}: {over} 24-bit state overflows")
+            if g.graded:  # one sender whose payload is the level count
+                values[g.populations_of(layer.name)[0].name] = s.sum(1).flatten(0, 1).to(torch.float64)
             for k, pop in enumerate(pops):
-                values[pop.name] = s[:, k].flatten(0, 1).to(torch.float64)
+                if not g.graded:
+                    values[pop.name] = s[:, k].flatten(0, 1).to(torch.float64)
                 spikes[pop.name] = s[:, k].to(torch.uint8).numpy()
                 if self.record_states:
                     states[pop.name] = (v[:, k].to(torch.int64) if self.integer else v[:, k]).numpy()

@@ -66,17 +66,17 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
 
 
 def format_verify_table(summary: dict) -> str:
-    rows = [f"{'backend':<11} {'reference':<9} {'acc':>6} {'top1':>6} {'spike mism':>14} "
+    rows = [f"{'backend':<17} {'reference':<9} {'acc':>6} {'top1':>6} {'spike mism':>14} "
             f"{'state mism':>10} {'|dlogit|':>9}  ok"]
     for name, r in summary["backends"].items():
         state = "-" if r["state_mismatches"] is None else str(r["state_mismatches"])
-        rows.append(f"{name:<11} {r['reference'] or '-':<9} {r['accuracy']:>6.3f} "
+        rows.append(f"{name:<17} {r['reference'] or '-':<9} {r['accuracy']:>6.3f} "
                     f"{r['top1_agreement']:>6.3f} {r['spike_mismatches']:>6}/{r['spike_total']:<7} "
                     f"{state:>10} {r['logits_max_abs_diff']:>9.2e}  "
                     f"{'yes' if r['within_tolerance'] else 'NO: ' + r['reason']}")
         if r["first_mismatch"]:
             fm = r["first_mismatch"]
-            rows.append(f"{'':<11} first mismatch: layer {fm['layer']} level {fm['level']} "
+            rows.append(f"{'':<17} first mismatch: layer {fm['layer']} level {fm['level']} "
                         f"step {fm['timestep']} index {fm['index']}")
     worst = []
     for name, r in summary["backends"].items():

@@ -18,14 +18,19 @@ def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
     for rel in ["report.md", "summary.json", "verify.json", "energy.json", "energy.png",
                 "evaluate.json", "evaluate/accuracy_energy.png", "train/checkpoint.pt",
                 "exports/graph-int.mlfg", "exports/model-int-step.onnx",
-                "exports/model-float-sequence.onnx"]:
+                "exports/model-float-sequence.onnx", "exports/graph-int-graded.mlfg",
+                "exports/model-int-graded-sequence.onnx"]:
         assert (out / rel).is_file(), rel
     verify = json.loads((out / "verify.json").read_text())
     assert verify["backends"]["onnx-int"]["spike_mismatches"] == 0
+    for graded in ("ir-int-graded", "onnx-int-graded"):  # against the binary ir-int, per level
+        b = verify["backends"][graded]
+        assert b["reference"] == "ir-int" and b["spike_mismatches"] == 0 and b["state_mismatches"] == 0
     assert verify["backends"]["ir-float"]["top1_agreement"] == 1.0
     if summary["lava"] == "ran":
-        lava = json.loads((out / "verify-lava.json").read_text())["backends"]["lava-fixed"]
-        assert lava["spike_mismatches"] == 0 and lava["state_mismatches"] == 0
+        for name in ("lava-fixed", "lava-fixed-graded"):
+            lava = json.loads((out / "verify-lava.json").read_text())["backends"][name]
+            assert lava["spike_mismatches"] == 0 and lava["state_mismatches"] == 0
     report = (out / "report.md").read_text()
     assert "every backend agreed" in report and "onnx-int" in report
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no staging folder left behind

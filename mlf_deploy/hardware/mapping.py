@@ -40,7 +40,7 @@ class Core:
 @dataclass
 class LayerMapping:
     name: str
-    neurons: int  # K level LIFs x C x H x W
+    neurons: int  # K level LIFs x C x H x W (binary), C x H x W graded neurons (graded)
     cores: int
     rows_per_core: int
     channels_per_core: int
@@ -109,10 +109,23 @@ def _bits(p, target):
     return p.weight_bits or target.weight_bits
 
 
+LIF_REGISTERS = 2  # a single-threshold LIF holds u and v
+
+
+def registers_per_neuron(graph: Graph, layer: str) -> int:
+    """State registers of one neuron: a LIF's u and v, or a graded neuron's shared u and K v's."""
+    return 1 + len(graph.levels_of(layer)) if graph.graded else LIF_REGISTERS
+
+
 class _LayerCost:
+    """A core's neuron state is budgeted in registers, ``LIF_REGISTERS * neurons_per_core`` (an
+    assumption: the core sized for LIFs), so a graded neuron with K + 1 registers takes the room of
+    (K + 1) / 2 LIFs."""
+
     def __init__(self, graph, layer, target):
         self.graph, self.target = graph, target
-        self.k = len(layer.populations)
+        self.k = 1 if graph.graded else len(layer.populations)  # neurons per position
+        self.registers = registers_per_neuron(graph, layer.name)
         self.c, self.h, self.w = layer.shape
         self.projections = graph.projections_into(layer.name)
         self.geos = [_geometry(graph, p) for p in self.projections]
@@ -137,7 +150,8 @@ class _LayerCost:
     def failing(self, r0, r1, cc):
         n, mem, ax = self.chunk(r0, r1, cc)
         t = self.target
-        return [name for name, bad in (("neurons", n > t.neurons_per_core),
+        over = n * self.registers > LIF_REGISTERS * t.neurons_per_core
+        return [name for name, bad in (("neurons", over),
                                        ("memory", mem > t.synaptic_memory_bytes),
                                        ("fan_in", ax > t.fan_in_axons)) if bad]
 

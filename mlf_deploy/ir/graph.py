@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlf_deploy.ir.nodes import Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir.nodes import GradedPopulation, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir.semantics import sender_levels
+
+SPIKE_FORMS = ("binary", "graded")
 
 
 @dataclass(frozen=True, eq=False)
@@ -13,15 +16,27 @@ class Graph:
     the projections; every projection's source precedes its target layer, so evaluating layers in
     order is a valid schedule. Edges are derived from the nodes' references:
     ``source -> projection -> layer -> population -> readout``.
+
+    ``spikes`` says which lowering the graph is: ``"binary"`` (every level of an MLF layer a
+    :class:`Population` of single-threshold neurons, every projection repeated per source
+    population) or ``"graded"`` (one :class:`GradedPopulation` per layer sending its level count).
     """
 
     nodes: dict  # name -> node, in an order where every node follows what it reads
     numeric: str = "float"  # "float" | "int"
     metadata: dict = field(default_factory=dict)  # levels, timesteps, variant, model_args, quantization
+    spikes: str = "binary"  # "binary" | "graded"
 
     def __post_init__(self):
         if self.numeric not in ("float", "int"):
             raise ValueError(f"numeric must be 'float' or 'int', got {self.numeric!r}")
+        if self.spikes not in SPIKE_FORMS:
+            raise ValueError(f"spikes must be 'binary' or 'graded', got {self.spikes!r}")
+        sender = GradedPopulation if self.spikes == "graded" else Population
+        wrong = [n for n in self.nodes.values()
+                 if isinstance(n, (Population, GradedPopulation)) and not isinstance(n, sender)]
+        if wrong:
+            raise ValueError(f"a {self.spikes} graph holds {type(wrong[0]).__name__} {wrong[0].name!r}")
         order = {name: i for i, name in enumerate(self.nodes)}
         for name, node in self.nodes.items():
             if name != node.name:
@@ -62,7 +77,27 @@ class Graph:
 
     @property
     def populations(self) -> list[Population]:
-        return self.of_type(Population)
+        """The spike senders: level populations (binary) or graded populations (graded)."""
+        return self.of_type(GradedPopulation if self.graded else Population)
+
+    @property
+    def graded(self) -> bool:
+        return self.spikes == "graded"
+
+    @property
+    def level_populations(self) -> list[Population]:
+        """Every level of every layer as a :class:`Population`, in both forms (graded: views of
+        the levels inside each graded neuron, under the binary form's names)."""
+        return [p for layer in self.layers for p in self.levels_of(layer.name)]
+
+    def levels_of(self, layer: str) -> list[Population]:
+        """The K levels of ``layer``, level 0 first, in both forms."""
+        senders = self.populations_of(layer)
+        return senders[0].level_views() if self.graded else senders
+
+    def sender_levels(self, source: str) -> list[str]:
+        """The level populations whose spikes sum to what ``source`` sends (its payload)."""
+        return sender_levels(self, source)
 
     @property
     def projections(self) -> list[Projection]:
@@ -88,9 +123,10 @@ class Graph:
 
     def summary(self) -> dict:
         fan = [self.fan_in(layer.name) for layer in self.layers]
-        return {"numeric": self.numeric, "layers": len(self.layers),
+        return {"numeric": self.numeric, "spikes": self.spikes, "layers": len(self.layers),
                 "populations": len(self.populations), "projections": len(self.projections),
                 "neurons": sum(_size(p.shape) for p in self.populations),
+                "membranes": sum(_size(p.shape) for p in self.level_populations),
                 "max_fan_in": max(fan), "levels": self.levels, "timesteps": self.timesteps}
 
 
@@ -104,7 +140,7 @@ def _size(shape) -> int:
 def _reads(node) -> list[str]:
     if isinstance(node, Projection):
         return [node.source]
-    if isinstance(node, Population):
+    if isinstance(node, (Population, GradedPopulation)):
         return [node.layer]
     if isinstance(node, Readout):
         return list(node.sources)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlf_deploy.ir.semantics import population_name
+
 
 @dataclass(frozen=True, eq=False)
 class Input:
@@ -49,7 +51,7 @@ class Layer:
     name: str  # the MLF module's qualified name in the torch model, e.g. "blocks.0.mlf1"
     shape: tuple  # (C, H, W)
     bias: np.ndarray  # (C,) per-channel bias: float current units, or int mantissa (int graph)
-    populations: tuple  # names of the K level populations, level 0 first
+    populations: tuple  # the K level populations, level 0 first; graded form: the one graded one
     weight_exp: int = 0  # int graph: shared exponent of every projection into this layer
     bias_exp: int = 0  # int graph: bias exponent (bias enters the membrane as bias << bias_exp)
     scale: float = 1.0  # float value of one current unit (int graph); 1.0 for float graphs
@@ -90,18 +92,56 @@ class Population:
 
 
 @dataclass(frozen=True, eq=False)
+class GradedPopulation:
+    r"""One MLF layer as one population of graded-spike neurons (the ``graded`` form of a graph).
+
+    Each neuron holds K membranes, one per threshold; level ``k`` is updated exactly as the
+    :class:`Population` of level ``k`` in the binary form (same float or int rule, same reset per
+    level). The neuron sends one spike whose integer payload is the count
+    :math:`c[t] = \sum_k s_k[t] \in 0..K`, and a projection from it multiplies each weight by
+    ``c``. Backends record the per-level spikes and membranes under the binary form's population
+    names (:meth:`level_names`), so the two forms compare level by level.
+    """
+
+    name: str  # f"{layer}/graded"
+    layer: str
+    shape: tuple  # (C, H, W), same as the layer
+    v_thresholds: tuple  # one per level, level 0 first; float current units or int mantissas
+    v_retention: float = 0.25
+    v_reset: float = 0.0
+
+    @property
+    def levels(self) -> int:
+        return len(self.v_thresholds)
+
+    @property
+    def payload_bits(self) -> int:
+        """Unsigned bits of the payload ``0..K``."""
+        return max(1, int(self.levels).bit_length())
+
+    def level_names(self) -> list[str]:
+        return [population_name(self.layer, k) for k in range(self.levels)]
+
+    def level_views(self) -> list[Population]:
+        """The K levels as binary-form populations (not graph nodes): thresholds, names, rules."""
+        return [Population(n, self.layer, k, self.shape, th, self.v_retention, self.v_reset)
+                for k, (n, th) in enumerate(zip(self.level_names(), self.v_thresholds))]
+
+
+@dataclass(frozen=True, eq=False)
 class Projection:
     r"""Synapses from one source (the input or a population) into one layer's current.
 
     ``kind="conv2d"``: ``weight`` ``(C_out, C_in, kh, kw)`` applied as torch's ``conv2d`` (cross-
     correlation) with ``stride`` and zero ``padding``. ``kind="dense"``: ``weight`` ``(N_out, N_in)``
     over the flattened source. Residual adds appear as several projections with the same weights from
-    every population of the block output (fan-in). float graph: weights in current units per spike;
+    every population of the block output (fan-in); in the graded form one projection per graded
+    source, whose payload (the level count) multiplies the weights. float graph: weights in current units per spike;
     int graph: signed mantissas of ``weight_bits`` bits, scaled by the target layer's ``weight_exp``.
     """
 
     name: str
-    source: str  # the Input's or a Population's name
+    source: str  # the Input's, a Population's or a GradedPopulation's name
     target: str  # a Layer's name
     kind: str  # "conv2d" | "dense"
     weight: np.ndarray
@@ -130,4 +170,5 @@ class Readout:
     weight_bits: int = 0
 
 
-NODE_TYPES = {cls.__name__: cls for cls in (Input, Layer, Population, Projection, Readout)}
+NODE_TYPES = {cls.__name__: cls for cls in (Input, Layer, Population, GradedPopulation, Projection,
+                                             Readout)}

@@ -3,7 +3,8 @@ r"""What a deployment graph means, stated once: every backend, exporter and esti
 - the fixed-point constants of an int graph (Loihi's membrane shift, 12-bit decay, 24-bit state,
   8-bit weights, 6-bit delays; sources in ``docs/references.md``) and its update rule,
 - which projections into a layer are computed together (shared weights, summed sources),
-- how population names are built from a layer and a level, and parsed back,
+- how population names are built from a layer and a level, and parsed back, and which level
+  populations a (binary or graded) sender's spikes sum,
 - the convolution output size,
 - how a raw model input becomes the values the Input node delivers,
 - the readout: spike counts -> accumulator -> logits.
@@ -170,11 +171,21 @@ def readout_norm(graph) -> int:
     return graph.input.timesteps * int(h) * int(w)
 
 
+def sender_levels(graph, source: str) -> list:
+    """The level populations whose spikes sum to what ``source`` sends: itself (a binary
+    population) or the K levels inside a graded population (its payload is their count)."""
+    node = graph.nodes[source]
+    thresholds = getattr(node, "v_thresholds", None)
+    if thresholds is None:
+        return [source]
+    return [f"{node.layer}/L{k}" for k in range(len(thresholds))]  # population_name(layer, k)
+
+
 def readout_counts(graph, spikes: dict) -> np.ndarray:
     """``(B, C)`` float64 spike counts over time and space, summed over the readout's sources
-    (``spikes``: population -> ``(T, B, C, H, W)``)."""
-    return sum(np.asarray(spikes[s]).sum(axis=(0, 3, 4), dtype=np.float64)
-               for s in graph.readout.sources)
+    (``spikes``: level population -> ``(T, B, C, H, W)``; a graded source counts its levels)."""
+    return sum(np.asarray(spikes[level]).sum(axis=(0, 3, 4), dtype=np.float64)
+               for s in graph.readout.sources for level in sender_levels(graph, s))
 
 
 def logits_from_accumulator(graph, acc: np.ndarray) -> np.ndarray:
@@ -190,7 +201,7 @@ def readout_logits(graph, spikes: dict) -> np.ndarray:
     return logits_from_accumulator(graph, acc)
 
 
-PORTABLE = (input_normalisation, input_values, readout_norm, readout_counts,
+PORTABLE = (input_normalisation, input_values, readout_norm, sender_levels, readout_counts,
             logits_from_accumulator, readout_logits, retention_mant)
 """Functions the standalone Lava loader embeds (numpy only)."""
 PORTABLE_CONSTANTS = ("DECAY_UNIT",)

@@ -64,12 +64,15 @@ def node_from_dict(d: dict, arrays: dict):
 def graph_to_dict(graph: Graph) -> tuple[dict, dict]:
     arrays: dict = {}
     nodes = [node_to_dict(n, arrays) for n in graph.nodes.values()]
-    return {"numeric": graph.numeric, "metadata": graph.metadata, "nodes": nodes}, arrays
+    body = {"numeric": graph.numeric, "metadata": graph.metadata, "nodes": nodes}
+    if graph.graded:  # binary files stay as they were (and keep their checksums)
+        body["spikes"] = graph.spikes
+    return body, arrays
 
 
 def graph_from_dict(d: dict, arrays: dict) -> Graph:
     nodes = [node_from_dict(n, arrays) for n in d["nodes"]]
-    return Graph({n.name: n for n in nodes}, d["numeric"], d["metadata"])
+    return Graph({n.name: n for n in nodes}, d["numeric"], d["metadata"], d.get("spikes", "binary"))
 
 
 def _checksum(body: dict, arrays: dict) -> str:

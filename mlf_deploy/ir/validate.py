@@ -156,9 +156,22 @@ class Schema:
         self.number(n, "v_retention", 0.0, 1.0)
         self.number(n, "v_reset", -1e30, 1e30)
 
+    def GradedPopulation(self, n):  # noqa: N802
+        self.name(n, "layer")
+        self.shape(n)
+        th = n.get("v_thresholds")
+        if not isinstance(th, list) or not 1 <= len(th) <= limits.MAX_LEVELS:
+            self.fail(n, "v_thresholds", f"a list of 1..{limits.MAX_LEVELS} thresholds", th)
+        hi = self.rules.THRESHOLD_MANT_MAX if self.int else 1e30
+        for v in th:
+            self.number({**n, "v_threshold": v}, "v_threshold", 1 if self.int else 1e-30, hi,
+                        whole=self.int)
+        self.number(n, "v_retention", 0.0, 1.0)
+        self.number(n, "v_reset", -1e30, 1e30)
+
     def Projection(self, n):  # noqa: N802
         src, dst = self.nodes.get(self.name(n, "source")), self.nodes.get(self.name(n, "target"))
-        if src is None or src["type"] not in ("Input", "Population"):
+        if src is None or src["type"] not in ("Input", "Population", "GradedPopulation"):
             self.fail(n, "source", "an earlier Input or Population", n.get("source"))
         if dst is None or dst["type"] != "Layer":
             self.fail(n, "target", "a Layer", n.get("target"))
@@ -186,7 +199,8 @@ class Schema:
     def Readout(self, n):  # noqa: N802
         srcs = n.get("sources")
         if not isinstance(srcs, list) or not srcs or not all(
-                isinstance(s, str) and self.nodes.get(s, {}).get("type") == "Population" for s in srcs):
+                isinstance(s, str) and self.nodes.get(s, {}).get("type") in ("Population", "GradedPopulation")
+                for s in srcs):
             self.fail(n, "sources", "a list of earlier Population names", srcs)
         shapes = {tuple(self.nodes[s]["shape"]) for s in srcs}
         if len(shapes) != 1:
@@ -217,11 +231,12 @@ class Schema:
             self.nodes[name] = n
         # Sources before what reads them: a projection's weight is checked against shapes
         # already known to be valid.
-        for kind in ("Input", "Layer", "Population", "Projection", "Readout"):
+        for kind in ("Input", "Layer", "Population", "GradedPopulation", "Projection", "Readout"):
             for n in self.nodes.values():
                 if n["type"] == kind:
                     getattr(self, kind)(n)
-        neurons = sum(math.prod(n["shape"]) for n in self.nodes.values() if n["type"] == "Population")
+        neurons = sum(math.prod(n["shape"]) * len(n.get("v_thresholds", [0]))
+                      for n in self.nodes.values() if n["type"] in ("Population", "GradedPopulation"))
         weights = sum(self.arrays[k].size for k in self.used)
         if neurons > limits.MAX_NEURONS or weights > limits.MAX_WEIGHTS:
             raise ValueError(f"{neurons} neurons and {weights} weights exceed this tool's limits "
@@ -234,6 +249,12 @@ class Schema:
         self.check_metadata()
 
     def cross_check(self, name, n):
+        first = self.nodes.get(n["populations"][0], {}) if n["type"] == "Layer" else {}
+        if first.get("type") == "GradedPopulation":  # the graded form: one sender per layer
+            if len(n["populations"]) != 1 or first["layer"] != name or first["shape"] != n["shape"]:
+                self.fail(n, "populations", "one graded population of this layer, same shape",
+                          n["populations"])
+            return
         if n["type"] == "Layer":
             for level, p in enumerate(n["populations"]):
                 pop = self.nodes.get(p)

@@ -111,6 +111,9 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
     """
     if graph.numeric != "float":
         raise UserError("quantize takes a float graph (the output of lower())")
+    if graph.graded:
+        raise UserError("quantize takes the binary float graph; make the graded form of the int "
+                        "graph afterwards (mlf_deploy.graded_lowering.to_graded)")
     if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
         raise UserError(f"weight bits must be an integer from 2 to 16, got {weight_bits}")
     inp = graph.input

@@ -24,20 +24,20 @@ class RuleViolation(UserError):
 
 
 def threshold_is_positive(graph):
-    for p in graph.populations:
+    for p in graph.level_populations:
         if p.v_threshold <= 0:
             yield p.name, f"threshold mantissa is {p.v_threshold} (rounds to zero or below): " \
                           "use more weight bits or a larger threshold_bits"
 
 
 def threshold_fits_17_bits(graph):
-    for p in graph.populations:
+    for p in graph.level_populations:
         if p.v_threshold > THRESHOLD_MANT_MAX:
             yield p.name, f"threshold mantissa {p.v_threshold} exceeds {THRESHOLD_MANT_MAX}"
 
 
 def retention_fits_12_bits(graph):
-    for p in graph.populations:
+    for p in graph.level_populations:
         r = p.v_retention * 2 ** DECAY_BITS
         if r != round(r) or not 0 <= r <= 2 ** DECAY_BITS:
             yield p.name, f"retention {p.v_retention} is not a multiple of 2^-12 in [0, 1]"
@@ -73,7 +73,7 @@ def weights_fit_loihi(graph):
 
 
 def threshold_below_state_limit(graph):
-    for p in graph.populations:
+    for p in graph.level_populations:
         if MEMBRANE_GAIN * p.v_threshold >= V_MAX:
             yield p.name, "membrane threshold (64 x mantissa) is not below the 24-bit state limit"
 
