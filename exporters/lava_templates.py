@@ -86,7 +86,8 @@ def run(graph, frames):
     lv = _lava_classes()
     # Lava's compiler looks up process instances here first; SpikeDelay is in no package it searches
     models = {ring: delay.fixed if integer else delay.float for ring in net.relays.values()}
-    models[lv.GradedMLF] = lv.GRADED_MODELS["fixed" if integer else "float"]
+    graded = lv.GRADED_MODELS["fixed" if integer else "float"]
+    models.update({p: graded for p in net.procs if isinstance(p, lv.GradedMLF)})
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if integer else "floating_pt",
                        exception_proc_model_map=models)
     try:
