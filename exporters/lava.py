@@ -13,6 +13,7 @@ the standalone loader, so the exported network is built by the code the tests ch
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import shutil
 import tempfile
@@ -239,6 +240,7 @@ def export_lava(graph, out_dir) -> Path:
         script = _LOADER.replace("# @SHIM@", shim)
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
         (tmp / "README.md").write_text(_README)
+        (tmp / "input.json").write_text(json.dumps(sem.describe_input(graph), indent=1) + "\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

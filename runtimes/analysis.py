@@ -91,10 +91,9 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
                       f"energy model {energy_model}; latency = T x pipeline depth "
                       f"({mapping.pipeline_depth} layers) in timesteps", "", mapping.table()])
     if plot_dir:
-        from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers
+        from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers_by_width
         plot_accuracy_energy(points, plots["accuracy_energy"], energy_model)
-        main_point = next(p for p in points if p.weight_bits == bits[0] and p.timesteps == max(steps))
-        plot_layers(main_point.breakdown, plots["layers"], energy_model)
+        plot_layers_by_width(points, plots["layers"], energy_model)
     m = mapping.to_dict()
     m.pop("core_list", None)
     return text, {"checkpoint": pipe.path, "split": split, "samples": len(y),

@@ -10,8 +10,12 @@ from runtimes.pipeline import load_pipeline
 
 
 def export_checkpoint(checkpoint, target: str, out, weight_bits: int = 8, as_float: bool = False,
-                      mode: str = "sequence", force: bool = False, data_dir=None) -> dict:
+                      mode: str | None = None, force: bool = False, data_dir=None) -> dict:
     out = Path(out)
+    if mode is not None and target != "onnx":
+        raise UserError(f"--mode {mode} applies to --to onnx only; a {target} export runs the whole "
+                        "sequence (drop --mode)")
+    mode = mode or "sequence"
     if out.exists() and not force:
         raise UserError(f"{out} already exists; pass --force to overwrite it or choose another path")
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)

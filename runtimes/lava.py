@@ -208,13 +208,15 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> RunResult:
+def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
+             log=None) -> RunResult:
     """Run ``graph`` on Lava; ``x`` is ``(B, C, H, W)`` images or ``(T, B, C, H, W)`` events.
 
     Returns spikes and (post-reset) membrane states per population and *model* timestep, as
     :class:`RunResult` with backend 'lava-float' or 'lava-fixed'. Raises ``LavaUnavailable`` without
     lava-nc, ``RuleViolation`` (before any process starts) for a graph Lava cannot run exactly, and
-    ``LavaRunError`` when a run fails (its processes are stopped first).
+    ``LavaRunError`` when a run fails (its processes are stopped first). ``log`` (a callable
+    taking one line) hears about each chunk, since a chunk takes tens of seconds to minutes.
     """
     import_lava()
     from exporters.lava import check_lava
@@ -223,8 +225,15 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True) -> 
     frames = prepare_input(graph, x)
     backend = "lava-fixed" if graph.numeric == "int" else "lava-float"
     parts = []
-    for i in range(0, frames.shape[1], max(1, samples_per_run)):
-        spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states)
+    total, step = frames.shape[1], max(1, samples_per_run)
+    for i in range(0, total, step):
+        start = time.perf_counter()
+        if log:
+            log(f"lava: samples {i + 1}-{min(i + step, total)} of {total}: building and running "
+                f"{frames.shape[0] * min(step, total - i)} steps (one OS process per Lava process)")
+        spikes, states, procs = run_chunk(graph, frames[:, i:i + step], record_states)
+        if log:
+            log(f"lava: {procs} Lava processes ran in {time.perf_counter() - start:.1f} s")
         parts.append(RunResult(backend, graph.numeric, spikes, states,
                                sem.readout_logits(graph, spikes)))
     return parts[0] if len(parts) == 1 else RunResult.concat(parts)

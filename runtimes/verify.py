@@ -17,6 +17,7 @@ from runtimes.pipeline import Pipeline
 
 def judge(rep: BackendReport, torch_accuracy: float) -> None:
     """Apply the backend's tolerance (the table in :mod:`runtimes.backends`)."""
+    rep.tolerance = BACKENDS[rep.name].rule
     ok, why = BACKENDS[rep.name].tolerance(rep, torch_accuracy)
     rep.within_tolerance, rep.reason = bool(ok), "" if ok else why
 
@@ -29,13 +30,14 @@ def build_report(name: str, result: RunResult, results: dict, labels: np.ndarray
         name, ref_name, accuracy=float((result.logits.argmax(1) == labels).mean()),
         top1_agreement=float((result.logits.argmax(1) == torch_res.logits.argmax(1)).mean()),
         logits_max_abs_diff=float(np.abs(result.logits - torch_res.logits).max()),
-        overflow=dict(result.overflow), seconds=seconds)
+        overflow=dict(result.overflow), seconds=seconds, samples=int(len(labels)))
     if ref_name is not None:
         ref = results[ref_name]
         rep.spike_mismatches, rep.spike_total, rep.first_mismatch, rep.populations = \
             compare_spikes(result, ref)
         rep.state_mismatches = compare_states(result, ref)
         rep.logits_vs_ref = float(np.abs(result.logits - ref.logits).max())
+        rep.top1_disagreements_vs_ref = int((result.logits.argmax(1) != ref.logits.argmax(1)).sum())
     else:
         rep.spike_total = sum(int(s.size) for s in result.spikes.values())
     judge(rep, float((torch_res.logits.argmax(1) == labels).mean()))
@@ -70,6 +72,10 @@ def format_verify_table(summary: dict) -> str:
                     f"{r['top1_agreement']:>6.3f} {r['spike_mismatches']:>6}/{r['spike_total']:<7} "
                     f"{state:>10} {r['logits_max_abs_diff']:>9.2e}  "
                     f"{'yes' if r['within_tolerance'] else 'NO: ' + r['reason']}")
+        if r.get("statistics"):
+            st = r["statistics"]
+            rows.append(f"{'':<11} top-1 differs from {r['reference']} on {st['disagreements']} of "
+                        f"{st['samples']} samples, 95 % CI {st['ci95'][0]:.2%}..{st['ci95'][1]:.2%}")
         if r["first_mismatch"]:
             fm = r["first_mismatch"]
             rows.append(f"{'':<11} first mismatch: layer {fm['layer']} level {fm['level']} "
@@ -81,5 +87,7 @@ def format_verify_table(summary: dict) -> str:
             worst.append(f"{name}: lowest population agreement {p['agreement']:.6f} "
                          f"({p['population']})")
     rows += worst
+    rows.append("tolerances:")
+    rows += [f"  {name}: {r['tolerance']}" for name, r in summary["backends"].items()]
     rows.append(f"{'PASSED' if summary['passed'] else 'FAILED'} on {summary['samples']} samples")
     return "\n".join(rows)
