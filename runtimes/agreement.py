@@ -21,6 +21,16 @@ from scipy.stats import beta
 DISAGREEMENT_BOUND = 0.02  # at most 2 % of top-1 predictions may change under 8-bit quantization
 ALPHA = 0.05
 
+# A class-level test on 16 samples detects only gross faults: the digits network absorbs a doubled
+# threshold in any single population with at most 1 class change in 16. Spikes are millions of
+# paired observations even then, and the fraction that 8-bit rounding flips is a property of the
+# graph, not of the sample count (2.134 % on 16 samples, 2.137 % on 360, for the quick digits
+# model; 2.19 % for the full one). A doubled level-0 threshold in the first four layers raises it
+# to 3.1-5.2 %. The bound is calibrated on those models for 8-bit weights and wider; narrower
+# weights round more, so there only the class-level test applies.
+SPIKE_MISMATCH_BOUND = 0.03
+SPIKE_BOUND_MIN_BITS = 8
+
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact two-sided binomial confidence interval of a rate seen ``k`` times in ``n``."""
@@ -45,3 +55,11 @@ def disagreement_verdict(k: int, n: int, bound: float = DISAGREEMENT_BOUND,
     return {"disagreements": int(k), "samples": int(n), "rate": k / n if n else 0.0,
             "ci95": [lo, hi], "one_sided_lower": lower, "bound": bound, "alpha": alpha,
             "passed": lower <= bound}
+
+
+def spike_verdict(mismatches: int, total: int, weight_bits: int | None) -> dict:
+    """The spike-level rule above, as a JSON-ready dict (``applies`` False below 8-bit weights)."""
+    rate = mismatches / total if total else 0.0
+    applies = weight_bits is not None and weight_bits >= SPIKE_BOUND_MIN_BITS
+    return {"spike_mismatch_rate": rate, "spike_bound": SPIKE_MISMATCH_BOUND, "applies": applies,
+            "passed": (not applies) or rate <= SPIKE_MISMATCH_BOUND}

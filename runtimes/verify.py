@@ -23,14 +23,15 @@ def judge(rep: BackendReport, torch_accuracy: float) -> None:
 
 
 def build_report(name: str, result: RunResult, results: dict, labels: np.ndarray,
-                 seconds: float) -> BackendReport:
+                 seconds: float, weight_bits: int | None = None) -> BackendReport:
     torch_res = results["torch"]
     ref_name = BACKENDS[name].reference
     rep = BackendReport(
         name, ref_name, accuracy=float((result.logits.argmax(1) == labels).mean()),
         top1_agreement=float((result.logits.argmax(1) == torch_res.logits.argmax(1)).mean()),
         logits_max_abs_diff=float(np.abs(result.logits - torch_res.logits).max()),
-        overflow=dict(result.overflow), seconds=seconds, samples=int(len(labels)))
+        overflow=dict(result.overflow), seconds=seconds, samples=int(len(labels)),
+        weight_bits=weight_bits if result.numeric == "int" else None)
     if ref_name is not None:
         ref = results[ref_name]
         rep.spike_mismatches, rep.spike_total, rep.first_mismatch, rep.populations = \
@@ -42,6 +43,11 @@ def build_report(name: str, result: RunResult, results: dict, labels: np.ndarray
         rep.spike_total = sum(int(s.size) for s in result.spikes.values())
     judge(rep, float((torch_res.logits.argmax(1) == labels).mean()))
     return rep
+
+
+def int_weight_bits(pipe: Pipeline) -> int | None:
+    """The weight width of the int graph actually run (a graph file may differ from --weight-bits)."""
+    return (pipe.graph_int.metadata.get("quantization") or {}).get("weight_bits", pipe.weight_bits)
 
 
 def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "test",
@@ -56,7 +62,7 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
         start = time.perf_counter()
         results[name] = run_backend(name, pipe, x)
         reports[name] = build_report(name, results[name], results, labels,
-                                     time.perf_counter() - start)
+                                     time.perf_counter() - start, int_weight_bits(pipe))
     return {"passed": all(r.within_tolerance for r in reports.values()),
             "samples": int(len(labels)), "split": split, "checkpoint": pipe.path,
             "weight_bits": pipe.weight_bits,
@@ -75,7 +81,8 @@ def format_verify_table(summary: dict) -> str:
         if r.get("statistics"):
             st = r["statistics"]
             rows.append(f"{'':<11} top-1 differs from {r['reference']} on {st['disagreements']} of "
-                        f"{st['samples']} samples, 95 % CI {st['ci95'][0]:.2%}..{st['ci95'][1]:.2%}")
+                        f"{st['samples']} samples, 95 % CI {st['ci95'][0]:.2%}..{st['ci95'][1]:.2%}; "
+                        f"{st['spike_mismatch_rate']:.2%} of spikes differ")
         if r["first_mismatch"]:
             fm = r["first_mismatch"]
             rows.append(f"{'':<11} first mismatch: layer {fm['layer']} level {fm['level']} "

@@ -59,3 +59,49 @@ def test_every_backend_states_its_rule_in_json_and_table(ckpt):
         assert f"  {name}: {BACKENDS[name].rule}" in res.stdout
     st = out["backends"]["ir-int"]["statistics"]
     assert st["samples"] == 4 and len(st["ci95"]) == 2 and "95 % CI" in res.stdout
+
+
+@pytest.fixture(scope="module")
+def trained_digits(tmp_path_factory):
+    """The digits model trained as `demo --quick` trains it (4 epochs; test accuracy ~0.97)."""
+    from mlf_deploy.training import TrainConfig, train
+    out = tmp_path_factory.mktemp("digits")
+    return train(TrainConfig(dataset="digits", out_dir=str(out), seed=0, epochs=4),
+                 progress=False, log=lambda *a: None)["checkpoint"]
+
+
+def with_threshold_doubled(graph_file, out):
+    """The exported int graph with the first population's threshold doubled: a deployment bug
+    that the checkpoint, and so torch and ir-float, do not share."""
+    import dataclasses
+
+    from mlf_deploy.ir import Graph, load_graph, save_graph
+    graph = load_graph(graph_file)
+    pop = graph.populations[0]
+    nodes = dict(graph.nodes)
+    nodes[pop.name] = dataclasses.replace(pop, v_threshold=2 * pop.v_threshold)
+    save_graph(Graph(nodes, graph.numeric, graph.metadata), out)
+    return pop.name
+
+
+@pytest.mark.slow
+def test_default_verify_passes_a_good_model_and_fails_a_corrupted_one(trained_digits, tmp_path):
+    for samples in (16, 64, 360):
+        res = run("verify", trained_digits, "--samples", samples, "--json")
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout.splitlines()[-1])["passed"] is True
+    assert run("export", trained_digits, "-o", tmp_path / "good.mlfg").exit_code == 0
+    with_threshold_doubled(tmp_path / "good.mlfg", tmp_path / "bad.mlfg")
+    res = run("verify", trained_digits, "--graph", tmp_path / "bad.mlfg", "--json")  # 16 samples
+    assert res.exit_code == 1, res.output
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert out["backends"]["ir-int"]["within_tolerance"] is False
+    assert out["backends"]["ir-float"]["within_tolerance"] is True
+    assert "95 % CI" in res.stdout
+
+
+def test_the_spike_rule_applies_from_8_bits_and_does_not_scale_with_samples():
+    from runtimes.agreement import spike_verdict
+    assert spike_verdict(213, 10_000, 8)["passed"] and not spike_verdict(515, 10_000, 8)["passed"]
+    assert spike_verdict(515, 10_000, 6)["passed"] and not spike_verdict(515, 10_000, 6)["applies"]
+    assert spike_verdict(2134, 100_000, 8) == spike_verdict(21_340, 1_000_000, 8)
