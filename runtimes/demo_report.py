@@ -62,8 +62,8 @@ def _energy_lines(summary: dict, models: dict) -> list[str]:
     lines = [f"SynOps per inference: {summary['synops_per_inference']:,.0f}. Energy per inference:"]
     for name, pj in summary["energy_pj"].items():
         note = models.get(name, {}).get("note", "")
-        caveat = (" **A pre-silicon minimum** (Loihi 1 figures from SDF/SPICE simulation, Davies "
-                  "et al. 2018): a proxy, not Loihi 2, and not a measurement."
+        caveat = (" **A pre-silicon minimum**: simulated per-op energies, not a measurement; a "
+                  "real chip spends more (static power, spike routing, host I/O)."
                   if name.startswith("loihi1") else "")
         lines.append(f"- `{name}`: {pj:,.0f} pJ ({note}).{caveat}")
     return lines
