@@ -142,7 +142,8 @@ def _widths(ctx, param, value):
 @click.option("--variant", type=click.Choice(["ds", "plain"]), help="[default: ds]")
 @click.option("--widths", callback=_widths, help="three stage widths, e.g. 16,32,64")
 @click.option("--epochs", type=int, help="[default: 15 for digits, the paper's otherwise]")
-@click.option("--batch-size", type=int, help="[default: 32 for digits, the paper's otherwise]")
+@click.option("--batch-size", type=int, help="per process: under torchrun the global batch is "
+              "this times the number of ranks [default: 32 for digits, the paper's otherwise]")
 @click.option("--lr", type=float, default=0.1)
 @click.option("--momentum", type=float, default=0.9)
 @click.option("--weight-decay", type=float, help="[default: 1e-4; 1e-3 for cifar10-dvs]")
@@ -246,8 +247,9 @@ SPIKES = click.option("--spikes", type=click.Choice(["binary", "graded"]), defau
               help="Output file (ir, onnx) or directory (lava).")
 @WEIGHT_BITS
 @click.option("--float", "as_float", is_flag=True, help="Export the float graph, not the integer one.")
-@click.option("--mode", type=click.Choice(["sequence", "step"]), default="sequence", show_default=True,
-              help="ONNX only: whole-sequence model or one-timestep streaming model.")
+@click.option("--mode", type=click.Choice(["sequence", "step"]), default=None,
+              help="ONNX only: whole-sequence model [default] or one-timestep streaming model; "
+                   "refused for ir and lava.")
 @click.option("--nir-target", type=click.Choice(["snntorch", "norse"]), default="snntorch",
               show_default=True, help="NIR only: the importer whose discretisation the file targets.")
 @click.option("--nir-dequantised", is_flag=True,
@@ -351,6 +353,34 @@ def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
                f"checksum {info['checksum'][:12]})")
     if as_json:
         emit_json(info)
+
+
+@main.command("run")
+@click.argument("artifact", type=click.Path())
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help=".npy of raw samples as the data set stores them (digits: (B, 1, 8, 8) pixel "
+                   "values 0..16; event sets: (B, T, C, H, W) counts).")
+@JSON
+@user_errors
+def run_cmd(artifact, input_path, as_json):
+    """Run an exported artifact on your own raw inputs and print the class of each sample.
+
+    ARTIFACT is a graph file (`export --to ir`, runs on the integer or float reference), an ONNX
+    model (`--to onnx`, runs on ONNX Runtime) or a Lava folder (`--to lava`, runs on Lava). Each
+    carries its input pipeline, so no checkpoint is needed.
+
+    \b
+    Example:
+      mlf-deploy run model.onnx --input digits.npy
+    """
+    from runtimes.run_artifact import run_artifact
+    out = run_artifact(artifact, input_path, log=lambda line: click.echo(line, err=True))
+    for i, (p, name) in enumerate(zip(out["predictions"], out["classes"])):
+        click.echo(f"sample {i}: class {name} (index {p})")
+    click.echo(f"{out['samples']} samples on {out['backend']} ({out['kind']} artifact)")
+    if as_json:
+        emit_json(out)
+
 
 # ---- energy / evaluate ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ the standalone loader, so the exported network is built by the code the tests ch
 from __future__ import annotations
 
 import inspect
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -264,6 +265,7 @@ def export_lava(graph, out_dir, force: bool = False, protect=()) -> Path:
         script = _LOADER.replace("# @SHIM@", shim + "\n\n" + _graded_module_source())
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
         (tmp / "README.md").write_text(_README)
+        (tmp / "input.json").write_text(json.dumps(sem.describe_input(graph), indent=1) + "\n")
         install_stage(tmp, out, "lava-export")
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)

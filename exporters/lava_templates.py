@@ -6,9 +6,26 @@ README = """# MLF network for Lava
 - `graph.mlfg`: the int deployment graph (a header line, a SHA-256 line, then a zip of `graph.json`
   and one `.npy` per array).
 - `run_lava_network.py`: rebuilds the Lava processes from it and runs them (numpy + lava-nc 0.10 only):
-  `python run_lava_network.py --input x.npy --out result.npz`. `x.npy` holds static images
-  `(B, C, H, W)` or event frames `(T, B, C, H, W)` in model units; `result.npz` gets `logits` and the
-  readout populations' spikes per model step.
+  `python run_lava_network.py --input x.npy --out result.npz`; it prints its progress to stderr
+  (building the processes takes seconds, compiling and running them minutes) and then the
+  predicted classes. `result.npz` gets `logits` and the readout populations' spikes per model step.
+  `mlf-deploy run THIS_FOLDER --input x.npy` does the same from the package.
+- `input.json`: the input pipeline, also stored in the graph's metadata (`input_pipeline`).
+
+## Input
+
+`x.npy` holds **raw samples as the data set stores them** (`raw_layout`, `raw_units` in
+`input.json`; for digits: `(B, 1, 8, 8)` pixel values 0..16; event sets: `(B, T, C, H, W)` event
+counts). The loader then applies, in order:
+
+1. `x = (x / divide - mean) / std` per channel (`normalise`; absent for event counts);
+2. static images are repeated over the `timesteps`; event frames go to `(T, B, C, H, W)`;
+3. `x * input_gain + input_offset` per channel when these are present (a folded normalisation);
+4. in this integer graph: `clip(round(x / input_scale), -(2^(b-1) - 1), 2^(b-1) - 1)` with
+   `b = input_value_bits` ("model units" below are the values after step 1 and 2).
+
+With `--model-units`, `x.npy` holds values after steps 1-2 (`(B, C, H, W)` images or
+`(T, B, C, H, W)` frames). Class names are `class_names` in `input.json`.
 
 Mapping: one `LIFReset` per population (fixed_pt: du=4095, dv=4096-round(rho*4096), vth mantissa,
 bias_mant/bias_exp), one `Conv` per projection (kernel flipped, (W, H, C) layout, weight_exp folded in),
@@ -33,6 +50,8 @@ import functools
 import hashlib
 import io
 import json
+import sys
+import time
 import zipfile
 from types import SimpleNamespace
 
@@ -77,7 +96,12 @@ def run(graph, frames):
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.monitor.process import Monitor
 
+    start = time.time()
+    say = lambda text: print(f"[{time.time() - start:6.1f} s] {text}", file=sys.stderr, flush=True)
+    say(f"building the Lava processes of {len(graph.layers)} layers ...")
     net, (steps_t, batch) = build_processes(graph, frames), frames.shape[:2]
+    say(f"{len(net.procs)} processes built; compiling and running {net.steps} steps (each Lava "
+        "process is an OS process: this takes minutes) ...")
     monitors = {}
     for name in graph.readout.sources:
         monitors[name] = Monitor()
@@ -95,6 +119,7 @@ def run(graph, frames):
         raw = {k: next(iter(next(iter(m.get_data().values())).values())) for k, m in monitors.items()}
     finally:
         net.procs[0].stop()
+    say("run finished; reading the readout spikes")
     spikes = {}
     for name, s in raw.items():
         c, h, w = graph.nodes[name].shape
@@ -110,11 +135,18 @@ def run(graph, frames):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--graph", default=__file__.rsplit("/", 1)[0] + "/graph.mlfg")
-    ap.add_argument("--input", required=True, help=".npy: (B, C, H, W) images or (T, B, C, H, W) events")
+    ap.add_argument("--input", required=True, help=".npy of raw samples (see README.md: Input)")
+    ap.add_argument("--model-units", action="store_true",
+                    help="the input is already normalised and laid out (T, B, C, H, W) for events")
     ap.add_argument("--out", default="result.npz")
     args = ap.parse_args()
     g = Graph(args.graph)
-    logits, spikes = run(g, input_values(g, np.load(args.input)))
+    x = np.load(args.input, allow_pickle=False)
+    logits, spikes = run(g, input_values(g, x if args.model_units else raw_model_input(g, x)))
     np.savez(args.out, logits=logits, **{k.replace("/", "__"): v for k, v in spikes.items()})
-    print("predictions:", logits.argmax(1).tolist())
+    names = (g.metadata.get("input_pipeline") or {}).get("class_names")
+    pred = logits.argmax(1).tolist()
+    print("predictions:", pred)
+    if names:
+        print("classes:", [names[p] for p in pred])
 '''

@@ -191,7 +191,15 @@ def model_metadata(graph: Graph, mode: str) -> dict:
         "readout_scale": repr(float(ro.scale)), "readout_norm": str(sem.readout_norm(graph)),
         "readout_bias": json.dumps([float(v) for v in np.asarray(ro.bias, np.float64)]),
         "overflow_layers": json.dumps([layer.name for layer in graph.layers]),
+        "input_pipeline": json.dumps(sem.describe_input(graph)),
+        "input_value_bits": str(graph.input.value_bits),
+        "class_names": json.dumps((graph.metadata.get("input_pipeline") or {}).get("class_names")
+                                  or [str(i) for i in range(num_classes(graph))]),
     }
+
+
+def num_classes(graph: Graph) -> int:
+    return int(np.asarray(graph.readout.weight).shape[0])
 
 
 def export_onnx(graph: Graph, mode: str = "sequence", record: bool = True,

@@ -313,7 +313,11 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
             sched.load_state_dict(resumed["scheduler"])
             torch.set_rng_state(resumed["rng"]["torch"])
             history, first = list(resumed["history"]), int(resumed["epoch"])
-            log(f"resuming {ckpt_path} after epoch {first}")
+            if first >= cfg.epochs:
+                log(f"nothing to do: {ckpt_path} already finished all {cfg.epochs} epochs; "
+                    "pass a larger --epochs to train further")
+            else:
+                log(f"resuming {ckpt_path} after epoch {first}")
         net = DistributedDataParallel(model) if world > 1 else model
         if cfg.compile:
             net = torch.compile(net)
@@ -361,7 +365,8 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         return dict(test_accuracy=final.get("test_accuracy"), train_accuracy=final.get("train_accuracy"),
                     loss=final.get("loss"), checkpoint=str(ckpt_path), metrics=str(metrics_path),
                     epochs=len(history), seconds=time.perf_counter() - start_time,
-                    dataset=cfg.dataset, rank=rank, world_size=world)
+                    dataset=cfg.dataset, rank=rank, world_size=world,
+                    already_finished=resumed is not None and first >= cfg.epochs)
     finally:
         if world > 1 and dist.is_initialized():
             dist.barrier()

@@ -151,11 +151,10 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
                                     else "") for b, n in cores.items()), "", forms_text]
     text = "\n".join(lines)
     if plot_dir:
-        from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers
+        from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers_by_width
         plot_accuracy_energy(points, plots["accuracy_energy"], energy_model,
                              finetuned=[pts for _, pts in tuned])
-        main_point = next(p for p in points if p.weight_bits == bits[0] and p.timesteps == max(steps))
-        plot_layers(main_point.breakdown, plots["layers"], energy_model)
+        plot_layers_by_width(points, plots["layers"], energy_model)
     m = mapping.to_dict()
     m.pop("core_list", None)
     return text, {"checkpoint": pipe.path, "split": split, "samples": len(y),

@@ -21,6 +21,11 @@ class BackendReport:
     top1_agreement: float
     logits_max_abs_diff: float
     logits_vs_ref: float = 0.0  # max |logits - reference's logits|
+    samples: int = 0
+    top1_disagreements_vs_ref: int = 0  # paired: samples whose class differs from the reference's
+    tolerance: str = ""  # the rule this backend is judged by, in words
+    weight_bits: int | None = None  # int graphs: the weight width the graph was quantized to
+    statistics: dict | None = None  # the statistical test behind the verdict, where there is one
     spike_mismatches: int = 0
     spike_total: int = 0
     state_mismatches: int | None = None

@@ -33,11 +33,15 @@ def check_output_file(out: Path, target: str, force: bool) -> None:
 
 
 def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = None,
-                      as_float: bool = False, mode: str = "sequence", force: bool = False,
+                      as_float: bool = False, mode: str | None = None, force: bool = False,
                       data_dir=None, nir_target: str = "snntorch",
                       nir_dequantised: bool = False, spikes: str = "binary") -> dict:
     out = Path(out)
     check_spikes(spikes)
+    if mode is not None and target != "onnx":
+        raise UserError(f"--mode {mode} applies to --to onnx only; a {target} export runs the whole "
+                        "sequence (drop --mode)")
+    mode = mode or "sequence"
     if target not in ("ir", "lava", "onnx", "nir"):
         raise UserError(f"unknown export target {target!r}; choose ir, lava, onnx or nir")
     if target == "nir" and spikes == "graded":

@@ -255,7 +255,7 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
 
 
 def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
-             timeout: float | None = None) -> RunResult:
+             timeout: float | None = None, log=None) -> RunResult:
     """Run ``graph`` on Lava; ``x`` is ``(B, C, H, W)`` images or ``(T, B, C, H, W)`` events.
 
     Returns spikes and (post-reset) membrane states per population and *model* timestep, as
@@ -263,6 +263,8 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
     lava-nc, ``RuleViolation`` (before any process starts) for a graph Lava cannot run exactly, and
     ``LavaRunError`` when a run fails (its processes are stopped first). ``timeout``: seconds per
     run of ``samples_per_run`` samples (default: derived from the network, ``default_timeout``).
+    ``log`` (a callable taking one line) hears about each chunk, since a chunk takes tens of
+    seconds to minutes.
     """
     import_lava()
     from exporters.lava import check_lava
@@ -272,9 +274,16 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
     backend = ("lava-fixed" if graph.numeric == "int" else "lava-float") + \
         ("-graded" if graph.graded else "")
     parts = []
-    for i in range(0, frames.shape[1], max(1, samples_per_run)):
-        spikes, states, _ = run_chunk(graph, frames[:, i:i + samples_per_run], record_states,
-                                      timeout=timeout)
+    total, step = frames.shape[1], max(1, samples_per_run)
+    for i in range(0, total, step):
+        start = time.perf_counter()
+        if log:
+            log(f"lava: samples {i + 1}-{min(i + step, total)} of {total}: building and running "
+                f"{frames.shape[0] * min(step, total - i)} steps (one OS process per Lava process)")
+        spikes, states, procs = run_chunk(graph, frames[:, i:i + step], record_states,
+                                          timeout=timeout)
+        if log:
+            log(f"lava: {procs} Lava processes ran in {time.perf_counter() - start:.1f} s")
         parts.append(RunResult(backend, graph.numeric, spikes, states,
                                sem.readout_logits(graph, spikes)))
     return parts[0] if len(parts) == 1 else RunResult.concat(parts)

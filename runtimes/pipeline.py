@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mlf_deploy.checkpoint import load_model
-from mlf_deploy.data import input_kind, load_split, model_input
+from mlf_deploy.data import input_kind, input_pipeline, load_split, model_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
@@ -140,9 +140,11 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
     shape = tuple(x_train.shape[2:] if events else x_train.shape[1:])
     timesteps = x_train.shape[1] if events else None
     graph = lower(model, shape, "events" if events else "static", timesteps)
-    # Ties exported files to the weights they came from (verify --graph checks it).
+    # Ties exported files to the weights they came from (verify --graph checks it), and carries
+    # the raw-input pipeline into every artifact, so each one can be run without the checkpoint.
     graph_float = Graph(graph.nodes, graph.numeric,
-                        {**graph.metadata, "model_sha256": weights_sha256(model)})
+                        {**graph.metadata, "model_sha256": weights_sha256(model),
+                         "input_pipeline": input_pipeline(spec)})
     input_max = input_max_of(graph_float, x_train, events)
     graph_int, report = quantize(graph_float, weight_bits, input_max=input_max)
     return Pipeline(str(ckpt_path), model, ckpt, graph_float, graph_int, report, input_max,

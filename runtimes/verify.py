@@ -17,29 +17,37 @@ from runtimes.pipeline import Pipeline
 
 def judge(rep: BackendReport, torch_accuracy: float) -> None:
     """Apply the backend's tolerance (the table in :mod:`runtimes.backends`)."""
+    rep.tolerance = BACKENDS[rep.name].rule
     ok, why = BACKENDS[rep.name].tolerance(rep, torch_accuracy)
     rep.within_tolerance, rep.reason = bool(ok), "" if ok else why
 
 
 def build_report(name: str, result: RunResult, results: dict, labels: np.ndarray,
-                 seconds: float) -> BackendReport:
+                 seconds: float, weight_bits: int | None = None) -> BackendReport:
     torch_res = results["torch"]
     ref_name = BACKENDS[name].reference
     rep = BackendReport(
         name, ref_name, accuracy=float((result.logits.argmax(1) == labels).mean()),
         top1_agreement=float((result.logits.argmax(1) == torch_res.logits.argmax(1)).mean()),
         logits_max_abs_diff=float(np.abs(result.logits - torch_res.logits).max()),
-        overflow=dict(result.overflow), seconds=seconds)
+        overflow=dict(result.overflow), seconds=seconds, samples=int(len(labels)),
+        weight_bits=weight_bits if result.numeric == "int" else None)
     if ref_name is not None:
         ref = results[ref_name]
         rep.spike_mismatches, rep.spike_total, rep.first_mismatch, rep.populations = \
             compare_spikes(result, ref)
         rep.state_mismatches = compare_states(result, ref)
         rep.logits_vs_ref = float(np.abs(result.logits - ref.logits).max())
+        rep.top1_disagreements_vs_ref = int((result.logits.argmax(1) != ref.logits.argmax(1)).sum())
     else:
         rep.spike_total = sum(int(s.size) for s in result.spikes.values())
     judge(rep, float((torch_res.logits.argmax(1) == labels).mean()))
     return rep
+
+
+def int_weight_bits(pipe: Pipeline) -> int | None:
+    """The weight width of the int graph actually run (a graph file may differ from --weight-bits)."""
+    return (pipe.graph_int.metadata.get("quantization") or {}).get("weight_bits", pipe.weight_bits)
 
 
 def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "test",
@@ -54,7 +62,7 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
         start = time.perf_counter()
         results[name] = run_backend(name, pipe, x)
         reports[name] = build_report(name, results[name], results, labels,
-                                     time.perf_counter() - start)
+                                     time.perf_counter() - start, int_weight_bits(pipe))
     summary = {"passed": all(r.within_tolerance for r in reports.values()),
                "samples": int(len(labels)), "split": split, "checkpoint": pipe.path,
                "weight_bits": pipe.weight_bits,
@@ -74,6 +82,11 @@ def format_verify_table(summary: dict) -> str:
                     f"{r['top1_agreement']:>6.3f} {r['spike_mismatches']:>6}/{r['spike_total']:<7} "
                     f"{state:>10} {r['logits_max_abs_diff']:>9.2e}  "
                     f"{'yes' if r['within_tolerance'] else 'NO: ' + r['reason']}")
+        if r.get("statistics"):
+            st = r["statistics"]
+            rows.append(f"{'':<11} top-1 differs from {r['reference']} on {st['disagreements']} of "
+                        f"{st['samples']} samples, 95 % CI {st['ci95'][0]:.2%}..{st['ci95'][1]:.2%}; "
+                        f"{st['spike_mismatch_rate']:.2%} of spikes differ")
         if r["first_mismatch"]:
             fm = r["first_mismatch"]
             rows.append(f"{'':<17} first mismatch: layer {fm['layer']} level {fm['level']} "
@@ -85,6 +98,8 @@ def format_verify_table(summary: dict) -> str:
             worst.append(f"{name}: lowest population agreement {p['agreement']:.6f} "
                          f"({p['population']})")
     rows += worst
+    rows.append("tolerances:")
+    rows += [f"  {name}: {r['tolerance']}" for name, r in summary["backends"].items()]
     supplied = summary.get("graph_file")
     if supplied:
         rows.append(f"graph file {supplied['path']}: " + (

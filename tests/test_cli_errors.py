@@ -26,7 +26,7 @@ def one_error(res, fragment):
 def test_version_and_help_with_examples():
     res = run("--version")
     assert res.exit_code == 0 and "mlf-deploy, version" in res.output
-    for cmd in ("train", "export", "verify", "energy", "evaluate", "demo"):
+    for cmd in ("train", "export", "verify", "run", "energy", "evaluate", "demo"):
         res = run(cmd, "--help")
         assert res.exit_code == 0 and "Example" in res.output, cmd
 

@@ -33,6 +33,21 @@ def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
             assert lava["spike_mismatches"] == 0 and lava["state_mismatches"] == 0
     report = (out / "report.md").read_text()
     assert "every backend agreed" in report and "onnx-int" in report
+    # summary.json keeps each verification run apart and matches verify*.json and the report
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["verify"]["samples"] == verify["samples"] == 64
+    for name, b in verify["backends"].items():
+        row = saved["verify"]["backends"][name]
+        assert row["accuracy"] == b["accuracy"] and row["samples"] == 64
+        assert row["spike_mismatches"] == b["spike_mismatches"] and row["tolerance"] in report
+        assert f"| {name} | 64 | {b['reference'] or 'labels'} | {b['accuracy']:.4f} |" in report
+    if summary["lava"] == "ran":
+        assert saved["verify_lava"]["samples"] == 8
+        assert all(r["samples"] == 8 for r in saved["verify_lava"]["backends"].values())
+    st = saved["verify"]["backends"]["ir-int"]["statistics"]
+    assert f"{st['ci95'][1]:.2%}" in report
+    assert "pre-silicon minimum" in report and "design-rule check" in report
+    assert (out / "evaluate" / "layers.png").read_bytes() != (out / "energy.png").read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no staging folder left behind
 
 

@@ -138,13 +138,15 @@ def test_exported_loader_runs_standalone_and_matches(tmp_path):
 
     _, graph = make_graphs(make_model(widths=(2, 4, 4)))
     out = export_lava(graph, tmp_path / "net")
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "graph.mlfg", "run_lava_network.py"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "graph.mlfg", "input.json",
+                                                     "run_lava_network.py"]
     x = sample_input(2)
     np.save(tmp_path / "x.npy", x.numpy())
     # -I: isolated mode, so the loader cannot import this project even by accident
-    subprocess.run([sys.executable, "-I", str(out / "run_lava_network.py"), "--input",
-                    str(tmp_path / "x.npy"), "--out", str(tmp_path / "r.npz")],
-                   check=True, capture_output=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-I", str(out / "run_lava_network.py"), "--input",
+                           str(tmp_path / "x.npy"), "--out", str(tmp_path / "r.npz")],
+                          check=True, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "processes built; compiling and running" in proc.stderr  # progress while it works
     ref = run_reference(graph, x)
     with np.load(tmp_path / "r.npz") as r:
         np.testing.assert_allclose(r["logits"], ref.logits, rtol=0, atol=1e-12)

@@ -80,3 +80,14 @@ def test_corrupt_checkpoint_for_resume(tmp_path, content):
     assert res.exit_code == 2 and _one_error_line(res) and "checkpoint.pt" in res.stderr, res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
     assert (tmp_path / "checkpoint.pt").read_bytes() == content
+
+
+def test_resume_of_a_finished_run_says_so(tmp_path):
+    out = tmp_path / "run"
+    assert _run("--epochs", "1", "--out", str(out), *TINY).exit_code == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    res = _run("--resume", "--epochs", "1", "--out", str(out), "--json", *TINY)
+    assert res.exit_code == 0, res.output
+    assert "nothing to do" in res.stderr and "already finished all 1 epochs" in res.stderr
+    assert json.loads(res.stdout.splitlines()[-1])["already_finished"] is True
+    assert (out / "checkpoint.pt").read_bytes() == before

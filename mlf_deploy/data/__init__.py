@@ -143,3 +143,41 @@ def augment(xb: torch.Tensor, spec: dict, generator: torch.Generator) -> torch.T
     if not spec.get("augment"):
         return xb
     return static.flip_crop(xb, generator, pad=4)
+
+
+CLASS_NAMES = {
+    "digits": [str(i) for i in range(10)],
+    "digits-events": [str(i) for i in range(10)],
+    "nmnist": [str(i) for i in range(10)],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"],
+}
+RAW_UNITS = {
+    "digits": "scikit-learn digits pixel values 0..16",
+    "cifar10": "8-bit RGB pixel values 0..255",
+}
+
+
+def input_pipeline(spec: dict) -> dict:
+    """How a raw sample becomes the model's input, as JSON: stored in every exported artifact so
+    that a user can feed their own data without this package.
+
+    ``model input = (raw / divide - mean) / std`` per channel (static sets; event sets take raw
+    counts unchanged), laid out ``(B, C, H, W)`` for images or ``(B, T, C, H, W)`` for event
+    frames (the artifacts' own input is ``(T, B, C, H, W)``).
+    """
+    events = spec.get("kind") == "events"
+    norm = None
+    if "mean" in spec and "std" in spec:
+        norm = {"divide": 255.0 if spec["name"] == "cifar10" else 1.0,
+                "mean": spec["mean"], "std": spec["std"]}
+    classes = spec.get("classes", 0)
+    return {
+        "dataset": spec.get("name"),
+        "raw_layout": "(B, T, C, H, W) event counts" if events else "(B, C, H, W) images",
+        "raw_units": "events per pixel and time bin" if events
+        else RAW_UNITS.get(spec.get("name"), "the data set's pixel values"),
+        "channels": spec.get("channels"), "size": spec.get("size"),
+        "normalise": norm,
+        "class_names": CLASS_NAMES.get(spec.get("name"), [f"class {i}" for i in range(classes)]),
+    }

@@ -44,23 +44,65 @@ def plot_accuracy_energy(points, path, model: str = "45nm-fp32", finetuned=()) -
     _save(fig, path)
 
 
-def plot_layers(breakdown, path, model: str = "45nm-fp32") -> None:
-    """Per-layer SynOps against ANN MACs, and per-layer energy, SNN against ANN."""
-    names = [r.name for r in breakdown.layers]
+def _layer_rows(breakdown, model: str):
+    """(names, SNN ops, ANN MACs, SNN pJ, ANN pJ or None) per layer, the readout last: its
+    accumulations are part of the total, so a plot without them would not add up to it."""
+    names = [r.name for r in breakdown.layers] + ["readout"]
+    snn_ops = [r.synops + r.input_ops for r in breakdown.layers]
+    snn_ops.append(breakdown.readout_synops_per_inference)
+    ann_ops = [r.ann_macs for r in breakdown.layers]
+    ann_ops.append(breakdown.ann_macs_per_inference - sum(ann_ops))
+    consts = breakdown.models[model]
+    snn_pj = [r.energy_pj[model] for r in breakdown.layers]
+    snn_pj.append(breakdown.readout_synops_per_inference * consts["e_ac_pj"])
+    ann_pj = [r.ann_energy_pj[model] for r in breakdown.layers]
+    e_mac = consts.get("e_mac_pj")
+    ann_pj = None if e_mac is None or None in ann_pj else [*ann_pj, ann_ops[-1] * e_mac]
+    return names, snn_ops, ann_ops, snn_pj, ann_pj
+
+
+def plot_layers(breakdown, path, model: str = "45nm-fp32", title: str | None = None) -> None:
+    """Per-layer SynOps against ANN MACs, and per-layer energy, SNN against ANN, readout included."""
+    names, snn_ops, ann_ops, snn_pj, ann_pj = _layer_rows(breakdown, model)
     idx = np.arange(len(names))
     fig = Figure(figsize=(max(6, 0.6 * len(names)), 6.5))
     top, bottom = fig.subplots(2, 1, sharex=True)
-    snn_ops = [r.synops + r.input_ops for r in breakdown.layers]
+    fig.suptitle(title or f"Operations and energy per inference by layer ({model}, "
+                 f"T={breakdown.timesteps}, {breakdown.samples} samples)", fontsize=10)
     top.bar(idx - 0.2, snn_ops, 0.4, label="SNN SynOps (+ input ops at the stem)")
-    top.bar(idx + 0.2, [r.ann_macs for r in breakdown.layers], 0.4, label="ANN MACs")
+    top.bar(idx + 0.2, ann_ops, 0.4, label="ANN MACs")
     top.set_ylabel("ops per inference")
     top.set_yscale("log")
     top.legend(fontsize=8)
-    bottom.bar(idx - 0.2, [r.energy_pj[model] / 1e3 for r in breakdown.layers], 0.4, label="SNN")
-    ann = [r.ann_energy_pj[model] for r in breakdown.layers]
-    if all(a is not None for a in ann):
-        bottom.bar(idx + 0.2, [a / 1e3 for a in ann], 0.4, label="ANN")
+    bottom.bar(idx - 0.2, [e / 1e3 for e in snn_pj], 0.4, label="SNN")
+    if ann_pj is not None:
+        bottom.bar(idx + 0.2, [a / 1e3 for a in ann_pj], 0.4, label="ANN")
     bottom.set_ylabel(f"energy per inference (nJ, {model})")
     bottom.legend(fontsize=8)
     bottom.set_xticks(idx, names, rotation=60, ha="right", fontsize=7)
+    _save(fig, path)
+
+
+def plot_layers_by_width(points, path, model: str = "45nm-fp32") -> None:
+    """Per-layer energy at every weight width of a sweep (at its longest T): where a narrower
+    weight saves or costs energy, which one per-layer breakdown alone cannot show."""
+    t_max = max(p.timesteps for p in points)
+    chosen = sorted((p for p in points if p.timesteps == t_max and p.breakdown is not None),
+                    key=lambda p: -p.weight_bits)
+    if not chosen:
+        raise UserError("no sweep point carries a per-layer breakdown to plot")
+    names = _layer_rows(chosen[0].breakdown, model)[0]
+    idx = np.arange(len(names))
+    width = 0.8 / len(chosen)
+    fig = Figure(figsize=(max(6, 0.6 * len(names)), 4.5))
+    ax = fig.add_subplot()
+    for i, p in enumerate(chosen):
+        snn_pj = _layer_rows(p.breakdown, model)[3]
+        ax.bar(idx - 0.4 + (i + 0.5) * width, [e / 1e3 for e in snn_pj], width,
+               label=f"{p.weight_bits}-bit weights (accuracy {p.accuracy:.3f})")
+    ax.set_title(f"SNN energy per inference by layer and weight width ({model}, T={t_max})",
+                 fontsize=10)
+    ax.set_ylabel("energy per inference (nJ)")
+    ax.set_xticks(idx, names, rotation=60, ha="right", fontsize=7)
+    ax.legend(fontsize=8)
     _save(fig, path)

@@ -164,6 +164,42 @@ def prepare_input(graph, x) -> np.ndarray:
     return input_values(graph, x)
 
 
+def raw_model_input(graph, raw) -> np.ndarray:
+    """Raw samples as the data set stores them (``graph.metadata['input_pipeline']``) -> the
+    model's input: ``(B, C, H, W)`` normalised images or ``(T, B, C, H, W)`` event frames.
+    A graph without a stored pipeline takes its input unchanged."""
+    pipe = graph.metadata.get("input_pipeline") or {}
+    x = np.asarray(raw, dtype=np.float64)
+    norm = pipe.get("normalise")
+    if norm:
+        chans = x.shape[-3] if x.ndim >= 3 else 1
+        mean = np.broadcast_to(np.asarray(norm["mean"], np.float64).reshape(-1), (chans,))
+        std = np.broadcast_to(np.asarray(norm["std"], np.float64).reshape(-1), (chans,))
+        x = (x / norm["divide"] - mean[:, None, None]) / std[:, None, None]
+    if graph.input.encoding == "events" and x.ndim == 5:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, 0))
+    return x
+
+
+def describe_input(graph) -> dict:
+    """Everything between a raw sample and the Input's values, for artifacts' metadata: the
+    data set's pipeline plus the graph's own encoding, steps, fold-in and fixed-point step."""
+    inp, norm = graph.input, input_normalisation(graph)
+    return {
+        **(graph.metadata.get("input_pipeline") or {}),
+        "encoding": inp.encoding, "timesteps": int(inp.timesteps), "shape": list(inp.shape),
+        "input_gain": None if norm is None else norm[0].reshape(-1).tolist(),
+        "input_offset": None if norm is None else norm[1].reshape(-1).tolist(),
+        "input_scale": float(inp.scale) if graph.numeric == "int" else None,
+        "input_value_bits": int(inp.value_bits) if graph.numeric == "int" else None,
+        "steps": ["raw -> (raw / divide - mean) / std (normalise; none for event counts)",
+                  "static images repeat over the timesteps; event frames go (B, T, ...) -> "
+                  "(T, B, ...)",
+                  "x * input_gain + input_offset per channel, when present",
+                  "int graphs: clip(round(x / input_scale), -(2^(bits-1)-1), 2^(bits-1)-1)"],
+    }
+
+
 # -- readout --------------------------------------------------------------------------------------
 def readout_norm(graph) -> int:
     """``T H W``: the readout averages over time and space."""
@@ -201,7 +237,7 @@ def readout_logits(graph, spikes: dict) -> np.ndarray:
     return logits_from_accumulator(graph, acc)
 
 
-PORTABLE = (input_normalisation, input_values, readout_norm, sender_levels, readout_counts,
-            logits_from_accumulator, readout_logits, retention_mant)
+PORTABLE = (input_normalisation, input_values, raw_model_input, readout_norm, sender_levels,
+            readout_counts, logits_from_accumulator, readout_logits, retention_mant)
 """Functions the standalone Lava loader embeds (numpy only)."""
 PORTABLE_CONSTANTS = ("DECAY_UNIT",)

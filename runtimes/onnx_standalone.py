@@ -1,0 +1,88 @@
+"""Run an mlf-deploy ONNX export on raw inputs with numpy and onnxruntime only.
+
+    python onnx_standalone.py model.onnx --input x.npy [--json]
+
+``x.npy`` holds raw samples as the data set stores them (for digits: ``(B, 1, 8, 8)`` pixel values
+0..16; event sets: ``(B, T, C, H, W)`` counts). Everything needed to turn them into the model's
+input is in the model's metadata (``input_pipeline``); docs/onnx.md walks through the same steps.
+This file imports nothing of mlf-deploy on purpose: copy it next to the model and use it anywhere.
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+
+def model_input(meta: dict, raw) -> np.ndarray:
+    """Raw samples -> the ``(T, B, C, H, W)`` float64 values the model's ``input`` takes."""
+    pipe = json.loads(meta["input_pipeline"])
+    x = np.asarray(raw, dtype=np.float64)
+    norm = pipe.get("normalise")
+    if norm:
+        mean = np.broadcast_to(np.reshape(norm["mean"], -1), (x.shape[-3],))[:, None, None]
+        std = np.broadcast_to(np.reshape(norm["std"], -1), (x.shape[-3],))[:, None, None]
+        x = (x / norm["divide"] - mean) / std
+    if pipe["encoding"] == "static":
+        x = np.broadcast_to(x, (pipe["timesteps"], *x.shape))
+    else:
+        x = np.moveaxis(x, 1, 0)
+    if tuple(x.shape[2:]) != tuple(pipe["shape"]) or x.shape[0] != pipe["timesteps"]:
+        raise ValueError(f"the model takes raw samples {pipe['raw_layout']} with "
+                         f"(C, H, W) = {tuple(pipe['shape'])}; got shape {np.shape(raw)}")
+    if pipe["input_gain"] is not None:
+        x = x * np.reshape(pipe["input_gain"], (-1, 1, 1)) \
+            + np.reshape(pipe["input_offset"], (-1, 1, 1))
+    if meta["numeric"] == "int":
+        limit = 2 ** (pipe["input_value_bits"] - 1) - 1
+        x = np.clip(np.round(x / pipe["input_scale"]), -limit, limit)
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def logits(path: str, raw) -> tuple[np.ndarray, dict]:
+    """The model's logits ``(B, classes)`` for raw samples, and its metadata."""
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    frames = model_input(meta, raw)
+    names = [o.name for o in sess.get_outputs()]
+    if meta["mode"] == "sequence":
+        return sess.run(["logits"], {"input": frames})[0], meta
+    pops = json.loads(meta["populations"])
+    state_dtype = np.int64 if meta["numeric"] == "int" else np.float64
+    state = {i.name: np.zeros((frames.shape[1], *i.shape[1:]), state_dtype)
+             for i in sess.get_inputs() if i.name.startswith("v/")}
+    acc = 0.0
+    for t in range(frames.shape[0]):  # one call per timestep, membranes carried between calls
+        out = dict(zip(names, sess.run(None, {"input": frames[t], **state})))
+        state = {f"v/{p}": out[f"v_next/{p}"] for p in pops}
+        acc = acc + out["readout_increment"]
+    bias = np.asarray(json.loads(meta["readout_bias"]))
+    return acc * float(meta["readout_scale"]) / int(meta["readout_norm"]) + bias, meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="an .onnx file exported by `mlf-deploy export --to onnx`")
+    ap.add_argument("--input", required=True, help=".npy of raw samples")
+    ap.add_argument("--json", action="store_true", help="print one JSON line")
+    args = ap.parse_args(argv)
+    try:
+        out, meta = logits(args.model, np.load(args.input, allow_pickle=False))
+    except (OSError, ValueError, KeyError) as exc:  # unreadable file, wrong shape, not our model
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    names = json.loads(meta["class_names"])
+    pred = out.argmax(1).tolist()
+    if args.json:
+        print(json.dumps({"predictions": pred, "classes": [names[p] for p in pred],
+                          "logits": out.tolist()}))
+    else:
+        for i, p in enumerate(pred):
+            print(f"sample {i}: class {names[p]} (index {p})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

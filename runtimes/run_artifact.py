@@ -1,0 +1,84 @@
+"""``mlf-deploy run ARTIFACT --input x.npy``: raw samples in, classes out, for every artifact kind.
+
+Each artifact carries its input pipeline (normalisation, encoding, timesteps, input step and bit
+width, class names), so the checkpoint is not needed: a graph file runs on the reference
+simulator, a Lava folder on Lava, an ONNX model on ONNX Runtime through the same numpy-only steps
+as the standalone script :mod:`runtimes.onnx_standalone`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mlf_deploy.errors import UserError
+from mlf_deploy.ir import load_graph
+from mlf_deploy.ir.semantics import raw_model_input
+
+GRAPH_MAGIC = b"MLFGRAPH"
+
+
+def load_raw(path) -> np.ndarray:
+    try:
+        raw = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read --input {path} as a .npy array: {exc}") from exc
+    if not np.issubdtype(raw.dtype, np.number):
+        raise UserError(f"--input {path} holds {raw.dtype} values; give numbers")
+    return raw
+
+
+def artifact_kind(path: Path) -> str:
+    if path.is_dir():
+        if not (path / "graph.mlfg").is_file():
+            raise UserError(f"{path} is a folder without graph.mlfg; give a Lava export folder, "
+                            "a .mlfg graph file or an .onnx model")
+        return "lava"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; give a .mlfg graph, an .onnx model or a Lava "
+                        "export folder")
+    with open(path, "rb") as f:
+        return "ir" if f.read(len(GRAPH_MAGIC)) == GRAPH_MAGIC else "onnx"
+
+
+def _class_names(pipeline: dict | None, classes: int) -> list[str]:
+    names = (pipeline or {}).get("class_names")
+    return list(names) if names and len(names) == classes else [str(i) for i in range(classes)]
+
+
+def run_artifact(artifact, input_path, log=None) -> dict:
+    """Predictions of ``artifact`` on the raw samples in ``input_path``."""
+    path = Path(artifact)
+    kind = artifact_kind(path)
+    raw = load_raw(input_path)
+    if kind == "onnx":
+        import json
+
+        from runtimes import onnx_standalone
+        try:
+            logits, meta = onnx_standalone.logits(str(path), raw)
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise UserError(f"{path}: {exc}; give an .onnx model exported by this version of "
+                            "`mlf-deploy export --to onnx`") from exc
+        except Exception as exc:  # onnxruntime's own errors have no common base class
+            raise UserError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0]}") \
+                from exc
+        pipeline, backend = json.loads(meta["input_pipeline"]), f"onnx-{meta['numeric']}"
+    else:
+        graph = load_graph(path / "graph.mlfg" if kind == "lava" else path)
+        x = raw_model_input(graph, raw)
+        pipeline = graph.metadata.get("input_pipeline")
+        if kind == "lava":
+            from runtimes.lava import run_lava
+            result = run_lava(graph, x, record_states=False, log=log)
+        else:
+            from runtimes.reference import run_reference
+            result = run_reference(graph, x, record_states=False)
+        logits, backend = result.logits, result.backend
+    names = _class_names(pipeline, logits.shape[1])
+    pred = [int(p) for p in np.asarray(logits).argmax(1)]
+    return {"artifact": str(path), "kind": kind, "backend": backend, "samples": len(pred),
+            "predictions": pred, "classes": [names[p] for p in pred],
+            "logits": np.asarray(logits, dtype=np.float64).tolist(),
+            "raw_input": None if pipeline is None else pipeline.get("raw_layout")}
