@@ -1,12 +1,12 @@
 r"""ONNX building blocks for :mod:`exporters.onnx`: a small graph builder, the projections as exact
 float64 arithmetic, and one MLF population's update.
 
-Why no ``Conv``: ONNX Runtime's CPU provider implements ``Conv`` for float32 only ("Could not find
-an implementation for Conv(11)" for double), and float32 cannot reproduce the reference's float64
-currents. A convolution is therefore written as im2col (``Pad``, one strided ``Slice`` per kernel
-tap, ``Concat``) followed by one float64 ``MatMul``. That is the same sum of products as ``conv2d``,
-each output a float64 dot product, so float graphs differ from the reference only by summation order
-(~1 ulp), and int graphs not at all (see below).
+Why no float64 ``Conv``: ONNX Runtime's CPU provider implements ``Conv`` for float32 only ("Could
+not find an implementation for Conv(11)" for double, still in 1.32), and float32 cannot reproduce
+the reference's float64 currents. A float64 convolution is therefore written as im2col
+(``Pad``, one strided ``Slice`` per kernel tap, ``Concat``) followed by one float64 ``MatMul``.
+That is the same sum of products as ``conv2d``, each output a float64 dot product, so float graphs
+differ from the reference only by summation order (~1 ulp), and int graphs not at all (see below).
 
 Exactness of int graphs (all values are integers held in float64). Let ``|x| <= 2^(b-1) - 1`` be the
 input bound (``prepare_input`` clips), spikes be 0/1 and a fan-in group sum of ``m`` spike trains be
@@ -76,13 +76,15 @@ class Builder:
 
 
 def conv2d(b: Builder, p, x: str, shape, dtype=None) -> str:
-    """``x`` ``(N, C, H, W)`` -> ``(N, C', H', W')`` as im2col plus one ``MatMul`` in ``dtype``
-    (default: the model's; ONNX ``Conv`` in the fast float32 export)."""
+    """``x`` ``(N, C, H, W)`` -> ``(N, C', H', W')``. In float32 (the fast float export, and int
+    projections whose partial sums all stay integers below 2^24) ONNX ``Conv``: any summation order
+    of such integers is exact, and ONNX Runtime's float32 ``Conv`` is several times faster than
+    im2col. In float64, which ``Conv`` lacks, im2col plus one ``MatMul``."""
     w = np.asarray(p.weight, dtype=np.float64)
     cout, cin, kh, kw = w.shape
     (sh, sw), (ph, pw) = tuple(p.stride), tuple(p.padding)
-    if b.np is np.float32:
-        return b.op("Conv", [x, b.const(w)], f"{p.name}/conv", strides=[sh, sw],
+    if b.np is np.float32 or dtype is np.float32:
+        return b.op("Conv", [x, b.const(w, np.float32)], f"{p.name}/conv", strides=[sh, sw],
                     pads=[ph, pw, ph, pw])
     h, wd = shape[1] + 2 * ph, shape[2] + 2 * pw
     ho, wo = sem.conv_output_size(shape[1], kh, sh, ph), sem.conv_output_size(shape[2], kw, sw, pw)

@@ -50,7 +50,11 @@ def reseal(path, out, edit=None, members_edit=None, raw_json=None, bomb=None):
     editable) and ``members_edit(members)``, with both hashes recomputed."""
     header, members = read_members(path)
     header = copy.deepcopy(header)
-    arrays = {n[7:-4]: np.load(io.BytesIO(b)) for n, b in members.items()}
+    stored = {n[7:-4]: np.load(io.BytesIO(b)) for n, b in members.items()}
+    # one array per node field, in the dtype it was computed in: the layout without an array table
+    table = header.pop("arrays", None)
+    arrays = stored if table is None else {k: stored[ref].astype(dtype)
+                                           for k, (ref, dtype) in table.items()}
     if edit:
         edit(header["graph"], arrays)
     try:

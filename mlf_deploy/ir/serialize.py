@@ -1,7 +1,11 @@
 """One portable file per graph.
 
 Layout: the line ``MLFGRAPH 1``, the line ``sha256:<hex of the rest of the file>``, then a zip of
-``graph.json`` (schema, version, content checksum, nodes) and one ``.npy`` per array. The outer hash
+``graph.json`` (schema, version, content checksum, nodes) and one ``.npy`` per distinct array.
+Lowering repeats one weight tensor in every projection of a fan-in (K levels, residual sources),
+so arrays are stored once by content and nodes reference them; integer mantissas are stored in
+the narrowest signed type that holds them (int8 for 8-bit weights) and read back as int32, float
+arrays as float64. Version 1 files (one array per node field, stored as computed) still load. The outer hash
 makes any changed byte (zip metadata included) an error; the content checksum identifies the graph
 itself (ONNX and Lava exports carry it). Loading never executes code: JSON plus
 ``np.load(allow_pickle=False)``, and node classes are looked up by name in a fixed registry.
@@ -26,7 +30,8 @@ from mlf_deploy.ir.graph import Graph
 from mlf_deploy.ir.nodes import NODE_TYPES
 from mlf_deploy.ir.validate import check_npy_header, json_depth, validate_graph_dict
 
-SCHEMA, SCHEMA_VERSION = "mlf-deploy-graph", 1
+SCHEMA, SCHEMA_VERSION = "mlf-deploy-graph", 2
+READABLE_VERSIONS = (1, 2)
 MAGIC = b"MLFGRAPH 1\n"
 
 
@@ -70,6 +75,31 @@ def graph_to_dict(graph: Graph) -> tuple[dict, dict]:
     return body, arrays
 
 
+def _narrowest(a: np.ndarray) -> np.ndarray:
+    """Integer arrays in the smallest signed type that holds them exactly."""
+    if a.dtype.kind not in "iu" or a.size == 0:
+        return a
+    peak = max(abs(int(a.min())), abs(int(a.max())))
+    for dtype in (np.int8, np.int16, np.int32):
+        if peak <= np.iinfo(dtype).max:
+            return a.astype(dtype)
+    return a
+
+
+def _stored(arrays: dict) -> tuple[dict, dict]:
+    """``(key -> [stored key, dtype in memory], stored key -> narrowed array)``: equal arrays
+    share one entry."""
+    refs, stored, by_content = {}, {}, {}
+    for key, a in arrays.items():
+        a = np.ascontiguousarray(a)
+        content = (a.dtype.str, a.shape, hashlib.sha256(a.tobytes()).hexdigest())
+        if content not in by_content:
+            by_content[content] = key
+            stored[key] = _narrowest(a)
+        refs[key] = [by_content[content], a.dtype.str]
+    return refs, stored
+
+
 def graph_from_dict(d: dict, arrays: dict) -> Graph:
     nodes = [node_from_dict(n, arrays) for n in d["nodes"]]
     return Graph({n.name: n for n in nodes}, d["numeric"], d["metadata"], d.get("spikes", "binary"))
@@ -93,11 +123,13 @@ def save_graph(graph: Graph, path) -> str:
     """Write ``graph`` to ``path`` atomically; return its checksum."""
     body, arrays = graph_to_dict(graph)
     checksum = _checksum(body, arrays)
-    header = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "checksum": checksum, "graph": body}
+    refs, stored = _stored(arrays)
+    header = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "checksum": checksum, "graph": body,
+              "arrays": refs}
     payload = io.BytesIO()
     with zipfile.ZipFile(payload, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("graph.json", json.dumps(header, sort_keys=True, indent=1))
-        for key, a in arrays.items():
+        for key, a in stored.items():
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
             zf.writestr(f"arrays/{key}.npy", buf.getvalue())
@@ -180,12 +212,28 @@ def _read_container(data: bytes) -> tuple[dict, dict]:
     return header, arrays
 
 
+def _arrays_of(header: dict, stored: dict) -> dict:
+    """Every node field's array, shared where stored once, in the dtype it was computed in."""
+    refs = header.get("arrays")
+    if refs is None:  # version 1: one file per node field
+        return stored
+    widened: dict = {}
+    out = {}
+    for key, (ref, dtype) in refs.items():
+        if np.dtype(dtype).kind not in "biuf":
+            raise ValueError(f"array {key} has non-numeric dtype {dtype!r}")
+        if (ref, dtype) not in widened:
+            widened[ref, dtype] = stored[ref].astype(np.dtype(dtype), copy=False)
+        out[key] = widened[ref, dtype]
+    return out
+
+
 def load_graph(path) -> Graph:
     """Read a graph file; any corruption, tampering, foreign file or value the graph cannot hold
     is one UserError naming the file (and the node and field)."""
     data = _payload(path)
     try:
-        header, arrays = _read_container(data)
+        header, stored = _read_container(data)
     except UserError as exc:
         raise UserError(f"{path} is not a valid graph file: {exc}") from exc
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error,
@@ -193,9 +241,14 @@ def load_graph(path) -> Graph:
         raise UserError(f"{path} is not a valid graph file (corrupt or truncated: {exc})") from exc
     if not isinstance(header, dict) or header.get("schema") != SCHEMA:
         raise UserError(f"{path} is not an mlf-deploy graph file")
-    if header.get("schema_version") != SCHEMA_VERSION:
+    if header.get("schema_version") not in READABLE_VERSIONS:
         raise UserError(f"{path} has graph schema version {header.get('schema_version')}; "
-                        f"this tool reads version {SCHEMA_VERSION}")
+                        f"this tool reads versions "
+                        f"{', '.join(map(str, READABLE_VERSIONS))}: export it again")
+    try:
+        arrays = _arrays_of(header, stored)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path} is not a valid graph file (bad array table: {exc})") from exc
     try:
         validate_graph_dict(header.get("graph"), arrays)
     except ValueError as exc:
