@@ -67,9 +67,13 @@ class Graph:
         if magic != b"MLFGRAPH 1" or digest != b"sha256:" + hashlib.sha256(data).hexdigest().encode():
             raise SystemExit(f"{path}: not an mlf-deploy graph file, or changed since export")
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            body = json.loads(zf.read("graph.json"))["graph"]
+            header = json.loads(zf.read("graph.json"))
+            body = header["graph"]
             arrays = {n[7:-4]: np.load(io.BytesIO(zf.read(n)), allow_pickle=False)
                       for n in zf.namelist() if n.startswith("arrays/")}
+        # schema 2 stores equal arrays once, integers narrowed: key -> [stored key, dtype]
+        refs = header.get("arrays") or {k: [k, a.dtype.str] for k, a in arrays.items()}
+        arrays = {k: arrays[ref].astype(np.dtype(dtype)) for k, (ref, dtype) in refs.items()}
         fix = lambda v: arrays[v["$array"]] if isinstance(v, dict) else \\
             tuple(tuple(i) if isinstance(i, list) else i for i in v) if isinstance(v, list) else v
         self.nodes = {d["name"]: SimpleNamespace(**{k: fix(v) for k, v in d.items()})

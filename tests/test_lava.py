@@ -138,7 +138,8 @@ def test_exported_loader_runs_standalone_and_matches(tmp_path):
 
     _, graph = make_graphs(make_model(widths=(2, 4, 4)))
     out = export_lava(graph, tmp_path / "net")
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "graph.mlfg", "input.json",
+    assert sorted(p.name for p in out.iterdir()) == [".mlf-deploy-output.json", "README.md",
+                                                     "graph.mlfg", "input.json",
                                                      "run_lava_network.py"]
     x = sample_input(2)
     np.save(tmp_path / "x.npy", x.numpy())

@@ -89,7 +89,7 @@ def _start_driver(tmp_path):
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for _ in range(1200):  # until the worker has made its scratch files
         workers = _children(proc.pid)
-        if workers and any(scratch.glob("mlf-lava-*/*.rec")):
+        if workers and any(scratch.glob("mlf-lava-*/**/*.rec")):
             return proc, workers[0], scratch
         time.sleep(0.1)
     proc.kill()
