@@ -5,11 +5,14 @@ For each destination layer, every projection into it shares one weight step
 exponent ``e``. One integer current unit is then worth ``q * s_src * 2^-e`` float units, where
 ``s_src`` is 1 for spikes and the input step for the stem. ``e`` is chosen so that the top level's
 threshold mantissa lands just under ``2^threshold_bits``: thresholds keep about ``threshold_bits``
-bits of resolution while the 8-bit weights stay 8-bit. Biases become 13-bit mantissas with a 3-bit
-exponent in membrane units (1/64 of a current unit, Loihi's ``<< 6``). The readout keeps its own step.
+bits of resolution while the 8-bit weights stay 8-bit. Retentions round to the nearest multiple
+of 2^-12 (Loihi's 12-bit decay; tau = 0.3 becomes 1229/4096). Biases become 13-bit mantissas with
+a 3-bit exponent in membrane units (1/64 of a current unit, Loihi's ``<< 6``). The readout keeps
+its own step.
 
-Every rounding is reported (:class:`QuantizationReport`); thresholds that round to zero or overflow
-and other representability failures raise :class:`mlf_deploy.quantization.rules.RuleViolation`.
+Every rounding is reported (:class:`QuantizationReport`); only what cannot be represented at all
+(a threshold that rounds to zero or overflows, a retention outside [0, 1], ...) raises
+:class:`mlf_deploy.quantization.rules.RuleViolation`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import numpy as np
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Layer
 from mlf_deploy.ir.semantics import (
+    DECAY_UNIT,
     MEMBRANE_GAIN,
     dequantize_state,
     input_normalisation,
     real_valued_input,
+    retention_mant,
 )
 from mlf_deploy.quantization.report import QuantizationReport
 from mlf_deploy.quantization.rules import (
@@ -160,7 +165,11 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
     for pop in pops:
         mant = round(pop.v_threshold / unit)
         report.add_threshold(pop.name, pop.v_threshold, mant * unit)
-        out[pop.name] = dataclasses.replace(pop, v_threshold=int(mant))
+        rho = pop.v_retention
+        if 0 <= rho <= 1:  # outside it no 12-bit decay exists: the rule refuses it
+            rho = retention_mant(rho) / DECAY_UNIT
+            report.add_retention(pop.name, pop.v_retention, rho)
+        out[pop.name] = dataclasses.replace(pop, v_threshold=int(mant), v_retention=rho)
     return out
 
 

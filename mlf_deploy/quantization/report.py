@@ -14,6 +14,8 @@ class QuantizationReport:
     biases_clipped: int = 0
     worst_bias_error: tuple = (0.0, "")  # (membrane units, layer)
     thresholds: list = field(default_factory=list)  # (population, float, represented)
+    # rho rounded to a multiple of 2^-12 (the rule retention_fits_12_bits): (|error|, population)
+    worst_retention_error: tuple = (0.0, "")
 
     def add_weights(self, where, clipped, total, err):
         self.weights_total += total
@@ -25,6 +27,10 @@ class QuantizationReport:
         self.biases_clipped += clipped
         if err > self.worst_bias_error[0]:
             self.worst_bias_error = (err, where)
+
+    def add_retention(self, pop, wanted, got):
+        if abs(got - wanted) > self.worst_retention_error[0]:
+            self.worst_retention_error = (abs(got - wanted), pop)
 
     def add_threshold(self, pop, wanted, got):
         self.thresholds.append((pop, wanted, got))
@@ -47,4 +53,6 @@ class QuantizationReport:
                 "worst_bias_error": {"membrane_units": self.worst_bias_error[0],
                                      "layer": self.worst_bias_error[1]},
                 "worst_threshold_error": {"relative": self.worst_threshold_error[0],
-                                          "population": self.worst_threshold_error[1]}}
+                                          "population": self.worst_threshold_error[1]},
+                "worst_retention_error": {"value": self.worst_retention_error[0],
+                                          "population": self.worst_retention_error[1]}}
