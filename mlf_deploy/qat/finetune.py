@@ -22,12 +22,13 @@ from tqdm import tqdm
 
 from mlf_deploy.checkpoint import build_model, read_checkpoint, save_checkpoint
 from mlf_deploy.data import augment, input_kind, load_split, model_input
+from mlf_deploy.data.streaming import TensorSplit
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
 from mlf_deploy.lowering import lower
 from mlf_deploy.qat.forward import IntegerForward, IntGrid, integer_logits
 from mlf_deploy.quantization import input_max_of
-from mlf_deploy.training import evaluate as float_accuracy
+from mlf_deploy.training import evaluate
 
 
 @dataclass
@@ -88,7 +89,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
     if cfg.max_samples:
         x_tr, y_tr = x_tr[:cfg.max_samples], y_tr[:cfg.max_samples]
     batch = cfg.batch_size or int(ckpt.get("config", {}).get("batch_size") or 32)
-    source_float = float_accuracy(model, x_te, y_te)
+    source_float = evaluate(model, TensorSplit(x_te, y_te))
     before = _int_accuracy(model, grid, x_te, y_te)
     log(f"{cfg.weight_bits}-bit post-training integer accuracy {before:.4f} (float {source_float:.4f})")
     params = [p for p in model.parameters() if p.requires_grad]
