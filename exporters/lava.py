@@ -235,6 +235,7 @@ _BUILDER = (spike_delay_classes, correlate, lava_shape, host_fed, lava_step_offs
 def _graded_module_source() -> str:
     """``exporters/lava_graded.py`` as a cached function of the loader: its lava imports must
     wait for ``import_lava()``, and the process and its models must be created once."""
+    import_lava()  # lava_graded imports lava, which needs the Python 3.11 fix first
     from exporters import lava_graded
     body = inspect.getsource(lava_graded).replace("from __future__ import annotations\n", "")
     body += "\nreturn SimpleNamespace(GradedMLF=GradedMLF, GRADED_MODELS=GRADED_MODELS)\n"

@@ -58,3 +58,21 @@ def test_exported_graded_loader_runs_standalone_and_matches(tmp_path):
         for name in graded.readout.sources:
             count = sum(ref.spikes[level] for level in graded.sender_levels(name))
             np.testing.assert_array_equal(r[name.replace("/", "__")], count)
+
+
+def test_graded_export_is_the_first_lava_use_of_a_fresh_process(tmp_path):
+    # The demo exports before anything else has imported Lava: the export must apply the
+    # Python 3.11 import fix itself.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests']\n"
+            "from conftest import make_graphs, make_model\n"
+            "from mlf_deploy.graded_lowering import to_graded\n"
+            "from exporters.lava import export_lava\n"
+            "export_lava(to_graded(make_graphs(make_model())[1]), sys.argv[2])\n")
+    subprocess.run([sys.executable, "-c", code, str(root), str(tmp_path / "net")], check=True,
+                   capture_output=True, text=True, timeout=300)
+    assert (tmp_path / "net" / "run_lava_network.py").is_file()
