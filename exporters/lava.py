@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,10 +25,9 @@ from exporters.lava_delay import spike_delay_classes
 from exporters.lava_import import import_lava
 from exporters.lava_templates import LOADER as _LOADER
 from exporters.lava_templates import README as _README
-from mlf_deploy.fileio import WRITE_ERRNOS, write_error
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import DECAY_UNIT, retention_mant
-from mlf_deploy.outputs import check_output_dir, install_stage, new_stage, sweep_stale_stages
+from mlf_deploy.outputs import check_output_dir, staged_output
 from mlf_deploy.quantization.rules import LOIHI_RULES, RuleViolation, check_rules
 
 
@@ -251,13 +249,7 @@ def export_lava(graph, out_dir, force: bool = False, protect=()) -> Path:
 
     check_lava(graph)
     out = check_output_dir(out_dir, force, protect, what="Lava export folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale_stages(out)
-        tmp = new_stage(out)
-    except OSError as exc:
-        raise write_error(out, exc) from exc
-    try:
+    with staged_output(out, "lava-export") as tmp:
         save_graph(graph, tmp / "graph.mlfg")
         consts = "".join(f"{n} = {getattr(sem, n)!r}\n" for n in sem.PORTABLE_CONSTANTS)
         body = consts + "\n\n" + "\n\n".join(inspect.getsource(f)
@@ -267,10 +259,4 @@ def export_lava(graph, out_dir, force: bool = False, protect=()) -> Path:
         (tmp / "run_lava_network.py").write_text(script.replace("# @BUILDER@", body))
         (tmp / "README.md").write_text(_README)
         (tmp / "input.json").write_text(json.dumps(sem.describe_input(graph), indent=1) + "\n")
-        install_stage(tmp, out, "lava-export")
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
-            raise write_error(out, exc) from exc
-        raise
     return out

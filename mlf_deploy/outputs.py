@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.fileio import WRITE_ERRNOS, write_error
 
 MANIFEST = ".mlf-deploy-output.json"
 TOOL = "mlf-deploy"
@@ -112,6 +113,26 @@ def install_stage(stage: Path, out: Path, kind: str) -> None:
     os.replace(stage, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_output(out: Path, kind: str):
+    """A staging folder for ``out``'s contents; it becomes ``out`` when the block ends well and is
+    removed otherwise, so ``out`` is never half-written (write errors: one :class:`UserError`)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_stages(out)
+        stage = new_stage(out)
+    except OSError as exc:
+        raise write_error(out, exc) from exc
+    try:
+        yield stage
+        install_stage(stage, out, kind)
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise write_error(out, exc) from exc
+        raise
 
 
 @contextlib.contextmanager

@@ -8,20 +8,13 @@ target and renamed at the end, so an interrupted demo leaves no half-written out
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.fileio import WRITE_ERRNOS, check_writable, write_error
+from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import save_graph
-from mlf_deploy.outputs import (
-    check_output_dir,
-    install_stage,
-    new_stage,
-    output_lock,
-    sweep_stale_stages,
-)
+from mlf_deploy.outputs import check_output_dir, output_lock, staged_output
 from mlf_deploy.training import TrainConfig, train
 from runtimes.analysis import energy_report, evaluate_report
 from runtimes.backends import demo_backends
@@ -51,21 +44,9 @@ def run_demo(out_dir, quick: bool = False, force: bool = False, log=print, progr
     out = check_output_dir(out_dir, force, what="demo output folder")
     check_writable(out.parent / f".{out.name}.probe")  # creates the parent folder, nothing else
     timings: dict = {}
-    with output_lock(out):
-        sweep_stale_stages(out)
-        try:
-            stage = new_stage(out)
-        except OSError as exc:
-            raise write_error(out, exc) from exc
-        try:
-            summary = _run(stage, quick, log, progress, timings)
-            check_output_dir(out, force, what="demo output folder")  # changed while we ran?
-            install_stage(stage, out, "demo")
-        except BaseException as exc:
-            shutil.rmtree(stage, ignore_errors=True)
-            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
-                raise write_error(out, exc) from exc
-            raise
+    with output_lock(out), staged_output(out, "demo") as stage:
+        summary = _run(stage, quick, log, progress, timings)
+        check_output_dir(out, force, what="demo output folder")  # changed while we ran?
     summary["out"] = str(out)
     return summary
 
