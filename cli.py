@@ -23,8 +23,14 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0+unknown"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, unwound like Ctrl-C so staging folders and workers go too. A subclass because
+    CPython marks a bare KeyboardInterrupt that escapes C-level ``PyRun_*`` code (libraries run
+    snippets that way) as unhandled and then exits by SIGINT whatever ``sys.exit`` said."""
+
+
 def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so staging folders and workers go too
+    raise Terminated
 
 
 class OneLineErrors(click.Group):

@@ -151,3 +151,31 @@ def test_lock_is_refused_with_a_clear_message_in_the_library(tmp_path):
         with pytest.raises(UserError, match="another mlf-deploy command"):
             with output_lock(tmp_path / "x"):
                 pass
+
+
+_RUNS_A_SNIPPET_FROM_C = '''
+import ctypes
+from cli import user_errors
+
+@user_errors
+def work():
+    run = ctypes.pythonapi.PyRun_String
+    run.restype = ctypes.py_object
+    run.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+    scope = {}
+    run(b"import os, signal, time\\nos.kill(os.getpid(), signal.SIGTERM)\\ntime.sleep(30)\\n",
+        257, scope, scope)
+
+work()
+'''
+
+
+def test_sigterm_inside_code_run_from_c_still_exits_130(tmp_path):
+    # Libraries run snippets through PyRun_*; a bare KeyboardInterrupt escaping one makes CPython
+    # exit by SIGINT (-2) at the end whatever sys.exit said, which broke the demo's exit status.
+    (tmp_path / "snippet_from_c.py").write_text(_RUNS_A_SNIPPET_FROM_C)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo)])}
+    done = subprocess.run([sys.executable, "-m", "snippet_from_c"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130 and done.stderr.strip().splitlines()[-1] == "interrupted", done.stderr
