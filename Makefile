@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps $(PEER_SPECS)
 	# lava-nc declares Python<3.11; its real dependencies come from pyproject.toml.
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(LAVA_SPEC)
-	$(BIN)/python -c "import exporters.lava_import as l; l.import_lava(); print('lava importable')"
+	$(BIN)/python -c "import mlf_deploy.exporters.lava_import as l; l.import_lava(); print('lava importable')"
 	touch $@
 
 lint: venv

@@ -25,7 +25,7 @@ from mlf_deploy.hardware.resources import COLUMNS, compare_forms, format_cell, f
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.reference import run_reference
 
 GEOMETRIES = {"cifar10": ((3, 32, 32), "static"), "dvs_gesture": ((2, 32, 32), "events")}
 

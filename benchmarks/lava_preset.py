@@ -40,7 +40,7 @@ def preset_graph(name: str, seed: int = 0):
             if isinstance(m, TdBatchNorm) and m.weight is not None:  # the input BN has no affine
                 m.weight.uniform_(1.0, 2.5)
                 m.bias.uniform_(0.0, 0.8)
-    from runtimes.pipeline import _input_max
+    from mlf_deploy.runtimes.pipeline import _input_max
 
     float_graph = lower(model.eval(), shape, kind)
     x = sample(name, model.timesteps, 16, seed + 1)  # stands in for the training split
@@ -74,7 +74,7 @@ class PeakMemory:
         self._thread.join()
 
     def _run(self):
-        from runtimes.lava_guard import group_pids
+        from mlf_deploy.runtimes.lava_guard import group_pids
 
         while not self._stop.wait(0.25):
             total = 0
@@ -107,9 +107,9 @@ def main(name: str, samples: int, with_profile: bool) -> None:
 
     from benchmarks.lava_profile import format_profile
     from mlf_deploy.ir.semantics import prepare_input
-    from runtimes.lava import SINGLE_THREADED, run_lava
-    from runtimes.lava_guard import process_count
-    from runtimes.reference import run_reference
+    from mlf_deploy.runtimes.lava import SINGLE_THREADED, run_lava
+    from mlf_deploy.runtimes.lava_guard import process_count
+    from mlf_deploy.runtimes.reference import run_reference
 
     torch.set_num_threads(1)
     graph = preset_graph(name)

@@ -45,9 +45,9 @@ class _Timed:
 
 def profile(graph, frames) -> dict:
     """Build, compile and run one network with timed models; times in seconds."""
-    from exporters.lava import build_processes
-    from exporters.lava_import import import_lava
-    from runtimes.lava import release, run_config
+    from mlf_deploy.exporters.lava import build_processes
+    from mlf_deploy.exporters.lava_import import import_lava
+    from mlf_deploy.runtimes.lava import release, run_config
 
     import_lava()
     from lava.magma.core.run_conditions import RunSteps

@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from mlf_deploy.energy.breakdown import estimate
 from mlf_deploy.neuron import MLF
-from runtimes.pipeline import load_pipeline
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.pipeline import load_pipeline
+from mlf_deploy.runtimes.reference import run_reference
 
 
 def our_layer(module_name: str, graph) -> str:

@@ -18,7 +18,7 @@ from mlf_deploy.data import dataset_spec, load_split
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.reference import run_reference
 
 
 def timed(fn, repeats):

@@ -20,11 +20,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from exporters import lava_import
-from exporters.lava_delay import spike_delay_classes
-from exporters.lava_import import import_lava
-from exporters.lava_templates import LOADER as _LOADER
-from exporters.lava_templates import README as _README
+from mlf_deploy.exporters import lava_import
+from mlf_deploy.exporters.lava_delay import spike_delay_classes
+from mlf_deploy.exporters.lava_import import import_lava
+from mlf_deploy.exporters.lava_templates import LOADER as _LOADER
+from mlf_deploy.exporters.lava_templates import README as _README
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import DECAY_UNIT, retention_mant
 from mlf_deploy.outputs import check_output_dir, staged_output
@@ -109,7 +109,7 @@ def _lava_classes():
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFReset
     try:
-        from exporters.lava_graded import GRADED_MODELS, GradedMLF
+        from mlf_deploy.exporters.lava_graded import GRADED_MODELS, GradedMLF
     except ImportError:  # the standalone loader, which holds a copy of that module
         graded = globals()["graded_module"]()
         GRADED_MODELS, GradedMLF = graded.GRADED_MODELS, graded.GradedMLF
@@ -234,7 +234,7 @@ def _graded_module_source() -> str:
     """``exporters/lava_graded.py`` as a cached function of the loader: its lava imports must
     wait for ``import_lava()``, and the process and its models must be created once."""
     import_lava()  # lava_graded imports lava, which needs the Python 3.11 fix first
-    from exporters import lava_graded
+    from mlf_deploy.exporters import lava_graded
     body = inspect.getsource(lava_graded).replace("from __future__ import annotations\n", "")
     body += "\nreturn SimpleNamespace(GradedMLF=GradedMLF, GRADED_MODELS=GRADED_MODELS)\n"
     return ("@functools.lru_cache(maxsize=None)\ndef graded_module():\n"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporters.lava import correlate
-from exporters.lava_import import import_lava
+from mlf_deploy.exporters.lava import correlate
+from mlf_deploy.exporters.lava_import import import_lava
 
 import_lava()
 
@@ -23,8 +23,8 @@ from lava.proc.io.source import PySendModelFixed, PySendModelFloat, RingBuffer  
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat  # noqa: E402
 from lava.proc.lif.process import LIFReset  # noqa: E402
 
-from exporters.lava_delay import spike_delay_classes  # noqa: E402
-from exporters.lava_graded import (  # noqa: E402
+from mlf_deploy.exporters.lava_delay import spike_delay_classes  # noqa: E402
+from mlf_deploy.exporters.lava_graded import (  # noqa: E402
     GradedMLF,
     PyGradedMLFModelFixed,
     PyGradedMLFModelFloat,

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from exporters.onnx_ops import (
+from mlf_deploy.exporters.onnx_ops import (
     DOUBLE,
     INT64,
     UINT8,

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from exporters.onnx import FORMAT, OPSET
+from mlf_deploy.exporters.onnx import FORMAT, OPSET
 from mlf_deploy import limits
 from mlf_deploy.errors import UserError
 

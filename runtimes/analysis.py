@@ -16,8 +16,8 @@ from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.hardware.resources import compare_forms, forms_table
 from mlf_deploy.hardware.sweep import sweep
 from mlf_deploy.quantization import quantize
-from runtimes.pipeline import Pipeline
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.pipeline import Pipeline
+from mlf_deploy.runtimes.reference import run_reference
 
 
 def run_int(graph, x):

@@ -37,11 +37,11 @@ from dataclasses import dataclass
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.results import RunResult
-from runtimes.agreement import disagreement_verdict, spike_verdict
-from runtimes.compare import BackendReport
-from runtimes.pipeline import Pipeline
-from runtimes.reference import run_reference
-from runtimes.torch_backend import run_torch, run_torch_int
+from mlf_deploy.runtimes.agreement import disagreement_verdict, spike_verdict
+from mlf_deploy.runtimes.compare import BackendReport
+from mlf_deploy.runtimes.pipeline import Pipeline
+from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.runtimes.torch_backend import run_torch, run_torch_int
 
 Tolerance = Callable[[BackendReport, float], "tuple[bool, str]"]  # (report, torch accuracy)
 
@@ -67,12 +67,12 @@ def _run_reference(pipe: Pipeline, graph, x) -> RunResult:
 
 
 def _run_lava(pipe: Pipeline, graph, x) -> RunResult:
-    from runtimes.lava import run_lava
+    from mlf_deploy.runtimes.lava import run_lava
     return run_lava(graph, x, timeout=pipe.lava_timeout)
 
 
 def _run_onnx(pipe: Pipeline, graph, x) -> RunResult:
-    from runtimes.onnx import run_onnx, run_onnx_file
+    from mlf_deploy.runtimes.onnx import run_onnx, run_onnx_file
     if pipe.onnx_file is not None and pipe.onnx_file[1:] == (graph.numeric, graph.spikes):
         return run_onnx_file(pipe.onnx_file[0], graph, x)
     return run_onnx(graph, x, mode="sequence")

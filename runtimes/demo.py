@@ -16,11 +16,11 @@ from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import save_graph
 from mlf_deploy.outputs import check_output_dir, output_lock, staged_output
 from mlf_deploy.training import TrainConfig, train
-from runtimes.analysis import energy_report, evaluate_report
-from runtimes.backends import demo_backends
-from runtimes.demo_report import write_report
-from runtimes.pipeline import load_pipeline
-from runtimes.verify import verify
+from mlf_deploy.runtimes.analysis import energy_report, evaluate_report
+from mlf_deploy.runtimes.backends import demo_backends
+from mlf_deploy.runtimes.demo_report import write_report
+from mlf_deploy.runtimes.pipeline import load_pipeline
+from mlf_deploy.runtimes.verify import verify
 
 VERIFY_FIELDS = ("reference", "samples", "accuracy", "top1_agreement", "spike_mismatches",
                  "spike_total", "state_mismatches", "logits_max_abs_diff", "tolerance",
@@ -76,14 +76,14 @@ def _run(stage: Path, quick: bool, log, progress, timings) -> dict:
     save_graph(pipe.graph_int, exports / "graph-int.mlfg")
     graded = pipe.graph("int", "graded")
     save_graph(graded, exports / "graph-int-graded.mlfg")
-    from exporters.onnx import export_onnx, save_onnx
+    from mlf_deploy.exporters.onnx import export_onnx, save_onnx
     for graph in (pipe.graph_float, pipe.graph_int):
         for mode in ("sequence", "step"):
             save_onnx(export_onnx(graph, mode), exports / f"model-{graph.numeric}-{mode}.onnx")
     save_onnx(export_onnx(graded, "sequence"), exports / "model-int-graded-sequence.onnx")
     lava_note = None
     try:
-        from exporters.lava import export_lava
+        from mlf_deploy.exporters.lava import export_lava
         export_lava(pipe.graph_int, exports / "lava")
         export_lava(graded, exports / "lava-graded")
     except UserError as exc:  # lava-nc missing: the rest of the demo still runs

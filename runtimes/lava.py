@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters.lava_import import import_lava
+from mlf_deploy.exporters.lava_import import import_lava
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult
-from runtimes.lava_guard import (
+from mlf_deploy.runtimes.lava_guard import (
     default_timeout,
     failure_text,
     kill_group,
@@ -51,7 +51,7 @@ def run_config(graph, net=None, fast_conv: bool = True, record: bool = True):
     import_lava()
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    from exporters.lava_models import model_table
+    from mlf_deploy.exporters.lava_models import model_table
 
     table = model_table(graph.numeric == "int", fast_conv, record)
     models = {p: table[type(p)] for p in net.procs} if net is not None else {}
@@ -147,8 +147,8 @@ def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True,
     """Build and run one compiled network on ``frames`` (T, B, C, H, W) in *this* process; return
     spikes and states per population as (T, B, C, H, W) arrays at model timesteps. The record
     files go under ``scratch`` (default: /dev/shm)."""
-    from exporters.lava import build_processes
-    from exporters.lava_models import RECORD_KEY
+    from mlf_deploy.exporters.lava import build_processes
+    from mlf_deploy.exporters.lava_models import RECORD_KEY
 
     steps_t, batch = frames.shape[:2]
     integer = graph.numeric == "int"
@@ -210,7 +210,7 @@ def _worker(job: str) -> None:
 
 # ``-I`` drops the working directory, PYTHONPATH and user site from the import path; the one path
 # added is the folder holding this package, so no module from the caller's folder can shadow ours.
-_WORKER = "import sys; sys.path.insert(0, sys.argv[1]); import runtimes.lava as m; m._worker(sys.argv[2])"
+_WORKER = "import sys; sys.path.insert(0, sys.argv[1]); import mlf_deploy.runtimes.lava as m; m._worker(sys.argv[2])"
 
 
 def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
@@ -267,7 +267,7 @@ def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
     seconds to minutes.
     """
     import_lava()
-    from exporters.lava import check_lava
+    from mlf_deploy.exporters.lava import check_lava
 
     check_lava(graph)
     frames = prepare_input(graph, x)

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from exporters.lava import host_fed, lava_step_offsets
+from mlf_deploy.exporters.lava import host_fed, lava_step_offsets
 
 # Seconds, measured on this project's 2-core machine while it was shared (load average 60-100):
 # 0.4 s per Lava process to compile and fork it and 17 ms per process per Lava step (232

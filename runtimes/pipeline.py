@@ -103,7 +103,7 @@ class Pipeline:
     def use_onnx_file(self, path) -> str:
         """Run the onnx backend of the file's numeric type and lowering from ``path``; returns
         that backend's name."""
-        from runtimes.onnx import check_model_matches, load_onnx
+        from mlf_deploy.runtimes.onnx import check_model_matches, load_onnx
         model = load_onnx(path)
         meta = {p.key: p.value for p in model.metadata_props}
         numeric = meta.get("numeric")

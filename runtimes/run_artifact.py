@@ -55,7 +55,7 @@ def run_artifact(artifact, input_path, log=None) -> dict:
     if kind == "onnx":
         import json
 
-        from runtimes import onnx_standalone
+        from mlf_deploy.runtimes import onnx_standalone
         try:
             logits, meta = onnx_standalone.logits(str(path), raw)
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
@@ -70,10 +70,10 @@ def run_artifact(artifact, input_path, log=None) -> dict:
         x = raw_model_input(graph, raw)
         pipeline = graph.metadata.get("input_pipeline")
         if kind == "lava":
-            from runtimes.lava import run_lava
+            from mlf_deploy.runtimes.lava import run_lava
             result = run_lava(graph, x, record_states=False, log=log)
         else:
-            from runtimes.reference import run_reference
+            from mlf_deploy.runtimes.reference import run_reference
             result = run_reference(graph, x, record_states=False)
         logits, backend = result.logits, result.backend
     names = _class_names(pipeline, logits.shape[1])

@@ -10,9 +10,9 @@ import time
 import numpy as np
 
 from mlf_deploy.results import RunResult
-from runtimes.backends import BACKENDS, run_backend, with_references
-from runtimes.compare import BackendReport, compare_spikes, compare_states
-from runtimes.pipeline import Pipeline
+from mlf_deploy.runtimes.backends import BACKENDS, run_backend, with_references
+from mlf_deploy.runtimes.compare import BackendReport, compare_spikes, compare_states
+from mlf_deploy.runtimes.pipeline import Pipeline
 
 
 def judge(rep: BackendReport, torch_accuracy: float) -> None:

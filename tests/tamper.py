@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 from click.testing import CliRunner
 
-from cli import main
+from mlf_deploy.commands.app import main
 from mlf_deploy.ir.serialize import MAGIC, _checksum
 
 

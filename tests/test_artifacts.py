@@ -13,10 +13,10 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mlf_deploy.commands.app import main
 from mlf_deploy.data.static import digits_arrays
-from runtimes.pipeline import load_pipeline
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.pipeline import load_pipeline
+from mlf_deploy.runtimes.reference import run_reference
 
 STANDALONE = Path(__file__).resolve().parents[1] / "runtimes" / "onnx_standalone.py"
 OURS = {"mlf_deploy", "runtimes", "exporters", "cli", "torch"}
@@ -78,7 +78,7 @@ def test_standalone_onnx_script_imports_nothing_of_ours(ckpt, tmp_path, raw_digi
     assert imported == {"argparse", "json", "sys", "numpy", "onnxruntime"}
     model = tmp_path / "int.onnx"
     assert run("export", ckpt, "--to", "onnx", "-o", model).exit_code == 0
-    from runtimes.onnx import run_onnx_file
+    from mlf_deploy.runtimes.onnx import run_onnx_file
     x, _ = pipe.data("test", 12)
     onnx_int = run_onnx_file(model, pipe.graph_int, x).logits.argmax(1).tolist()
     assert onnx_int == expected
@@ -118,7 +118,7 @@ def test_mode_is_refused_outside_onnx(ckpt, tmp_path, target):
 
 @pytest.mark.slow
 def test_run_a_lava_folder_with_progress(ckpt, tmp_path, raw_digits):
-    from exporters.lava_import import lava_available
+    from mlf_deploy.exporters.lava_import import lava_available
     if not lava_available():
         pytest.skip("lava-nc is not installed")
     raw_path, expected, _ = raw_digits

@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from conftest import TINY_ARGS, write_checkpoint
 
-from cli import main
+from mlf_deploy.commands.app import main
 
 
 def run(*args):

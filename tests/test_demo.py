@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mlf_deploy.commands.app import main
 
 
 @pytest.mark.slow

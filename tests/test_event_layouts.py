@@ -154,7 +154,7 @@ def test_training_streams_an_event_set_the_same_with_or_without_workers(tmp_path
 def test_train_cli_names_a_malformed_recording_in_one_line(tmp_path):
     from click.testing import CliRunner
 
-    from cli import main
+    from mlf_deploy.commands.app import main
 
     written = make_event_set("nmnist", tmp_path / "data", per_class=2, classes=2, events=50)
     written[2][0].write_bytes(b"\x01\x02\x03")

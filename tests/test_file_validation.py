@@ -11,8 +11,8 @@ import torch
 from conftest import TINY_ARGS, make_graphs, make_model, write_checkpoint
 from tamper import one_error, run
 
-from exporters.onnx import export_onnx
-from exporters.onnx_validate import OPS
+from mlf_deploy.exporters.onnx import export_onnx
+from mlf_deploy.exporters.onnx_validate import OPS
 from mlf_deploy.data import dataset_spec, load_split
 from mlf_deploy.errors import UserError
 

@@ -6,9 +6,9 @@ import pytest
 from conftest import TINY_ARGS, make_graphs, sample_input, write_checkpoint
 
 from mlf_deploy.ir import load_graph
-from runtimes.export import export_checkpoint
-from runtimes.onnx import run_onnx
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.export import export_checkpoint
+from mlf_deploy.runtimes.onnx import run_onnx
+from mlf_deploy.runtimes.reference import run_reference
 
 
 def test_tau_loihi_cannot_hold_exports_float_and_rounds_int(tmp_path):

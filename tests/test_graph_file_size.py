@@ -11,7 +11,7 @@ from conftest import sample_input
 
 from mlf_deploy.ir import graph_checksum, load_graph, save_graph
 from mlf_deploy.ir.serialize import MAGIC, graph_to_dict
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.reference import run_reference
 
 
 def _zip_of(path):

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import make_graphs, make_model, sample_input
 
-from exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava_import import lava_available
 from mlf_deploy.quantization.rules import RuleViolation
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.reference import run_reference
 
 pytestmark = [pytest.mark.lava,
               pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")]
@@ -39,7 +39,7 @@ def assert_same(lava, ref, states=True):
 
 @pytest.mark.slow
 def test_ds_resnet_k3_static_fixed_and_float_match_reference():
-    from runtimes.lava import run_lava
+    from mlf_deploy.runtimes.lava import run_lava
 
     float_graph, int_graph = make_graphs(make_model())
     x = sample_input(8)
@@ -53,7 +53,7 @@ def test_ds_resnet_k3_static_fixed_and_float_match_reference():
 
 @pytest.mark.slow
 def test_events_two_channels_k2_fixed_matches_reference():
-    from runtimes.lava import run_lava
+    from mlf_deploy.runtimes.lava import run_lava
 
     _, graph = make_graphs(make_model(in_channels=2, levels=2, events=True), in_channels=2,
                            events=True)
@@ -63,7 +63,7 @@ def test_events_two_channels_k2_fixed_matches_reference():
 
 @pytest.mark.slow
 def test_plain_resnet_odd_input_in_chunks_matches_reference():
-    from runtimes.lava import run_lava
+    from mlf_deploy.runtimes.lava import run_lava
 
     _, graph = make_graphs(make_model(variant="plain", in_hw=(7, 9)), in_hw=(7, 9))
     x = sample_input(3, in_hw=(7, 9))
@@ -71,7 +71,7 @@ def test_plain_resnet_odd_input_in_chunks_matches_reference():
 
 
 def test_unrepresentable_graph_is_refused_before_any_process(small_graphs, monkeypatch):
-    import runtimes.lava as rl
+    import mlf_deploy.runtimes.lava as rl
 
     _, graph = small_graphs
     pop = graph.populations[4]
@@ -95,7 +95,7 @@ def test_failing_run_returns_with_clear_error():
     from lava.proc.lif.process import LIF
     from lava.proc.monitor.process import Monitor
 
-    from runtimes.lava import LavaRunError, execute, run_config
+    from mlf_deploy.runtimes.lava import LavaRunError, execute, run_config
 
     _, graph = make_graphs(make_model())
     source, lif, monitor = RingBuffer(data=np.ones((2, 3), np.int32)), LIF(shape=(2,)), Monitor()
@@ -108,7 +108,7 @@ def test_failing_run_returns_with_clear_error():
 
 def test_stuck_run_is_killed_at_timeout(small_graphs):
     from mlf_deploy.ir.semantics import prepare_input
-    from runtimes.lava import LavaRunError, run_chunk
+    from mlf_deploy.runtimes.lava import LavaRunError, run_chunk
 
     _, graph = small_graphs
     with pytest.raises(LavaRunError, match="did not finish within 1 s"):
@@ -116,8 +116,8 @@ def test_stuck_run_is_killed_at_timeout(small_graphs):
 
 
 def test_missing_lava_raises_one_line_hint(small_graphs, monkeypatch):
-    import runtimes.lava as rl
-    from exporters.lava_import import INSTALL_HINT, LavaUnavailable
+    import mlf_deploy.runtimes.lava as rl
+    from mlf_deploy.exporters.lava_import import INSTALL_HINT, LavaUnavailable
 
     def unavailable():
         raise LavaUnavailable(INSTALL_HINT)
@@ -126,7 +126,8 @@ def test_missing_lava_raises_one_line_hint(small_graphs, monkeypatch):
     with pytest.raises(LavaUnavailable, match="pip install") as err:
         rl.run_lava(small_graphs[1], sample_input(1))
     assert "\n" not in str(err.value)
-    code = ("import sys, mlf_deploy, mlf_deploy.ir, runtimes.reference, runtimes.lava, exporters.lava; "
+    code = ("import sys, mlf_deploy, mlf_deploy.ir, mlf_deploy.runtimes.reference, mlf_deploy.runtimes.lava, "
+            "mlf_deploy.exporters.lava; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'lava'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -134,7 +135,7 @@ def test_missing_lava_raises_one_line_hint(small_graphs, monkeypatch):
 
 @pytest.mark.slow
 def test_exported_loader_runs_standalone_and_matches(tmp_path):
-    from exporters.lava import export_lava
+    from mlf_deploy.exporters.lava import export_lava
 
     _, graph = make_graphs(make_model(widths=(2, 4, 4)))
     out = export_lava(graph, tmp_path / "net")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import make_graphs, make_model, sample_input
 
-from exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava_import import lava_available
 
 pytestmark = [pytest.mark.lava,
               pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")]
@@ -20,9 +20,9 @@ pytestmark = [pytest.mark.lava,
 
 @pytest.mark.parametrize("variant,levels", [("ds", 3), ("plain", 2)])
 def test_process_count_and_timeout_follow_the_built_network(variant, levels):
-    from exporters.lava import build_processes
+    from mlf_deploy.exporters.lava import build_processes
     from mlf_deploy.ir.semantics import prepare_input
-    from runtimes.lava_guard import default_timeout, process_count
+    from mlf_deploy.runtimes.lava_guard import default_timeout, process_count
 
     _, graph = make_graphs(make_model(variant=variant, levels=levels))
     net = build_processes(graph, prepare_input(graph, sample_input(2)))
@@ -38,7 +38,7 @@ def test_spike_delay_reemits_spikes_exactly_delay_steps_later(integer):
     from lava.proc.io.source import RingBuffer
     from lava.proc.monitor.process import Monitor
 
-    from exporters.lava_delay import spike_delay_classes
+    from mlf_deploy.exporters.lava_delay import spike_delay_classes
 
     steps, delay = 12, 3
     spikes = (np.random.default_rng(0).random((2, 3, steps)) < 0.5).astype(
@@ -76,8 +76,8 @@ def _lava_worker_of(pid):
 @pytest.mark.slow
 def test_killed_lava_process_is_reported_and_nothing_is_left(small_graphs):
     from mlf_deploy.ir.semantics import prepare_input
-    from runtimes.lava import LavaRunError, run_chunk
-    from runtimes.lava_guard import _alive, group_pids, group_shm_files, process_count
+    from mlf_deploy.runtimes.lava import LavaRunError, run_chunk
+    from mlf_deploy.runtimes.lava_guard import _alive, group_pids, group_shm_files, process_count
 
     _, graph = small_graphs
     frames, caught = prepare_input(graph, sample_input(200)), []  # 800+ steps: outlasts the kill

@@ -11,23 +11,25 @@ from pathlib import Path
 import pytest
 from conftest import make_graphs, make_model, sample_input
 
-from exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava_import import lava_available
 from mlf_deploy.ir.semantics import prepare_input
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _shadowing_folder(tmp_path):
-    """A folder with its own runtimes/lava.py, which would create a marker file if imported."""
+    """A folder with its own mlf_deploy/runtimes/lava.py, which would create a marker file if
+    imported."""
     marker = tmp_path / "ran"
-    (tmp_path / "runtimes").mkdir()
-    (tmp_path / "runtimes" / "__init__.py").write_text("")
-    (tmp_path / "runtimes" / "lava.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "mlf_deploy" / "runtimes").mkdir(parents=True)
+    (tmp_path / "mlf_deploy" / "__init__.py").write_text("")
+    (tmp_path / "mlf_deploy" / "runtimes" / "__init__.py").write_text("")
+    (tmp_path / "mlf_deploy" / "runtimes" / "lava.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     return marker
 
 
 def test_worker_imports_nothing_from_the_working_directory(tmp_path):
-    from runtimes.lava import _WORKER
+    from mlf_deploy.runtimes.lava import _WORKER
     marker = _shadowing_folder(tmp_path)
     job = str(tmp_path / "no-such-job.pkl")  # the worker fails at once, after its imports
     res = subprocess.run([sys.executable, "-I", "-c", _WORKER, str(ROOT), job], cwd=tmp_path,
@@ -36,7 +38,7 @@ def test_worker_imports_nothing_from_the_working_directory(tmp_path):
     assert str(ROOT / "runtimes" / "lava.py") in res.stderr and not marker.exists()
     # The same folder does shadow the package for a plain `python -c` (what the worker used to
     # run), so this test can fail.
-    subprocess.run([sys.executable, "-c", "import runtimes.lava"], cwd=tmp_path, timeout=120,
+    subprocess.run([sys.executable, "-c", "import mlf_deploy.runtimes.lava"], cwd=tmp_path, timeout=120,
                    env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert marker.exists()
 
@@ -67,7 +69,7 @@ import sys, time
 sys.path.insert(0, {tests!r})
 from conftest import make_graphs, make_model, sample_input
 from mlf_deploy.ir.semantics import prepare_input
-import runtimes.lava as lava
+import mlf_deploy.runtimes.lava as lava
 lava._scratch_dir = lambda: {scratch!r}
 graph = make_graphs(make_model(), weight_bits=8)[1]
 try:
@@ -130,8 +132,8 @@ def test_run_chunk_still_matches_after_the_isolation(tmp_path, monkeypatch):
     """Run from a folder that shadows the package: the run works and the shadow never runs."""
     import numpy as np
 
-    from runtimes.lava import run_chunk
-    from runtimes.reference import run_reference
+    from mlf_deploy.runtimes.lava import run_chunk
+    from mlf_deploy.runtimes.reference import run_reference
     marker = _shadowing_folder(tmp_path)
     monkeypatch.chdir(tmp_path)
     graph = make_graphs(make_model())[1]

@@ -8,8 +8,8 @@ from torch import nn
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.lowering import fold_conv_bn, lower
-from runtimes.reference import run_reference
-from runtimes.torch_backend import run_torch
+from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.runtimes.torch_backend import run_torch
 
 VARIANTS = [
     dict(depth=8, levels=3, variant="ds"),

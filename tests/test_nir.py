@@ -11,11 +11,11 @@ from conftest import make_graphs, make_model, sample_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import graph_checksum
 from mlf_deploy.quantization.dequantize import dequantize_graph
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.reference import run_reference
 
 nir = pytest.importorskip("nir")
-from exporters.nir import to_nir, write_nir  # noqa: E402
-from exporters.nir_import import from_nir, read_nir  # noqa: E402
+from mlf_deploy.exporters.nir import to_nir, write_nir  # noqa: E402
+from mlf_deploy.exporters.nir_import import from_nir, read_nir  # noqa: E402
 
 
 @pytest.mark.parametrize("variant", ["ds", "plain"])

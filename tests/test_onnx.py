@@ -14,13 +14,13 @@ import pytest
 from conftest import make_graphs, make_model, sample_input
 from onnx import helper
 
-from exporters.onnx import export_onnx, save_onnx
-from exporters.onnx_ops import EXACT, int_bounds
+from mlf_deploy.exporters.onnx import export_onnx, save_onnx
+from mlf_deploy.exporters.onnx_ops import EXACT, int_bounds
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.semantics import prepare_input
-from runtimes.onnx import OnnxRunner, run_onnx, run_onnx_file
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.onnx import OnnxRunner, run_onnx, run_onnx_file
+from mlf_deploy.runtimes.reference import run_reference
 
 ort = pytest.importorskip("onnxruntime")
 

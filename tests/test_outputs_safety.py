@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tamper import one_error, run
 
-from exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava_import import lava_available
 from mlf_deploy.errors import UserError
 from mlf_deploy.outputs import MANIFEST, output_lock, sweep_stale_stages
 
@@ -95,7 +95,7 @@ def test_full_disk_is_one_error_and_leaves_nothing(tmp_path, ckpt):
     """A file-size limit (SIGXFSZ ignored) makes writes fail as on a full disk, in a real CLI."""
     script = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
               "resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000)); "
-              "from cli import main; sys.argv = ['mlf-deploy'] + sys.argv[1:]; main()")
+              "from mlf_deploy.commands.app import main; sys.argv = ['mlf-deploy'] + sys.argv[1:]; main()")
     for target, out in (("onnx", tmp_path / "m.onnx"), ("lava", tmp_path / "lava")):
         res = subprocess.run([sys.executable, "-c", script, "export", str(ckpt), "--to", target,
                               "-o", str(out)], capture_output=True, text=True, timeout=300,
@@ -155,7 +155,7 @@ def test_lock_is_refused_with_a_clear_message_in_the_library(tmp_path):
 
 _RUNS_A_SNIPPET_FROM_C = '''
 import ctypes
-from cli import user_errors
+from mlf_deploy.commands.app import user_errors
 
 @user_errors
 def work():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import main
+from mlf_deploy.commands.app import main
 from mlf_deploy.checkpoint import read_checkpoint
 from mlf_deploy.training import TrainConfig, train
 

@@ -17,7 +17,7 @@ from mlf_deploy.quantization.rules import (
     check_rules,
     find_violations,
 )
-from runtimes.reference import run_reference
+from mlf_deploy.runtimes.reference import run_reference
 
 
 def test_every_rounding_is_within_half_a_step(small_graphs):

@@ -10,7 +10,7 @@ from equivalence.naive_int import run_naive
 
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.semantics import prepare_input
-from runtimes.reference import StateOverflow, run_reference
+from mlf_deploy.runtimes.reference import StateOverflow, run_reference
 
 
 @pytest.mark.parametrize("cfg", [dict(), dict(levels=2, variant="plain"),

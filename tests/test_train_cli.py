@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from mlf_deploy.commands.app import main
 from mlf_deploy.checkpoint import load_model
 
 TINY = ["--depth", "8", "--widths", "4,8,8", "--max-samples", "64", "--batch-size", "32", "--no-progress"]

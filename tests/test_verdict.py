@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import binom
 
-from cli import main
-from runtimes.agreement import clopper_pearson, disagreement_verdict, one_sided_lower
-from runtimes.backends import BACKENDS
+from mlf_deploy.commands.app import main
+from mlf_deploy.runtimes.agreement import clopper_pearson, disagreement_verdict, one_sided_lower
+from mlf_deploy.runtimes.backends import BACKENDS
 
 
 def run(*args):
@@ -101,7 +101,7 @@ def test_default_verify_passes_a_good_model_and_fails_a_corrupted_one(trained_di
 
 
 def test_the_spike_rule_applies_from_8_bits_and_does_not_scale_with_samples():
-    from runtimes.agreement import spike_verdict
+    from mlf_deploy.runtimes.agreement import spike_verdict
     assert spike_verdict(213, 10_000, 8)["passed"] and not spike_verdict(515, 10_000, 8)["passed"]
     assert spike_verdict(515, 10_000, 6)["passed"] and not spike_verdict(515, 10_000, 6)["applies"]
     assert spike_verdict(2134, 100_000, 8) == spike_verdict(21_340, 1_000_000, 8)

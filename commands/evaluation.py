@@ -1,0 +1,132 @@
+"""``energy``, ``evaluate`` and ``demo``: the hardware estimates and the whole toolchain on the
+embedded digits data."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .app import (
+    ALL_SAMPLES,
+    CKPT,
+    DATA_DIR,
+    ENERGY_MODEL,
+    JSON,
+    SPIKES,
+    SPLIT,
+    WEIGHT_BITS,
+    IntList,
+    emit_json,
+    main,
+    user_errors,
+)
+
+
+@main.command()
+@CKPT
+@SPLIT
+@ALL_SAMPLES
+@WEIGHT_BITS
+@ENERGY_MODEL
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of per-layer SynOps and energy, SNN against ANN.")
+@SPIKES
+@DATA_DIR
+@JSON
+@user_errors
+def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spikes, data_dir,
+           as_json):
+    """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
+    against the same network run as an ANN.
+
+    SynOps count every spike of every level by its exact fan-out (graded, borders included); a
+    static image's stem is dense MACs at each timestep, event frames are ACs per event. Then the
+    hardware resources of the binary and the graded lowering side by side.
+
+    \b
+    Example:
+      mlf-deploy energy run/checkpoint.pt --samples 200 --plot energy.png --json
+    """
+    from mlf_deploy.runtimes.analysis import check_energy_args, energy_report
+    from mlf_deploy.runtimes.pipeline import load_pipeline
+    check_energy_args(energy_model, plot_path)
+    pipe = load_pipeline(checkpoint, weight_bits, data_dir)
+    click.echo(f"running the integer reference on the {split} split ...", err=True)
+    text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes)
+    click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
+    if as_json:
+        emit_json(result)
+
+
+@main.command()
+@CKPT
+@click.option("--weight-bits", "bits", default="8,6,4", show_default=True, type=IntList(2, 16),
+              help="Comma-separated weight widths to sweep (each 2..16); the first is mapped.")
+@click.option("--timesteps", "steps", default=None, type=IntList(1, example="1,2,4"),
+              help="Comma-separated inference timesteps [default: 1..T of the model].")
+@SPLIT
+@ALL_SAMPLES
+@ENERGY_MODEL
+@click.option("--weight-sharing", is_flag=True,
+              help="Map conv weights as shared per core (Loihi 2 conv synapses), not expanded.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for accuracy_energy.png and layers.png.")
+@click.option("--finetuned", "finetuned", multiple=True, type=click.Path(dir_okay=False),
+              help="A checkpoint fine-tuned from CHECKPOINT (`mlf-deploy finetune`), swept at its "
+                   "own weight width on the same axes; repeat for several.")
+@SPIKES
+@DATA_DIR
+@JSON
+@user_errors
+def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
+             finetuned, spikes, data_dir, as_json):
+    """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
+    timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
+    design-rule check (failures are reported, not fatal).
+
+    \b
+    Example:
+      mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,6,4 --timesteps 1,2,4 --plot eval/
+      mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,4,2 --finetuned run4/checkpoint.pt \\
+          --finetuned run2/checkpoint.pt --plot eval/
+    """
+    from mlf_deploy.runtimes.analysis import check_evaluate_args, evaluate_report
+    from mlf_deploy.runtimes.pipeline import load_pipeline
+    check_evaluate_args(energy_model, plot_dir)
+    pipe = load_pipeline(checkpoint, bits[0], data_dir)
+    tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
+    click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
+    text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
+                                   plot_dir, tuned, spikes)
+    click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
+    if as_json:
+        emit_json(result)
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-output",
+              show_default=True, help="Output folder (built under a temporary name, then renamed).")
+@click.option("--quick", is_flag=True, help="A short run (fewer epochs and samples) for CI: < 3 min.")
+@click.option("--force", is_flag=True, help="Replace an existing, non-empty output folder.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@JSON
+@user_errors
+def demo(out_dir, quick, force, no_progress, as_json):
+    """The whole toolchain on the embedded digits data: train, lower, quantize, export to IR, Lava
+    and ONNX, verify every backend against torch, estimate energy, evaluate for hardware, and
+    write report.md with the results.
+
+    \b
+    Example:
+      mlf-deploy demo --out demo-output --quick
+    """
+    from mlf_deploy.runtimes.demo import run_demo
+    summary = run_demo(out_dir, quick, force, log=lambda m: click.echo(m, err=True),
+                       progress=not no_progress)
+    click.echo(f"{'PASSED' if summary['passed'] else 'FAILED'}: report at "
+               f"{summary['out']}/report.md (test accuracy {summary['test_accuracy']:.4f}, "
+               f"{summary['seconds']['total']:.0f} s)")
+    if as_json:
+        emit_json(summary)
+    sys.exit(0 if summary["passed"] else 1)
