@@ -24,10 +24,10 @@ import torch
 from mlf_deploy.checkpoint import read_checkpoint
 from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.qat.finetune import FinetuneConfig, finetune
-from mlf_deploy.training import TrainConfig, train
 from mlf_deploy.runtimes.pipeline import load_pipeline
 from mlf_deploy.runtimes.reference import run_reference
 from mlf_deploy.runtimes.verify import verify
+from mlf_deploy.training import TrainConfig, train
 
 
 def int_accuracy(pipe) -> float:

@@ -19,8 +19,8 @@ import json
 
 import numpy as np
 
-from mlf_deploy.exporters.nir import PROFILES, lif_params, nir_module
 from mlf_deploy.errors import UserError
+from mlf_deploy.exporters.nir import PROFILES, lif_params, nir_module
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
 from mlf_deploy.ir.semantics import population_name
 

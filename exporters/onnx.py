@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.onnx_ops import (
     DOUBLE,
     INT64,
@@ -39,7 +40,6 @@ from mlf_deploy.exporters.onnx_ops import (
     shift,
     wrap24,
 )
-from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir import semantics as sem

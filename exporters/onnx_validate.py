@@ -15,9 +15,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from mlf_deploy.exporters.onnx import FORMAT, OPSET
 from mlf_deploy import limits
 from mlf_deploy.errors import UserError
+from mlf_deploy.exporters.onnx import FORMAT, OPSET
 
 OPS = frozenset({"Abs", "Add", "Cast", "Clip", "Concat", "Conv", "Div", "Flatten", "Floor",
                  "Greater", "LessOrEqual", "MatMul", "Mul", "Neg", "Or", "Pad", "ReduceSum",

@@ -15,12 +15,12 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import save_graph
 from mlf_deploy.outputs import check_output_dir, output_lock, staged_output
-from mlf_deploy.training import TrainConfig, train
 from mlf_deploy.runtimes.analysis import energy_report, evaluate_report
 from mlf_deploy.runtimes.backends import demo_backends
 from mlf_deploy.runtimes.demo_report import write_report
 from mlf_deploy.runtimes.pipeline import load_pipeline
 from mlf_deploy.runtimes.verify import verify
+from mlf_deploy.training import TrainConfig, train
 
 VERIFY_FIELDS = ("reference", "samples", "accuracy", "top1_agreement", "spike_mismatches",
                  "spike_total", "state_mismatches", "logits_max_abs_diff", "tolerance",

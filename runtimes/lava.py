@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlf_deploy.exporters.lava_import import import_lava
 from mlf_deploy.errors import UserError
+from mlf_deploy.exporters.lava_import import import_lava
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult

@@ -11,10 +11,10 @@ import torch
 from conftest import TINY_ARGS, make_graphs, make_model, write_checkpoint
 from tamper import one_error, run
 
-from mlf_deploy.exporters.onnx import export_onnx
-from mlf_deploy.exporters.onnx_validate import OPS
 from mlf_deploy.data import dataset_spec, load_split
 from mlf_deploy.errors import UserError
+from mlf_deploy.exporters.onnx import export_onnx
+from mlf_deploy.exporters.onnx_validate import OPS
 
 
 def test_a_text_file_as_checkpoint(tmp_path):

@@ -16,9 +16,9 @@ import torch
 from conftest import make_graphs, make_model, sample_input, write_checkpoint
 from tamper import reseal
 
-from mlf_deploy.exporters.onnx import export_onnx, save_onnx
 from mlf_deploy.checkpoint import build_model, read_checkpoint
 from mlf_deploy.errors import UserError
+from mlf_deploy.exporters.onnx import export_onnx, save_onnx
 from mlf_deploy.ir import load_graph, save_graph
 from mlf_deploy.lowering import lower
 from mlf_deploy.quantization import quantize

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_model
 
-from mlf_deploy.commands.app import main
 from mlf_deploy.checkpoint import save_checkpoint
+from mlf_deploy.commands.app import main
 from mlf_deploy.data import dataset_spec
 from mlf_deploy.ir import graph_checksum
 from mlf_deploy.runtimes.pipeline import load_pipeline

@@ -14,9 +14,9 @@ import pytest
 from conftest import make_graphs, make_model, sample_input
 from onnx import helper
 
+from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.onnx import export_onnx, save_onnx
 from mlf_deploy.exporters.onnx_ops import EXACT, int_bounds
-from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.runtimes.onnx import OnnxRunner, run_onnx, run_onnx_file

@@ -8,8 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mlf_deploy.commands.app import main
 from mlf_deploy.checkpoint import read_checkpoint
+from mlf_deploy.commands.app import main
 from mlf_deploy.training import TrainConfig, train
 
 pytestmark = pytest.mark.slow  # trains, fine-tunes and verifies on the whole digits test split

@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mlf_deploy.commands.app import main
 from mlf_deploy.checkpoint import load_model
+from mlf_deploy.commands.app import main
 
 TINY = ["--depth", "8", "--widths", "4,8,8", "--max-samples", "64", "--batch-size", "32", "--no-progress"]
 
