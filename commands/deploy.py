@@ -87,14 +87,18 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir
 @click.option("--spikes", type=click.Choice(["binary", "graded"]), default="binary",
               show_default=True, help="graded: run each named backend but torch as its graded "
                                       "counterpart, compared with the binary graph's reference.")
+@click.option("--chunk", type=click.IntRange(min=1), default=None,
+              help="Samples run through every backend at a time [default: as many as keep one "
+                   "backend's record under 128 MB; with Lava, whole Lava runs of 8].")
 @DATA_DIR
 @JSON
 @user_errors
 def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, lava_timeout,
-           spikes, data_dir, as_json):
+           spikes, chunk, data_dir, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
-    Exit status 0 when every backend is within its tolerance, 1 otherwise.
+    Exit status 0 when every backend is within its tolerance, 1 otherwise. Samples go through
+    the backends chunk by chunk, so memory does not grow with --samples.
 
     \b
     Example:
@@ -114,7 +118,7 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
         backend = pipe.use_onnx_file(onnx_file)
         names += [backend] if backend not in names else []
     summary = run_verify(pipe, names, samples, split,
-                         progress=lambda n: click.echo(f"running {n} ...", err=True))
+                         progress=lambda n: click.echo(f"running {n} ...", err=True), chunk=chunk)
     click.echo(format_verify_table(summary))
     if as_json:
         emit_json(summary)

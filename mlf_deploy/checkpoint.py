@@ -8,6 +8,9 @@ A checkpoint is a plain dict (loaded with ``weights_only=True``, so loading neve
 ``config``      the training configuration (a dict of primitives)
 ``dataset``     the dataset spec (name, seed, split parameters...) to rebuild the test split
 ``metrics``     final metrics (``test_accuracy``...)
+``input``       the training split's sample ``shape``, ``timesteps`` (None for static images) and
+                per-channel ``min``/``max`` (:mod:`mlf_deploy.data.ranges`), so export, verify and
+                energy never re-read the training split; optional (older checkpoints lack it)
 ``epoch``       epochs completed; optional ``optimizer``, ``scheduler``, ``rng`` for --resume
 """
 

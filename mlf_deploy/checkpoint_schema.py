@@ -121,6 +121,31 @@ def check_state_dict(state, where: str) -> None:
                             "diverged in training or the file was altered")
 
 
+def check_input_range(info, spec: dict, where: str) -> None:
+    """The optional ``input`` record (:mod:`mlf_deploy.data.ranges`): the dataset's sample shape
+    and kind, and one finite ``min <= max`` pair per channel."""
+    if not isinstance(info, dict) or set(info) != {"shape", "timesteps", "min", "max"}:
+        raise UserError(f"{where}: 'input' must hold exactly shape, timesteps, min and max")
+    shape = info["shape"]
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and all(_is_int(s) for s in shape)
+            and list(shape) == [spec["channels"], spec["size"], spec["size"]]):
+        raise UserError(f"{where}: input shape {str(shape)[:40]} is not the dataset's "
+                        f"[{spec['channels']}, {spec['size']}, {spec['size']}]")
+    steps = info["timesteps"]
+    if spec["kind"] == "static" and steps is not None:
+        raise UserError(f"{where}: input timesteps is {str(steps)[:40]!r}; static images have none")
+    if spec["kind"] == "events":
+        _field(f"{where}: input", "timesteps", steps, int, SPEC_RANGES["timesteps"])
+        if steps != spec.get("timesteps"):
+            raise UserError(f"{where}: input timesteps {steps} is not the dataset's "
+                            f"{spec.get('timesteps')}")
+    lo, hi = info["min"], info["max"]
+    if not all(_typed(v, list) and len(v) == shape[0] and all(_typed(x, float) for x in v)
+               for v in (lo, hi)) or any(a > b for a, b in zip(lo, hi)):
+        raise UserError(f"{where}: input min/max must be {shape[0]} finite numbers each, "
+                        "min <= max per channel")
+
+
 def check_checkpoint(ckpt: dict, where: str) -> None:
     """Raise one UserError naming the first field of ``ckpt`` this tool cannot use."""
     check_model_args(ckpt["model_args"], where)
@@ -134,6 +159,8 @@ def check_checkpoint(ckpt: dict, where: str) -> None:
     for key in ("config", "metrics"):
         if not isinstance(ckpt.get(key, {}), dict):
             raise UserError(f"{where}: '{key}' is not a mapping")
+    if ckpt.get("input") is not None:
+        check_input_range(ckpt["input"], spec, where)
     epoch = ckpt.get("epoch", 0)
     if not _is_int(epoch) or epoch < 0:
         raise UserError(f"{where}: 'epoch' is {str(epoch)[:40]!r}; expected an integer >= 0")

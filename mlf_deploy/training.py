@@ -34,6 +34,7 @@ from mlf_deploy.data import (
     model_input,
     open_split,
 )
+from mlf_deploy.data.ranges import split_range
 from mlf_deploy.data.streaming import TensorSplit, batches
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
@@ -291,15 +292,22 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
     _check_no_run(out, cfg)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     resumed = _read_resume(ckpt_path, spec, model_args) if cfg.resume else None
-    train_set, test_set = open_split(spec, "train"), open_split(spec, "test")
+    full_train, test_set = open_split(spec, "train"), open_split(spec, "test")
+    train_set = full_train
     if cfg.max_samples:
-        train_set, test_set = train_set.head(cfg.max_samples), test_set.head(cfg.max_samples)
+        train_set, test_set = full_train.head(cfg.max_samples), test_set.head(cfg.max_samples)
     if len(train_set) == 0 or len(test_set) == 0:
         raise UserError(f"dataset {cfg.dataset!r} has {len(train_set)} training and {len(test_set)} "
                         "test samples; both splits need at least one")
     rank, world, device = _setup_distributed(cfg.device)
     threads, workers = choose_threads(cfg.threads), choose_workers(train_set, cfg.workers)
     log = log if rank == 0 else (lambda *a, **k: None)
+    # The whole training split's input range (quantization's input_max), measured once here and
+    # kept in the checkpoint, so that export and verify never read the split again. Only rank 0
+    # writes checkpoints, so only it measures.
+    inputs = (resumed or {}).get("input")
+    if inputs is None and rank == 0:
+        inputs = split_range(full_train, f"the training split of {cfg.dataset!r}", workers)
     try:
         torch.manual_seed(cfg.seed)
         model = DSResNet(**model_args).to(device)
@@ -329,7 +337,8 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         def state(epoch):
             return copy.deepcopy(dict(
                 model_args=model_args, state_dict=model.state_dict(), config=dataclasses.asdict(cfg),
-                dataset=spec, metrics=history[-1] if history else {}, epoch=epoch, history=history,
+                dataset=spec, input=inputs, metrics=history[-1] if history else {}, epoch=epoch,
+                history=history,
                 optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                 rng={"torch": torch.get_rng_state()}))
 

@@ -1,5 +1,5 @@
-"""Comparisons of one backend's run against another's: spikes per population, membrane states,
-and the report that :mod:`runtimes.verify` fills and judges."""
+"""The report :mod:`runtimes.verify` fills (from :mod:`runtimes.tally`) and judges, and the
+comparison of membrane states."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlf_deploy.ir.semantics import parse_population
 from mlf_deploy.results import RunResult
 
 FLOAT_STATE_ATOL = 1e-4  # torch computes in float32, the graph backends in float64
@@ -38,23 +37,6 @@ class BackendReport:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def compare_spikes(result: RunResult, ref: RunResult) -> tuple[int, int, dict | None, list]:
-    mism = total = 0
-    first, per_pop = None, []
-    for pop, s_ref in ref.spikes.items():
-        s = result.spikes[pop]
-        diff = s != s_ref
-        n = int(diff.sum())
-        if n and first is None:
-            t, *idx = (int(i) for i in np.argwhere(diff)[0])
-            layer, level = parse_population(pop)
-            first = {"layer": layer, "level": level, "timestep": t, "index": idx}
-        per_pop.append({"population": pop, "mismatches": n, "total": int(s.size),
-                        "agreement": 1 - n / s.size, "firing_rate": float(s.mean())})
-        mism, total = mism + n, total + int(s.size)
-    return mism, total, first, per_pop
 
 
 def compare_states(result: RunResult, ref: RunResult) -> int | None:

@@ -28,6 +28,7 @@ from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult
 from mlf_deploy.runtimes.lava_guard import (
+    SAMPLES_PER_RUN,
     default_timeout,
     failure_text,
     kill_group,
@@ -254,7 +255,7 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
             return spikes, states, int(z["procs"])
 
 
-def run_lava(graph, x, samples_per_run: int = 8, record_states: bool = True,
+def run_lava(graph, x, samples_per_run: int = SAMPLES_PER_RUN, record_states: bool = True,
              timeout: float | None = None, log=None) -> RunResult:
     """Run ``graph`` on Lava; ``x`` is ``(B, C, H, W)`` images or ``(T, B, C, H, W)`` events.
 

@@ -21,6 +21,7 @@ from mlf_deploy.exporters.lava import host_fed, lava_step_offsets
 # 0.4 s per Lava process to compile and fork it and 17 ms per process per Lava step (232
 # processes, cifar10 preset). The default timeout allows about 3x that on top of a fixed minute.
 START_S, PER_PROCESS_S, PER_PROCESS_STEP_S = 60.0, 1.0, 0.05
+SAMPLES_PER_RUN = 8  # samples one Lava run (one compile, one set of processes) takes, back to back
 
 
 def process_count(graph) -> int:

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 import torch
 
 from mlf_deploy.checkpoint import load_model
-from mlf_deploy.data import input_kind, input_pipeline, load_split, model_input
+from mlf_deploy.data import input_kind, input_pipeline, load_split, model_input, open_split
+from mlf_deploy.data.ranges import tensor_range
+from mlf_deploy.data.streaming import TensorSplit, batches
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
@@ -41,8 +43,6 @@ class Pipeline:
     model: DSResNet
     ckpt: dict
     graph_float: Graph
-    graph_int: Graph
-    quant_report: QuantizationReport
     input_max: float | None
     weight_bits: int
     data_dir: str | None = None
@@ -51,6 +51,26 @@ class Pipeline:
     lava_timeout: float | None = None  # seconds per Lava run; None: derived from the network
     _splits: dict = field(default_factory=dict)
     _graded: dict = field(default_factory=dict)
+    _int: tuple | None = None  # (int graph, quantization report), made on first use
+
+    def _quantized(self) -> tuple:
+        # On first use only: a float export or a float backend never quantizes, so it never
+        # meets a fixed-point rule and never pays for quantizing a large network.
+        if self._int is None:
+            self._int = quantize(self.graph_float, self.weight_bits, input_max=self.input_max)
+        return self._int
+
+    @property
+    def graph_int(self) -> Graph:
+        return self._quantized()[0]
+
+    @graph_int.setter
+    def graph_int(self, graph: Graph) -> None:
+        self._int = (graph, self._quantized()[1])
+
+    @property
+    def quant_report(self) -> QuantizationReport:
+        return self._quantized()[1]
 
     def graph(self, numeric: str, spikes: str = "binary") -> Graph:
         """The float or int graph in the binary or graded lowering (graded: rewritten from the
@@ -125,30 +145,43 @@ class Pipeline:
         return model_input(x), y
 
 
+    def batches(self, split: str, samples: int | None, size: int):
+        """The first ``samples`` of a split (None: all) as ``(x, y)`` chunks of ``size`` samples,
+        ``x`` in the model's input layout. An event set is read from disk chunk by chunk, so
+        memory holds one chunk whatever the number of samples."""
+        check_samples(samples)
+        if split not in ("train", "test"):
+            raise UserError(f"--split must be 'train' or 'test', got {split!r}")
+        dataset = TensorSplit(*self._splits[split]) if split in self._splits else \
+            open_split(self.spec, split, self.data_dir)
+        n = len(dataset) if samples is None else min(samples, len(dataset))
+        summary = self.graph_float.summary()
+        check_run_size(summary["neurons"], summary["timesteps"], min(size, max(n, 1)),
+                       f"running {self.path}")
+        for x, y in batches(dataset, range(n), size):
+            yield model_input(x), y
+
+
 def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | None = None) -> Pipeline:
-    """Load a checkpoint, lower it and quantize it to ``weight_bits`` (None: the width the
-    checkpoint was fine-tuned for, else 8)."""
+    """Load a checkpoint and lower it; the int graph (``weight_bits``, None: the width the
+    checkpoint was fine-tuned for, else 8) is made when first used."""
     model, ckpt = load_model(ckpt_path)
     if weight_bits is None:
         weight_bits = finetuned_bits(ckpt) or 8
     spec = ckpt["dataset"]
-    train_split = load_split(spec, "train", data_dir)
-    x_train = train_split[0]
-    if len(x_train) == 0:
-        raise UserError(f"the training split of dataset {spec.get('name')!r} is empty")
+    info, splits = ckpt.get("input"), {}
+    if info is None:  # written before train stored the input range: measure it on the split
+        splits["train"] = load_split(spec, "train", data_dir)
+        info = tensor_range(splits["train"][0], f"the training split of dataset {spec.get('name')!r}")
     events = input_kind(spec) == "events"
-    shape = tuple(x_train.shape[2:] if events else x_train.shape[1:])
-    timesteps = x_train.shape[1] if events else None
-    graph = lower(model, shape, "events" if events else "static", timesteps)
+    graph = lower(model, tuple(info["shape"]), "events" if events else "static", info["timesteps"])
     # Ties exported files to the weights they came from (verify --graph checks it), and carries
     # the raw-input pipeline into every artifact, so each one can be run without the checkpoint.
     graph_float = Graph(graph.nodes, graph.numeric,
                         {**graph.metadata, "model_sha256": weights_sha256(model),
                          "input_pipeline": input_pipeline(spec)})
-    input_max = input_max_of(graph_float, x_train, events)
-    graph_int, report = quantize(graph_float, weight_bits, input_max=input_max)
-    return Pipeline(str(ckpt_path), model, ckpt, graph_float, graph_int, report, input_max,
-                    weight_bits, data_dir, _splits={"train": train_split})
+    return Pipeline(str(ckpt_path), model, ckpt, graph_float, input_max_of(graph_float, info),
+                    weight_bits, data_dir, _splits=splits)
 
 
 def finetuned_bits(ckpt: dict) -> int | None:

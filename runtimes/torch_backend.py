@@ -22,8 +22,20 @@ def run_torch(model: DSResNet, x: torch.Tensor, batch_size: int = 256,
     comparison measures the deployment (folding, lowering, quantization) rather than float32
     rounding, which flips spikes whose membrane lands within ~1e-7 of a threshold. Pass
     ``dtype=torch.float32`` for the model exactly as trained."""
-    model = copy.deepcopy(model).to(dtype).eval().set_recording(True)
-    x = x.to(dtype)
+    return run_copy(recording_copy(model, dtype), x, batch_size, record_states)
+
+
+def recording_copy(model: DSResNet, dtype=torch.float64) -> DSResNet:
+    """The copy :func:`run_copy` runs: made once per verify, not once per chunk."""
+    return copy.deepcopy(model).to(dtype).eval()
+
+
+@torch.no_grad()
+def run_copy(model: DSResNet, x: torch.Tensor, batch_size: int = 256,
+             record_states: bool = True) -> RunResult:
+    """:func:`run_torch` on a :func:`recording_copy` (its dtype is the run's)."""
+    model.set_recording(True)
+    x = x.to(next(model.parameters()).dtype)
     events = x.dim() == 5
     parts = []
     try:

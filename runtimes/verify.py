@@ -5,14 +5,23 @@ accuracy with the labels. The references and tolerances are the table in :mod:`r
 
 from __future__ import annotations
 
+import math
+import os
 import time
 
 import numpy as np
 
+from mlf_deploy.errors import UserError
 from mlf_deploy.results import RunResult
-from mlf_deploy.runtimes.backends import BACKENDS, run_backend, with_references
-from mlf_deploy.runtimes.compare import BackendReport, compare_spikes, compare_states
+from mlf_deploy.runtimes.backends import BACKENDS, prepare_backend, with_references
+from mlf_deploy.runtimes.compare import BackendReport
+from mlf_deploy.runtimes.lava_guard import SAMPLES_PER_RUN
 from mlf_deploy.runtimes.pipeline import Pipeline
+from mlf_deploy.runtimes.tally import Tally
+
+CHUNK_BYTES = 128 * 2 ** 20  # one backend's record of one chunk: spikes and states
+RECORD_BYTES = 1 + 8  # per neuron and step: a uint8 spike and a (at most) 8-byte membrane
+CHUNK_ENV = "MLF_DEPLOY_VERIFY_CHUNK"  # samples per chunk, overriding the default (tests, tuning)
 
 
 def judge(rep: BackendReport, torch_accuracy: float) -> None:
@@ -22,50 +31,75 @@ def judge(rep: BackendReport, torch_accuracy: float) -> None:
     rep.within_tolerance, rep.reason = bool(ok), "" if ok else why
 
 
-def build_report(name: str, result: RunResult, results: dict, labels: np.ndarray,
-                 seconds: float, weight_bits: int | None = None) -> BackendReport:
-    torch_res = results["torch"]
-    ref_name = BACKENDS[name].reference
-    rep = BackendReport(
-        name, ref_name, accuracy=float((result.logits.argmax(1) == labels).mean()),
-        top1_agreement=float((result.logits.argmax(1) == torch_res.logits.argmax(1)).mean()),
-        logits_max_abs_diff=float(np.abs(result.logits - torch_res.logits).max()),
-        overflow=dict(result.overflow), seconds=seconds, samples=int(len(labels)),
-        weight_bits=weight_bits if result.numeric == "int" else None)
-    if ref_name is not None:
-        ref = results[ref_name]
-        rep.spike_mismatches, rep.spike_total, rep.first_mismatch, rep.populations = \
-            compare_spikes(result, ref)
-        rep.state_mismatches = compare_states(result, ref)
-        rep.logits_vs_ref = float(np.abs(result.logits - ref.logits).max())
-        rep.top1_disagreements_vs_ref = int((result.logits.argmax(1) != ref.logits.argmax(1)).sum())
-    else:
-        rep.spike_total = sum(int(s.size) for s in result.spikes.values())
-    judge(rep, float((torch_res.logits.argmax(1) == labels).mean()))
-    return rep
-
-
 def int_weight_bits(pipe: Pipeline) -> int | None:
     """The weight width of the int graph actually run (a graph file may differ from --weight-bits)."""
     return (pipe.graph_int.metadata.get("quantization") or {}).get("weight_bits", pipe.weight_bits)
 
 
+def chunk_size(graph, backends=(), forced: int | None = None, budget: int = CHUNK_BYTES) -> int:
+    """Samples per chunk: ``forced``, else as many as keep one backend's record of a chunk (every
+    population at every step) within ``budget``, at least 1. With a Lava backend, rounded up to a
+    multiple of the samples one Lava run takes (``SAMPLES_PER_RUN``): chunking then starts no more
+    Lava runs (each compiles the network and forks its processes) than an unchunked verify."""
+    per_sample = RECORD_BYTES * graph.timesteps * sum(int(np.prod(p.shape))
+                                                      for p in graph.populations)
+    chunk = forced or max(1, budget // per_sample)
+    if any(BACKENDS[n].kind == "lava" for n in backends):
+        chunk = SAMPLES_PER_RUN * math.ceil(chunk / SAMPLES_PER_RUN)
+    return int(chunk)
+
+
+def _env_chunk() -> int | None:
+    text = os.environ.get(CHUNK_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"{CHUNK_ENV}={text[:20]!r} is not a positive number of samples; "
+                        "unset it or set a whole number such as 8")
+    return int(text)
+
+
+def _logits_only(result: RunResult) -> RunResult:
+    return RunResult(result.backend, result.numeric, {}, {}, result.logits, result.overflow)
+
+
 def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "test",
-           progress=None) -> dict:
-    """Run ``backends`` (plus their references) on the first ``samples`` of a split and compare."""
-    x, y = pipe.data(split, samples)
-    labels = y.numpy()
-    results, reports = {}, {}
-    for name in with_references(backends):
-        if progress:
-            progress(name)
-        start = time.perf_counter()
-        results[name] = run_backend(name, pipe, x)
-        reports[name] = build_report(name, results[name], results, labels,
-                                     time.perf_counter() - start, int_weight_bits(pipe))
+           progress=None, chunk: int | None = None) -> dict:
+    """Run ``backends`` (plus their references) on the first ``samples`` of a split and compare.
+
+    The samples go through every backend in chunks of ``chunk`` (default :func:`chunk_size`, or
+    the environment's ``MLF_DEPLOY_VERIFY_CHUNK``): each chunk's recordings are compared, added to
+    running totals (:class:`~mlf_deploy.runtimes.tally.Tally`) and dropped, so memory does not
+    grow with ``samples``, and the report equals an unchunked run's. A Lava backend rounds the
+    chunk up to whole Lava runs."""
+    if chunk is not None and chunk < 1:
+        raise UserError(f"--chunk must be at least 1 sample, got {chunk}")
+    names = with_references(backends)
+    bits = int_weight_bits(pipe) if any(BACKENDS[n].numeric == "int" for n in names) else None
+    runners = {n: prepare_backend(n, pipe) for n in names}
+    tallies = {n: Tally(n, BACKENDS[n].reference, bits if BACKENDS[n].numeric == "int" else None)
+               for n in names}
+    chunk = chunk_size(pipe.graph_float, names, chunk or _env_chunk())
+    done = 0
+    for x, y in pipe.batches(split, samples, chunk):
+        labels, results = y.numpy(), {}
+        for i, name in enumerate(names):
+            if progress:
+                progress(name if done == 0 else f"{name} (samples {done + 1}-{done + len(labels)})")
+            start = time.perf_counter()
+            results[name] = runners[name](x)
+            tallies[name].add(results[name], results, labels, done, time.perf_counter() - start)
+            # Keep a chunk's full records only while a later backend is compared with them.
+            needed = {BACKENDS[n].reference for n in names[i + 1:]}
+            results = {n: r if n in needed else _logits_only(r) for n, r in results.items()}
+        done += len(labels)
+    reports = {n: t.report() for n, t in tallies.items()}
+    torch_accuracy = reports["torch"].accuracy
+    for rep in reports.values():
+        judge(rep, torch_accuracy)
     summary = {"passed": all(r.within_tolerance for r in reports.values()),
-               "samples": int(len(labels)), "split": split, "checkpoint": pipe.path,
-               "weight_bits": pipe.weight_bits,
+               "samples": done, "split": split, "checkpoint": pipe.path,
+               "weight_bits": pipe.weight_bits, "chunk": chunk,
                "backends": {n: r.to_dict() for n, r in reports.items()}}
     if pipe.graph_file is not None:  # a supplied graph must be this checkpoint's own lowering
         summary["graph_file"] = pipe.graph_file
@@ -107,5 +141,6 @@ def format_verify_table(summary: dict) -> str:
             f"DIFFERS from this checkpoint's own lowering in {len(supplied['differences'])} "
             "place(s):"))
         rows += [f"  {line}" for line in supplied["differences"]]
-    rows.append(f"{'PASSED' if summary['passed'] else 'FAILED'} on {summary['samples']} samples")
+    rows.append(f"{'PASSED' if summary['passed'] else 'FAILED'} on {summary['samples']} samples"
+                + (f" (in chunks of {summary['chunk']})" if "chunk" in summary else ""))
     return "\n".join(rows)

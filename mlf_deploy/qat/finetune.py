@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from mlf_deploy.checkpoint import build_model, read_checkpoint, save_checkpoint
 from mlf_deploy.data import augment, input_kind, load_split, model_input
+from mlf_deploy.data.ranges import tensor_range
 from mlf_deploy.data.streaming import TensorSplit
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
@@ -81,10 +82,12 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
     spec = ckpt["dataset"]
     x_tr, y_tr = load_split(spec, "train", cfg.data_dir)
     x_te, y_te = load_split(spec, "test", cfg.data_dir)
+    # The whole split's range, as the pipeline takes it (stored by train; measured for older files).
+    inputs = ckpt.get("input") or tensor_range(x_tr, f"the training split of {spec['name']!r}")
     events = input_kind(spec) == "events"
-    shape = tuple(x_tr.shape[2:] if events else x_tr.shape[1:])
-    graph = lower(model, shape, "events" if events else "static", x_tr.shape[1] if events else None)
-    input_max = input_max_of(graph, x_tr, events)  # the full split, as the pipeline takes it
+    graph = lower(model, tuple(inputs["shape"]), "events" if events else "static",
+                  inputs["timesteps"])
+    input_max = input_max_of(graph, inputs)
     grid = IntGrid.of(model, cfg.weight_bits, graph.input.encoding, input_max)
     if cfg.max_samples:
         x_tr, y_tr = x_tr[:cfg.max_samples], y_tr[:cfg.max_samples]
@@ -133,7 +136,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
     out = Path(cfg.out_dir)
     save_checkpoint(out / "checkpoint.pt", copy.deepcopy(dict(
         model_args=ckpt["model_args"], state_dict=model.state_dict(), config=ckpt.get("config", {}),
-        dataset=spec, metrics=metrics, epoch=ckpt.get("epoch"), history=ckpt.get("history", []),
+        dataset=spec, input=inputs, metrics=metrics, epoch=ckpt.get("epoch"), history=ckpt.get("history", []),
         finetune={**info, "history": history})))
     return dict(checkpoint=str(out / "checkpoint.pt"), weight_bits=cfg.weight_bits,
                 post_training_accuracy=before, test_accuracy=after, float_accuracy=source_float,

@@ -173,14 +173,15 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
     return out
 
 
-def input_max_of(graph: Graph, x_train, events: bool) -> float | None:
-    """Largest |value| the Input delivers over the training split ``x_train`` (torch, as
-    ``load_split`` returns it) after the optional input normalisation; None for raw event counts,
-    which are integers already."""
+def input_max_of(graph: Graph, input_range: dict) -> float | None:
+    """Largest |value| the Input delivers over the training split after the optional input
+    normalisation, from the split's per-channel ``min``/``max`` (``mlf_deploy.data.ranges``, stored
+    in the checkpoint); None for raw event counts, which are integers already."""
+    lo = np.asarray(input_range["min"], dtype=np.float64)
+    hi = np.asarray(input_range["max"], dtype=np.float64)
     norm = input_normalisation(graph)
     if norm is None:
-        return None if events else float(x_train.abs().max())
-    dims = (0, 1, 3, 4) if events else (0, 2, 3)
-    lo, hi = x_train.amin(dim=dims).double().numpy(), x_train.amax(dim=dims).double().numpy()
+        events = input_range["timesteps"] is not None
+        return None if events else float(np.maximum(np.abs(lo), np.abs(hi)).max())
     gain, offset = norm[0][:, 0, 0], norm[1][:, 0, 0]
     return float(np.maximum(np.abs(lo * gain + offset), np.abs(hi * gain + offset)).max())

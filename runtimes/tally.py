@@ -1,0 +1,94 @@
+"""One backend's comparison summed over the chunks of a verify run.
+
+``verify`` runs its samples chunk by chunk and drops each chunk's recordings once compared, so its
+memory does not grow with the number of samples. What it reports must not depend on the chunking:
+every count adds (mismatches, totals, correct and agreeing samples, paired disagreements, spikes
+fired per population, overflow events), every maximum takes the maximum, and the first mismatch is
+the least one in the order an unchunked comparison scans (population, timestep, sample, neuron), so
+a chunked report equals the unchunked one field for field. Rates and the statistical verdict
+(:mod:`runtimes.agreement`) are computed from the totals, at the end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlf_deploy.ir.semantics import parse_population
+from mlf_deploy.results import RunResult
+from mlf_deploy.runtimes.compare import BackendReport, compare_states
+
+
+def _first_mismatch(result: RunResult, ref: RunResult, offset: int):
+    """``(sort key, first mismatch)`` of this chunk, or None: the first population (in the
+    reference's order) with a mismatch, its first timestep, then sample (``offset`` + index in the
+    chunk), then neuron."""
+    for rank, (pop, s_ref) in enumerate(ref.spikes.items()):
+        diff = result.spikes[pop] != s_ref
+        if diff.any():
+            t, b, *idx = (int(i) for i in np.argwhere(diff)[0])
+            layer, level = parse_population(pop)
+            key = (rank, t, b + offset, *idx)
+            return key, {"layer": layer, "level": level, "timestep": t, "index": [b + offset, *idx]}
+    return None
+
+
+class Tally:
+    """Running totals of backend ``name`` against ``reference`` (None: torch, against labels)."""
+
+    def __init__(self, name: str, reference: str | None, weight_bits: int | None):
+        self.name, self.reference, self.weight_bits = name, reference, weight_bits
+        self.samples = self.correct = self.agree = self.disagree_ref = 0
+        self.logit_diff = self.logit_vs_ref = 0.0
+        self.mismatches = self.total = 0
+        self.states: int | None = None
+        self.first: tuple | None = None  # (sort key, first mismatch)
+        self.pops: dict = {}  # population -> [mismatches, total, spikes fired]
+        self.overflow: dict = {}
+        self.seconds = 0.0
+
+    def add(self, result: RunResult, results: dict, labels: np.ndarray, offset: int,
+            seconds: float) -> None:
+        """Add one chunk: ``results`` holds this chunk's runs of torch and of the reference,
+        ``offset`` is the index of the chunk's first sample in the whole run."""
+        torch_res, pred = results["torch"], result.logits.argmax(1)
+        self.samples += len(labels)
+        self.correct += int((pred == labels).sum())
+        self.agree += int((pred == torch_res.logits.argmax(1)).sum())
+        self.logit_diff = max(self.logit_diff, float(np.abs(result.logits - torch_res.logits).max()))
+        for layer, count in result.overflow.items():
+            self.overflow[layer] = self.overflow.get(layer, 0) + count
+        self.seconds += seconds
+        if self.reference is None:
+            self.total += sum(int(s.size) for s in result.spikes.values())
+            return
+        ref = results[self.reference]
+        for pop, s_ref in ref.spikes.items():
+            s = result.spikes[pop]
+            row = self.pops.setdefault(pop, [0, 0, 0])
+            row[0] += int((s != s_ref).sum())
+            row[1] += int(s.size)
+            row[2] += int(s.sum(dtype=np.int64))
+        self.mismatches = sum(row[0] for row in self.pops.values())
+        self.total = sum(row[1] for row in self.pops.values())
+        first = _first_mismatch(result, ref, offset)
+        if first is not None and (self.first is None or first[0] < self.first[0]):
+            self.first = first
+        states = compare_states(result, ref)
+        if states is not None:
+            self.states = (self.states or 0) + states
+        self.logit_vs_ref = max(self.logit_vs_ref, float(np.abs(result.logits - ref.logits).max()))
+        self.disagree_ref += int((pred != ref.logits.argmax(1)).sum())
+
+    def report(self) -> BackendReport:
+        """The report an unchunked comparison of all samples gives (not yet judged)."""
+        n = max(self.samples, 1)
+        pops = [{"population": p, "mismatches": m, "total": t, "agreement": 1 - m / t,
+                 "firing_rate": fired / t} for p, (m, t, fired) in self.pops.items()]
+        return BackendReport(
+            self.name, self.reference, accuracy=self.correct / n, top1_agreement=self.agree / n,
+            logits_max_abs_diff=self.logit_diff, logits_vs_ref=self.logit_vs_ref,
+            samples=self.samples, top1_disagreements_vs_ref=self.disagree_ref,
+            weight_bits=self.weight_bits, spike_mismatches=self.mismatches,
+            spike_total=self.total, state_mismatches=self.states,
+            first_mismatch=self.first[1] if self.first else None, populations=pops,
+            overflow=dict(self.overflow), seconds=self.seconds)
