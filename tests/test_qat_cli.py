@@ -43,6 +43,7 @@ def test_finetune_writes_an_ordinary_checkpoint(base_checkpoint, finetuned):
     assert ckpt["finetune"]["weight_bits"] == 3 and result["weight_bits"] == 3
     assert ckpt["metrics"]["test_accuracy"] == result["test_accuracy"]
     assert ckpt["model_args"] == base["model_args"]
+    assert ckpt["input"] == base["input"] and ckpt["input"] is not None
     changed = [k for k, v in ckpt["state_dict"].items() if not torch.equal(v, base["state_dict"][k])]
     assert any(k.endswith("conv.weight") for k in changed)
     # BN statistics are frozen: the fold trained through is the fold deployed

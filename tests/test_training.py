@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from mlf_deploy.checkpoint import load_model, read_checkpoint
+from mlf_deploy.data import load_split
+from mlf_deploy.data.ranges import tensor_range
 from mlf_deploy.errors import UserError
 from mlf_deploy.training import TrainConfig, resolve, train
 
@@ -35,6 +37,8 @@ def test_checkpoint_holds_everything_and_loads(tmp_path):
     assert ckpt["config"]["epochs"] == 2 and ckpt["dataset"]["name"] == "digits"
     assert ckpt["metrics"]["test_accuracy"] == result["test_accuracy"] and ckpt["epoch"] == 2
     assert {"optimizer", "scheduler", "rng"} <= set(ckpt)
+    # the whole training split's range, not only the max_samples trained on
+    assert ckpt["input"] == tensor_range(load_split(ckpt["dataset"], "train")[0])
     lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2] and "samples_per_s" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.jsonl"]
@@ -79,6 +83,7 @@ def test_digits_events_trains_with_two_input_channels(tmp_path):
                    progress=False, log=_quiet)
     model, ckpt = load_model(result["checkpoint"])
     assert ckpt["model_args"]["in_channels"] == 2 and ckpt["dataset"]["timesteps"] == 4
+    assert ckpt["input"]["timesteps"] == 4 and ckpt["input"]["shape"] == [2, 8, 8]
 
 
 @pytest.mark.parametrize("change,match", [
