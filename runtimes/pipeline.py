@@ -21,7 +21,7 @@ from mlf_deploy.ir.compare import graph_differences
 from mlf_deploy.limits import check_run_size
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
-from mlf_deploy.quantization import QuantizationReport, input_max_of, quantize
+from mlf_deploy.quantization import QuantizationReport, input_max_of_range, quantize
 from mlf_deploy.training import weights_sha256
 
 
@@ -180,7 +180,7 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
     graph_float = Graph(graph.nodes, graph.numeric,
                         {**graph.metadata, "model_sha256": weights_sha256(model),
                          "input_pipeline": input_pipeline(spec)})
-    return Pipeline(str(ckpt_path), model, ckpt, graph_float, input_max_of(graph_float, info),
+    return Pipeline(str(ckpt_path), model, ckpt, graph_float, input_max_of_range(graph_float, info),
                     weight_bits, data_dir, _splits=splits)
 
 

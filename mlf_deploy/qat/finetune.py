@@ -28,7 +28,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
 from mlf_deploy.lowering import lower
 from mlf_deploy.qat.forward import IntegerForward, IntGrid, integer_logits
-from mlf_deploy.quantization import input_max_of
+from mlf_deploy.quantization import input_max_of_range
 from mlf_deploy.training import evaluate
 
 
@@ -87,7 +87,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
     events = input_kind(spec) == "events"
     graph = lower(model, tuple(inputs["shape"]), "events" if events else "static",
                   inputs["timesteps"])
-    input_max = input_max_of(graph, inputs)
+    input_max = input_max_of_range(graph, inputs)
     grid = IntGrid.of(model, cfg.weight_bits, graph.input.encoding, input_max)
     if cfg.max_samples:
         x_tr, y_tr = x_tr[:cfg.max_samples], y_tr[:cfg.max_samples]
