@@ -74,11 +74,11 @@ class PeakMemory:
         self._thread.join()
 
     def _run(self):
-        from mlf_deploy.runtimes.lava_guard import group_pids
+        from mlf_deploy.runtimes.lava_guard import group_pids, lava_workers
 
         while not self._stop.wait(0.25):
             total = 0
-            for worker in _workers(os.getpid()):
+            for worker in lava_workers(os.getpid()):
                 for pid in group_pids(worker):
                     try:
                         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -86,20 +86,6 @@ class PeakMemory:
                     except (OSError, StopIteration):
                         continue
             self.peak_kb = max(self.peak_kb, total)
-
-
-def _workers(parent: int) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if ppid == parent and b"_worker" in f.read():
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def main(name: str, samples: int, with_profile: bool, spikes: str = "binary") -> None:
