@@ -12,7 +12,7 @@ import torch
 
 from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import input_kind, input_pipeline, load_split, model_input, open_split
-from mlf_deploy.data.ranges import tensor_range
+from mlf_deploy.data.ranges import split_range
 from mlf_deploy.data.streaming import TensorSplit, batches
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
@@ -144,7 +144,6 @@ class Pipeline:
         check_run_size(summary["neurons"], summary["timesteps"], len(x), f"running {self.path}")
         return model_input(x), y
 
-
     def batches(self, split: str, samples: int | None, size: int):
         """The first ``samples`` of a split (None: all) as ``(x, y)`` chunks of ``size`` samples,
         ``x`` in the model's input layout. An event set is read from disk chunk by chunk, so
@@ -169,10 +168,10 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
     if weight_bits is None:
         weight_bits = finetuned_bits(ckpt) or 8
     spec = ckpt["dataset"]
-    info, splits = ckpt.get("input"), {}
-    if info is None:  # written before train stored the input range: measure it on the split
-        splits["train"] = load_split(spec, "train", data_dir)
-        info = tensor_range(splits["train"][0], f"the training split of dataset {spec.get('name')!r}")
+    info = ckpt.get("input")
+    if info is None:  # written before train stored the input range: measure it, streaming
+        info = split_range(open_split(spec, "train", data_dir),
+                           f"the training split of dataset {spec.get('name')!r}")
     events = input_kind(spec) == "events"
     graph = lower(model, tuple(info["shape"]), "events" if events else "static", info["timesteps"])
     # Ties exported files to the weights they came from (verify --graph checks it), and carries
@@ -181,7 +180,7 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
                         {**graph.metadata, "model_sha256": weights_sha256(model),
                          "input_pipeline": input_pipeline(spec)})
     return Pipeline(str(ckpt_path), model, ckpt, graph_float, input_max_of_range(graph_float, info),
-                    weight_bits, data_dir, _splits=splits)
+                    weight_bits, data_dir)
 
 
 def finetuned_bits(ckpt: dict) -> int | None:

@@ -93,6 +93,8 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
             needed = {BACKENDS[n].reference for n in names[i + 1:]}
             results = {n: r if n in needed else _logits_only(r) for n, r in results.items()}
         done += len(labels)
+    if done == 0:
+        raise UserError(f"the {split} split of {pipe.path} holds no samples to verify")
     reports = {n: t.report() for n, t in tallies.items()}
     torch_accuracy = reports["torch"].accuracy
     for rep in reports.values():
