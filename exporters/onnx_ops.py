@@ -86,24 +86,23 @@ def conv2d(b: Builder, p, x: str, shape, dtype=None) -> str:
     if b.np is np.float32 or dtype is np.float32:
         return b.op("Conv", [x, b.const(w, np.float32)], f"{p.name}/conv", strides=[sh, sw],
                     pads=[ph, pw, ph, pw])
-    h, wd = shape[1] + 2 * ph, shape[2] + 2 * pw
+    hp, wp = shape[1] + 2 * ph, shape[2] + 2 * pw
     ho, wo = sem.conv_output_size(shape[1], kh, sh, ph), sem.conv_output_size(shape[2], kw, sw, pw)
     if ph or pw:
         x = b.op("Pad", [x, b.ints([0, 0, ph, pw, 0, 0, ph, pw])], f"{p.name}/pad")
-    taps = []
-    for i in range(kh):
-        for j in range(kw):
-            if (kh, kw, sh, sw) == (1, 1, 1, 1) and (h, wd) == (ho, wo):
-                taps.append(x)
-                continue
-            taps.append(b.op("Slice", [x, b.ints([i, j]), b.ints([i + sh * (ho - 1) + 1,
-                             j + sw * (wo - 1) + 1]), b.ints([2, 3]), b.ints([sh, sw])],
-                             f"{p.name}/tap{i}{j}"))
-    cols = taps[0] if len(taps) == 1 else b.op("Concat", taps, f"{p.name}/im2col", axis=1)
-    cols = b.op("Reshape", [cols, b.ints([0, kh * kw * cin, ho * wo])], f"{p.name}/cols")
-    wmat = w.transpose(0, 2, 3, 1).reshape(cout, kh * kw * cin)  # taps major, channel minor
-    y = b.op("MatMul", [b.const(wmat, dtype), cols], f"{p.name}/matmul")
-    return b.op("Reshape", [y, b.ints([0, cout, ho, wo])], f"{p.name}/out")
+    # channels last, so that im2col is one Gather of whole pixels and the product one GEMM of
+    # (N Ho Wo, taps C) by (taps C, C'): a batched product per frame is many tiny GEMMs
+    x = b.op("Transpose", [x], f"{p.name}/nhwc", perm=[0, 2, 3, 1])
+    x = b.op("Reshape", [x, b.ints([0, hp * wp, cin])], f"{p.name}/pixels")
+    rows, cols = np.meshgrid(np.arange(ho) * sh, np.arange(wo) * sw, indexing="ij")
+    taps = np.add.outer((rows * wp + cols).ravel(), (np.arange(kh)[:, None] * wp
+                                                      + np.arange(kw)).ravel())
+    x = b.op("Gather", [x, b.const(taps.ravel(), np.int64)], f"{p.name}/im2col", axis=1)
+    x = b.op("Reshape", [x, b.ints([-1, kh * kw * cin])], f"{p.name}/cols")
+    wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout)  # taps major, channel minor
+    y = b.op("MatMul", [x, b.const(wmat, dtype)], f"{p.name}/matmul")
+    y = b.op("Reshape", [y, b.ints([-1, ho, wo, cout])], f"{p.name}/unfold")
+    return b.op("Transpose", [y], f"{p.name}/out", perm=[0, 3, 1, 2])
 
 
 def dense(b: Builder, p, x: str, shape, dtype=None) -> str:
