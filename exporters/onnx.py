@@ -29,6 +29,7 @@ import onnx
 from onnx import helper
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.exporters import onnx_int32
 from mlf_deploy.exporters.onnx_ops import (
     DOUBLE,
     INT64,
@@ -57,21 +58,17 @@ def _version() -> str:
         return "0+unknown"
 
 
-def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool) -> str:
-    current, inp = None, graph.input
+def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool, narrow: bool) -> str:
+    """The layer's input current ``a`` (shifted, in int graphs): float64, or int32 if ``narrow``."""
+    terms = []
     for i, (p, sources) in enumerate(sem.projection_groups(graph, layer)):
-        src = values[sources[0]]
-        for other in sources[1:]:
-            src = b.op("Add", [src, values[other]], f"{layer.name}/fanin{i}")
-        # int graphs: inputs are clipped to value_bits and spikes are 0/1, which bounds |src|
-        limits = [2.0 ** (inp.value_bits - 1) - 1 if s == inp.name else
-                  float(len(graph.sender_levels(s))) for s in sources]  # a graded payload is <= K
-        src_max = sum(limits) if integer and inp.value_bits > 0 else None
-        a = project(b, p, src, graph.nodes[sources[0]].shape, src_max)
+        src = b.add([values[s] for s in sources], f"{layer.name}/fanin{i}")
+        src_max = onnx_int32.source_limits(graph, sources) if integer else None
+        a = project(b, p, src, graph.nodes[sources[0]].shape, src_max, float32_out=narrow)
         if integer:
-            a = shift(b, a, layer.weight_exp, p.name)
-        current = a if current is None else b.op("Add", [current, a], f"{layer.name}/sum{i}")
-    return current
+            a = shift(b, a, layer.weight_exp, p.name, np.float32 if narrow else None)
+        terms.append(b.op("Cast", [a], f"{p.name}/to_i32", to=onnx_int32.INT32) if narrow else a)
+    return b.add(terms, f"{layer.name}/sum")
 
 
 def _count(b: Builder, masks: list, name: str) -> str:
@@ -81,15 +78,17 @@ def _count(b: Builder, masks: list, name: str) -> str:
     return b.op("Cast", [b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")], f"{name}/i64", to=INT64)
 
 
-def _drive(b: Builder, graph: Graph, layer, values: dict, integer: bool):
+def _drive(b: Builder, graph: Graph, layer, values: dict, integer: bool, narrow: bool):
     """The layer's membrane input and its wrap mask: ``a`` (float), or ``wrap(64 a) + (bias << e)``
     (int; the float bias is added per population, in the reference's order)."""
-    drive = _current(b, graph, layer, values, integer)
+    drive = _current(b, graph, layer, values, integer, narrow)
     if not integer:
         return drive, None
-    u, wrapped = wrap24(b, b.op("Mul", [drive, b.const(float(sem.MEMBRANE_GAIN))], f"{layer.name}/u"), layer.name)
+    dtype = np.int32 if narrow else b.np
+    u = b.op("Mul", [drive, b.const(sem.MEMBRANE_GAIN, dtype)], f"{layer.name}/u")
+    u, wrapped = wrap24(b, u, layer.name, dtype)
     bias = sem.shift(np.asarray(layer.bias, np.float64).reshape(-1, 1, 1), layer.bias_exp)
-    return b.op("Add", [u, b.const(bias)], f"{layer.name}/bias"), wrapped
+    return b.op("Add", [u, b.const(bias, dtype)], f"{layer.name}/bias"), wrapped
 
 
 def _build(graph: Graph, mode: str, record: bool, precision: str):
@@ -99,10 +98,12 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
     inputs = [helper.make_tensor_value_info("input", b.ftype, [*lead, *inp.shape])]
     values = {inp.name: b.op("Reshape", ["input", b.ints([-1, *inp.shape])], "input/fold_time")
               if seq else "input"}
+    b.types[values[inp.name]] = b.np
     state_type = INT64 if integer else b.ftype
     outputs, overflow = [], []
     for layer in graph.layers:
-        drive, wrapped = _drive(b, graph, layer, values, integer)
+        narrow = integer and onnx_int32.int32_layer(graph, layer)
+        drive, wrapped = _drive(b, graph, layer, values, integer, narrow)
         masks = [wrapped] if integer else []
         bias = None if integer else b.const(np.reshape(layer.bias, (-1, 1, 1)))
         per_t = [drive]
@@ -115,14 +116,17 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
             v = None  # the sequence starts from v = 0
             if not seq:
                 inputs.append(helper.make_tensor_value_info(f"v/{pop.name}", state_type, shape))
-                v = b.op("Cast", [f"v/{pop.name}"], f"{pop.name}/v_in", to=b.ftype) \
-                    if integer else f"v/{pop.name}"
+                v = b.op("Cast", [f"v/{pop.name}"], f"{pop.name}/v_in",
+                         to=onnx_int32.INT32 if narrow else b.ftype) if integer else f"v/{pop.name}"
             ss, vs = [], []
             for t, d in enumerate(per_t):
-                s, v, sat = population_step(b, pop, v, d, bias, integer, f"t{t}" if seq else "step")
+                tag = f"t{t}" if seq else "step"
+                s, v, sat = onnx_int32.population_step(b, pop, v, d, tag) if narrow else \
+                    population_step(b, pop, v, d, bias, integer, tag)
                 ss, vs, masks = ss + [s], vs + [v], masks + [sat] * integer
             spikes = b.concat(ss, f"{pop.name}/spikes")
-            level_spikes.append(b.op("Cast", [spikes], f"{pop.name}/spikes_f", to=b.ftype))
+            # spikes and their sums are small integers, exact in float32 (half the bytes)
+            level_spikes.append(b.cast(spikes, np.float32, f"{pop.name}/spikes_f"))
             if not graph.graded:
                 values[pop.name] = level_spikes[-1]
             if record or not seq:
@@ -137,10 +141,8 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
                 outputs += [helper.make_tensor_value_info(s_out, UINT8, shape),
                             helper.make_tensor_value_info(v_out, state_type, shape)]
         if graph.graded:  # the one sender's payload: its level count
-            sender, count = graph.populations_of(layer.name)[0].name, level_spikes[0]
-            for k, s in enumerate(level_spikes[1:], 1):
-                count = b.op("Add", [count, s], f"{sender}/count{k}")
-            values[sender] = count
+            sender = graph.populations_of(layer.name)[0].name
+            values[sender] = b.add(level_spikes, f"{sender}/count")
         if integer:
             overflow.append(_count(b, masks, f"{layer.name}/overflow"))
     outputs.insert(0, _readout(b, graph, values, mode))
@@ -152,9 +154,8 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
 
 def _readout(b: Builder, graph: Graph, values: dict, mode: str):
     ro, steps = graph.readout, graph.timesteps
-    src = values[ro.sources[0]]
-    for other in ro.sources[1:]:
-        src = b.op("Add", [src, values[other]], f"{ro.name}/sum_sources")
+    src = b.add([values[s] for s in ro.sources], f"{ro.name}/sum_sources")
+    src = b.cast(src, b.np, f"{ro.name}/to_model_type")
     counts = b.op("ReduceSum", [src, b.ints([2, 3])], f"{ro.name}/sum_hw", keepdims=0)
     w_t = b.const(np.asarray(ro.weight, np.float64).T)
     classes = len(ro.weight)

@@ -44,6 +44,7 @@ class Builder:
         self.np = np.dtype(precision).type
         self.ftype = DOUBLE if self.np is np.float64 else TensorProto.FLOAT
         self.nodes, self.inits, self._consts, self._names, self._n = [], [], {}, set(), 0
+        self.types = {}  # value name -> numpy type, for values whose type a Cast fixed
 
     def op(self, op_type: str, inputs, name: str | None = None, **attrs) -> str:
         self._n += 1
@@ -73,6 +74,24 @@ class Builder:
 
     def ints(self, values) -> str:
         return self.const(list(values), np.int64)
+
+    def cast(self, x: str, to, name: str) -> str:
+        """``x`` as numpy type ``to``; no node when a Cast already made it that type."""
+        if self.types.get(x) is to:
+            return x
+        out = self.op("Cast", [x], name, to=helper.np_dtype_to_tensor_dtype(np.dtype(to)))
+        self.types[out] = to
+        return out
+
+    def add(self, values: list, name: str) -> str:
+        """The sum of ``values``, typed as they are when all share one known type."""
+        out = values[0]
+        for i, other in enumerate(values[1:]):
+            out = self.op("Add", [out, other], f"{name}{i}" if i else name)
+        kinds = {self.types.get(v) for v in values}
+        if len(kinds) == 1 and None not in kinds:
+            self.types[out] = kinds.pop()
+        return out
 
 
 def conv2d(b: Builder, p, x: str, shape, dtype=None) -> str:
@@ -115,18 +134,26 @@ def dense(b: Builder, p, x: str, shape, dtype=None) -> str:
 PROJECTIONS = {"conv2d": conv2d, "dense": dense}
 
 
-def project(b: Builder, p, x: str, shape, src_max: float | None = None) -> str:
+def fits_float32(p, src_max: float | None) -> bool:
+    """Whether every partial sum of ``p`` on integer inputs ``|x| <= src_max`` stays below 2^24,
+    where float32 holds every integer exactly whatever the summation order."""
+    return src_max is not None and src_max * _row_sum(p.weight) < EXACT32
+
+
+def project(b: Builder, p, x: str, shape, src_max: float | None = None,
+            float32_out: bool = False) -> str:
     """The projection of ``x``. Given ``src_max`` (int graphs: the largest ``|x|``), it runs in
-    float32 when every partial sum is an integer below 2^24, which float32 holds exactly whatever
-    the summation order: half the memory traffic of float64, and the same integers."""
+    float32 when :func:`fits_float32`: ONNX ``Conv`` on the same integers. ``float32_out`` keeps
+    such a result in float32 (it must then fit); otherwise it is cast back to the model's type."""
     fn = PROJECTIONS.get(p.kind)
     if fn is None:
         raise UserError(f"projection {p.name!r}: kind {p.kind!r} has no ONNX export; "
                         f"supported kinds: {', '.join(PROJECTIONS)}")
-    if src_max is None or src_max * _row_sum(p.weight) >= EXACT32:
-        return fn(b, p, x, shape)
-    x = b.op("Cast", [x], f"{p.name}/to_f32", to=TensorProto.FLOAT)
-    return b.op("Cast", [fn(b, p, x, shape, np.float32)], f"{p.name}/to_f64", to=DOUBLE)
+    if not fits_float32(p, src_max):
+        return fn(b, p, b.cast(x, b.np, f"{p.name}/to_model_type"), shape)
+    y = fn(b, p, b.cast(x, np.float32, f"{p.name}/to_f32"), shape, np.float32)
+    b.types[y] = np.float32
+    return y if float32_out else b.cast(y, b.np, f"{p.name}/to_model_type")
 
 
 def _row_sum(weight) -> float:
@@ -135,20 +162,26 @@ def _row_sum(weight) -> float:
     return float(w.reshape(len(w), -1).sum(1).max())
 
 
-def shift(b: Builder, x: str, exp: int, name: str) -> str:
-    """``x << exp`` or ``floor(x / 2^-exp)``: powers of two scale float64 exactly."""
+def shift(b: Builder, x: str, exp: int, name: str, dtype=None) -> str:
+    """``x << exp`` or ``floor(x / 2^-exp)``: powers of two scale floats exactly."""
     if exp >= 0:
-        return x if exp == 0 else b.op("Mul", [x, b.const(2.0 ** exp)], f"{name}/shl")
-    return b.op("Floor", [b.op("Mul", [x, b.const(2.0 ** exp)], f"{name}/shr")], f"{name}/floor")
+        return x if exp == 0 else b.op("Mul", [x, b.const(2.0 ** exp, dtype)], f"{name}/shl")
+    return b.op("Floor", [b.op("Mul", [x, b.const(2.0 ** exp, dtype)], f"{name}/shr")],
+                f"{name}/floor")
 
 
-def wrap24(b: Builder, u: str, name: str) -> tuple[str, str]:
-    """Lava's single conditional 24-bit wrap of ``u = 64 a``; returns (u, wrapped mask)."""
-    top, wrap = b.const(2.0 ** (STATE_BITS - 1)), b.const(2.0 ** STATE_BITS)
+def wrap24(b: Builder, u: str, name: str, dtype=None) -> tuple[str, str]:
+    """Lava's single conditional 24-bit wrap of ``u = 64 a``; returns (u, wrapped mask).
+    ``u - 2^24 [u > 2^23] + 2^24 [u <= -2^23]``, as masks cast to numbers: ``Where`` is slow."""
+    dtype = dtype or b.np
+    to = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    top = b.const(2 ** (STATE_BITS - 1), dtype)
     hi = b.op("Greater", [u, top], f"{name}/wrap_hi")
-    lo = b.op("LessOrEqual", [u, b.op("Neg", [top], f"{name}/neg_top")], f"{name}/wrap_lo")
-    u = b.op("Where", [hi, b.op("Sub", [u, wrap], f"{name}/minus"), u], f"{name}/wrap_down")
-    u = b.op("Where", [lo, b.op("Add", [u, wrap], f"{name}/plus"), u], f"{name}/wrap_up")
+    lo = b.op("LessOrEqual", [u, b.const(-2 ** (STATE_BITS - 1), dtype)], f"{name}/wrap_lo")
+    turns = b.op("Sub", [b.op("Cast", [hi], f"{name}/hi_n", to=to),
+                         b.op("Cast", [lo], f"{name}/lo_n", to=to)], f"{name}/turns")
+    u = b.op("Sub", [u, b.op("Mul", [turns, b.const(2 ** STATE_BITS, dtype)], f"{name}/by")],
+             f"{name}/wrap")
     return u, b.op("Or", [hi, lo], f"{name}/wrapped")
 
 
@@ -169,18 +202,31 @@ def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None
                              b.op("Floor", [b.op("Abs", [d], f"{n}/abs")], f"{n}/floor")],
                      f"{n}/trunc0")
             drive = b.op("Add", [d, drive], f"{n}/integrate")
-        saturated = b.op("Greater", [b.op("Abs", [drive], f"{n}/vabs"), b.const(float(V_MAX))],
-                         f"{n}/saturated")
-        drive = b.op("Clip", [drive, b.const(-float(V_MAX)), b.const(float(V_MAX))], f"{n}/clip")
+        drive, saturated = saturate(b, drive, n, b.np)
     else:
         if v is not None:
             drive = b.op("Add", [b.op("Mul", [v, b.const(pop.v_retention)], f"{n}/decay"), drive],
                          f"{n}/integrate")
         drive = b.op("Add", [drive, bias], f"{n}/bias")
-    theta = float(sem.membrane_threshold(pop.v_threshold, integer))
-    s = b.op("Greater", [drive, b.const(theta)], f"{n}/fire")
-    v = b.op("Where", [s, b.const(0.0), drive], f"{n}/reset")
+    s, v = fire_and_reset(b, drive, sem.membrane_threshold(pop.v_threshold, integer), n, b.np)
     return s, v, saturated
+
+
+def saturate(b: Builder, x: str, n: str, dtype) -> tuple[str, str]:
+    """``(clip(x, +-V_MAX), |x| > V_MAX)``: Loihi's saturating 24-bit membrane."""
+    sat = b.op("Greater", [b.op("Abs", [x], f"{n}/vabs"), b.const(V_MAX, dtype)], f"{n}/saturated")
+    return b.op("Clip", [x, b.const(-V_MAX, dtype), b.const(V_MAX, dtype)], f"{n}/clip"), sat
+
+
+def fire_and_reset(b: Builder, x: str, theta, n: str, dtype) -> tuple[str, str]:
+    """``(x > theta, x where it did not fire, else 0)``. The reset multiplies by the 0/1 mask
+    (``x * 1`` is ``x`` exactly): ONNX Runtime's ``Where`` with a broadcast scalar is ~8x slower
+    than a ``Mul``."""
+    theta = b.const(theta, dtype)
+    s = b.op("Greater", [x, theta], f"{n}/fire")
+    keep = b.op("Cast", [b.op("LessOrEqual", [x, theta], f"{n}/below")], f"{n}/keep",
+                to=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+    return s, b.op("Mul", [x, keep], f"{n}/reset")
 
 
 def int_bounds(graph) -> dict:
