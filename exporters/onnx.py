@@ -72,21 +72,25 @@ def _current(b: Builder, graph: Graph, layer, values: dict, integer: bool, narro
 
 
 def _count(b: Builder, masks: list, name: str) -> str:
-    mask = b.concat(masks, f"{name}/cat")
-    # float64 sums of 0/1 are exact below 2^53 and much faster in ONNX Runtime than int64 ones
-    n = b.op("ReduceSum", [b.op("Cast", [mask], f"{name}/cast", to=DOUBLE)], name, keepdims=0)
+    """``(1,)`` int64: the number of true values in ``masks``. Each is summed on its own while it
+    is in cache (float64 sums of 0/1 are exact below 2^53); one concatenation is far slower."""
+    if not masks:  # the bounds rule every event out
+        return b.const([0], np.int64)
+    parts = [b.op("ReduceSum", [b.op("Cast", [m], f"{name}/cast{i}", to=DOUBLE)], f"{name}/sum{i}",
+                  keepdims=0) for i, m in enumerate(masks)]
+    n = b.add(parts, f"{name}/total")
     return b.op("Cast", [b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")], f"{name}/i64", to=INT64)
 
 
-def _drive(b: Builder, graph: Graph, layer, values: dict, integer: bool, narrow: bool):
+def _drive(b: Builder, graph: Graph, layer, values: dict, plan):
     """The layer's membrane input and its wrap mask: ``a`` (float), or ``wrap(64 a) + (bias << e)``
     (int; the float bias is added per population, in the reference's order)."""
-    drive = _current(b, graph, layer, values, integer, narrow)
-    if not integer:
+    drive = _current(b, graph, layer, values, plan is not None, plan is not None and plan.int32)
+    if plan is None:
         return drive, None
-    dtype = np.int32 if narrow else b.np
+    dtype = np.int32 if plan.int32 else b.np
     u = b.op("Mul", [drive, b.const(sem.MEMBRANE_GAIN, dtype)], f"{layer.name}/u")
-    u, wrapped = wrap24(b, u, layer.name, dtype)
+    u, wrapped = wrap24(b, u, layer.name, dtype) if plan.wraps else (u, None)
     bias = sem.shift(np.asarray(layer.bias, np.float64).reshape(-1, 1, 1), layer.bias_exp)
     return b.op("Add", [u, b.const(bias, dtype)], f"{layer.name}/bias"), wrapped
 
@@ -102,9 +106,10 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
     state_type = INT64 if integer else b.ftype
     outputs, overflow = [], []
     for layer in graph.layers:
-        narrow = integer and onnx_int32.int32_layer(graph, layer)
-        drive, wrapped = _drive(b, graph, layer, values, integer, narrow)
-        masks = [wrapped] if integer else []
+        plan = onnx_int32.plan(graph, layer) if integer else None
+        narrow = integer and plan.int32
+        drive, wrapped = _drive(b, graph, layer, values, plan)
+        masks = [wrapped]
         bias = None if integer else b.const(np.reshape(layer.bias, (-1, 1, 1)))
         per_t = [drive]
         if seq and steps > 1:  # same-timestep semantics: only the membrane recurrence is unrolled
@@ -121,9 +126,10 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
             ss, vs = [], []
             for t, d in enumerate(per_t):
                 tag = f"t{t}" if seq else "step"
-                s, v, sat = onnx_int32.population_step(b, pop, v, d, tag) if narrow else \
-                    population_step(b, pop, v, d, bias, integer, tag)
-                ss, vs, masks = ss + [s], vs + [v], masks + [sat] * integer
+                # from v = 0 the bounds may rule saturation out; a step model's v is the caller's
+                s, v, sat = onnx_int32.population_step(b, pop, v, d, tag, plan.saturates or not seq) \
+                    if narrow else population_step(b, pop, v, d, bias, integer, tag)
+                ss, vs, masks = ss + [s], vs + [v], masks + [sat]
             spikes = b.concat(ss, f"{pop.name}/spikes")
             # spikes and their sums are small integers, exact in float32 (half the bytes)
             level_spikes.append(b.cast(spikes, np.float32, f"{pop.name}/spikes_f"))
@@ -144,7 +150,7 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
             sender = graph.populations_of(layer.name)[0].name
             values[sender] = b.add(level_spikes, f"{sender}/count")
         if integer:
-            overflow.append(_count(b, masks, f"{layer.name}/overflow"))
+            overflow.append(_count(b, [m for m in masks if m], f"{layer.name}/overflow"))
     outputs.insert(0, _readout(b, graph, values, mode))
     if integer:
         b.emit("Concat", overflow, ["overflow"], "overflow", axis=0)

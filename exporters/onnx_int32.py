@@ -2,7 +2,7 @@ r"""Int graphs' membrane arithmetic in int32, for the layers whose bounds allow 
 the float64 arithmetic of :mod:`mlf_deploy.exporters.onnx_ops`). Half the bytes of float64 per
 value, and ONNX Runtime's int32 elementwise kernels are ~3x faster.
 
-Exactness. A layer runs in int32 when :func:`int32_layer` holds: every projection into it is
+Exactness. A layer runs in int32 when :func:`plan` says so: every projection into it is
 exact in float32 (:func:`~mlf_deploy.exporters.onnx_ops.fits_float32`; its ``Conv`` result is an
 integer below 2^24, the weight shift multiplies it by a power of two, exactly, and the right shift
 floors it, also in float32), and ``2^23 + max(2^23, 64 A) + B < 2^31``, where ``A`` bounds the
@@ -20,6 +20,8 @@ Div(v, 2^k)`` and ``m`` of ``v``'s sign and ``|m| < 2^k``: ``v r' / 2^k = q r' +
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from onnx import TensorProto
@@ -49,17 +51,31 @@ def source_limits(graph, sources) -> float | None:
                float(len(graph.sender_levels(s))) for s in sources)
 
 
-def int32_layer(graph, layer) -> bool:
-    """Whether ``layer``'s projections and membrane arithmetic are exact in float32 and int32."""
-    current = 0.0
+class LayerPlan(NamedTuple):
+    """What an int layer's ONNX arithmetic needs, from its bounds (module docstring)."""
+
+    int32: bool  # projections exact in float32, membrane arithmetic in int32
+    wraps: bool  # 64 |a| can pass 2^23: the 24-bit wrap can change u
+    saturates: bool  # starting from v = 0 (a sequence), |v| can pass V_MAX
+
+
+def plan(graph, layer) -> LayerPlan:
+    """The :class:`LayerPlan` of ``layer``, from ``A`` (the bound of the shifted current ``|a|``),
+    ``B`` (of ``|bias << e|``) and the largest retention ``rho``. From ``v = 0``, ``|v| <= M`` with
+    ``M = (W + B) / (1 - rho)``, ``W`` the bound of the wrapped ``u``: by induction, ``|trunc0(v r
+    / 2^12)| <= rho M``, so the next ``|v| <= rho M + W + B = M``; no saturation if ``M <= V_MAX``."""
+    current, exact32 = 0.0, True
     for p, sources in sem.projection_groups(graph, layer):
         src = source_limits(graph, sources)
-        if src is None or not fits_float32(p, src):
-            return False
-        current += src * _row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
+        exact32 = exact32 and src is not None and fits_float32(p, src)
+        current += (np.inf if src is None else src) * _row_sum(p.weight) \
+            * 2.0 ** max(layer.weight_exp, 0)
     bias = np.abs(sem.shift(np.asarray(layer.bias, np.float64), layer.bias_exp)).max(initial=0)
-    half = 2 ** (STATE_BITS - 1)
-    return half + max(half, sem.MEMBRANE_GAIN * current) + bias < LIMIT32
+    half, u = 2 ** (STATE_BITS - 1), sem.MEMBRANE_GAIN * current
+    wrapped = u if u <= half else max(half, u - sem.STATE_WRAP)  # Lava wraps once
+    rho = max(sem.retention_mant(p.v_retention) for p in graph.levels_of(layer.name)) / sem.DECAY_UNIT
+    saturates = wrapped + bias > (1 - rho) * V_MAX
+    return LayerPlan(exact32 and half + max(half, u) + bias < LIMIT32, u > half, saturates)
 
 
 def decay_terms(retention: float) -> tuple[int, int]:
@@ -87,12 +103,14 @@ def decay(b: Builder, v: str, retention: float, n: str) -> str | None:
     return b.op("Add", [b.op("Mul", [q, i32(r)], f"{n}/decay"), part], f"{n}/trunc0")
 
 
-def population_step(b: Builder, pop, v: str | None, drive: str, tag: str):
+def population_step(b: Builder, pop, v: str | None, drive: str, tag: str, saturates: bool = True):
     """:func:`mlf_deploy.exporters.onnx_ops.population_step` of an int layer, in int32."""
     n = f"{pop.name}/{tag}"
     d = None if v is None else decay(b, v, pop.v_retention, n)
     if d is not None:
         drive = b.op("Add", [d, drive], f"{n}/integrate")
-    drive, saturated = saturate(b, drive, n, np.int32)
+    saturated = None
+    if saturates:
+        drive, saturated = saturate(b, drive, n, np.int32)
     s, v = fire_and_reset(b, drive, int(sem.membrane_threshold(pop.v_threshold, True)), n, np.int32)
     return s, v, saturated

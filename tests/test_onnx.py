@@ -16,7 +16,7 @@ from onnx import helper
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.onnx import export_onnx, save_onnx
-from mlf_deploy.exporters.onnx_int32 import int32_layer
+from mlf_deploy.exporters.onnx_int32 import plan
 from mlf_deploy.exporters.onnx_ops import EXACT, int_bounds
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.semantics import prepare_input
@@ -108,7 +108,7 @@ def test_int_intermediates_are_exact_integers(nets):
     model, names = _with_all_outputs(export_onnx(g_int, "sequence"))
     assert len(names) > 500
     # the event stem's bias is too large for int32, so both arithmetics are covered
-    narrow = [layer.name for layer in g_int.layers if int32_layer(g_int, layer)]
+    narrow = [layer.name for layer in g_int.layers if plan(g_int, layer).int32]
     assert 0 < len(narrow) < len(g_int.layers)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     run = sess.run(None, {"input": prepare_input(g_int, x)})

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from test_onnx import _scaled, assert_same
 from test_onnx import nets as nets  # the shared module fixture
 
-from mlf_deploy.exporters.onnx_int32 import LIMIT32, decay, decay_terms, int32_layer
+from mlf_deploy.exporters.onnx_int32 import LIMIT32, decay, decay_terms, plan
 from mlf_deploy.exporters.onnx_ops import Builder
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.semantics import V_MAX, retention_mant
@@ -67,7 +67,7 @@ def _with_retention(graph: Graph, retention: float) -> Graph:
 def test_networks_with_each_decay_form_are_exact(nets, retention, mode):
     _, g_int, x = nets["d8-static"]
     graph = _with_retention(g_int, retention)
-    assert all(int32_layer(graph, layer) for layer in graph.layers)
+    assert all(plan(graph, layer).int32 for layer in graph.layers)
     ref = run_reference(graph, x[:6])
     assert sum(int(s.sum()) for s in ref.spikes.values()) > 0
     assert_same(run_onnx(graph, x[:6], mode=mode), ref, "int")
@@ -75,10 +75,10 @@ def test_networks_with_each_decay_form_are_exact(nets, retention, mode):
 
 def test_layers_past_the_int32_bound_keep_float64(nets):
     _, g_int, _ = nets["d8-static"]
-    assert all(int32_layer(g_int, layer) for layer in g_int.layers)
+    assert all(plan(g_int, layer).int32 for layer in g_int.layers)
     # exponents that make 64 a pass 2^31: those layers fall back (test_int_wrap_and_saturation
     # runs this graph against the reference, bit for bit)
     scaled = _scaled(g_int, 9, 8)
-    assert not all(int32_layer(scaled, layer) for layer in scaled.layers)
+    assert not all(plan(scaled, layer).int32 for layer in scaled.layers)
     big_bias = _scaled(g_int, 0, 24)
-    assert not any(int32_layer(big_bias, layer) for layer in big_bias.layers if np.any(layer.bias))
+    assert not any(plan(big_bias, layer).int32 for layer in big_bias.layers if np.any(layer.bias))
