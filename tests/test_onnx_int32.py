@@ -82,3 +82,19 @@ def test_layers_past_the_int32_bound_keep_float64(nets):
     assert not all(plan(scaled, layer).int32 for layer in scaled.layers)
     big_bias = _scaled(g_int, 0, 24)
     assert not any(plan(big_bias, layer).int32 for layer in big_bias.layers if np.any(layer.bias))
+
+
+@pytest.mark.parametrize("mode", ["sequence", "step"])
+def test_int32_wrap_and_saturation(nets, mode):
+    _, g_int, x = nets["d8-static"]
+    graph = _scaled(g_int, 5, 0)  # 64 a passes 2^23 but stays far inside int32
+    assert all(plan(graph, layer) == (True, True, True) for layer in graph.layers)
+    ref = run_reference(graph, x[:4])
+    assert sum(ref.overflow.values()) > 1000
+    assert_same(run_onnx(graph, x[:4], mode=mode), ref, "int")
+
+
+def test_plans_without_wrap_or_saturation_are_used(nets):
+    _, g_int, _ = nets["d8-static"]
+    plans = [plan(g_int, layer) for layer in g_int.layers]  # test_onnx runs it bit for bit
+    assert any(not p.wraps and not p.saturates for p in plans)
