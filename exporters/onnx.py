@@ -115,6 +115,8 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
         if seq and steps > 1:  # same-timestep semantics: only the membrane recurrence is unrolled
             per_t = [f"{layer.name}/t{t}" for t in range(steps)]
             b.emit("Split", [drive], per_t, f"{layer.name}/split_time", axis=0, num_outputs=steps)
+        if seq and not integer:  # from v = 0 every level's first membrane is a + b
+            per_t[0] = b.op("Add", [per_t[0], bias], f"{layer.name}/t0/bias")
         shape = [*lead, *layer.shape]
         level_spikes = []
         for pop in graph.levels_of(layer.name):
@@ -128,11 +130,12 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
                 tag = f"t{t}" if seq else "step"
                 # from v = 0 the bounds may rule saturation out; a step model's v is the caller's
                 s, v, sat = onnx_int32.population_step(b, pop, v, d, tag, plan.saturates or not seq) \
-                    if narrow else population_step(b, pop, v, d, bias, integer, tag)
+                    if narrow else population_step(b, pop, v, d, None if v is None else bias,
+                                                   integer, tag)
                 ss, vs, masks = ss + [s], vs + [v], masks + [sat]
             spikes = b.concat(ss, f"{pop.name}/spikes")
             # spikes and their sums are small integers, exact in float32 (half the bytes)
-            level_spikes.append(b.cast(spikes, np.float32, f"{pop.name}/spikes_f"))
+            level_spikes.append(b.cast(spikes, np.float32, f"{pop.name}/spikes_f", np.bool_))
             if not graph.graded:
                 values[pop.name] = level_spikes[-1]
             if record or not seq:

@@ -75,9 +75,10 @@ class Builder:
     def ints(self, values) -> str:
         return self.const(list(values), np.int64)
 
-    def cast(self, x: str, to, name: str) -> str:
-        """``x`` as numpy type ``to``; no node when a Cast already made it that type."""
-        if self.types.get(x) is to:
+    def cast(self, x: str, to, name: str, have=None) -> str:
+        """``x`` as numpy type ``to``; no node when it is that type already (``have``, else what
+        :meth:`cast` recorded; values of unrecorded type are of the model's type)."""
+        if (have or self.types.get(x, self.np)) is to:
             return x
         out = self.op("Cast", [x], name, to=helper.np_dtype_to_tensor_dtype(np.dtype(to)))
         self.types[out] = to
@@ -207,7 +208,8 @@ def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None
         if v is not None:
             drive = b.op("Add", [b.op("Mul", [v, b.const(pop.v_retention)], f"{n}/decay"), drive],
                          f"{n}/integrate")
-        drive = b.op("Add", [drive, bias], f"{n}/bias")
+        if bias is not None:  # None: ``drive`` already holds it (a + b is shared at t = 0)
+            drive = b.op("Add", [drive, bias], f"{n}/bias")
     s, v = fire_and_reset(b, drive, sem.membrane_threshold(pop.v_threshold, integer), n, b.np)
     return s, v, saturated
 
@@ -224,7 +226,7 @@ def fire_and_reset(b: Builder, x: str, theta, n: str, dtype) -> tuple[str, str]:
     than a ``Mul``."""
     theta = b.const(theta, dtype)
     s = b.op("Greater", [x, theta], f"{n}/fire")
-    keep = b.op("Cast", [b.op("LessOrEqual", [x, theta], f"{n}/below")], f"{n}/keep",
+    keep = b.op("Cast", [b.op("Not", [s], f"{n}/below")], f"{n}/keep",
                 to=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
     return s, b.op("Mul", [x, keep], f"{n}/reset")
 
