@@ -33,6 +33,8 @@ from mlf_deploy.exporters import onnx_int32
 from mlf_deploy.exporters.onnx_ops import (
     DOUBLE,
     INT64,
+    NCHW,
+    NHWC,
     UINT8,
     Builder,
     check_exact,
@@ -82,11 +84,16 @@ def _count(b: Builder, masks: list, name: str) -> str:
     return b.op("Cast", [b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")], f"{name}/i64", to=INT64)
 
 
-def _per_neuron(layer) -> np.ndarray:
-    """The layer's bias as a ``(C, H, W)`` array: ONNX Runtime adds a ``(C, 1, 1)`` one in
+def _per_neuron(b: Builder, layer) -> np.ndarray:
+    """The layer's bias per neuron of a frame: ONNX Runtime adds a ``(C, 1, 1)`` one in
     ``H W``-long runs, several times slower on small maps than one ``C H W`` run per frame."""
-    bias = np.asarray(layer.bias, np.float64).reshape(-1, 1, 1)
-    return np.ascontiguousarray(np.broadcast_to(bias, tuple(layer.shape)))
+    bias = np.broadcast_to(np.asarray(layer.bias, np.float64).reshape(-1, 1, 1), tuple(layer.shape))
+    return np.ascontiguousarray(bias.transpose(1, 2, 0) if b.nhwc else bias)
+
+
+def _layout(b: Builder, x: str, name: str, perm) -> str:
+    """``x`` moved between ONNX's ``(N, C, H, W)`` and the model's frame layout."""
+    return b.op("Transpose", [x], name, perm=perm) if b.nhwc else x
 
 
 def _drive(b: Builder, graph: Graph, layer, values: dict, plan):
@@ -98,17 +105,18 @@ def _drive(b: Builder, graph: Graph, layer, values: dict, plan):
     dtype = np.int32 if plan.int32 else b.np
     u = b.op("Mul", [drive, b.const(sem.MEMBRANE_GAIN, dtype)], f"{layer.name}/u")
     u, wrapped = wrap24(b, u, layer.name, dtype) if plan.wraps else (u, None)
-    bias = sem.shift(_per_neuron(layer), layer.bias_exp)
+    bias = sem.shift(_per_neuron(b, layer), layer.bias_exp)
     return b.op("Add", [u, b.const(bias, dtype)], f"{layer.name}/bias"), wrapped
 
 
 def _build(graph: Graph, mode: str, record: bool, precision: str):
     integer, steps, seq = graph.numeric == "int", graph.timesteps, mode == "sequence"
     b, inp = Builder(precision), graph.input
+    b.nhwc = not integer and b.np is np.float64
     lead = [steps, "B"] if seq else ["B"]
     inputs = [helper.make_tensor_value_info("input", b.ftype, [*lead, *inp.shape])]
-    values = {inp.name: b.op("Reshape", ["input", b.ints([-1, *inp.shape])], "input/fold_time")
-              if seq else "input"}
+    x = b.op("Reshape", ["input", b.ints([-1, *inp.shape])], "input/fold_time") if seq else "input"
+    values = {inp.name: _layout(b, x, "input/layout", NHWC)}
     b.types[values[inp.name]] = b.np
     state_type = INT64 if integer else b.ftype
     outputs, overflow = [], []
@@ -117,7 +125,7 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
         narrow = integer and plan.int32
         drive, wrapped = _drive(b, graph, layer, values, plan)
         masks = [wrapped]
-        bias = None if integer else b.const(_per_neuron(layer))
+        bias = None if integer else b.const(_per_neuron(b, layer))
         per_t = [drive]
         if seq and steps > 1:  # same-timestep semantics: only the membrane recurrence is unrolled
             per_t = [f"{layer.name}/t{t}" for t in range(steps)]
@@ -131,7 +139,8 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
             if not seq:
                 inputs.append(helper.make_tensor_value_info(f"v/{pop.name}", state_type, shape))
                 v = b.op("Cast", [f"v/{pop.name}"], f"{pop.name}/v_in",
-                         to=onnx_int32.INT32 if narrow else b.ftype) if integer else f"v/{pop.name}"
+                         to=onnx_int32.INT32 if narrow else b.ftype) if integer \
+                    else _layout(b, f"v/{pop.name}", f"{pop.name}/v_layout", NHWC)
             ss, vs = [], []
             for t, d in enumerate(per_t):
                 tag = f"t{t}" if seq else "step"
@@ -146,12 +155,13 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
             if not graph.graded:
                 values[pop.name] = level_spikes[-1]
             if record or not seq:
-                states = b.concat(vs, f"{pop.name}/states")
+                states = _layout(b, b.concat(vs, f"{pop.name}/states"), f"{pop.name}/v_nchw", NCHW)
                 if integer:
                     states = b.op("Cast", [states], f"{pop.name}/states_i64", to=INT64)
                 unfold = b.ints([*lead[:-1], -1, *layer.shape])
                 s_out, v_out = f"s/{pop.name}", f"v/{pop.name}" if seq else f"v_next/{pop.name}"
-                s8 = b.op("Cast", [spikes], f"{pop.name}/spikes_u8", to=UINT8)
+                s8 = _layout(b, b.op("Cast", [spikes], f"{pop.name}/spikes_u8", to=UINT8),
+                             f"{pop.name}/s_nchw", NCHW)
                 b.emit("Reshape", [s8, unfold], [s_out], f"{pop.name}/s_out")
                 b.emit("Reshape", [states, unfold], [v_out], f"{pop.name}/v_out")
                 outputs += [helper.make_tensor_value_info(s_out, UINT8, shape),
@@ -172,7 +182,8 @@ def _readout(b: Builder, graph: Graph, values: dict, mode: str):
     ro, steps = graph.readout, graph.timesteps
     src = b.add([values[s] for s in ro.sources], f"{ro.name}/sum_sources")
     src = b.cast(src, b.np, f"{ro.name}/to_model_type")
-    counts = b.op("ReduceSum", [src, b.ints([2, 3])], f"{ro.name}/sum_hw", keepdims=0)
+    counts = b.op("ReduceSum", [src, b.ints([1, 2] if b.nhwc else [2, 3])], f"{ro.name}/sum_hw",
+                  keepdims=0)
     w_t = b.const(np.asarray(ro.weight, np.float64).T)
     classes = len(ro.weight)
     if mode == "step":
@@ -239,6 +250,7 @@ def export_onnx(graph: Graph, mode: str = "sequence", record: bool = True,
                             "membranes times the decay exactly")
         check_exact(graph)
     b, inputs, outputs = _build(graph, mode, record, precision)
+    b.prune([o.name for o in outputs])
     g = helper.make_graph(b.nodes, f"mlf-deploy-{graph.numeric}-{mode}", inputs, outputs, b.inits)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name=PRODUCER, producer_version=_version(),

@@ -34,6 +34,7 @@ from mlf_deploy.ir.semantics import STATE_BITS, V_MAX
 DOUBLE, INT64, UINT8 = TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8
 EXACT = 2.0 ** 53  # float64 holds every integer below this exactly
 EXACT32 = 2.0 ** 24  # and float32
+NHWC, NCHW = [0, 2, 3, 1], [0, 3, 1, 2]  # Transpose perms between the two layouts
 
 
 class Builder:
@@ -45,6 +46,9 @@ class Builder:
         self.ftype = DOUBLE if self.np is np.float64 else TensorProto.FLOAT
         self.nodes, self.inits, self._consts, self._names, self._n = [], [], {}, set(), 0
         self.types = {}  # value name -> numpy type, for values whose type a Cast fixed
+        # float64 models keep frames channels last (N, H, W, C), the im2col GEMM's layout; models
+        # with ONNX Conv (float32 and int projections) keep ONNX's (N, C, H, W)
+        self.nhwc = False
 
     def op(self, op_type: str, inputs, name: str | None = None, **attrs) -> str:
         self._n += 1
@@ -59,6 +63,17 @@ class Builder:
         """A node with given output names (graph outputs, multi-output ops)."""
         self._names.add(name)
         self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name, **attrs))
+
+    def prune(self, outputs) -> None:
+        """Drop the nodes nothing needs, e.g. the last step's reset of a model that does not
+        output its membranes (ONNX Runtime would run them)."""
+        needed, kept = set(outputs), []
+        for node in reversed(self.nodes):
+            if needed.intersection(node.output):
+                kept.append(node)
+                needed.update(node.input)
+        self.nodes = kept[::-1]
+        self.inits = [t for t in self.inits if t.name in needed]
 
     def concat(self, values: list, name: str) -> str:
         return values[0] if len(values) == 1 else self.op("Concat", values, name, axis=0)
@@ -108,11 +123,13 @@ def conv2d(b: Builder, p, x: str, shape, dtype=None) -> str:
                     pads=[ph, pw, ph, pw])
     hp, wp = shape[1] + 2 * ph, shape[2] + 2 * pw
     ho, wo = sem.conv_output_size(shape[1], kh, sh, ph), sem.conv_output_size(shape[2], kw, sw, pw)
-    if ph or pw:
-        x = b.op("Pad", [x, b.ints([0, 0, ph, pw, 0, 0, ph, pw])], f"{p.name}/pad")
     # channels last, so that im2col is one Gather of whole pixels and the product one GEMM of
     # (N Ho Wo, taps C) by (taps C, C'): a batched product per frame is many tiny GEMMs
-    x = b.op("Transpose", [x], f"{p.name}/nhwc", perm=[0, 2, 3, 1])
+    if ph or pw:
+        pads = [0, ph, pw, 0] if b.nhwc else [0, 0, ph, pw]
+        x = b.op("Pad", [x, b.ints(pads + pads)], f"{p.name}/pad")
+    if not b.nhwc:
+        x = b.op("Transpose", [x], f"{p.name}/nhwc", perm=NHWC)
     x = b.op("Reshape", [x, b.ints([0, hp * wp, cin])], f"{p.name}/pixels")
     rows, cols = np.meshgrid(np.arange(ho) * sh, np.arange(wo) * sw, indexing="ij")
     taps = np.add.outer((rows * wp + cols).ravel(), (np.arange(kh)[:, None] * wp
@@ -122,14 +139,16 @@ def conv2d(b: Builder, p, x: str, shape, dtype=None) -> str:
     wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout)  # taps major, channel minor
     y = b.op("MatMul", [x, b.const(wmat, dtype)], f"{p.name}/matmul")
     y = b.op("Reshape", [y, b.ints([-1, ho, wo, cout])], f"{p.name}/unfold")
-    return b.op("Transpose", [y], f"{p.name}/out", perm=[0, 3, 1, 2])
+    return y if b.nhwc else b.op("Transpose", [y], f"{p.name}/out", perm=NCHW)
 
 
 def dense(b: Builder, p, x: str, shape, dtype=None) -> str:
+    w = np.asarray(p.weight, np.float64)
+    if b.nhwc:  # the columns in the order a channels-last frame flattens
+        w = w.reshape(len(w), *shape).transpose(0, 2, 3, 1).reshape(len(w), -1)
     flat = b.op("Flatten", [x], f"{p.name}/flatten", axis=1)
-    y = b.op("MatMul", [flat, b.const(np.asarray(p.weight, np.float64).T, dtype)],
-             f"{p.name}/matmul")
-    return b.op("Reshape", [y, b.ints([0, -1, 1, 1])], f"{p.name}/out")
+    y = b.op("MatMul", [flat, b.const(w.T, dtype)], f"{p.name}/matmul")
+    return b.op("Reshape", [y, b.ints([0, 1, 1, -1] if b.nhwc else [0, -1, 1, 1])], f"{p.name}/out")
 
 
 PROJECTIONS = {"conv2d": conv2d, "dense": dense}

@@ -17,8 +17,9 @@ from onnx import helper
 from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.onnx import export_onnx, save_onnx
 from mlf_deploy.exporters.onnx_int32 import plan
-from mlf_deploy.exporters.onnx_ops import EXACT, int_bounds
+from mlf_deploy.exporters.onnx_ops import EXACT, Builder, dense, int_bounds
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.nodes import Projection
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.runtimes.onnx import OnnxRunner, run_onnx, run_onnx_file
 from mlf_deploy.runtimes.reference import run_reference
@@ -217,3 +218,25 @@ def test_float32_fast_export(nets):
     np.testing.assert_allclose(res.logits, ref.logits, atol=1e-3)
     with pytest.raises(UserError, match="int graphs export in float64 only"):
         export_onnx(g_int, precision="float32")
+
+
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_dense_projection_in_both_layouts(nhwc):
+    """A dense projection reads frames flattened in ONNX's order (C, H, W) or, in float64 models,
+    channels last; both must equal ``flatten(x) @ W.T`` of the NCHW frame."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (5, 4, 3, 2)).astype(np.float64)
+    p = Projection("d", "src", "dst", "dense", rng.normal(size=(7, 24)))
+    b = Builder()
+    b.nhwc = nhwc
+    y = dense(b, p, "x", (4, 3, 2))
+    b.emit("Identity", [y], ["y"], "out")
+    model = helper.make_model(helper.make_graph(
+        b.nodes, "dense", [helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, None)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.DOUBLE, None)], b.inits),
+        opset_imports=[helper.make_opsetid("", 21)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x": x.transpose(0, 2, 3, 1).copy() if nhwc else x})[0]
+    want = x.reshape(5, -1) @ p.weight.T
+    np.testing.assert_allclose(got.reshape(5, 7), want, rtol=1e-13, atol=0)
+    assert got.shape == ((5, 1, 1, 7) if nhwc else (5, 7, 1, 1))
