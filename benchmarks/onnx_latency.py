@@ -9,9 +9,10 @@ input encoding (``prepare_input``) included for the graph backends, direct encod
 model. ONNX models are exported with ``record=False`` (logits and overflow only, as deployed) and
 also with ``record=True`` (every spike and state, as ``verify`` runs them).
 
-Usage: ``python benchmarks/onnx_latency.py [--repeat 50] [--threads 0] [--throughput-only]``
-(threads 0: library defaults; ``--throughput-only``: batch 64 of torch and the two exact deployed
-sequence models only, for a loaded machine where the whole table takes too long).
+Usage: ``python benchmarks/onnx_latency.py [--repeat 50] [--threads 0] [--deployed]``
+(threads 0: library defaults, else intra-op threads of torch and ONNX Runtime alike;
+``--deployed``: batch 1 and 64 of torch and the two exact sequence models as deployed only, with a
+check that they are exact, for a loaded machine where the whole table takes too long).
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ def calibrated_model(seed=0):
     return model.eval()
 
 
-def timed(fns: dict, x, repeat, warmup=2) -> dict:
-    """Median wall time of each ``fn(x)`` in milliseconds. The backends take turns within every
-    repeat, so load from other processes on a shared machine hits them alike."""
+def timed(fns: dict, x, repeat, warmup=2) -> tuple[dict, dict]:
+    """Median wall time of each ``fn(x)`` in milliseconds, and the median over repeats of the
+    first backend's time over each one's. The backends take turns within every repeat, so load
+    from other processes on a shared machine hits them alike; the per-repeat ratio also cancels
+    load that changes between repeats."""
     for _ in range(warmup):
         for fn in fns.values():
             fn(x)
@@ -62,7 +65,9 @@ def timed(fns: dict, x, repeat, warmup=2) -> dict:
             t0 = time.perf_counter()
             fn(x)
             times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    base = times[next(iter(fns))]
+    ratio = {name: statistics.median(b / t for b, t in zip(base, ts)) for name, ts in times.items()}
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}, ratio
 
 
 def session(graph, record, threads, precision="float64"):
@@ -81,8 +86,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--threads", type=int, default=0,
                     help="torch and ORT intra-op threads (0: default)")
-    ap.add_argument("--throughput-only", action="store_true",
-                    help="batch 64 only: torch, onnx-float and onnx-int sequence models")
+    ap.add_argument("--deployed", action="store_true",
+                    help="only torch and the exact onnx-float / onnx-int sequence models as "
+                         "deployed (no recording), batch 1 and 64")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,8 +100,8 @@ def main():
           f"{os.cpu_count()} CPUs")
 
     backends = {"torch eager (float32)": lambda x: model(torch.as_tensor(x))}
-    if args.throughput_only:
-        return throughput_only(backends, g_float, g_int, args)
+    if args.deployed:
+        return deployed(backends, g_float, g_int, args)
     for name, graph in (("float", g_float), ("int", g_int)):
         for record in (False, True):
             fn, nodes = session(graph, record, args.threads)
@@ -113,30 +119,41 @@ def main():
         diff = np.abs(onnx_float(inputs[64]) - model(torch.as_tensor(inputs[64])).numpy()).max()
         ref = run_reference(g_float, inputs[64]).logits
         exact, fast_diff = np.abs(onnx_float(inputs[64]) - ref).max(), np.abs(fast(inputs[64]) - ref).max()
-        b1 = timed(backends, inputs[1], args.repeat)
-        b64 = timed(backends, inputs[64], max(5, args.repeat // 5))
-    rows = [(name, b1[name], 64e3 / b64[name]) for name in backends]
-    base1, base64 = rows[0][1], rows[0][2]
+        b1, r1 = timed(backends, inputs[1], args.repeat)
+        b64, r64 = timed(backends, inputs[64], max(5, args.repeat // 5))
     print(f"max |logits - reference ir-float| on 64 samples: onnx-float {exact:.1e}, float32 fast "
           f"{fast_diff:.1e}, torch eager float32 {diff:.1e} (torch and ir-float differ where a "
           f"membrane lies within float32 rounding of a threshold; the difference then propagates)")
     print(f"{'backend':44s} {'batch-1 ms':>10s} {'vs torch':>9s} {'batch-64 samples/s':>19s} {'vs torch':>9s}")
-    for name, b1, tput in rows:
-        print(f"{name:44s} {b1:10.3f} {base1 / b1:8.2f}x {tput:19.0f} {tput / base64:8.2f}x")
-    print("(vs torch: >1 means faster than torch eager)")
+    for name in backends:
+        print(f"{name:44s} {b1[name]:10.3f} {r1[name]:8.2f}x {64e3 / b64[name]:19.0f} "
+              f"{r64[name]:8.2f}x")
+    print(f"(vs torch: median over repeats of torch's time / the backend's, >1 is faster; load "
+          f"average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
 
 
-def throughput_only(backends, g_float, g_int, args):
+def deployed(backends, g_float, g_int, args):
+    """Batch 1 and 64 of torch and the two exact deployed sequence models (``record=False``)."""
     for name, graph in (("float", g_float), ("int", g_int)):
         fn, nodes = session(graph, False, args.threads)
         backends[f"onnx-{name} seq ({nodes} ops)"] = fn
-    x = (np.random.default_rng(0).random((64, 1, 8, 8)) * 2).astype(np.float32)
+    rng = np.random.default_rng(0)
+    inputs = {b: (rng.random((b, 1, 8, 8)) * 2).astype(np.float32) for b in (1, 64)}
+    fns = list(backends.values())
+    diff_float = np.abs(fns[1](inputs[64]) - run_reference(g_float, inputs[64]).logits).max()
+    same_int = np.array_equal(fns[2](inputs[64]), run_reference(g_int, inputs[64]).logits)
+    print(f"on 64 samples: max |onnx-float - ir-float| logits {diff_float:.1e}; onnx-int logits "
+          f"{'identical to' if same_int else 'DIFFER from'} ir-int")
     with torch.no_grad():
-        b64 = timed(backends, x, args.repeat)
-    base = 64e3 / b64["torch eager (float32)"]
-    print(f"{'backend':44s} {'batch-64 samples/s':>19s} {'vs torch':>9s}")
-    for name, ms in b64.items():
-        print(f"{name:44s} {64e3 / ms:19.0f} {64e3 / ms / base:8.2f}x")
+        b1, r1 = timed(backends, inputs[1], args.repeat)
+        b64, r64 = timed(backends, inputs[64], args.repeat)
+    print(f"{'backend':44s} {'batch-1 samples/s':>18s} {'vs torch':>9s} "
+          f"{'batch-64 samples/s':>19s} {'vs torch':>9s}")
+    for name in backends:
+        print(f"{name:44s} {1e3 / b1[name]:18.0f} {r1[name]:8.2f}x {64e3 / b64[name]:19.0f} "
+              f"{r64[name]:8.2f}x")
+    print(f"(vs torch: median over the {args.repeat} repeats of torch's time / the backend's; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
 
 
 if __name__ == "__main__":
