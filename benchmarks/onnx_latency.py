@@ -9,18 +9,23 @@ input encoding (``prepare_input``) included for the graph backends, direct encod
 model. ONNX models are exported with ``record=False`` (logits and overflow only, as deployed) and
 also with ``record=True`` (every spike and state, as ``verify`` runs them).
 
-Usage: ``python benchmarks/onnx_latency.py [--repeat 50] [--threads 0] [--deployed]``
+Usage: ``python benchmarks/onnx_latency.py [--repeat 50] [--threads 0] [--deployed | --profile]``
 (threads 0: library defaults, else intra-op threads of torch and ONNX Runtime alike;
 ``--deployed``: batch 1 and 64 of torch and the two exact sequence models as deployed only, with a
-check that they are exact, for a loaded machine where the whole table takes too long).
+check that they are exact, for a loaded machine where the whole table takes too long;
+``--profile``: ONNX Runtime's profile of those two models at batch 64, by op type and node kind).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +86,37 @@ def session(graph, record, threads, precision="float64"):
     return (lambda x: sess.run(["logits"], feed(x))[0]), len(model.graph.node)
 
 
+def profile(graph, threads, batch=64, runs=8) -> None:
+    """ONNX Runtime's own profile of the deployed sequence model at ``batch``: kernel time per op
+    type and per kind of node (the last part of a node's name, e.g. ``Gather:im2col``)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or 0
+    opts.enable_profiling = True
+    opts.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
+    model = export_onnx(graph, "sequence", record=False)
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    x = (np.random.default_rng(0).random((batch, 1, 8, 8)) * 2).astype(np.float32)
+    for _ in range(runs):
+        sess.run(["logits"], {"input": prepare_input(graph, x)})
+    path = sess.end_profiling()
+    with open(path) as f:
+        events = json.load(f)
+    shutil.rmtree(os.path.dirname(path))
+    run_ms = [e["dur"] / 1e3 for e in events if e.get("name") == "model_run"][2:]  # after warmup
+    by_op, by_kind = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            op, tail = e["args"]["op_name"], e["name"].rsplit("/", 1)[-1].split(":")[0]
+            by_op[op] += e["dur"] / 1e3 / runs
+            by_kind[f"{op}:{tail.rstrip('0123456789_')}"] += e["dur"] / 1e3 / runs
+    total = sum(by_op.values())
+    print(f"onnx-{graph.numeric} batch {batch}: run {statistics.median(run_ms):.1f} ms (median), "
+          f"kernels {total:.1f} ms in {len(model.graph.node)} nodes")
+    for name, counter, n in (("op type", by_op, 10), ("node kind", by_kind, 14)):
+        print(f"  by {name}: " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f}%)"
+                                           for k, v in counter.most_common(n)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=50)
@@ -89,6 +125,8 @@ def main():
     ap.add_argument("--deployed", action="store_true",
                     help="only torch and the exact onnx-float / onnx-int sequence models as "
                          "deployed (no recording), batch 1 and 64")
+    ap.add_argument("--profile", action="store_true",
+                    help="ONNX Runtime's profile of the deployed models at batch 64, by op type")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,6 +138,8 @@ def main():
           f"{os.cpu_count()} CPUs")
 
     backends = {"torch eager (float32)": lambda x: model(torch.as_tensor(x))}
+    if args.profile:
+        return [profile(graph, args.threads) for graph in (g_float, g_int)]
     if args.deployed:
         return deployed(backends, g_float, g_int, args)
     for name, graph in (("float", g_float), ("int", g_int)):
