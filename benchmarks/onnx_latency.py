@@ -106,7 +106,8 @@ def profile(graph, threads, batch=64, runs=8) -> None:
     by_op, by_kind = collections.Counter(), collections.Counter()
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            op, tail = e["args"]["op_name"], e["name"].rsplit("/", 1)[-1].split(":")[0]
+            op = e["args"]["op_name"]
+            tail = e["name"][:-len("_kernel_time")].rsplit("/", 1)[-1].split(":")[0]
             by_op[op] += e["dur"] / 1e3 / runs
             by_kind[f"{op}:{tail.rstrip('0123456789_')}"] += e["dur"] / 1e3 / runs
     total = sum(by_op.values())
