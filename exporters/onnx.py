@@ -39,10 +39,10 @@ from mlf_deploy.exporters.onnx_ops import (
     Builder,
     check_exact,
     population_step,
-    project,
     shift,
     wrap24,
 )
+from mlf_deploy.exporters.onnx_projections import project
 from mlf_deploy.fileio import atomic_path
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir import semantics as sem

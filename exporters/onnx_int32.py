@@ -3,7 +3,7 @@ the float64 arithmetic of :mod:`mlf_deploy.exporters.onnx_ops`). Half the bytes 
 value, and ONNX Runtime's int32 elementwise kernels are ~3x faster.
 
 Exactness. A layer runs in int32 when :func:`plan` says so: every projection into it is
-exact in float32 (:func:`~mlf_deploy.exporters.onnx_ops.fits_float32`; its ``Conv`` result is an
+exact in float32 (:func:`~mlf_deploy.exporters.onnx_projections.fits_float32`; its ``Conv`` result is an
 integer below 2^24, the weight shift multiplies it by a power of two, exactly, and the right shift
 floors it, also in float32), and ``2^23 + max(2^23, 64 A) + B < 2^31``, where ``A`` bounds the
 shifted current ``|a|`` and ``B`` the shifted bias ``|bias << e|``. Then every int32 intermediate
@@ -26,13 +26,8 @@ from typing import NamedTuple
 import numpy as np
 from onnx import TensorProto
 
-from mlf_deploy.exporters.onnx_ops import (
-    Builder,
-    _row_sum,
-    fire_and_reset,
-    fits_float32,
-    saturate,
-)
+from mlf_deploy.exporters.onnx_ops import Builder, fire_and_reset, row_sum, saturate
+from mlf_deploy.exporters.onnx_projections import fits_float32
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import STATE_BITS, V_MAX
 
@@ -55,7 +50,7 @@ class LayerPlan(NamedTuple):
     """What an int layer's ONNX arithmetic needs, from its bounds (module docstring)."""
 
     int32: bool  # projections exact in float32, membrane arithmetic in int32
-    wraps: bool  # 64 |a| can pass 2^23: the 24-bit wrap can change u
+    wraps: bool  # 64 |a| can reach 2^23: the 24-bit wrap can change u (it wraps u <= -2^23)
     saturates: bool  # starting from v = 0 (a sequence), |v| can pass V_MAX
 
 
@@ -68,14 +63,14 @@ def plan(graph, layer) -> LayerPlan:
     for p, sources in sem.projection_groups(graph, layer):
         src = source_limits(graph, sources)
         exact32 = exact32 and src is not None and fits_float32(p, src)
-        current += (np.inf if src is None else src) * _row_sum(p.weight) \
+        current += (np.inf if src is None else src) * row_sum(p.weight) \
             * 2.0 ** max(layer.weight_exp, 0)
     bias = np.abs(sem.shift(np.asarray(layer.bias, np.float64), layer.bias_exp)).max(initial=0)
     half, u = 2 ** (STATE_BITS - 1), sem.MEMBRANE_GAIN * current
     wrapped = u if u <= half else max(half, u - sem.STATE_WRAP)  # Lava wraps once
     rho = max(sem.retention_mant(p.v_retention) for p in graph.levels_of(layer.name)) / sem.DECAY_UNIT
     saturates = wrapped + bias > (1 - rho) * V_MAX
-    return LayerPlan(exact32 and half + max(half, u) + bias < LIMIT32, u > half, saturates)
+    return LayerPlan(exact32 and half + max(half, u) + bias < LIMIT32, u >= half, saturates)
 
 
 def decay_terms(retention: float) -> tuple[int, int]:

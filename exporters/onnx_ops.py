@@ -1,18 +1,19 @@
 r"""ONNX building blocks for :mod:`exporters.onnx`: a small graph builder, the projections as exact
-float64 arithmetic, and one MLF population's update.
+float64 (or, where exact, float32) arithmetic, and one MLF population's update.
 
 Why no float64 ``Conv``: ONNX Runtime's CPU provider implements ``Conv`` for float32 only ("Could
 not find an implementation for Conv(11)" for double, still in 1.32), and float32 cannot reproduce
-the reference's float64 currents. A float64 convolution is therefore written as im2col
-(``Pad``, one strided ``Slice`` per kernel tap, ``Concat``) followed by one float64 ``MatMul``.
-That is the same sum of products as ``conv2d``, each output a float64 dot product, so float graphs
-differ from the reference only by summation order (~1 ulp), and int graphs not at all (see below).
+the reference's float64 currents. A float64 convolution is therefore written as im2col (``Pad``,
+then one ``Gather`` of channels-last pixels) followed by one float64 ``MatMul``. That is the same
+sum of products as ``conv2d``, each output a float64 dot product, so float graphs differ from the
+reference only by summation order (~1 ulp), and int graphs not at all (see below).
 
-Exactness of int graphs (all values are integers held in float64). Let ``|x| <= 2^(b-1) - 1`` be the
+Exactness of int graphs (integers held in float64 here; the int32 form of the membrane arithmetic,
+where bounds allow it, is in :mod:`mlf_deploy.exporters.onnx_int32`). Let ``|x| <= 2^(b-1) - 1`` be the
 input bound (``prepare_input`` clips), spikes be 0/1 and a fan-in group sum of ``m`` spike trains be
 in ``[0, m]``. Then every partial sum of a projection, in any order and with or without FMA, is an
 integer of magnitude at most ``max|src| * max_o sum|W_o|`` (where that is below 2^24 the
-projection runs in float32, exact for the same reason); shifts multiply by powers of two (exact)
+projection runs as a float32 ``Conv``, exact for the same reason); shifts multiply by powers of two (exact)
 or divide by one (exact, then ``Floor``); ``u = 64 a`` is wrapped once by ``2^24``; the decay
 ``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact, and
 ``trunc0(d) = Sign(d) * Floor(|d|)``; the membrane before saturation is bounded by
@@ -110,73 +111,7 @@ class Builder:
         return out
 
 
-def conv2d(b: Builder, p, x: str, shape, dtype=None) -> str:
-    """``x`` ``(N, C, H, W)`` -> ``(N, C', H', W')``. In float32 (the fast float export, and int
-    projections whose partial sums all stay integers below 2^24) ONNX ``Conv``: any summation order
-    of such integers is exact, and ONNX Runtime's float32 ``Conv`` is several times faster than
-    im2col. In float64, which ``Conv`` lacks, im2col plus one ``MatMul``."""
-    w = np.asarray(p.weight, dtype=np.float64)
-    cout, cin, kh, kw = w.shape
-    (sh, sw), (ph, pw) = tuple(p.stride), tuple(p.padding)
-    if b.np is np.float32 or dtype is np.float32:
-        return b.op("Conv", [x, b.const(w, np.float32)], f"{p.name}/conv", strides=[sh, sw],
-                    pads=[ph, pw, ph, pw])
-    hp, wp = shape[1] + 2 * ph, shape[2] + 2 * pw
-    ho, wo = sem.conv_output_size(shape[1], kh, sh, ph), sem.conv_output_size(shape[2], kw, sw, pw)
-    # channels last, so that im2col is one Gather of whole pixels and the product one GEMM of
-    # (N Ho Wo, taps C) by (taps C, C'): a batched product per frame is many tiny GEMMs
-    if ph or pw:
-        pads = [0, ph, pw, 0] if b.nhwc else [0, 0, ph, pw]
-        x = b.op("Pad", [x, b.ints(pads + pads)], f"{p.name}/pad")
-    if not b.nhwc:
-        x = b.op("Transpose", [x], f"{p.name}/nhwc", perm=NHWC)
-    x = b.op("Reshape", [x, b.ints([0, hp * wp, cin])], f"{p.name}/pixels")
-    rows, cols = np.meshgrid(np.arange(ho) * sh, np.arange(wo) * sw, indexing="ij")
-    taps = np.add.outer((rows * wp + cols).ravel(), (np.arange(kh)[:, None] * wp
-                                                      + np.arange(kw)).ravel())
-    x = b.op("Gather", [x, b.const(taps.ravel(), np.int64)], f"{p.name}/im2col", axis=1)
-    x = b.op("Reshape", [x, b.ints([-1, kh * kw * cin])], f"{p.name}/cols")
-    wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout)  # taps major, channel minor
-    y = b.op("MatMul", [x, b.const(wmat, dtype)], f"{p.name}/matmul")
-    y = b.op("Reshape", [y, b.ints([-1, ho, wo, cout])], f"{p.name}/unfold")
-    return y if b.nhwc else b.op("Transpose", [y], f"{p.name}/out", perm=NCHW)
-
-
-def dense(b: Builder, p, x: str, shape, dtype=None) -> str:
-    w = np.asarray(p.weight, np.float64)
-    if b.nhwc:  # the columns in the order a channels-last frame flattens
-        w = w.reshape(len(w), *shape).transpose(0, 2, 3, 1).reshape(len(w), -1)
-    flat = b.op("Flatten", [x], f"{p.name}/flatten", axis=1)
-    y = b.op("MatMul", [flat, b.const(w.T, dtype)], f"{p.name}/matmul")
-    return b.op("Reshape", [y, b.ints([0, 1, 1, -1] if b.nhwc else [0, -1, 1, 1])], f"{p.name}/out")
-
-
-PROJECTIONS = {"conv2d": conv2d, "dense": dense}
-
-
-def fits_float32(p, src_max: float | None) -> bool:
-    """Whether every partial sum of ``p`` on integer inputs ``|x| <= src_max`` stays below 2^24,
-    where float32 holds every integer exactly whatever the summation order."""
-    return src_max is not None and src_max * _row_sum(p.weight) < EXACT32
-
-
-def project(b: Builder, p, x: str, shape, src_max: float | None = None,
-            float32_out: bool = False) -> str:
-    """The projection of ``x``. Given ``src_max`` (int graphs: the largest ``|x|``), it runs in
-    float32 when :func:`fits_float32`: ONNX ``Conv`` on the same integers. ``float32_out`` keeps
-    such a result in float32 (it must then fit); otherwise it is cast back to the model's type."""
-    fn = PROJECTIONS.get(p.kind)
-    if fn is None:
-        raise UserError(f"projection {p.name!r}: kind {p.kind!r} has no ONNX export; "
-                        f"supported kinds: {', '.join(PROJECTIONS)}")
-    if not fits_float32(p, src_max):
-        return fn(b, p, b.cast(x, b.np, f"{p.name}/to_model_type"), shape)
-    y = fn(b, p, b.cast(x, np.float32, f"{p.name}/to_f32"), shape, np.float32)
-    b.types[y] = np.float32
-    return y if float32_out else b.cast(y, b.np, f"{p.name}/to_model_type")
-
-
-def _row_sum(weight) -> float:
+def row_sum(weight) -> float:
     """``max_o sum |W_o|``: the largest output for inputs of magnitude 1."""
     w = np.abs(np.asarray(weight, np.float64))
     return float(w.reshape(len(w), -1).sum(1).max())
@@ -259,7 +194,7 @@ def int_bounds(graph) -> dict:
         a = 0.0
         for p in graph.projections_into(layer.name):
             src = limit.get(p.source) or len(graph.sender_levels(p.source))  # payload <= K
-            a += src * _row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
+            a += src * row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
         bias = np.abs(np.asarray(layer.bias, np.float64)).max() * 2.0 ** layer.bias_exp
         decayed = 2.0 ** (STATE_BITS - 1 + sem.DECAY_BITS)  # |v r| before the shift
         bounds[layer.name] = max(a * sem.MEMBRANE_GAIN, decayed) + 2.0 ** STATE_BITS + bias

@@ -17,7 +17,8 @@ from onnx import helper
 from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.onnx import export_onnx, save_onnx
 from mlf_deploy.exporters.onnx_int32 import plan
-from mlf_deploy.exporters.onnx_ops import EXACT, Builder, dense, int_bounds
+from mlf_deploy.exporters.onnx_ops import EXACT, Builder, int_bounds
+from mlf_deploy.exporters.onnx_projections import dense
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.nodes import Projection
 from mlf_deploy.ir.semantics import prepare_input
