@@ -40,11 +40,11 @@ def preset_graph(name: str, seed: int = 0):
             if isinstance(m, TdBatchNorm) and m.weight is not None:  # the input BN has no affine
                 m.weight.uniform_(1.0, 2.5)
                 m.bias.uniform_(0.0, 0.8)
-    from mlf_deploy.runtimes.pipeline import _input_max
+    from mlf_deploy.quantization import input_max_of
 
     float_graph = lower(model.eval(), shape, kind)
     x = sample(name, model.timesteps, 16, seed + 1)  # stands in for the training split
-    return quantize(float_graph, 8, input_max=_input_max(float_graph, x, kind == "events"))[0]
+    return quantize(float_graph, 8, input_max=input_max_of(float_graph, x, kind == "events"))[0]
 
 
 def sample(name: str, timesteps: int, batch: int, seed: int = 1):
@@ -74,11 +74,11 @@ class PeakMemory:
         self._thread.join()
 
     def _run(self):
-        from mlf_deploy.runtimes.lava_guard import group_pids
+        from mlf_deploy.runtimes.lava_guard import group_pids, lava_workers
 
         while not self._stop.wait(0.25):
             total = 0
-            for worker in _workers(os.getpid()):
+            for worker in lava_workers(os.getpid()):
                 for pid in group_pids(worker):
                     try:
                         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -88,32 +88,20 @@ class PeakMemory:
             self.peak_kb = max(self.peak_kb, total)
 
 
-def _workers(parent: int) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if ppid == parent and b"_worker" in f.read():
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-def main(name: str, samples: int, with_profile: bool) -> None:
+def main(name: str, samples: int, with_profile: bool, spikes: str = "binary") -> None:
     import torch
 
     from benchmarks.lava_profile import format_profile
+    from mlf_deploy.graded_lowering import with_spikes
     from mlf_deploy.ir.semantics import prepare_input
     from mlf_deploy.runtimes.lava import SINGLE_THREADED, run_lava
     from mlf_deploy.runtimes.lava_guard import process_count
     from mlf_deploy.runtimes.reference import run_reference
 
     torch.set_num_threads(1)
-    graph = preset_graph(name)
+    graph = with_spikes(preset_graph(name), spikes)
     x = sample(name, graph.input.timesteps, samples)
+    load_at_start = os.getloadavg()[0]
     t = time.perf_counter()
     ref = run_reference(graph, x)
     ref_s = (time.perf_counter() - t) / samples
@@ -121,16 +109,16 @@ def main(name: str, samples: int, with_profile: bool) -> None:
         t = time.perf_counter()
         lava = run_lava(graph, x, samples_per_run=samples)
         lava_s = (time.perf_counter() - t) / samples
-    spikes = sum(int(v.sum()) for v in ref.spikes.values())
+    spike_total = sum(int(v.sum()) for v in ref.spikes.values())
     bad_s = sum(int((lava.spikes[k] != ref.spikes[k]).sum()) for k in ref.spikes)
     bad_v = sum(int((lava.states[k] != ref.states[k]).sum()) for k in ref.states)
     values = sum(v.size for v in ref.states.values())
-    print(f"{name}: {process_count(graph)} Lava processes, {samples} sample(s) per run, "
-          f"load average at start {os.getloadavg()[0]:.1f}")
+    print(f"{name} ({spikes} spikes): {process_count(graph)} Lava processes, {samples} sample(s) "
+          f"per run, load average at start {load_at_start:.1f}")
     print(f"  lava-fixed {lava_s:.1f} s per sample (worker start, compile, run, read back), "
           f"ir-int {ref_s:.2f} s per sample; peak memory of the Lava run "
           f"{mem.peak_kb / 2**20:.2f} GB (PSS sum)")
-    print(f"  exact against ir-int: {bad_s} of {spikes} spikes and {bad_v} of {values} membrane "
+    print(f"  exact against ir-int: {bad_s} of {spike_total} spikes and {bad_v} of {values} membrane "
           f"values differ")
     if with_profile:
         with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,7 @@ lava_preset.py): one user-visible ``run_lava`` per sample against ir-int (spikes
 its wall time, process count, peak memory and the per-process-type profile.
 
     .venv/bin/python benchmarks/lava_vs_reference.py [--samples 2] [--ref-batch 64]
-    .venv/bin/python benchmarks/lava_vs_reference.py --preset cifar10 [--samples 1]
+    .venv/bin/python benchmarks/lava_vs_reference.py --preset cifar10 [--samples 1] [--spikes graded]
 """
 
 from __future__ import annotations
@@ -118,10 +118,12 @@ def main() -> None:
     ap.add_argument("--preset", choices=["cifar10", "dvs_gesture"],
                     help="the paper's network at its real size instead of the digits nets")
     ap.add_argument("--no-profile", action="store_true", help="--preset: skip the profile run")
+    ap.add_argument("--spikes", choices=["binary", "graded"], default="binary",
+                    help="--preset: the lowering (graded: one Loihi 2 neuron per MLF position)")
     args = ap.parse_args()
     if args.preset:
         from benchmarks.lava_preset import main as preset_main
-        return preset_main(args.preset, args.samples, not args.no_profile)
+        return preset_main(args.preset, args.samples, not args.no_profile, args.spikes)
 
     import torch
 

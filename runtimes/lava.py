@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+import mlf_deploy
 from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.lava_import import import_lava
 from mlf_deploy.ir import semantics as sem
@@ -209,7 +210,12 @@ def _worker(job: str) -> None:
 
 
 # ``-I`` drops the working directory, PYTHONPATH and user site from the import path; the one path
-# added is the folder holding this package, so no module from the caller's folder can shadow ours.
+# added is the folder holding the mlf_deploy package, so no module from the caller's folder can shadow ours.
+def package_root() -> str:
+    """The folder holding the mlf_deploy package: a source tree or site-packages."""
+    return str(Path(mlf_deploy.__file__).resolve().parents[1])
+
+
 _WORKER = "import sys; sys.path.insert(0, sys.argv[1]); import mlf_deploy.runtimes.lava as m; m._worker(sys.argv[2])"
 
 
@@ -221,7 +227,7 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
     group is killed and the shared memory its processes held is unlinked. ``timeout`` defaults to
     one derived from the network."""
     timeout = timeout or default_timeout(graph, frames.shape[1])
-    root = str(Path(__file__).resolve().parents[1])
+    root = package_root()
     env = dict(os.environ, **SINGLE_THREADED)
     scratch = tempfile.mkdtemp(prefix="mlf-lava-", dir=_scratch_dir())  # removed even if killed
     with tempfile.TemporaryDirectory(prefix="mlf-lava-job-") as tmp:

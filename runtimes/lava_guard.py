@@ -107,8 +107,8 @@ def failure_text(returncode: int, output: str, dead, graph, batch: int) -> str:
             f"Last output:\n{tail}")
 
 
-def group_pids(pgid: int) -> list[int]:
-    pids = []
+def _processes():
+    """(pid, parent pid, process group) of every process, read from /proc."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -116,9 +116,28 @@ def group_pids(pgid: int) -> list[int]:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:  # exited meanwhile
                 continue
-            if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ...
-                pids.append(int(entry))
-    return pids
+            yield int(entry), int(fields[1]), int(fields[2])  # after "(comm)": state, ppid, pgrp
+
+
+def group_pids(pgid: int) -> list[int]:
+    return [pid for pid, _, group in _processes() if group == pgid]
+
+
+def children(parent: int) -> list[int]:
+    return [pid for pid, ppid, _ in _processes() if ppid == parent]
+
+
+def lava_workers(parent: int) -> list[int]:
+    """The ``run_lava`` workers ``parent`` started (their command line runs ``_worker``)."""
+    found = []
+    for pid in children(parent):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"_worker" in f.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
 
 
 def group_shm_files(pgid: int) -> set[str]:

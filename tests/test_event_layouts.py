@@ -38,7 +38,7 @@ def test_loader_reads_the_real_layout_without_its_archive(tmp_path, name):
     for split in (train, test):
         for i in range(len(split)):
             x, label = split[i]
-            want_label, ev = items[str(split.items[i][0])]
+            want_label, ev = items[str(split.path(i))]
             assert label == want_label == int(split.labels[i])
             np.testing.assert_array_equal(x.numpy(), expected_frames(spec, ev, suffix))
     assert x.dtype == torch.float32 and x.shape == (spec["timesteps"], 2, spec["size"], spec["size"])
@@ -51,7 +51,7 @@ def test_cifar10_dvs_split_follows_each_class_count(tmp_path):
     spec = dataset_spec("cifar10-dvs", data_dir=str(tmp_path))
     train, test = open_split(spec, "train"), open_split(spec, "test")
     assert train.labels.tolist() == [0] * 4 + [1] * 4 and test.labels.tolist() == [0, 1]
-    assert not {p for p, _ in train.items} & {p for p, _ in test.items}
+    assert len(train.paths) and not set(train.paths) & set(test.paths)
     # A checkpoint of the old spec (900 per class) still gets a non-empty test split.
     old = {k: v for k, v in spec.items() if k != "test_fraction"} | {"train_per_class": 900}
     assert len(open_split(old, "test")) == 2
@@ -75,7 +75,7 @@ def test_malformed_recording_is_one_error_naming_the_file(tmp_path, name, damage
     make_event_set(name, tmp_path, per_class=2, classes=2, events=100)
     dataset = open_split(dataset_spec(name, data_dir=str(tmp_path)), "train")
     list(batches(dataset, range(len(dataset)), 2))  # fills the cache with the good files
-    victim = dataset.items[-1][0]
+    victim = dataset.path(len(dataset) - 1)
     damage(victim)
     os.utime(victim, ns=(1, 1))  # a new mtime: the cache must not answer for the old file
     with pytest.raises(UserError, match=fragment) as info:
@@ -124,11 +124,11 @@ def test_workers_stream_the_same_batches_and_report_errors_in_one_line(tmp_path)
     parallel = list(batches(dataset, order, 4, workers=2))
     assert len(alone) == 2 and all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
                                    for a, b in zip(alone, parallel))
-    dataset.items[3][0].write_bytes(b"12345678")
-    os.utime(dataset.items[3][0], ns=(1, 1))
+    dataset.path(3).write_bytes(b"12345678")
+    os.utime(dataset.path(3), ns=(1, 1))
     with pytest.raises(UserError) as info:
         list(batches(dataset, order, 4, workers=2))
-    assert str(info.value).startswith(str(dataset.items[3][0])) and "Traceback" not in str(info.value)
+    assert str(info.value).startswith(str(dataset.path(3))) and "Traceback" not in str(info.value)
 
 
 def _train(tmp_path, data_dir, workers, name):

@@ -13,6 +13,7 @@ import pytest
 from conftest import make_graphs, make_model, sample_input
 
 from mlf_deploy.exporters.lava_import import lava_available
+from mlf_deploy.runtimes.lava_guard import lava_workers
 
 pytestmark = [pytest.mark.lava,
               pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")]
@@ -60,19 +61,6 @@ def test_spike_delay_reemits_spikes_exactly_delay_steps_later(integer):
     assert not out[:delay].any() and out[delay:].any()
 
 
-def _lava_worker_of(pid):
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if parent == pid and b"_worker" in f.read():
-                    return int(entry)
-        except OSError:
-            continue
-    return None
-
-
 @pytest.mark.slow
 def test_killed_lava_process_is_reported_and_nothing_is_left(small_graphs):
     from mlf_deploy.ir.semantics import prepare_input
@@ -92,7 +80,7 @@ def test_killed_lava_process_is_reported_and_nothing_is_left(small_graphs):
     thread.start()
     deadline, worker, held = time.monotonic() + 300, None, set()
     while time.monotonic() < deadline and thread.is_alive():
-        worker = worker or _lava_worker_of(os.getpid())
+        worker = worker or next(iter(lava_workers(os.getpid())), None)
         members = group_pids(worker) if worker else []
         if len(members) > process_count(graph):  # every Lava process has started
             held = group_shm_files(worker)

@@ -13,6 +13,7 @@ from conftest import make_graphs, make_model, sample_input
 
 from mlf_deploy.exporters.lava_import import lava_available
 from mlf_deploy.ir.semantics import prepare_input
+from mlf_deploy.runtimes.lava_guard import children
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,19 +42,6 @@ def test_worker_imports_nothing_from_the_working_directory(tmp_path):
     subprocess.run([sys.executable, "-c", "import mlf_deploy.runtimes.lava"], cwd=tmp_path, timeout=120,
                    env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert marker.exists()
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid:
-                out.append(int(entry.name))
-    return out
 
 
 def _group_alive(pgid: int) -> bool:
@@ -90,7 +78,7 @@ def _start_driver(tmp_path):
                                                                   scratch=str(scratch))],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for _ in range(1200):  # until the worker has made its scratch files
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         if workers and any(scratch.glob("mlf-lava-*/**/*.rec")):
             return proc, workers[0], scratch
         time.sleep(0.1)

@@ -50,5 +50,13 @@ def test_the_wheel_installs_only_mlf_deploy_and_runs_from_it(tmp_path):
                          text=True, timeout=300, env={"PYTHONPATH": str(site), "PATH": ""})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(site))
+    # The Lava worker runs isolated (-I) and finds the package through the root run_chunk passes;
+    # a missing job file makes it fail right after its imports, naming the file it ran from.
+    worker = ("import subprocess, sys; from mlf_deploy.runtimes.lava import _WORKER, package_root; "
+              "r = subprocess.run([sys.executable, '-I', '-c', _WORKER, package_root(), 'no-job.pkl'], "
+              "capture_output=True, text=True); print(r.stderr)")
+    out = subprocess.run([sys.executable, "-c", worker], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env={"PYTHONPATH": str(site), "PATH": ""})
+    assert str(site / "mlf_deploy" / "runtimes" / "lava.py") in out.stdout, out.stdout + out.stderr
     entry = (site / "mlf_deploy-0.1.0.dist-info" / "entry_points.txt").read_text()
     assert "mlf-deploy = mlf_deploy.commands:main" in entry

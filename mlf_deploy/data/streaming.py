@@ -96,19 +96,23 @@ class RecordingFrames(Dataset):
         from mlf_deploy.data import tonic_sets
 
         self.spec = spec
-        self.items = tonic_sets.recordings(spec, split)
-        self.labels = torch.tensor([label for _, label in self.items], dtype=torch.long)
+        items = tonic_sets.recordings(spec, split)
+        # One numpy buffer, not a list of Path objects: DataLoader workers are forked, and touching
+        # a Python object's refcount copies its page into the worker, so per-recording objects
+        # would cost each worker memory in proportion to the set.
+        self.paths = np.array([str(path) for path, _ in items], dtype=str)
+        self.labels = torch.tensor([label for _, label in items], dtype=torch.long)
         self.shape = (int(spec["timesteps"]), 2, spec["size"], spec["size"])
         root = cache_root(os.path.expanduser(spec["data_dir"]))
         self.cache = FrameCache(root, spec) if root is not None else None
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.paths)
 
     def __getitem__(self, i):
         from mlf_deploy.data import tonic_sets
 
-        path, label = self.items[i]
+        path, label = self.path(i), int(self.labels[i])
         frames = self.cache.load(path, self.shape) if self.cache else None
         if frames is None:
             frames = tonic_sets.recording_frames(self.spec, path)
@@ -116,9 +120,12 @@ class RecordingFrames(Dataset):
                 self.cache.save(path, frames)
         return torch.from_numpy(frames.astype(np.float32)), label
 
+    def path(self, i: int) -> Path:
+        return Path(self.paths[i])
+
     def head(self, n: int) -> RecordingFrames:
         out = object.__new__(RecordingFrames)
-        out.__dict__.update(self.__dict__, items=self.items[:n], labels=self.labels[:n])
+        out.__dict__.update(self.__dict__, paths=self.paths[:n], labels=self.labels[:n])
         return out
 
 
