@@ -12,6 +12,7 @@ limit. Fan-out (distinct (neuron, destination core) edges) is counted once every
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -187,41 +188,54 @@ def _place(cost: _LayerCost, name: str, cap=None):
     return build(1, cc), 1, even(c, cc), binding
 
 
+def _edges_per_row(graph: Graph, p, layer, target_blocks: Counter) -> np.ndarray:
+    """Output edges of one source row of ``p``: its live columns times the destination cores
+    whose rows read that row (``target_blocks``: the destination's row blocks, with how many
+    cores, one per channel block, each has)."""
+    t_rows = graph.nodes[p.target].shape[1]
+    if p.kind == "conv2d":
+        _, _, _, kh, _, stride, pad = _geometry(graph, p)
+        fan = conv_fanout((1, *p.weight.shape[1:]), layer.shape, stride, pad)[0]
+
+        def reads(h):
+            return [o for o in range(t_rows) if 0 <= h + pad[0] - o * stride[0] < kh]
+    else:
+        fan = np.ones(layer.shape[1:])
+
+        def reads(h):
+            return range(t_rows)
+    live_cols = (fan > 0).sum(1)
+    edges = np.zeros(layer.shape[1])
+    for h in range(layer.shape[1]):
+        outs = reads(h)
+        hit = sum(n for (a, b), n in target_blocks.items() if any(a <= o < b for o in outs))
+        edges[h] = live_cols[h] * hit
+    return edges
+
+
 def _fan_out(graph: Graph, cores: list) -> None:
-    """Count each core's output edges: (source neuron, destination core) pairs, the readout one."""
+    """Count each core's output edges: (source neuron, destination core) pairs, the readout one.
+    A row's edges depend on its layer and the destinations' row blocks only, so they are counted
+    once per layer, not once per core (the cifar10 preset has thousands of cores)."""
     by_layer = {}
     for core in cores:
         by_layer.setdefault(core.layer, []).append(core)
+    row_blocks = {name: Counter(c.rows for c in cs) for name, cs in by_layer.items()}
     readout = set(graph.readout.sources)
     out_of = {}
     for p in graph.projections:
         out_of.setdefault(p.source, []).append(p)
-    for core in cores:
-        layer = graph.nodes[core.layer]
-        edges = 0
+    for name, layer_cores in by_layer.items():
+        layer = graph.nodes[name]
+        per_row = np.zeros(layer.shape[1])
         for pop in layer.populations:
-            per_row = np.zeros(layer.shape[1])
             for p in out_of.get(pop, []):
-                t_rows = graph.nodes[p.target].shape[1]
-                if p.kind == "conv2d":
-                    _, _, _, kh, _, stride, pad = _geometry(graph, p)
-                    fan = conv_fanout((1, *p.weight.shape[1:]), layer.shape, stride, pad)[0]
-                    def reads(h, t_rows=t_rows, pad=pad[0], stride=stride[0], kh=kh):
-                        return {o for o in range(t_rows) if 0 <= h + pad - o * stride < kh}
-                else:
-                    fan = np.ones(layer.shape[1:])
-
-                    def reads(h, t_rows=t_rows):
-                        return set(range(t_rows))
-                live_cols = (fan > 0).sum(1)
-                for h in range(*core.rows):
-                    outs = reads(h)
-                    hit = sum(1 for t in by_layer[p.target] if any(t.rows[0] <= o < t.rows[1] for o in outs))
-                    per_row[h] += live_cols[h] * hit
+                per_row += _edges_per_row(graph, p, layer, row_blocks[p.target])
             if pop in readout:
-                per_row[core.rows[0]:core.rows[1]] += layer.shape[2]
-            edges += int(per_row[core.rows[0]:core.rows[1]].sum()) * (core.channels[1] - core.channels[0])
-        core.axons_out = edges
+                per_row += layer.shape[2]
+        for core in layer_cores:
+            core.axons_out = (int(per_row[core.rows[0]:core.rows[1]].sum())
+                              * (core.channels[1] - core.channels[0]))
 
 
 def map_graph(graph: Graph, target: Target = LOIHI2, rules=None) -> Mapping:
@@ -233,9 +247,12 @@ def map_graph(graph: Graph, target: Target = LOIHI2, rules=None) -> Mapping:
         rules: the DRC rule list; default :data:`mlf_deploy.hardware.rules.HARDWARE_RULES`.
     """
     costs = {layer.name: _LayerCost(graph, layer, target) for layer in graph.layers}
-    caps, extra = {}, {}
+    caps, extra, placements = {}, {}, {}
     for _ in range(64):  # fan-out depends on the placement of the targets: shrink until it fits
-        placed = {name: _place(cost, name, caps.get(name)) for name, cost in costs.items()}
+        for name, cost in costs.items():  # a layer is placed again only when its cap changed
+            if (name, caps.get(name)) not in placements:
+                placements[name, caps.get(name)] = _place(cost, name, caps.get(name))
+        placed = {name: placements[name, caps.get(name)] for name in costs}
         cores = [c for p in placed.values() for c in p[0]]
         _fan_out(graph, cores)
         changed = False
