@@ -1,18 +1,19 @@
 r"""ONNX building blocks for :mod:`exporters.onnx`: a small graph builder, the projections as exact
-float64 arithmetic, and one MLF population's update.
+float64 (or, where exact, float32) arithmetic, and one MLF population's update.
 
 Why no float64 ``Conv``: ONNX Runtime's CPU provider implements ``Conv`` for float32 only ("Could
 not find an implementation for Conv(11)" for double, still in 1.32), and float32 cannot reproduce
-the reference's float64 currents. A float64 convolution is therefore written as im2col
-(``Pad``, one strided ``Slice`` per kernel tap, ``Concat``) followed by one float64 ``MatMul``.
-That is the same sum of products as ``conv2d``, each output a float64 dot product, so float graphs
-differ from the reference only by summation order (~1 ulp), and int graphs not at all (see below).
+the reference's float64 currents. A float64 convolution is therefore written as im2col (``Pad``,
+then one ``Gather`` of channels-last pixels) followed by one float64 ``MatMul``. That is the same
+sum of products as ``conv2d``, each output a float64 dot product, so float graphs differ from the
+reference only by summation order (~1 ulp), and int graphs not at all (see below).
 
-Exactness of int graphs (all values are integers held in float64). Let ``|x| <= 2^(b-1) - 1`` be the
+Exactness of int graphs (integers held in float64 here; the int32 form of the membrane arithmetic,
+where bounds allow it, is in :mod:`mlf_deploy.exporters.onnx_int32`). Let ``|x| <= 2^(b-1) - 1`` be the
 input bound (``prepare_input`` clips), spikes be 0/1 and a fan-in group sum of ``m`` spike trains be
 in ``[0, m]``. Then every partial sum of a projection, in any order and with or without FMA, is an
 integer of magnitude at most ``max|src| * max_o sum|W_o|`` (where that is below 2^24 the
-projection runs in float32, exact for the same reason); shifts multiply by powers of two (exact)
+projection runs as a float32 ``Conv``, exact for the same reason); shifts multiply by powers of two (exact)
 or divide by one (exact, then ``Floor``); ``u = 64 a`` is wrapped once by ``2^24``; the decay
 ``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact, and
 ``trunc0(d) = Sign(d) * Floor(|d|)``; the membrane before saturation is bounded by
@@ -34,6 +35,7 @@ from mlf_deploy.ir.semantics import STATE_BITS, V_MAX
 DOUBLE, INT64, UINT8 = TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8
 EXACT = 2.0 ** 53  # float64 holds every integer below this exactly
 EXACT32 = 2.0 ** 24  # and float32
+NHWC, NCHW = [0, 2, 3, 1], [0, 3, 1, 2]  # Transpose perms between the two layouts
 
 
 class Builder:
@@ -44,6 +46,10 @@ class Builder:
         self.np = np.dtype(precision).type
         self.ftype = DOUBLE if self.np is np.float64 else TensorProto.FLOAT
         self.nodes, self.inits, self._consts, self._names, self._n = [], [], {}, set(), 0
+        self.types = {}  # value name -> numpy type, for values whose type a Cast fixed
+        # float64 models keep frames channels last (N, H, W, C), the im2col GEMM's layout; models
+        # with ONNX Conv (float32 and int projections) keep ONNX's (N, C, H, W)
+        self.nhwc = False
 
     def op(self, op_type: str, inputs, name: str | None = None, **attrs) -> str:
         self._n += 1
@@ -58,6 +64,17 @@ class Builder:
         """A node with given output names (graph outputs, multi-output ops)."""
         self._names.add(name)
         self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name, **attrs))
+
+    def prune(self, outputs) -> None:
+        """Drop the nodes nothing needs, e.g. the last step's reset of a model that does not
+        output its membranes (ONNX Runtime would run them)."""
+        needed, kept = set(outputs), []
+        for node in reversed(self.nodes):
+            if needed.intersection(node.output):
+                kept.append(node)
+                needed.update(node.input)
+        self.nodes = kept[::-1]
+        self.inits = [t for t in self.inits if t.name in needed]
 
     def concat(self, values: list, name: str) -> str:
         return values[0] if len(values) == 1 else self.op("Concat", values, name, axis=0)
@@ -74,82 +91,52 @@ class Builder:
     def ints(self, values) -> str:
         return self.const(list(values), np.int64)
 
+    def cast(self, x: str, to, name: str, have=None) -> str:
+        """``x`` as numpy type ``to``; no node when it is that type already (``have``, else what
+        :meth:`cast` recorded; values of unrecorded type are of the model's type)."""
+        if (have or self.types.get(x, self.np)) is to:
+            return x
+        out = self.op("Cast", [x], name, to=helper.np_dtype_to_tensor_dtype(np.dtype(to)))
+        self.types[out] = to
+        return out
 
-def conv2d(b: Builder, p, x: str, shape, dtype=None) -> str:
-    """``x`` ``(N, C, H, W)`` -> ``(N, C', H', W')``. In float32 (the fast float export, and int
-    projections whose partial sums all stay integers below 2^24) ONNX ``Conv``: any summation order
-    of such integers is exact, and ONNX Runtime's float32 ``Conv`` is several times faster than
-    im2col. In float64, which ``Conv`` lacks, im2col plus one ``MatMul``."""
-    w = np.asarray(p.weight, dtype=np.float64)
-    cout, cin, kh, kw = w.shape
-    (sh, sw), (ph, pw) = tuple(p.stride), tuple(p.padding)
-    if b.np is np.float32 or dtype is np.float32:
-        return b.op("Conv", [x, b.const(w, np.float32)], f"{p.name}/conv", strides=[sh, sw],
-                    pads=[ph, pw, ph, pw])
-    h, wd = shape[1] + 2 * ph, shape[2] + 2 * pw
-    ho, wo = sem.conv_output_size(shape[1], kh, sh, ph), sem.conv_output_size(shape[2], kw, sw, pw)
-    if ph or pw:
-        x = b.op("Pad", [x, b.ints([0, 0, ph, pw, 0, 0, ph, pw])], f"{p.name}/pad")
-    taps = []
-    for i in range(kh):
-        for j in range(kw):
-            if (kh, kw, sh, sw) == (1, 1, 1, 1) and (h, wd) == (ho, wo):
-                taps.append(x)
-                continue
-            taps.append(b.op("Slice", [x, b.ints([i, j]), b.ints([i + sh * (ho - 1) + 1,
-                             j + sw * (wo - 1) + 1]), b.ints([2, 3]), b.ints([sh, sw])],
-                             f"{p.name}/tap{i}{j}"))
-    cols = taps[0] if len(taps) == 1 else b.op("Concat", taps, f"{p.name}/im2col", axis=1)
-    cols = b.op("Reshape", [cols, b.ints([0, kh * kw * cin, ho * wo])], f"{p.name}/cols")
-    wmat = w.transpose(0, 2, 3, 1).reshape(cout, kh * kw * cin)  # taps major, channel minor
-    y = b.op("MatMul", [b.const(wmat, dtype), cols], f"{p.name}/matmul")
-    return b.op("Reshape", [y, b.ints([0, cout, ho, wo])], f"{p.name}/out")
+    def add(self, values: list, name: str) -> str:
+        """The sum of ``values``, typed as they are when all share one known type."""
+        out = values[0]
+        for i, other in enumerate(values[1:]):
+            out = self.op("Add", [out, other], f"{name}{i}" if i else name)
+        kinds = {self.types.get(v) for v in values}
+        if len(kinds) == 1 and None not in kinds:
+            self.types[out] = kinds.pop()
+        return out
 
 
-def dense(b: Builder, p, x: str, shape, dtype=None) -> str:
-    flat = b.op("Flatten", [x], f"{p.name}/flatten", axis=1)
-    y = b.op("MatMul", [flat, b.const(np.asarray(p.weight, np.float64).T, dtype)],
-             f"{p.name}/matmul")
-    return b.op("Reshape", [y, b.ints([0, -1, 1, 1])], f"{p.name}/out")
-
-
-PROJECTIONS = {"conv2d": conv2d, "dense": dense}
-
-
-def project(b: Builder, p, x: str, shape, src_max: float | None = None) -> str:
-    """The projection of ``x``. Given ``src_max`` (int graphs: the largest ``|x|``), it runs in
-    float32 when every partial sum is an integer below 2^24, which float32 holds exactly whatever
-    the summation order: half the memory traffic of float64, and the same integers."""
-    fn = PROJECTIONS.get(p.kind)
-    if fn is None:
-        raise UserError(f"projection {p.name!r}: kind {p.kind!r} has no ONNX export; "
-                        f"supported kinds: {', '.join(PROJECTIONS)}")
-    if src_max is None or src_max * _row_sum(p.weight) >= EXACT32:
-        return fn(b, p, x, shape)
-    x = b.op("Cast", [x], f"{p.name}/to_f32", to=TensorProto.FLOAT)
-    return b.op("Cast", [fn(b, p, x, shape, np.float32)], f"{p.name}/to_f64", to=DOUBLE)
-
-
-def _row_sum(weight) -> float:
+def row_sum(weight) -> float:
     """``max_o sum |W_o|``: the largest output for inputs of magnitude 1."""
     w = np.abs(np.asarray(weight, np.float64))
     return float(w.reshape(len(w), -1).sum(1).max())
 
 
-def shift(b: Builder, x: str, exp: int, name: str) -> str:
-    """``x << exp`` or ``floor(x / 2^-exp)``: powers of two scale float64 exactly."""
+def shift(b: Builder, x: str, exp: int, name: str, dtype=None) -> str:
+    """``x << exp`` or ``floor(x / 2^-exp)``: powers of two scale floats exactly."""
     if exp >= 0:
-        return x if exp == 0 else b.op("Mul", [x, b.const(2.0 ** exp)], f"{name}/shl")
-    return b.op("Floor", [b.op("Mul", [x, b.const(2.0 ** exp)], f"{name}/shr")], f"{name}/floor")
+        return x if exp == 0 else b.op("Mul", [x, b.const(2.0 ** exp, dtype)], f"{name}/shl")
+    return b.op("Floor", [b.op("Mul", [x, b.const(2.0 ** exp, dtype)], f"{name}/shr")],
+                f"{name}/floor")
 
 
-def wrap24(b: Builder, u: str, name: str) -> tuple[str, str]:
-    """Lava's single conditional 24-bit wrap of ``u = 64 a``; returns (u, wrapped mask)."""
-    top, wrap = b.const(2.0 ** (STATE_BITS - 1)), b.const(2.0 ** STATE_BITS)
+def wrap24(b: Builder, u: str, name: str, dtype=None) -> tuple[str, str]:
+    """Lava's single conditional 24-bit wrap of ``u = 64 a``; returns (u, wrapped mask).
+    ``u - 2^24 [u > 2^23] + 2^24 [u <= -2^23]``, as masks cast to numbers: ``Where`` is slow."""
+    dtype = dtype or b.np
+    to = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    top = b.const(2 ** (STATE_BITS - 1), dtype)
     hi = b.op("Greater", [u, top], f"{name}/wrap_hi")
-    lo = b.op("LessOrEqual", [u, b.op("Neg", [top], f"{name}/neg_top")], f"{name}/wrap_lo")
-    u = b.op("Where", [hi, b.op("Sub", [u, wrap], f"{name}/minus"), u], f"{name}/wrap_down")
-    u = b.op("Where", [lo, b.op("Add", [u, wrap], f"{name}/plus"), u], f"{name}/wrap_up")
+    lo = b.op("LessOrEqual", [u, b.const(-2 ** (STATE_BITS - 1), dtype)], f"{name}/wrap_lo")
+    turns = b.op("Sub", [b.op("Cast", [hi], f"{name}/hi_n", to=to),
+                         b.op("Cast", [lo], f"{name}/lo_n", to=to)], f"{name}/turns")
+    u = b.op("Sub", [u, b.op("Mul", [turns, b.const(2 ** STATE_BITS, dtype)], f"{name}/by")],
+             f"{name}/wrap")
     return u, b.op("Or", [hi, lo], f"{name}/wrapped")
 
 
@@ -170,18 +157,32 @@ def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None
                              b.op("Floor", [b.op("Abs", [d], f"{n}/abs")], f"{n}/floor")],
                      f"{n}/trunc0")
             drive = b.op("Add", [d, drive], f"{n}/integrate")
-        saturated = b.op("Greater", [b.op("Abs", [drive], f"{n}/vabs"), b.const(float(V_MAX))],
-                         f"{n}/saturated")
-        drive = b.op("Clip", [drive, b.const(-float(V_MAX)), b.const(float(V_MAX))], f"{n}/clip")
+        drive, saturated = saturate(b, drive, n, b.np)
     else:
         if v is not None:
             drive = b.op("Add", [b.op("Mul", [v, b.const(pop.v_retention)], f"{n}/decay"), drive],
                          f"{n}/integrate")
-        drive = b.op("Add", [drive, bias], f"{n}/bias")
-    theta = float(sem.membrane_threshold(pop.v_threshold, integer))
-    s = b.op("Greater", [drive, b.const(theta)], f"{n}/fire")
-    v = b.op("Where", [s, b.const(0.0), drive], f"{n}/reset")
+        if bias is not None:  # None: ``drive`` already holds it (a + b is shared at t = 0)
+            drive = b.op("Add", [drive, bias], f"{n}/bias")
+    s, v = fire_and_reset(b, drive, sem.membrane_threshold(pop.v_threshold, integer), n, b.np)
     return s, v, saturated
+
+
+def saturate(b: Builder, x: str, n: str, dtype) -> tuple[str, str]:
+    """``(clip(x, +-V_MAX), |x| > V_MAX)``: Loihi's saturating 24-bit membrane."""
+    sat = b.op("Greater", [b.op("Abs", [x], f"{n}/vabs"), b.const(V_MAX, dtype)], f"{n}/saturated")
+    return b.op("Clip", [x, b.const(-V_MAX, dtype), b.const(V_MAX, dtype)], f"{n}/clip"), sat
+
+
+def fire_and_reset(b: Builder, x: str, theta, n: str, dtype) -> tuple[str, str]:
+    """``(x > theta, x where it did not fire, else 0)``. The reset multiplies by the 0/1 mask
+    (``x * 1`` is ``x`` exactly): ONNX Runtime's ``Where`` with a broadcast scalar is ~8x slower
+    than a ``Mul``."""
+    theta = b.const(theta, dtype)
+    s = b.op("Greater", [x, theta], f"{n}/fire")
+    keep = b.op("Cast", [b.op("Not", [s], f"{n}/below")], f"{n}/keep",
+                to=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+    return s, b.op("Mul", [x, keep], f"{n}/reset")
 
 
 def int_bounds(graph) -> dict:
@@ -193,7 +194,7 @@ def int_bounds(graph) -> dict:
         a = 0.0
         for p in graph.projections_into(layer.name):
             src = limit.get(p.source) or len(graph.sender_levels(p.source))  # payload <= K
-            a += src * _row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
+            a += src * row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
         bias = np.abs(np.asarray(layer.bias, np.float64)).max() * 2.0 ** layer.bias_exp
         decayed = 2.0 ** (STATE_BITS - 1 + sem.DECAY_BITS)  # |v r| before the shift
         bounds[layer.name] = max(a * sem.MEMBRANE_GAIN, decayed) + 2.0 ** STATE_BITS + bias

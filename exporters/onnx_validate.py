@@ -20,8 +20,9 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.onnx import FORMAT, OPSET
 
 OPS = frozenset({"Abs", "Add", "Cast", "Clip", "Concat", "Conv", "Div", "Flatten", "Floor",
-                 "Greater", "LessOrEqual", "MatMul", "Mul", "Neg", "Or", "Pad", "ReduceSum",
-                 "Reshape", "Sign", "Slice", "Split", "Sub", "Unsqueeze", "Where"})
+                 "Gather", "Greater", "LessOrEqual", "MatMul", "Mul", "Neg", "Not", "Or", "Pad",
+                 "ReduceSum", "Reshape", "Sign", "Slice", "Split", "Sub", "Transpose", "Unsqueeze",
+                 "Where"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 

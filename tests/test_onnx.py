@@ -16,8 +16,11 @@ from onnx import helper
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.onnx import export_onnx, save_onnx
-from mlf_deploy.exporters.onnx_ops import EXACT, int_bounds
+from mlf_deploy.exporters.onnx_int32 import plan
+from mlf_deploy.exporters.onnx_ops import EXACT, Builder, int_bounds
+from mlf_deploy.exporters.onnx_projections import dense
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.nodes import Projection
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.runtimes.onnx import OnnxRunner, run_onnx, run_onnx_file
 from mlf_deploy.runtimes.reference import run_reference
@@ -85,17 +88,17 @@ def test_model_structure(nets, numeric, mode):
     tag = "step" if mode == "step" else "t0"
     for pop in graph.populations:  # K single-threshold populations, each its own compare/reset
         assert names[f"{pop.name}/{tag}/fire"] == "Greater"
-        assert names[f"{pop.name}/{tag}/reset"] == "Where"
+        assert names[f"{pop.name}/{tag}/reset"] == "Mul"  # by its not-fired mask
     if mode == "step":
         ins = {i.name for i in model.graph.input}
         assert ins == {"input", *(f"v/{p.name}" for p in graph.populations)}
 
 
 def _with_all_outputs(model):
-    """The model with every float64 and float32 intermediate exposed as an output."""
+    """The model with every float64, float32 and int32 intermediate exposed as an output."""
     inferred = onnx.shape_inference.infer_shapes(model)
-    extra = [v for v in inferred.graph.value_info
-             if v.type.tensor_type.elem_type in (onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT)]
+    kinds = (onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT, onnx.TensorProto.INT32)
+    extra = [v for v in inferred.graph.value_info if v.type.tensor_type.elem_type in kinds]
     model = onnx.ModelProto()
     model.CopyFrom(inferred)
     model.graph.output.extend(extra)
@@ -106,6 +109,9 @@ def test_int_intermediates_are_exact_integers(nets):
     _, g_int, x = nets["d14-events"]
     model, names = _with_all_outputs(export_onnx(g_int, "sequence"))
     assert len(names) > 500
+    # the event stem's bias is too large for int32, so both arithmetics are covered
+    narrow = [layer.name for layer in g_int.layers if plan(g_int, layer).int32]
+    assert 0 < len(narrow) < len(g_int.layers)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     run = sess.run(None, {"input": prepare_input(g_int, x)})
     out = dict(zip([o.name for o in sess.get_outputs()], run))
@@ -122,7 +128,8 @@ def test_int_intermediates_are_exact_integers(nets):
         assert np.abs(v).max(initial=0) <= max(bound, 2.0 ** 47), name
         if v.dtype == np.float32:  # projections run in float32 only where sums stay below 2^24
             assert np.abs(v).max(initial=0) < 2 ** 24, name
-    assert any(out[n].dtype == np.float32 for n in names)
+    assert {out[n].dtype for n in names} == {np.dtype(np.float64), np.dtype(np.float32),
+                                              np.dtype(np.int32)}
 
 
 def _scaled(graph: Graph, exp_shift: int, bias_shift: int) -> Graph:
@@ -212,3 +219,25 @@ def test_float32_fast_export(nets):
     np.testing.assert_allclose(res.logits, ref.logits, atol=1e-3)
     with pytest.raises(UserError, match="int graphs export in float64 only"):
         export_onnx(g_int, precision="float32")
+
+
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_dense_projection_in_both_layouts(nhwc):
+    """A dense projection reads frames flattened in ONNX's order (C, H, W) or, in float64 models,
+    channels last; both must equal ``flatten(x) @ W.T`` of the NCHW frame."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (5, 4, 3, 2)).astype(np.float64)
+    p = Projection("d", "src", "dst", "dense", rng.normal(size=(7, 24)))
+    b = Builder()
+    b.nhwc = nhwc
+    y = dense(b, p, "x", (4, 3, 2))
+    b.emit("Identity", [y], ["y"], "out")
+    model = helper.make_model(helper.make_graph(
+        b.nodes, "dense", [helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, None)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.DOUBLE, None)], b.inits),
+        opset_imports=[helper.make_opsetid("", 21)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x": x.transpose(0, 2, 3, 1).copy() if nhwc else x})[0]
+    want = x.reshape(5, -1) @ p.weight.T
+    np.testing.assert_allclose(got.reshape(5, 7), want, rtol=1e-13, atol=0)
+    assert got.shape == ((5, 1, 1, 7) if nhwc else (5, 7, 1, 1))
