@@ -3,7 +3,7 @@
 Alternates thread counts over the same digits training steps (batch 32, the digits preset) for a
 few rounds, so that load from other processes hits every setting alike, and prints each count's
 median step time as a ratio to one thread, with the 1-minute load average before and after, and
-the count ``mlf_deploy.training.choose_threads`` picks.
+the count ``mlf_deploy.training_env.choose_threads`` picks.
 
     .venv/bin/python benchmarks/train_threads.py --threads 1,2 --steps 10 --rounds 3
 """
@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from mlf_deploy.data import dataset_spec, load_split, model_input  # noqa: E402
 from mlf_deploy.models import DSResNet, preset_args  # noqa: E402
-from mlf_deploy.training import choose_threads  # noqa: E402
+from mlf_deploy.training_env import choose_threads  # noqa: E402
 
 
 def step_seconds(model, opt, x, y, steps: int) -> float:

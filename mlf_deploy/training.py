@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -25,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from mlf_deploy.checkpoint import read_checkpoint, save_checkpoint
+from mlf_deploy.checkpoint import save_checkpoint
 from mlf_deploy.data import (
     augment,
     dataset_options,
@@ -35,11 +34,13 @@ from mlf_deploy.data import (
     open_split,
 )
 from mlf_deploy.data.ranges import split_range
-from mlf_deploy.data.streaming import TensorSplit, batches
+from mlf_deploy.data.streaming import batches
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
 from mlf_deploy.outputs import output_lock
+from mlf_deploy.training_env import choose_threads, choose_workers, setup_distributed
+from mlf_deploy.training_files import check_no_run, check_out_dir, read_resume, weights_sha256
 
 
 @dataclass
@@ -129,98 +130,6 @@ def build(cfg: TrainConfig) -> tuple[dict, dict]:
     return spec, args
 
 
-def _check_out_dir(out: Path) -> None:
-    """Fail before any work when ``out`` cannot become a writable directory; create nothing."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} exists and is not a directory; choose another --out")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"cannot create output directory {out}: {parent} is a file")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write to {parent}: permission denied; choose a writable --out")
-
-
-def _plain(obj):
-    return json.loads(json.dumps(obj, default=list))
-
-
-def _read_resume(path: Path, spec: dict, model_args: dict) -> dict:
-    if not path.is_file():
-        raise UserError(f"nothing to resume: {path} does not exist; run without --resume")
-    ckpt = read_checkpoint(path)
-    missing = [k for k in ("optimizer", "scheduler", "rng", "epoch", "history") if k not in ckpt]
-    if missing:
-        raise UserError(f"{path} cannot be resumed: it lacks {', '.join(missing)}")
-    theirs = {**_plain(ckpt["dataset"]), "data_dir": None}
-    diffs = sorted(k for k in {**model_args, **ckpt["model_args"]}
-                   if _plain(model_args.get(k)) != _plain(ckpt["model_args"].get(k)))
-    diffs += sorted(k for k in {**spec, **theirs} if k != "data_dir" and spec.get(k) != theirs.get(k))
-    if diffs:
-        raise UserError(f"{path} was trained with different settings ({', '.join(diffs)}); resume "
-                        "with the options of that run or choose another --out")
-    return ckpt
-
-
-def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
-    """``(rank, world_size, device)``; joins the process group when torchrun started us."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, torch.device(device)
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "cuda":
-        torch.cuda.set_device(local)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device == "cuda" else "gloo")
-    return rank, world, torch.device(f"cuda:{local}" if device == "cuda" else "cpu")
-
-
-def weights_sha256(model: torch.nn.Module) -> str:
-    """A hash of every parameter and buffer, to compare models across processes."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _cores() -> int:
-    """CPU cores this process may run on (taskset and cgroup cpusets included)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def choose_threads(threads: int | None = None) -> int:
-    """Set and return torch's intra-op thread count for this process.
-
-    ``threads`` wins; else ``OMP_NUM_THREADS`` (torch reads it itself); else the cores this process
-    may use, divided among the ranks torchrun started on this host and reduced by the load other
-    processes already put on them (1-minute load average), at least one. OpenMP threads wait for
-    each other at every parallel region, so a thread sharing a busy core stalls all of them: on a
-    loaded machine fewer threads are faster (docs/datasets.md has the measurement). DataLoader
-    workers run one thread each (torch sets that).
-    """
-    if threads is None and os.environ.get("OMP_NUM_THREADS"):
-        return torch.get_num_threads()
-    if threads is None:
-        share = _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        idle = _cores() - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
-        threads = max(1, min(share, int(idle)))
-    torch.set_num_threads(threads)
-    return threads
-
-
-def choose_workers(dataset, workers: int | None = None) -> int:
-    """DataLoader worker processes: none for an in-memory split, else ``workers`` or one per core
-    of this rank (at most 4: decoding is the only work they do, and the frame cache makes later
-    epochs I/O)."""
-    if isinstance(dataset, TensorSplit):
-        return 0
-    if workers is not None:
-        return workers
-    return max(1, min(4, _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-
-
 @torch.no_grad()
 def evaluate(model: DSResNet, dataset, batch_size: int = 256, device="cpu", workers: int = 0) -> float:
     """Top-1 accuracy of ``model`` (eval mode) on a split from :func:`mlf_deploy.data.open_split`,
@@ -258,14 +167,6 @@ def _train_epoch(net, opt, dataset, sampler, cfg, spec, device, bar_on, epoch, w
                 samples_per_s=len(order) / seconds)
 
 
-def _check_no_run(out: Path, cfg: TrainConfig) -> None:
-    """An earlier run is continued (--resume) or started over (--force), never silently replaced."""
-    found = [n for n in ("checkpoint.pt", "metrics.jsonl") if (out / n).exists()]
-    if found and not (cfg.resume or cfg.force):
-        raise UserError(f"{out} already holds a run ({', '.join(found)}); pass --resume to continue "
-                        "it, --force to start over (replaces those files), or choose another --out")
-
-
 def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
     """Train, evaluate each epoch, checkpoint to ``out_dir``; see the module docstring.
 
@@ -277,7 +178,7 @@ def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
     """
     cfg = resolve(config)
     out = Path(cfg.out_dir)
-    _check_out_dir(out)
+    check_out_dir(out)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 writes, so only it locks
         return _train(cfg, progress, log)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -289,9 +190,9 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
     start_time = time.perf_counter()
     spec, model_args = build(cfg)
     out = Path(cfg.out_dir)
-    _check_no_run(out, cfg)
+    check_no_run(out, cfg)
     ckpt_path, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
-    resumed = _read_resume(ckpt_path, spec, model_args) if cfg.resume else None
+    resumed = read_resume(ckpt_path, spec, model_args) if cfg.resume else None
     full_train, test_set = open_split(spec, "train"), open_split(spec, "test")
     train_set = full_train
     if cfg.max_samples:
@@ -299,7 +200,7 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
     if len(train_set) == 0 or len(test_set) == 0:
         raise UserError(f"dataset {cfg.dataset!r} has {len(train_set)} training and {len(test_set)} "
                         "test samples; both splits need at least one")
-    rank, world, device = _setup_distributed(cfg.device)
+    rank, world, device = setup_distributed(cfg.device)
     threads, workers = choose_threads(cfg.threads), choose_workers(train_set, cfg.workers)
     log = log if rank == 0 else (lambda *a, **k: None)
     # The whole training split's input range (quantization's input_max), measured once here and

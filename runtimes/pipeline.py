@@ -22,7 +22,7 @@ from mlf_deploy.limits import check_run_size
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
 from mlf_deploy.quantization import QuantizationReport, input_max_of_range, quantize
-from mlf_deploy.training import weights_sha256
+from mlf_deploy.training_files import weights_sha256
 
 
 def check_spikes(spikes: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlf_deploy.checkpoint import load_model
-from mlf_deploy.training import weights_sha256
+from mlf_deploy.training_files import weights_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 

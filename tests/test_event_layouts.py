@@ -141,7 +141,7 @@ def _train(tmp_path, data_dir, workers, name):
 @pytest.mark.slow
 def test_training_streams_an_event_set_the_same_with_or_without_workers(tmp_path):
     from mlf_deploy.checkpoint import load_model
-    from mlf_deploy.training import weights_sha256
+    from mlf_deploy.training_files import weights_sha256
 
     make_event_set("nmnist", tmp_path / "data", per_class=2, classes=3, events=200)
     alone = _train(tmp_path, tmp_path / "data", 0, "alone")

@@ -1,0 +1,60 @@
+"""Where a training run executes: the torchrun rank and device, torch's thread count and the
+DataLoader workers, each chosen from the cores this process may use and the load already on them."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+from mlf_deploy.data.streaming import TensorSplit
+
+
+def setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """``(rank, world_size, device)``; joins the process group when torchrun started us."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device(device)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return rank, world, torch.device(f"cuda:{local}" if device == "cuda" else "cpu")
+
+
+def _cores() -> int:
+    """CPU cores this process may run on (taskset and cgroup cpusets included)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def choose_threads(threads: int | None = None) -> int:
+    """Set and return torch's intra-op thread count for this process.
+
+    ``threads`` wins; else ``OMP_NUM_THREADS`` (torch reads it itself); else the cores this process
+    may use, divided among the ranks torchrun started on this host and reduced by the load other
+    processes already put on them (1-minute load average), at least one. OpenMP threads wait for
+    each other at every parallel region, so a thread sharing a busy core stalls all of them: on a
+    loaded machine fewer threads are faster (docs/datasets.md has the measurement). DataLoader
+    workers run one thread each (torch sets that).
+    """
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    if threads is None:
+        share = _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        idle = _cores() - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
+        threads = max(1, min(share, int(idle)))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def choose_workers(dataset, workers: int | None = None) -> int:
+    """DataLoader worker processes: none for an in-memory split, else ``workers`` or one per core
+    of this rank (at most 4: decoding is the only work they do, and the frame cache makes later
+    epochs I/O)."""
+    if isinstance(dataset, TensorSplit):
+        return 0
+    if workers is not None:
+        return workers
+    return max(1, min(4, _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
