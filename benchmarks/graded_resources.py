@@ -27,7 +27,8 @@ from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
 from mlf_deploy.runtimes.reference import run_reference
 
-GEOMETRIES = {"cifar10": ((3, 32, 32), "static"), "dvs_gesture": ((2, 32, 32), "events")}
+GEOMETRIES = {"cifar10": ((3, 32, 32), "static"), "dvs_gesture": ((2, 32, 32), "events"),
+              "cifar10_dvs": ((2, 42, 42), "events")}
 
 
 def random_inputs(shape, encoding, timesteps, batch, seed):
@@ -121,6 +122,8 @@ def main():
     ap.add_argument("--preset-samples", type=int, default=2)
     ap.add_argument("--markdown", action="store_true", help="also print one markdown table")
     ap.add_argument("--map-seconds", type=int, default=600, help="time limit of one comparison")
+    ap.add_argument("--presets", default="cifar10,dvs_gesture,cifar10_dvs",
+                    help="the paper's presets to compare ('' for digits only)")
     args = ap.parse_args()
     cases = {}
     if args.digits:
@@ -129,7 +132,7 @@ def main():
         GEOMETRIES["digits"] = ((1, 8, 8), "static")
         cases["digits (untrained)"] = lambda: untrained("digits", args.samples)
     for name in GEOMETRIES:
-        if name != "digits":
+        if name != "digits" and name in args.presets.split(","):
             cases[f"{name} (untrained)"] = lambda name=name: untrained(name, args.preset_samples)
     results = {}
     for name, build in cases.items():

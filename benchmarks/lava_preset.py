@@ -4,7 +4,8 @@ The model is the preset's DS-ResNet with random initial weights whose batch-norm
 from a few training-mode passes and whose BN scales/shifts are raised (uniform 1.0-2.5 / 0.0-0.8)
 so that every layer and level fires, as an untrained network would not; no trained weights or data
 are needed. Inputs: images uniform in [0, 2) (cifar10, 3x32x32) or event counts 0..3 per pixel and
-step (dvs_gesture, 2x32x32, the frame size of the DVS-Gesture loader: 128 px / 4, T=40).
+step (dvs_gesture, 2x32x32, the frame size of the DVS-Gesture loader: 128 px / 4, T=40;
+cifar10_dvs, 2x42x42 as its loader makes them from 128 px, T=10).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-INPUTS = {"cifar10": ("static", (3, 32, 32)), "dvs_gesture": ("events", (2, 32, 32))}
+INPUTS = {"cifar10": ("static", (3, 32, 32)), "dvs_gesture": ("events", (2, 32, 32)),
+          "cifar10_dvs": ("events", (2, 42, 42))}
 
 
 def preset_graph(name: str, seed: int = 0):

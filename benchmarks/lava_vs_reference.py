@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--depths", default="14,20")
     ap.add_argument("--stock", action="store_true",
                     help="also time the whole network with Lava's stock Conv model")
-    ap.add_argument("--preset", choices=["cifar10", "dvs_gesture"],
+    ap.add_argument("--preset", choices=["cifar10", "dvs_gesture", "cifar10_dvs"],
                     help="the paper's network at its real size instead of the digits nets")
     ap.add_argument("--no-profile", action="store_true", help="--preset: skip the profile run")
     ap.add_argument("--spikes", choices=["binary", "graded"], default="binary",

@@ -41,14 +41,21 @@ def model_input(meta: dict, raw) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def logits(path: str, raw) -> tuple[np.ndarray, dict]:
-    """The model's logits ``(B, classes)`` for raw samples, and its metadata."""
+def logits(path: str, raw, batch_size: int = 32) -> tuple[np.ndarray, dict]:
+    """The model's logits ``(B, classes)`` for raw samples, and its metadata. The samples run
+    ``batch_size`` at a time, so memory stays that of one batch however many there are."""
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     meta = sess.get_modelmeta().custom_metadata_map
-    frames = model_input(meta, raw)
+    raw = np.asarray(raw)
+    parts = [_batch_logits(sess, meta, model_input(meta, raw[i:i + batch_size]))
+             for i in range(0, len(raw), batch_size)]
+    return np.concatenate(parts), meta
+
+
+def _batch_logits(sess, meta: dict, frames) -> np.ndarray:
     names = [o.name for o in sess.get_outputs()]
     if meta["mode"] == "sequence":
-        return sess.run(["logits"], {"input": frames})[0], meta
+        return sess.run(["logits"], {"input": frames})[0]
     pops = json.loads(meta["populations"])
     state_dtype = np.int64 if meta["numeric"] == "int" else np.float64
     state = {i.name: np.zeros((frames.shape[1], *i.shape[1:]), state_dtype)
@@ -59,7 +66,7 @@ def logits(path: str, raw) -> tuple[np.ndarray, dict]:
         state = {f"v/{p}": out[f"v_next/{p}"] for p in pops}
         acc = acc + out["readout_increment"]
     bias = np.asarray(json.loads(meta["readout_bias"]))
-    return acc * float(meta["readout_scale"]) / int(meta["readout_norm"]) + bias, meta
+    return acc * float(meta["readout_scale"]) / int(meta["readout_norm"]) + bias
 
 
 def main(argv=None) -> int:

@@ -26,6 +26,9 @@ def load_raw(path) -> np.ndarray:
         raise UserError(f"cannot read --input {path} as a .npy array: {exc}") from exc
     if not np.issubdtype(raw.dtype, np.number):
         raise UserError(f"--input {path} holds {raw.dtype} values; give numbers")
+    if raw.ndim == 0 or len(raw) == 0:
+        raise UserError(f"--input {path} holds no samples (shape {raw.shape}); give a batch of "
+                        "samples along the first axis")
     return raw
 
 
@@ -47,8 +50,9 @@ def _class_names(pipeline: dict | None, classes: int) -> list[str]:
     return list(names) if names and len(names) == classes else [str(i) for i in range(classes)]
 
 
-def run_artifact(artifact, input_path, log=None) -> dict:
-    """Predictions of ``artifact`` on the raw samples in ``input_path``."""
+def run_artifact(artifact, input_path, log=None, batch_size: int = 32) -> dict:
+    """Predictions of ``artifact`` on the raw samples in ``input_path``, ``batch_size`` samples at
+    a time (a whole test set of a real-size network would not fit in memory at once)."""
     path = Path(artifact)
     kind = artifact_kind(path)
     raw = load_raw(input_path)
@@ -57,7 +61,7 @@ def run_artifact(artifact, input_path, log=None) -> dict:
 
         from mlf_deploy.runtimes import onnx_standalone
         try:
-            logits, meta = onnx_standalone.logits(str(path), raw)
+            logits, meta = onnx_standalone.logits(str(path), raw, batch_size)
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
             raise UserError(f"{path}: {exc}; give an .onnx model exported by this version of "
                             "`mlf-deploy export --to onnx`") from exc
@@ -67,15 +71,18 @@ def run_artifact(artifact, input_path, log=None) -> dict:
         pipeline, backend = json.loads(meta["input_pipeline"]), f"onnx-{meta['numeric']}"
     else:
         graph = load_graph(path / "graph.mlfg" if kind == "lava" else path)
-        x = raw_model_input(graph, raw)
         pipeline = graph.metadata.get("input_pipeline")
         if kind == "lava":
-            from mlf_deploy.runtimes.lava import run_lava
-            result = run_lava(graph, x, record_states=False, log=log)
+            from mlf_deploy.runtimes.lava import run_lava as run
+            options = dict(record_states=False, log=log)
         else:
-            from mlf_deploy.runtimes.reference import run_reference
-            result = run_reference(graph, x, record_states=False)
-        logits, backend = result.logits, result.backend
+            from mlf_deploy.runtimes.reference import run_reference as run
+            options = dict(record_states=False)
+        parts = []
+        for i in range(0, len(raw), batch_size):  # keep each batch's logits, drop its records
+            result = run(graph, raw_model_input(graph, raw[i:i + batch_size]), **options)
+            parts.append(np.asarray(result.logits))
+        logits, backend = np.concatenate(parts), result.backend
     names = _class_names(pipeline, logits.shape[1])
     pred = [int(p) for p in np.asarray(logits).argmax(1)]
     return {"artifact": str(path), "kind": kind, "backend": backend, "samples": len(pred),

@@ -67,6 +67,20 @@ def test_run_takes_raw_values_to_classes(ckpt, tmp_path, raw_digits, kind, args)
     assert "sample 0: class" in res.stdout
 
 
+@pytest.mark.parametrize("kind,args", [("ir", []), ("onnx", ["--mode", "step"]),
+                                       ("onnx", ["--mode", "sequence"])])
+def test_run_in_batches_equals_one_batch(ckpt, tmp_path, raw_digits, kind, args):
+    from mlf_deploy.runtimes.run_artifact import run_artifact
+
+    raw_path, expected, _ = raw_digits
+    out = tmp_path / ("model.onnx" if kind == "onnx" else "graph.mlfg")
+    assert run("export", ckpt, "--to", kind, *args, "-o", out).exit_code == 0
+    whole = run_artifact(out, raw_path, batch_size=len(expected))
+    batched = run_artifact(out, raw_path, batch_size=5)  # 12 samples: batches of 5, 5 and 2
+    assert batched["predictions"] == whole["predictions"] == expected
+    np.testing.assert_array_equal(np.asarray(batched["logits"]), np.asarray(whole["logits"]))
+
+
 def test_standalone_onnx_script_imports_nothing_of_ours(ckpt, tmp_path, raw_digits):
     raw_path, expected, pipe = raw_digits
     imported = set()
@@ -100,7 +114,9 @@ def test_standalone_onnx_script_imports_nothing_of_ours(ckpt, tmp_path, raw_digi
 def test_run_bad_input_is_one_error_line(ckpt, tmp_path, raw_digits):
     assert run("export", ckpt, "--to", "onnx", "-o", tmp_path / "m.onnx").exit_code == 0
     np.save(tmp_path / "wrong.npy", np.zeros((2, 3, 8, 8)))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 1, 8, 8)))
     for artifact, inp, fragment in [(tmp_path / "m.onnx", tmp_path / "wrong.npy", "(C, H, W)"),
+                                    (tmp_path / "m.onnx", tmp_path / "empty.npy", "no samples"),
                                     (tmp_path / "nothing", tmp_path / "wrong.npy", "does not exist"),
                                     (tmp_path / "m.onnx", tmp_path / "nope.npy", "nope.npy")]:
         res = run("run", artifact, "--input", inp)
