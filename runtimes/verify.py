@@ -85,7 +85,8 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
         labels, results = y.numpy(), {}
         for i, name in enumerate(names):
             if progress:
-                progress(name if done == 0 else f"{name} (samples {done + 1}-{done + len(labels)})")
+                one_chunk = done == 0 and len(labels) < chunk
+                progress(name if one_chunk else f"{name} (samples {done + 1}-{done + len(labels)})")
             start = time.perf_counter()
             results[name] = runners[name](x)
             tallies[name].add(results[name], results, labels, done, time.perf_counter() - start)
