@@ -114,6 +114,10 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     pipe.lava_timeout = lava_timeout
     if graph_file:
         pipe.use_graph_file(graph_file)
+        if pipe.graph_file["spikes"] != spikes:
+            raise UserError(f"graph file {graph_file} is in the {pipe.graph_file['spikes']} "
+                            f"lowering; pass --spikes {pipe.graph_file['spikes']} so the backends "
+                            "that run it are the ones verified")
     if onnx_file:
         backend = pipe.use_onnx_file(onnx_file)
         names += [backend] if backend not in names else []

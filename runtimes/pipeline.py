@@ -97,11 +97,10 @@ class Pipeline:
         return self._splits[name]
 
     def use_graph_file(self, path) -> Graph:
-        """Replace the float or int graph with a previously exported graph file of this model."""
+        """Replace the float or int graph with a previously exported graph file of this model. A
+        graded file replaces the graded form; the binary graph it is compared with is then this
+        checkpoint's own at the file's weight width."""
         graph = load_graph(path)
-        if graph.graded:
-            raise UserError(f"graph file {path} is graded; verify the binary graph file (the "
-                            "graded backends are rewritten from it)")
         if graph.metadata.get("model_sha256") != self.graph_float.metadata["model_sha256"]:
             raise UserError(f"graph file {path} was exported from another model than "
                             f"{self.path}; export it again from this checkpoint")
@@ -112,12 +111,18 @@ class Pipeline:
             # in the differences below either way.
             own = quantize(self.graph_float, bits, input_max=self.input_max)[0] \
                 if type(bits) is int and 2 <= bits <= 16 else self.graph_int
-            self.graph_int = graph
+            self.graph_int = own if graph.graded else graph
         else:
             own = self.graph_float
-            self.graph_float = graph
+            if not graph.graded:
+                self.graph_float = graph
+        if graph.graded:
+            own = self.graph(graph.numeric, "graded")
+            self._graded[graph.numeric] = (self.graph_int if graph.numeric == "int"
+                                           else self.graph_float, graph)
         diffs = graph_differences(graph, own)
-        self.graph_file = {"path": str(path), "identical": not diffs, "differences": diffs}
+        self.graph_file = {"path": str(path), "identical": not diffs, "differences": diffs,
+                           "spikes": "graded" if graph.graded else "binary"}
         return graph
 
     def use_onnx_file(self, path) -> str:

@@ -115,3 +115,26 @@ def test_verify_graph_names_a_threshold_raised_by_one(files, tmp_path):
     same = run("verify", ckpt, "--graph", d / "int.mlfg", "--samples", "4", "--json")
     assert same.exit_code == 0, same.output
     assert json.loads(same.stdout.strip().splitlines()[-1])["graph_file"]["identical"] is True
+
+
+def test_verify_takes_a_graded_graph_file_and_names_its_difference(files, tmp_path):
+    d, ckpt = files
+    graded = tmp_path / "graded.mlfg"
+    assert run("export", ckpt, "--to", "ir", "--spikes", "graded", "-o", graded).exit_code == 0
+    same = run("verify", ckpt, "--graph", graded, "--spikes", "graded", "--backends", "ir-int",
+               "--samples", "4", "--json")
+    assert same.exit_code == 0, same.output
+    summary = json.loads(same.stdout.strip().splitlines()[-1])
+    assert summary["graph_file"]["identical"] and summary["graph_file"]["spikes"] == "graded"
+    assert summary["backends"]["ir-int-graded"]["spike_mismatches"] == 0
+
+    def raise_one(graph, arrays):
+        node(graph, "GradedPopulation", 2)["v_thresholds"][1] += 1
+    bad = reseal(graded, tmp_path / "graded-plus1.mlfg", edit=raise_one)
+    res = run("verify", ckpt, "--graph", bad, "--spikes", "graded", "--backends", "ir-int",
+              "--samples", "4", "--json")
+    assert res.exit_code == 1, res.output
+    diffs = json.loads(res.stdout.strip().splitlines()[-1])["graph_file"]["differences"]
+    assert len(diffs) == 1 and ".v_thresholds" in diffs[0], diffs
+
+    one_error(run("verify", ckpt, "--graph", graded, "--samples", "4"), "--spikes graded")
