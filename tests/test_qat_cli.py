@@ -93,3 +93,14 @@ def test_finetune_refuses_to_replace_a_checkpoint(base_checkpoint):
     res = CliRunner().invoke(main, ["finetune", str(base_checkpoint), "--weight-bits", "4", "--out",
                                     str(base_checkpoint.parent)])
     assert res.exit_code == 2 and res.output.startswith("error:") and "input checkpoint" in res.output
+
+
+def test_finetune_refuses_a_folder_another_command_is_writing(base_checkpoint, tmp_path):
+    from mlf_deploy.outputs import output_lock
+
+    out = tmp_path / "ft"
+    with output_lock(out):  # as another command writing the folder would hold it
+        res = CliRunner().invoke(main, ["finetune", str(base_checkpoint), "--weight-bits", "4",
+                                        "--out", str(out), "--epochs", "1", "--max-samples", "8"])
+    assert res.exit_code == 2 and res.output.startswith("error:") and "another" in res.output
+    assert not (out / "checkpoint.pt").exists()

@@ -27,6 +27,7 @@ from mlf_deploy.data.streaming import TensorSplit
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
 from mlf_deploy.lowering import lower
+from mlf_deploy.outputs import output_lock
 from mlf_deploy.qat.forward import IntegerForward, IntGrid, integer_logits
 from mlf_deploy.quantization import input_max_of_range
 from mlf_deploy.training import evaluate
@@ -74,9 +75,17 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
         ``checkpoint``, ``weight_bits``, ``post_training_accuracy`` (the integer accuracy before),
         ``test_accuracy`` (after), ``float_accuracy`` (the source model in float), ``history``,
         ``seconds``.
+
+    A lock beside ``out_dir`` keeps a second command from writing the same folder meanwhile.
     """
-    start = time.perf_counter()
     check_config(cfg)
+    Path(cfg.out_dir).parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(cfg.out_dir):
+        return _finetune(cfg, progress, log)
+
+
+def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
+    start = time.perf_counter()
     ckpt = read_checkpoint(cfg.checkpoint)
     model = build_model(ckpt, cfg.checkpoint)
     spec = ckpt["dataset"]
