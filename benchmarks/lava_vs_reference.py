@@ -54,7 +54,7 @@ def worker(job: str) -> None:
 
     from mlf_deploy.exporters.lava import build_processes
     from mlf_deploy.exporters.lava_import import import_lava
-    from mlf_deploy.runtimes.lava import run_config
+    from mlf_deploy.runtimes.lava_sim import run_config
 
     warnings.filterwarnings("ignore", message=".*sparsity structure.*")
     import_lava()  # before any other lava import (Python 3.11 dataclass shim)

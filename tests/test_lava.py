@@ -95,7 +95,7 @@ def test_failing_run_returns_with_clear_error():
     from lava.proc.lif.process import LIF
     from lava.proc.monitor.process import Monitor
 
-    from mlf_deploy.runtimes.lava import LavaRunError, execute, run_config
+    from mlf_deploy.runtimes.lava_sim import LavaRunError, execute, run_config
 
     _, graph = make_graphs(make_model())
     source, lif, monitor = RingBuffer(data=np.ones((2, 3), np.int32)), LIF(shape=(2,)), Monitor()
