@@ -36,14 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.results import RunResult
 from mlf_deploy.runtimes.agreement import disagreement_verdict, spike_verdict
 from mlf_deploy.runtimes.compare import BackendReport
-from mlf_deploy.runtimes.pipeline import Pipeline
-from mlf_deploy.runtimes.reference import ReferenceSimulator
-from mlf_deploy.runtimes.torch_backend import recording_copy, run_copy, run_torch_int
 
-Runner = Callable[..., RunResult]  # raw model input -> its run
 Tolerance = Callable[[BackendReport, float], "tuple[bool, str]"]  # (report, torch accuracy)
 
 
@@ -57,40 +52,6 @@ class Backend:
     rule: str  # the tolerance in words, as reported beside every verdict
     demo: str | None = None  # the demo's verification run it belongs to: "main" or "lava"
     spikes: str = "binary"  # the lowering it runs: "binary" or "graded"
-
-
-def _prepare_torch(pipe: Pipeline, graph) -> Runner:
-    model = recording_copy(pipe.model)
-    return lambda x: run_copy(model, x)
-
-
-def _prepare_reference(pipe: Pipeline, graph) -> Runner:
-    return ReferenceSimulator(graph).run
-
-
-def _prepare_lava(pipe: Pipeline, graph) -> Runner:
-    from mlf_deploy.runtimes.lava import run_lava
-    return lambda x: run_lava(graph, x, timeout=pipe.lava_timeout)
-
-
-def _prepare_onnx(pipe: Pipeline, graph) -> Runner:
-    from mlf_deploy.runtimes.onnx import OnnxRunner
-    if pipe.onnx_file is not None and pipe.onnx_file[1:] == (graph.numeric, graph.spikes):
-        return OnnxRunner(graph, pipe.onnx_file[0]).run
-    return OnnxRunner(graph, None, "sequence").run
-
-
-def _prepare_torch_int(pipe: Pipeline, graph) -> Runner:
-    from mlf_deploy.qat import IntGrid
-    q = graph.metadata["quantization"]  # the grid of the very graph ir-int runs
-    grid = IntGrid.of(pipe.model, q["weight_bits"], graph.input.encoding, q["input_max"])
-    return lambda x: run_torch_int(pipe.model, grid, x)
-
-
-# What is costly and the same for every batch (a float64 model copy, an ONNX export and session,
-# the reference's weight groups, an integer grid) is built by these once per verify.
-PREPARERS = {"torch": _prepare_torch, "torch-int": _prepare_torch_int,
-             "reference": _prepare_reference, "lava": _prepare_lava, "onnx": _prepare_onnx}
 
 
 def _always(rep, torch_accuracy):
@@ -229,15 +190,3 @@ def names_for_spikes(names, spikes: str) -> list[str]:
     if spikes == "binary":
         return list(names)
     return [n if f"{n}-graded" not in BACKENDS else f"{n}-graded" for n in names]
-
-
-def prepare_backend(name: str, pipe: Pipeline) -> Runner:
-    """A function that runs backend ``name`` on a batch of raw model input."""
-    backend = BACKENDS.get(name)
-    if backend is None:
-        raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-    return PREPARERS[backend.kind](pipe, pipe.graph(backend.numeric, backend.spikes))
-
-
-def run_backend(name: str, pipe: Pipeline, x) -> RunResult:
-    return prepare_backend(name, pipe)(x)

@@ -13,10 +13,11 @@ import numpy as np
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.results import RunResult
-from mlf_deploy.runtimes.backends import BACKENDS, prepare_backend, with_references
+from mlf_deploy.runtimes.backends import BACKENDS, with_references
 from mlf_deploy.runtimes.compare import BackendReport
 from mlf_deploy.runtimes.lava_guard import SAMPLES_PER_RUN
 from mlf_deploy.runtimes.pipeline import Pipeline
+from mlf_deploy.runtimes.runners import prepare_backend
 from mlf_deploy.runtimes.tally import Tally
 
 CHUNK_BYTES = 128 * 2 ** 20  # one backend's record of one chunk: spikes and states
