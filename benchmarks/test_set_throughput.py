@@ -1,5 +1,5 @@
 """A whole test set through the deployed network: seconds per sample of ``mlf-deploy run`` on the
-integer ONNX export and on the integer graph file (the reference simulator), against torch's own
+integer ONNX export (``--logits-only``) and on the integer graph file (the reference simulator), against torch's own
 evaluation of the same samples, for the ``cifar10`` preset at its real size.
 
 This is the path for a 10,000-image test set: ``verify`` compares every backend with its reference
@@ -53,8 +53,8 @@ def main() -> None:
         raw = read_cifar10_batch(os.path.join(folder, "cifar-10-batches-py", "test_batch"))[0]
         raw = raw[:args.samples]  # (B, 3, 32, 32) pixel values 0..255, as the data set stores them
         np.save(os.path.join(folder, "raw.npy"), raw)
-        for target, path in (("onnx", "int.onnx"), ("ir", "int.mlfg")):
-            export_checkpoint(ckpt, target, os.path.join(folder, path))
+        export_checkpoint(ckpt, "onnx", os.path.join(folder, "int.onnx"), logits_only=True)
+        export_checkpoint(ckpt, "ir", os.path.join(folder, "int.mlfg"))
         x = pipe.split("test")[0][:args.samples]  # normalised images, as training reads them
 
         def torch_eval():
@@ -74,7 +74,7 @@ def main() -> None:
           f"top-1 agreement of the int network with torch {agree:.4f}")
     print(f"{'path':34} {'s/sample':>9} {'vs torch':>9} {'10,000 samples':>15}")
     for name, seconds in (("torch eval (float32, batch 32)", torch_s),
-                          ("mlf-deploy run int.onnx", onnx_s),
+                          ("mlf-deploy run int.onnx (logits)", onnx_s),
                           ("mlf-deploy run int.mlfg (ir-int)", ref_s)):
         per = seconds / args.samples
         print(f"{name:34} {per:>9.3f} {torch_s / seconds:>8.2f}x {per * 10_000 / 3600:>13.2f} h")

@@ -40,6 +40,9 @@ def _backends(ctx, param, value):
 @click.option("--mode", type=click.Choice(["sequence", "step"]), default=None,
               help="ONNX only: whole-sequence model [default] or one-timestep streaming model; "
                    "refused for ir and lava.")
+@click.option("--logits-only", is_flag=True,
+              help="ONNX sequence models only: output the logits alone (about twice as fast at "
+                   "real sizes, for `mlf-deploy run` on a test set); verify needs the default.")
 @click.option("--nir-target", type=click.Choice(["snntorch", "norse"]), default="snntorch",
               show_default=True, help="NIR only: the importer whose discretisation the file targets.")
 @click.option("--nir-dequantised", is_flag=True,
@@ -50,18 +53,19 @@ def _backends(ctx, param, value):
 @DATA_DIR
 @JSON
 @user_errors
-def export(checkpoint, target, out, weight_bits, as_float, mode, nir_target, nir_dequantised, force,
-           spikes, data_dir, as_json):
+def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, nir_target,
+           nir_dequantised, force, spikes, data_dir, as_json):
     """Lower a checkpoint and write it as a deployment graph, a Lava network or an ONNX model.
 
     \b
     Example:
       mlf-deploy export run/checkpoint.pt --to onnx --mode step -o model.onnx
+      mlf-deploy export run/checkpoint.pt --to onnx --logits-only -o deployed.onnx
       mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
     from mlf_deploy.runtimes.export import export_checkpoint
     info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
-                             nir_target, nir_dequantised, spikes)
+                             nir_target, nir_dequantised, spikes, logits_only)
     click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} {spikes} graph, "
                f"{info['populations']} populations, checksum {info['checksum'][:12]})")
     if as_json:

@@ -169,10 +169,10 @@ def _build(graph: Graph, mode: str, record: bool, precision: str):
         if graph.graded:  # the one sender's payload: its level count
             sender = graph.populations_of(layer.name)[0].name
             values[sender] = b.add(level_spikes, f"{sender}/count")
-        if integer:
+        if integer and (record or not seq):  # a logits-only model skips the event counts too
             overflow.append(_count(b, [m for m in masks if m], f"{layer.name}/overflow"))
     outputs.insert(0, _readout(b, graph, values, mode))
-    if integer:
+    if overflow:
         b.emit("Concat", overflow, ["overflow"], "overflow", axis=0)
         outputs.append(helper.make_tensor_value_info("overflow", INT64, [len(overflow)]))
     return b, inputs, outputs
@@ -203,10 +203,11 @@ def counts_c(graph: Graph) -> int:
     return int(graph.nodes[graph.readout.sources[0]].shape[0])
 
 
-def model_metadata(graph: Graph, mode: str) -> dict:
+def model_metadata(graph: Graph, mode: str, record: bool = True) -> dict:
     pops, ro = graph.level_populations, graph.readout
     return {
         "format": FORMAT, "mode": mode, "numeric": graph.numeric, "spikes": graph.spikes,
+        "recorded": "true" if record or mode == "step" else "false",
         "graph_checksum": graph_checksum(graph),
         "levels": str(graph.levels), "timesteps": str(graph.timesteps),
         "input_encoding": graph.input.encoding, "input_shape": json.dumps(list(graph.input.shape)),
@@ -236,7 +237,9 @@ def export_onnx(graph: Graph, mode: str = "sequence", record: bool = True,
 
     Args:
         mode: "step" (one timestep, states in and out) or "sequence" (all ``T`` steps).
-        record: sequence model only: also output every population's spikes and states.
+        record: sequence model only: also output every population's spikes and states (and, for
+            int graphs, the overflow counts). Without them the model computes the logits only,
+            about twice as fast at real sizes; ``verify`` refuses such a model (nothing to compare).
         precision: "float64" (exact: verified against the reference) or, for float graphs only,
             "float32" (ONNX ``Conv``; faster, but spikes near a threshold may differ).
     """
@@ -255,7 +258,7 @@ def export_onnx(graph: Graph, mode: str = "sequence", record: bool = True,
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name=PRODUCER, producer_version=_version(),
                               doc_string=__doc__.split("\n\n")[0])
-    helper.set_model_props(model, {**model_metadata(graph, mode), "precision": precision})
+    helper.set_model_props(model, {**model_metadata(graph, mode, record), "precision": precision})
     return model
 
 

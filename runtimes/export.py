@@ -35,9 +35,13 @@ def check_output_file(out: Path, target: str, force: bool) -> None:
 def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = None,
                       as_float: bool = False, mode: str | None = None, force: bool = False,
                       data_dir=None, nir_target: str = "snntorch",
-                      nir_dequantised: bool = False, spikes: str = "binary") -> dict:
+                      nir_dequantised: bool = False, spikes: str = "binary",
+                      logits_only: bool = False) -> dict:
     out = Path(out)
     check_spikes(spikes)
+    if logits_only and (target != "onnx" or mode == "step"):
+        raise UserError("--logits-only applies to --to onnx sequence models only (a step model "
+                        "carries its membranes from call to call); drop --logits-only")
     if mode is not None and target != "onnx":
         raise UserError(f"--mode {mode} applies to --to onnx only; a {target} export runs the whole "
                         "sequence (drop --mode)")
@@ -65,14 +69,14 @@ def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = No
             export_lava(graph, out, force=force, protect=[checkpoint])
         elif target == "onnx":
             from mlf_deploy.exporters.onnx import export_onnx, save_onnx
-            save_onnx(export_onnx(graph, mode), out)
+            save_onnx(export_onnx(graph, mode, record=not logits_only), out)
         else:
             from mlf_deploy.exporters.nir import write_nir
             write_nir(graph, out, nir_target)
     info = {"path": str(out), "format": target, "numeric": graph.numeric,
             "checksum": graph_checksum(graph), **graph.summary()}
     if target == "onnx":
-        info["mode"] = mode
+        info.update(mode=mode, logits_only=logits_only)
     if target == "nir":
         info.update(nir_target=nir_target, numeric=graph.metadata.get("nir_numeric", "float"))
     if not as_float:

@@ -64,6 +64,9 @@ def check_model_matches(model: onnx.ModelProto, graph: Graph, where: str = "mode
     if meta.get("numeric") != graph.numeric:
         raise UserError(f"{where} is a {meta.get('numeric')} model but the graph is "
                         f"{graph.numeric}")
+    if meta.get("recorded") == "false":
+        raise UserError(f"{where} was exported with --logits-only: it has no spikes or membranes "
+                        "to compare; export it without --logits-only to verify it")
     checksum = graph_checksum(graph)
     if meta.get("graph_checksum") != checksum:
         raise UserError(f"{where} was exported from another graph (checksum "

@@ -145,3 +145,23 @@ def test_run_a_lava_folder_with_progress(ckpt, tmp_path, raw_digits):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[-1])["predictions"] == expected[:2]
     assert "lava: samples 1-2 of 2" in res.stderr and "Lava processes ran in" in res.stderr
+
+
+def test_logits_only_onnx_runs_the_same_and_is_refused_by_verify(ckpt, tmp_path, raw_digits):
+    from mlf_deploy.runtimes.run_artifact import run_artifact
+
+    raw_path, expected, _ = raw_digits
+    full, lean = tmp_path / "full.onnx", tmp_path / "lean.onnx"
+    assert run("export", ckpt, "--to", "onnx", "-o", full).exit_code == 0
+    assert run("export", ckpt, "--to", "onnx", "--logits-only", "-o", lean).exit_code == 0
+    assert [o.name for o in onnx.load(lean).graph.output] == ["logits"]
+    assert len(onnx.load(lean).graph.node) < len(onnx.load(full).graph.node)
+    a, b = run_artifact(full, raw_path), run_artifact(lean, raw_path)
+    assert a["predictions"] == b["predictions"] == expected
+    np.testing.assert_array_equal(np.asarray(a["logits"]), np.asarray(b["logits"]))
+    res = run("verify", ckpt, "--onnx", lean, "--samples", "2")
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and "--logits-only" in lines[0], res.output
+    for args in (["--to", "ir"], ["--to", "onnx", "--mode", "step"]):
+        res = run("export", ckpt, *args, "--logits-only", "-o", tmp_path / "x")
+        assert res.exit_code == 2 and "--logits-only" in res.stderr, res.output
