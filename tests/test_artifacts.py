@@ -54,12 +54,19 @@ def test_every_artifact_carries_the_input_pipeline(ckpt, tmp_path, raw_digits):
     assert load_graph(tmp_path / "g.mlfg").metadata["input_pipeline"]["dataset"] == "digits"
 
 
-@pytest.mark.parametrize("kind,args", [("ir", []), ("onnx", ["--mode", "step"]),
-                                       ("onnx", ["--mode", "sequence"])])
-def test_run_takes_raw_values_to_classes(ckpt, tmp_path, raw_digits, kind, args):
-    raw_path, expected, _ = raw_digits
+ARTIFACTS = [("ir", []), ("onnx", ["--mode", "step"]), ("onnx", ["--mode", "sequence"])]
+
+
+def exported(ckpt, tmp_path, kind, args):
     out = tmp_path / ("model.onnx" if kind == "onnx" else "graph.mlfg")
     assert run("export", ckpt, "--to", kind, *args, "-o", out).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize("kind,args", ARTIFACTS)
+def test_run_takes_raw_values_to_classes(ckpt, tmp_path, raw_digits, kind, args):
+    raw_path, expected, _ = raw_digits
+    out = exported(ckpt, tmp_path, kind, args)
     res = run("run", out, "--input", raw_path, "--json")
     assert res.exit_code == 0, res.output
     got = json.loads(res.stdout.splitlines()[-1])
@@ -67,14 +74,12 @@ def test_run_takes_raw_values_to_classes(ckpt, tmp_path, raw_digits, kind, args)
     assert "sample 0: class" in res.stdout
 
 
-@pytest.mark.parametrize("kind,args", [("ir", []), ("onnx", ["--mode", "step"]),
-                                       ("onnx", ["--mode", "sequence"])])
+@pytest.mark.parametrize("kind,args", ARTIFACTS)
 def test_run_in_batches_equals_one_batch(ckpt, tmp_path, raw_digits, kind, args):
     from mlf_deploy.runtimes.run_artifact import run_artifact
 
     raw_path, expected, _ = raw_digits
-    out = tmp_path / ("model.onnx" if kind == "onnx" else "graph.mlfg")
-    assert run("export", ckpt, "--to", kind, *args, "-o", out).exit_code == 0
+    out = exported(ckpt, tmp_path, kind, args)
     whole = run_artifact(out, raw_path, batch_size=len(expected))
     batched = run_artifact(out, raw_path, batch_size=5)  # 12 samples: batches of 5, 5 and 2
     assert batched["predictions"] == whole["predictions"] == expected
