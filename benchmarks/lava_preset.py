@@ -42,11 +42,12 @@ def preset_graph(name: str, seed: int = 0):
             if isinstance(m, TdBatchNorm) and m.weight is not None:  # the input BN has no affine
                 m.weight.uniform_(1.0, 2.5)
                 m.bias.uniform_(0.0, 0.8)
-    from mlf_deploy.quantization import input_max_of
+    from mlf_deploy.data.ranges import tensor_range
+    from mlf_deploy.quantization import input_max_of_range
 
     float_graph = lower(model.eval(), shape, kind)
     x = sample(name, model.timesteps, 16, seed + 1)  # stands in for the training split
-    return quantize(float_graph, 8, input_max=input_max_of(float_graph, x, kind == "events"))[0]
+    return quantize(float_graph, 8, input_max=input_max_of_range(float_graph, tensor_range(x)))[0]
 
 
 def sample(name: str, timesteps: int, batch: int, seed: int = 1):

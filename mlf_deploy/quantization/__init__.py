@@ -42,7 +42,7 @@ from mlf_deploy.quantization.rules import (
 )
 
 __all__ = ["quantize", "QuantizationReport", "dequantize_state", "weight_step", "layer_exponent",
-           "bias_exponent", "input_grid", "input_max_of", "input_max_of_range", "INPUT_BITS", "THRESHOLD_BITS"]
+           "bias_exponent", "input_grid", "input_max_of_range", "INPUT_BITS", "THRESHOLD_BITS"]
 
 INPUT_BITS = 8  # signed bits of a quantized real-valued input
 THRESHOLD_BITS = 12  # target resolution of a layer's top threshold mantissa
@@ -171,15 +171,6 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
             report.add_retention(pop.name, pop.v_retention, rho)
         out[pop.name] = dataclasses.replace(pop, v_threshold=int(mant), v_retention=rho)
     return out
-
-
-def input_max_of(graph: Graph, x_train, events: bool) -> float | None:
-    """:func:`input_max_of_range` of a whole split held as one tensor ``x_train`` (torch, as
-    ``load_split`` returns it)."""
-    dims = (0, 1, 3, 4) if events else (0, 2, 3)
-    return input_max_of_range(graph, {"min": x_train.amin(dim=dims).double().tolist(),
-                                      "max": x_train.amax(dim=dims).double().tolist(),
-                                      "timesteps": x_train.shape[1] if events else None})
 
 
 def input_max_of_range(graph: Graph, input_range: dict) -> float | None:
