@@ -39,7 +39,7 @@ class Tally:
         self.name, self.reference, self.weight_bits = name, reference, weight_bits
         self.samples = self.correct = self.agree = self.disagree_ref = 0
         self.logit_diff = self.logit_vs_ref = 0.0
-        self.mismatches = self.total = 0
+        self.unreferenced_total = 0  # torch's spikes, which nothing is compared with
         self.states: int | None = None
         self.first: tuple | None = None  # (sort key, first mismatch)
         self.pops: dict = {}  # population -> [mismatches, total, spikes fired]
@@ -59,7 +59,7 @@ class Tally:
             self.overflow[layer] = self.overflow.get(layer, 0) + count
         self.seconds += seconds
         if self.reference is None:
-            self.total += sum(int(s.size) for s in result.spikes.values())
+            self.unreferenced_total += sum(int(s.size) for s in result.spikes.values())
             return
         ref = results[self.reference]
         for pop, s_ref in ref.spikes.items():
@@ -68,8 +68,6 @@ class Tally:
             row[0] += int((s != s_ref).sum())
             row[1] += int(s.size)
             row[2] += int(s.sum(dtype=np.int64))
-        self.mismatches = sum(row[0] for row in self.pops.values())
-        self.total = sum(row[1] for row in self.pops.values())
         first = _first_mismatch(result, ref, offset)
         if first is not None and (self.first is None or first[0] < self.first[0]):
             self.first = first
@@ -82,13 +80,15 @@ class Tally:
     def report(self) -> BackendReport:
         """The report an unchunked comparison of all samples gives (not yet judged)."""
         n = max(self.samples, 1)
+        mismatches = sum(row[0] for row in self.pops.values())
+        total = sum(row[1] for row in self.pops.values()) if self.pops else self.unreferenced_total
         pops = [{"population": p, "mismatches": m, "total": t, "agreement": 1 - m / t,
                  "firing_rate": fired / t} for p, (m, t, fired) in self.pops.items()]
         return BackendReport(
             self.name, self.reference, accuracy=self.correct / n, top1_agreement=self.agree / n,
             logits_max_abs_diff=self.logit_diff, logits_vs_ref=self.logit_vs_ref,
             samples=self.samples, top1_disagreements_vs_ref=self.disagree_ref,
-            weight_bits=self.weight_bits, spike_mismatches=self.mismatches,
-            spike_total=self.total, state_mismatches=self.states,
+            weight_bits=self.weight_bits, spike_mismatches=mismatches,
+            spike_total=total, state_mismatches=self.states,
             first_mismatch=self.first[1] if self.first else None, populations=pops,
             overflow=dict(self.overflow), seconds=self.seconds)
