@@ -130,6 +130,8 @@ def read_events(name: str, path: Path) -> np.ndarray:
     """One recording as a structured array with integer fields x, y, t (us), p (0/1)."""
     import tonic.io
 
+    from mlf_deploy.data.events import EVENT_DTYPE
+
     layout = LAYOUTS[name]
     try:
         if layout.suffix == ".npy":  # tonic's DVSGesture: (N, 4) x, y, p, t in ms
@@ -142,15 +144,14 @@ def read_events(name: str, path: Path) -> np.ndarray:
         elif layout.suffix == ".bin":
             if path.stat().st_size % 5:
                 raise ValueError("the size is not a multiple of 5 bytes (N-MNIST events are 40-bit)")
-            ev = tonic.io.read_mnist_file(str(path), dtype=np.dtype(
-                [("x", int), ("y", int), ("t", int), ("p", int)]))
+            ev = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
             x, y, t, p = ev["x"], ev["y"], ev["t"], ev["p"]
         else:
             ev = tonic.io.read_aedat4(str(path))
             x, y, t, p = ev["x"], ev["y"], ev["t"], ev[ev.dtype.names[3]]
     except Exception as exc:  # any decoder failure: the file is not what the layout says
         raise UserError(f"{path} is not a readable {name} recording: {type(exc).__name__}: {exc}") from exc
-    out = np.empty(len(x), [("x", int), ("y", int), ("t", int), ("p", int)])
+    out = np.empty(len(x), EVENT_DTYPE)
     out["x"], out["y"], out["t"], out["p"] = x, y, t, p
     bad = (out["x"] < 0) | (out["x"] >= layout.sensor) | (out["y"] < 0) | (out["y"] >= layout.sensor)
     if bad.any() or not np.isin(out["p"], (0, 1)).all():

@@ -105,7 +105,7 @@ def _reach(lo_out, hi_out, size, k, s, p) -> int:
     return len({o * s - p + i for o in range(lo_out, hi_out) for i in range(k)} & set(range(size)))
 
 
-def _bits(p, target):
+def mapped_weight_bits(p, target) -> int:
     """A float graph's projections are mapped at the target's weight width."""
     return p.weight_bits or target.weight_bits
 
@@ -139,10 +139,10 @@ class _LayerCost:
     def chunk(self, r0, r1, cc):
         neurons = self.k * cc * (r1 - r0) * self.w
         if self.target.weight_sharing:
-            mem = sum(cc * g[0] * g[3] * g[4] * _bits(p, self.target) / 8
+            mem = sum(cc * g[0] * g[3] * g[4] * mapped_weight_bits(p, self.target) / 8
                       for p, g in self.unique)
         else:
-            mem = sum(self.k * cc * g[0] * t[r0:r1].sum() * _bits(p, self.target) / 8
+            mem = sum(self.k * cc * g[0] * t[r0:r1].sum() * mapped_weight_bits(p, self.target) / 8
                       for p, g, t in zip(self.projections, self.geos, self.taps))
         axons = sum(g[0] * _reach(r0, r1, g[1], g[3], g[5][0], g[6][0])
                     * _reach(0, self.w, g[2], g[4], g[5][1], g[6][1]) for g in self.geos)

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mlf_deploy.energy.counting import projection_fanout
+from mlf_deploy.energy.counting import projection_fanout, spike_counts
 from mlf_deploy.energy.models import INT8_AC_PJ, INT8_MAC_PJ, LOIHI1_SYNOP_PJ
-from mlf_deploy.hardware.mapping import map_graph, registers_per_neuron
+from mlf_deploy.hardware.mapping import map_graph, mapped_weight_bits, registers_per_neuron
 from mlf_deploy.hardware.target import LOIHI2, Target
 from mlf_deploy.ir import Graph
 from mlf_deploy.results import RunResult
@@ -54,10 +54,10 @@ class FormResources:
 
 def _sender_events(graph: Graph, result: RunResult, sender: str, graded: bool) -> np.ndarray:
     """Messages per position over time and batch ``(C, H, W)``: spikes, or steps with a payload."""
-    levels = [result.spikes[n] for n in graph.sender_levels(sender)]
+    levels = graph.sender_levels(sender)
     if graded:
-        return (sum(s.astype(np.int64) for s in levels) > 0).sum(axis=(0, 1))
-    return sum(s.sum(axis=(0, 1), dtype=np.int64) for s in levels)
+        return (sum(result.spikes[n].astype(np.int64) for n in levels) > 0).sum(axis=(0, 1))
+    return sum(spike_counts(result, n) for n in levels)
 
 
 def form_resources(graph: Graph, result: RunResult, target: Target = LOIHI2,
@@ -66,13 +66,13 @@ def form_resources(graph: Graph, result: RunResult, target: Target = LOIHI2,
     ``mapping=False`` leaves cores and chips out (None)."""
     batch, graded = result.batch, graph.graded
     events = {p.name: _sender_events(graph, result, p.name, graded) for p in graph.populations}
+    fans = {p.name: projection_fanout(graph, p) for p in graph.projections}
     ops = 0
     for p in graph.projections:
         if p.source != graph.input.name:
-            ops += int((events[p.source] * projection_fanout(graph, p)).sum())
+            ops += int((events[p.source] * fans[p.name]).sum())
     classes = graph.readout.weight.shape[0]
     ops += sum(int(events[s].sum()) for s in graph.readout.sources) * classes
-    bits = lambda p: p.weight_bits or target.weight_bits
     placed = map_graph(graph, target) if mapping else None
     size = lambda shape: int(np.prod(shape))
     return FormResources(
@@ -80,8 +80,9 @@ def form_resources(graph: Graph, result: RunResult, target: Target = LOIHI2,
         sum(size(p.shape) * registers_per_neuron(graph, p.layer) for p in graph.populations),
         max(registers_per_neuron(graph, layer.name) for layer in graph.layers),
         len(graph.projections), sum(int(np.asarray(p.weight).size) for p in graph.projections),
-        sum(np.asarray(p.weight).size * bits(p) / 8 for p in graph.projections),
-        sum(int(projection_fanout(graph, p).sum()) for p in graph.projections),
+        sum(np.asarray(p.weight).size * mapped_weight_bits(p, target) / 8
+            for p in graph.projections),
+        sum(int(fan.sum()) for fan in fans.values()),
         float(sum(int(e.sum()) for e in events.values())) / batch, ops / batch,
         placed.cores if placed else None, placed.chips_needed if placed else None,
         [list(v) for v in (placed.violations if placed else [])]
