@@ -29,6 +29,11 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _cores_per_rank() -> int:
+    """This process's share of the cores among the ranks torchrun started on this host."""
+    return _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def choose_threads(threads: int | None = None) -> int:
     """Set and return torch's intra-op thread count for this process.
 
@@ -42,9 +47,8 @@ def choose_threads(threads: int | None = None) -> int:
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
     if threads is None:
-        share = _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         idle = _cores() - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
-        threads = max(1, min(share, int(idle)))
+        threads = max(1, min(_cores_per_rank(), int(idle)))
     torch.set_num_threads(threads)
     return threads
 
@@ -57,4 +61,4 @@ def choose_workers(dataset, workers: int | None = None) -> int:
         return 0
     if workers is not None:
         return workers
-    return max(1, min(4, _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return max(1, min(4, _cores_per_rank()))

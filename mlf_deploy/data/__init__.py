@@ -149,8 +149,7 @@ CLASS_NAMES = {
     "digits": [str(i) for i in range(10)],
     "digits-events": [str(i) for i in range(10)],
     "nmnist": [str(i) for i in range(10)],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                "truck"],
+    "cifar10": tonic_sets.CIFAR10_DVS_CLASSES,  # CIFAR10-DVS keeps CIFAR-10's classes and order
 }
 RAW_UNITS = {
     "digits": "scikit-learn digits pixel values 0..16",
