@@ -15,10 +15,11 @@ rewriting gives the same weights, thresholds and exponents as the binary int gra
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import GradedPopulation, Graph, Layer, Population, Projection, Readout
+from mlf_deploy.ir.semantics import weight_key
 
 
 def graded_name(layer: str) -> str:
@@ -55,8 +56,7 @@ def _merged_projections(graph: Graph) -> dict:
         if p.source == graph.input.name:
             continue
         src_layer = graph.nodes[p.source].layer
-        w = np.asarray(p.weight)
-        key = (p.target, src_layer, p.kind, w.shape, w.tobytes(), tuple(p.stride), tuple(p.padding))
+        key = (p.target, src_layer, *weight_key(p))
         groups.setdefault(key, []).append(p)
     merged = {}
     for (target, src_layer, *_), members in groups.items():
@@ -97,13 +97,11 @@ def to_graded(graph: Graph) -> Graph:
             elif name in merged:
                 nodes[merged[name].name] = merged[name]
         elif isinstance(node, Layer):
-            nodes[name] = Layer(node.name, node.shape, node.bias, (graded_name(name),),
-                                node.weight_exp, node.bias_exp, node.scale)
+            nodes[name] = dataclasses.replace(node, populations=(graded_name(name),))
             graded = _graded_population(graph, node)
             nodes[graded.name] = graded
         elif isinstance(node, Readout):
-            nodes[name] = Readout(node.name, _graded_sources(graph, node), node.weight, node.bias,
-                                  node.scale, node.weight_bits)
+            nodes[name] = dataclasses.replace(node, sources=_graded_sources(graph, node))
         elif not isinstance(node, Population):
             nodes[name] = node
     return Graph(nodes, graph.numeric, dict(graph.metadata), "graded")

@@ -93,7 +93,7 @@ def graded_violations(graph: Graph) -> list[tuple[str, str, str]]:
     """Design rules of the graded form: payload width and state registers per neuron."""
     out = []
     for p in graph.populations if graph.graded else []:
-        bits = max(1, p.levels.bit_length())
+        bits = p.payload_bits
         if bits > GRADED_PAYLOAD_BITS:
             out.append(("graded_payload_fits", p.name, f"payload 0..{p.levels} needs {bits} bits; "
                         f"graded spikes carry {GRADED_PAYLOAD_BITS}"))
