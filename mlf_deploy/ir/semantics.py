@@ -237,7 +237,7 @@ def readout_logits(graph, spikes: dict) -> np.ndarray:
     return logits_from_accumulator(graph, acc)
 
 
-PORTABLE = (input_normalisation, input_values, raw_model_input, readout_norm, sender_levels,
-            readout_counts, logits_from_accumulator, readout_logits, retention_mant)
+PORTABLE = (input_normalisation, input_values, raw_model_input, readout_norm,
+            logits_from_accumulator, retention_mant)
 """Functions the standalone Lava loader embeds (numpy only)."""
 PORTABLE_CONSTANTS = ("DECAY_UNIT",)
