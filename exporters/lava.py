@@ -166,26 +166,18 @@ def build_processes(graph, frames):
         bias = np.broadcast_to(np.asarray(layer.bias), shape)
         targets = []
         for pop in graph.populations_of(layer.name):
-            if graph.spikes == "graded":  # one neuron with K membranes, Lava's LIF arithmetic
-                kw = dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT - retention_mant(pop.v_retention),
-                          vth=np.asarray(pop.v_thresholds, np.int64),
-                          bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
-                    else dict(du=1.0, dv=1.0 - pop.v_retention, vth=np.asarray(pop.v_thresholds, float),
-                              bias_mant=bias.astype(np.float64), bias_exp=0)
-                proc = add(lv.GradedMLF(shape=shape, reset_interval=steps_t,
-                                        reset_offset=(1 + d) % steps_t, name=pop.name, **kw))
-                net.lifs[pop.name], net.depth[pop.name] = proc, d
-                targets.append(proc.a_in)
-                continue
             rho = float(pop.v_retention)
-            kw = dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT - retention_mant(rho), vth=int(pop.v_threshold),
+            kw = dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT - retention_mant(rho),
                       bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
-                else dict(du=1.0, dv=1.0 - rho, vth=float(pop.v_threshold),
-                          bias_mant=bias.astype(np.float64), bias_exp=0)
-            lif = add(lv.LIFReset(shape=shape, reset_interval=steps_t, reset_offset=(1 + d) % steps_t,
-                                  name=pop.name, **kw))
-            net.lifs[pop.name], net.depth[pop.name] = lif, d
-            targets.append(lif.a_in)
+                else dict(du=1.0, dv=1.0 - rho, bias_mant=bias.astype(np.float64), bias_exp=0)
+            if graph.spikes == "graded":  # one neuron with K membranes, Lava's LIF arithmetic
+                cls, vth = lv.GradedMLF, np.asarray(pop.v_thresholds, np.int64 if integer else float)
+            else:
+                cls, vth = lv.LIFReset, int(pop.v_threshold) if integer else float(pop.v_threshold)
+            proc = add(cls(shape=shape, reset_interval=steps_t, reset_offset=(1 + d) % steps_t,
+                           name=pop.name, vth=vth, **kw))
+            net.lifs[pop.name], net.depth[pop.name] = proc, d
+            targets.append(proc.a_in)
         host = [p for p in graph.projections_into(layer.name) if host_fed(graph, p)]
         if host:
             cur = 0
