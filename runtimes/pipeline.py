@@ -64,10 +64,6 @@ class Pipeline:
     def graph_int(self) -> Graph:
         return self._quantized()[0]
 
-    @graph_int.setter
-    def graph_int(self, graph: Graph) -> None:
-        self._int = (graph, self._quantized()[1])
-
     @property
     def quant_report(self) -> QuantizationReport:
         return self._quantized()[1]
@@ -109,9 +105,9 @@ class Pipeline:
             bits = quant.get("weight_bits") if isinstance(quant, dict) else None
             # The file's own width when it is one we could have written; a forged one shows up
             # in the differences below either way.
-            own = quantize(self.graph_float, bits, input_max=self.input_max)[0] \
-                if type(bits) is int and 2 <= bits <= 16 else self.graph_int
-            self.graph_int = own if graph.graded else graph
+            own, report = quantize(self.graph_float, bits, input_max=self.input_max) \
+                if type(bits) is int and 2 <= bits <= 16 else self._quantized()
+            self._int = (own if graph.graded else graph, report)
         else:
             own = self.graph_float
             if not graph.graded:
