@@ -146,5 +146,6 @@ def format_verify_table(summary: dict) -> str:
             "place(s):"))
         rows += [f"  {line}" for line in supplied["differences"]]
     rows.append(f"{'PASSED' if summary['passed'] else 'FAILED'} on {summary['samples']} samples"
-                + (f" (in chunks of {summary['chunk']})" if "chunk" in summary else ""))
+                + (f" (in chunks of {summary['chunk']})"
+                   if summary.get("chunk", summary["samples"]) < summary["samples"] else ""))
     return "\n".join(rows)
