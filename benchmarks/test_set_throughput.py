@@ -1,11 +1,12 @@
 """A whole test set through the deployed network: seconds per sample of ``mlf-deploy run`` on the
-integer ONNX export (``--logits-only``) and on the integer graph file (the reference simulator), against torch's own
-evaluation of the same samples, for the ``cifar10`` preset at its real size.
+integer ONNX export (``--logits-only``, and the default recording export for comparison) and on the
+integer graph file (the reference simulator), against torch's own evaluation of the same samples,
+for the ``cifar10`` preset at its real size.
 
 This is the path for a 10,000-image test set: ``verify`` compares every backend with its reference
 and so runs the slow reference simulators too, while ``run`` executes one artifact in batches of 32.
-Before timing, the ONNX and the graph file's predictions are checked equal on every sample (both
-are the integer graph, bit for bit). Weights: initialised and calibrated as in verify_scale.py
+The ONNX and graph-file predictions are checked equal on every sample (all are the integer graph,
+bit for bit). Weights: initialised and calibrated as in verify_scale.py
 (no trained cifar10 model can be made here); CIFAR-format files are written to a temporary folder.
 Prints per-sample seconds, speed relative to torch, and the time 10,000 samples would take.
 
@@ -54,6 +55,7 @@ def main() -> None:
         raw = raw[:args.samples]  # (B, 3, 32, 32) pixel values 0..255, as the data set stores them
         np.save(os.path.join(folder, "raw.npy"), raw)
         export_checkpoint(ckpt, "onnx", os.path.join(folder, "int.onnx"), logits_only=True)
+        export_checkpoint(ckpt, "onnx", os.path.join(folder, "int-recording.onnx"))
         export_checkpoint(ckpt, "ir", os.path.join(folder, "int.mlfg"))
         x = pipe.split("test")[0][:args.samples]  # normalised images, as training reads them
 
@@ -64,17 +66,20 @@ def main() -> None:
         torch_pred, torch_s = _timed(torch_eval)
         onnx, onnx_s = _timed(lambda: run_artifact(os.path.join(folder, "int.onnx"),
                                                    os.path.join(folder, "raw.npy")))
+        rec, rec_s = _timed(lambda: run_artifact(os.path.join(folder, "int-recording.onnx"),
+                                                 os.path.join(folder, "raw.npy")))
         ref, ref_s = _timed(lambda: run_artifact(os.path.join(folder, "int.mlfg"),
                                                  os.path.join(folder, "raw.npy")))
-    same = onnx["predictions"] == ref["predictions"]
+    same = onnx["predictions"] == ref["predictions"] == rec["predictions"]
     agree = float(np.mean(np.asarray(onnx["predictions"]) == np.asarray(torch_pred)))
     print(f"cifar10 preset, widths {args.widths}, {args.samples} test samples, "
           f"{torch.get_num_threads()} torch thread(s), load average at the end {os.getloadavg()[0]:.1f}")
-    print(f"onnx-int and the int graph file predict the same class on every sample: {same}; "
+    print(f"both ONNX exports and the int graph file predict the same class on every sample: {same}; "
           f"top-1 agreement of the int network with torch {agree:.4f}")
     print(f"{'path':34} {'s/sample':>9} {'vs torch':>9} {'10,000 samples':>15}")
     for name, seconds in (("torch eval (float32, batch 32)", torch_s),
                           ("mlf-deploy run int.onnx (logits)", onnx_s),
+                          ("run int-recording.onnx (default)", rec_s),
                           ("mlf-deploy run int.mlfg (ir-int)", ref_s)):
         per = seconds / args.samples
         print(f"{name:34} {per:>9.3f} {torch_s / seconds:>8.2f}x {per * 10_000 / 3600:>13.2f} h")
