@@ -9,8 +9,8 @@ delayed source. Each step it sends the oldest slot and stores the spikes it rece
 so a spike received at step ``t`` leaves at step ``t + delay``, the slots being zero before. It
 copies values, so the fixed-point and the floating-point model are bit-exact by construction.
 
-:func:`spike_delay_classes` is self-contained (numpy + lava only): ``export_lava`` copies its
-source into the standalone loader, and Lava's model selection receives its models
+:func:`spike_delay_classes` is self-contained (numpy + lava only): ``export_lava`` copies this
+file whole into the exported folder, and Lava's model selection receives its models
 through ``exception_proc_model_map`` (they live in no package Lava could search).
 """
 

@@ -9,7 +9,7 @@ neuron sends ``sum_k s_k`` as an int32 payload (24-bit precision, Loihi 2's grad
 ``Conv``/``Dense`` with ``num_message_bits > 0``, which multiply it by the weight. Like ``LIFReset``,
 every state is zeroed when ``time_step % reset_interval == reset_offset`` (samples tile in time).
 
-Uses numpy and lava only: the Lava exporter copies this module into its standalone loader.
+Uses numpy and lava only: the Lava exporter copies this file whole into the exported folder.
 """
 
 from __future__ import annotations

@@ -5,40 +5,28 @@
 ``x.npy`` holds raw samples as the data set stores them (for digits: ``(B, 1, 8, 8)`` pixel values
 0..16; event sets: ``(B, T, C, H, W)`` counts). Everything needed to turn them into the model's
 input is in the model's metadata (``input_pipeline``); docs/onnx.md walks through the same steps.
-This file imports nothing of mlf-deploy on purpose: copy it next to the model and use it anywhere.
+It needs numpy, onnxruntime and ``portable.py`` (``mlf_deploy/ir/portable.py``: the input pipeline
+and the readout the package itself uses): copy both files next to the model and use them anywhere.
 """
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
 import onnxruntime as ort
 
+if __package__:
+    from mlf_deploy.ir import portable
+else:  # a copy beside portable.py; `python -I` leaves the script's own folder off the import path
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import portable
+
 
 def model_input(meta: dict, raw) -> np.ndarray:
     """Raw samples -> the ``(T, B, C, H, W)`` float64 values the model's ``input`` takes."""
-    pipe = json.loads(meta["input_pipeline"])
-    x = np.asarray(raw, dtype=np.float64)
-    norm = pipe.get("normalise")
-    if norm:
-        mean = np.broadcast_to(np.reshape(norm["mean"], -1), (x.shape[-3],))[:, None, None]
-        std = np.broadcast_to(np.reshape(norm["std"], -1), (x.shape[-3],))[:, None, None]
-        x = (x / norm["divide"] - mean) / std
-    if pipe["encoding"] == "static":
-        x = np.broadcast_to(x, (pipe["timesteps"], *x.shape))
-    else:
-        x = np.moveaxis(x, 1, 0)
-    if tuple(x.shape[2:]) != tuple(pipe["shape"]) or x.shape[0] != pipe["timesteps"]:
-        raise ValueError(f"the model takes raw samples {pipe['raw_layout']} with "
-                         f"(C, H, W) = {tuple(pipe['shape'])}; got shape {np.shape(raw)}")
-    if pipe["input_gain"] is not None:
-        x = x * np.reshape(pipe["input_gain"], (-1, 1, 1)) \
-            + np.reshape(pipe["input_offset"], (-1, 1, 1))
-    if meta["numeric"] == "int":
-        limit = 2 ** (pipe["input_value_bits"] - 1) - 1
-        x = np.clip(np.round(x / pipe["input_scale"]), -limit, limit)
-    return np.ascontiguousarray(x, dtype=np.float64)
+    return portable.raw_input_values(json.loads(meta["input_pipeline"]), raw)
 
 
 def logits(path: str, raw, batch_size: int = 32) -> tuple[np.ndarray, dict]:
@@ -65,8 +53,8 @@ def _batch_logits(sess, meta: dict, frames) -> np.ndarray:
         out = dict(zip(names, sess.run(None, {"input": frames[t], **state})))
         state = {f"v/{p}": out[f"v_next/{p}"] for p in pops}
         acc = acc + out["readout_increment"]
-    bias = np.asarray(json.loads(meta["readout_bias"]))
-    return acc * float(meta["readout_scale"]) / int(meta["readout_norm"]) + bias
+    return portable.logits(acc, float(meta["readout_scale"]), int(meta["readout_norm"]),
+                           json.loads(meta["readout_bias"]))
 
 
 def main(argv=None) -> int:

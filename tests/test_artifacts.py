@@ -19,7 +19,26 @@ from mlf_deploy.runtimes.pipeline import load_pipeline
 from mlf_deploy.runtimes.reference import run_reference
 
 STANDALONE = Path(__file__).resolve().parents[1] / "runtimes" / "onnx_standalone.py"
+PORTABLE = Path(__file__).resolve().parents[1] / "mlf_deploy" / "ir" / "portable.py"
 OURS = {"mlf_deploy", "runtimes", "exporters", "cli", "torch"}
+
+
+def standalone_imports(path) -> set:
+    """Top-level names a script imports when run as a copy: all but its ``if __package__:``
+    branch, which only the package takes."""
+    tree = ast.parse(path.read_text())
+    package_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                    and isinstance(node.test, ast.Name) and node.test.id == "__package__"
+                    for stmt in node.body for n in ast.walk(stmt)}
+    imported = set()
+    for node in ast.walk(tree):
+        if id(node) in package_only:
+            continue
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    return imported
 
 
 def run(*args):
@@ -88,21 +107,19 @@ def test_run_in_batches_equals_one_batch(ckpt, tmp_path, raw_digits, kind, args)
 
 def test_standalone_onnx_script_imports_nothing_of_ours(ckpt, tmp_path, raw_digits):
     raw_path, expected, pipe = raw_digits
-    imported = set()
-    for node in ast.walk(ast.parse(STANDALONE.read_text())):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module.split(".")[0])
-    assert imported == {"argparse", "json", "sys", "numpy", "onnxruntime"}
+    assert standalone_imports(STANDALONE) == {"argparse", "json", "os", "sys", "numpy",
+                                              "onnxruntime", "portable"}
+    assert standalone_imports(PORTABLE) <= {"__future__", "hashlib", "io", "json", "zipfile",
+                                            "types", "numpy"}
     model = tmp_path / "int.onnx"
     assert run("export", ckpt, "--to", "onnx", "-o", model).exit_code == 0
     from mlf_deploy.runtimes.onnx import run_onnx_file
     x, _ = pipe.data("test", 12)
     onnx_int = run_onnx_file(model, pipe.graph_int, x).logits.argmax(1).tolist()
     assert onnx_int == expected
-    script = tmp_path / "predict.py"  # a copy beside the model, as a user would take it
+    script = tmp_path / "predict.py"  # copies beside the model, as a user would take them
     shutil.copy(STANDALONE, script)
+    shutil.copy(PORTABLE, tmp_path / "portable.py")
     probe = ("import runpy, sys; sys.argv = sys.argv[1:]; "
              "code = 0\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
              "except SystemExit as e:\n    code = e.code\n"

@@ -140,7 +140,9 @@ def test_exported_loader_runs_standalone_and_matches(tmp_path):
     _, graph = make_graphs(make_model(widths=(2, 4, 4)))
     out = export_lava(graph, tmp_path / "net")
     assert sorted(p.name for p in out.iterdir()) == [".mlf-deploy-output.json", "README.md",
-                                                     "graph.mlfg", "input.json",
+                                                     "graph.mlfg", "input.json", "lava_build.py",
+                                                     "lava_delay.py", "lava_graded.py",
+                                                     "lava_import.py", "portable.py",
                                                      "run_lava_network.py"]
     x = sample_input(2)
     np.save(tmp_path / "x.npy", x.numpy())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlf_deploy.ir.portable import payload_bits
 from mlf_deploy.ir.semantics import population_name
 
 
@@ -117,7 +118,7 @@ class GradedPopulation:
     @property
     def payload_bits(self) -> int:
         """Unsigned bits of the payload ``0..K``."""
-        return max(1, int(self.levels).bit_length())
+        return payload_bits(self.levels)
 
     def level_names(self) -> list[str]:
         return [population_name(self.layer, k) for k in range(self.levels)]

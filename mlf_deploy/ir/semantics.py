@@ -9,8 +9,9 @@ r"""What a deployment graph means, stated once: every backend, exporter and esti
 - how a raw model input becomes the values the Input node delivers,
 - the readout: spike counts -> accumulator -> logits.
 
-The functions used by the standalone Lava loader (:data:`PORTABLE`) use numpy only: the exporter
-copies their source into the loader, so the exported network reads out as the toolchain does.
+The graph file's layout, the input pipeline and the readout are in :mod:`mlf_deploy.ir.portable`
+(numpy only; the exporters ship that file whole beside their standalone scripts) and are re-exported
+here, so the exported networks read input and output as the toolchain does.
 """
 
 from __future__ import annotations
@@ -18,22 +19,28 @@ from __future__ import annotations
 import numpy as np
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.ir.portable import (  # noqa: F401 - re-exported: the graph's meaning in one place
+    DECAY_BITS,
+    DECAY_UNIT,
+    describe_input,
+    input_normalisation,
+    logits_from_accumulator,
+    logits_from_counts,
+    readout_norm,
+    retention_mant,
+    signed_limit,
+)
+from mlf_deploy.ir.portable import input_values as _input_values
+from mlf_deploy.ir.portable import model_units as _model_units
 
 # -- fixed point (int graphs) ---------------------------------------------------------------------
 MEMBRANE_SHIFT = 6  # Loihi: the membrane is 64x the current (u << 6), thresholds are vth << 6
 MEMBRANE_GAIN = 2 ** MEMBRANE_SHIFT
-DECAY_BITS = 12  # decays and retentions are mantissas of 2^-12
-DECAY_UNIT = 2 ** DECAY_BITS
 STATE_BITS = 24  # signed u and v
 STATE_WRAP = 2 ** STATE_BITS
 V_MAX = 2 ** (STATE_BITS - 1) - 1  # v saturates at +-V_MAX
 LOIHI_WEIGHT_BITS = 8  # signed weight mantissa bits of a synapse
 MAX_DELAY = 63  # 6-bit synaptic delay (Lava's DelaySparse, Loihi 2)
-
-
-def retention_mant(rho: float) -> int:
-    """The 12-bit mantissa ``r`` of a retention ``rho`` (the fraction of ``v`` kept per step)."""
-    return round(rho * DECAY_UNIT)
 
 
 def wrap_state(u):
@@ -115,16 +122,6 @@ def parse_population(name: str) -> tuple[str, int]:
 
 
 # -- input ----------------------------------------------------------------------------------------
-def input_normalisation(graph):
-    """``(gain, offset)`` per input channel ``(C, 1, 1)`` float64 when lowering folded a
-    normalisation into the host side; None otherwise."""
-    if "input_gain" not in graph.metadata:
-        return None
-    gain = np.asarray(graph.metadata["input_gain"], dtype=np.float64)[:, None, None]
-    offset = np.asarray(graph.metadata["input_offset"], dtype=np.float64)[:, None, None]
-    return gain, offset
-
-
 def real_valued_input(graph) -> bool:
     """A static image or a normalised input: real values, quantized with a step (not counts)."""
     return graph.input.encoding == "static" or input_normalisation(graph) is not None
@@ -133,17 +130,7 @@ def real_valued_input(graph) -> bool:
 def input_values(graph, x: np.ndarray) -> np.ndarray:
     """Raw input ``(B, C, H, W)`` (static) or ``(T, B, C, H, W)`` (events), shapes already checked,
     -> the ``(T, B, C, H, W)`` float64 values the Input delivers (integers in int graphs)."""
-    inp = graph.input
-    x = np.asarray(x, dtype=np.float64)
-    if inp.encoding == "static":
-        x = np.broadcast_to(x, (inp.timesteps, *x.shape))
-    norm = input_normalisation(graph)
-    if norm is not None:
-        x = x * norm[0] + norm[1]
-    if graph.numeric == "int":
-        limit = 2 ** (inp.value_bits - 1) - 1
-        x = np.clip(np.round(x / inp.scale), -limit, limit)
-    return np.ascontiguousarray(x)
+    return _input_values(describe_input(graph), x)
 
 
 def prepare_input(graph, x) -> np.ndarray:
@@ -168,45 +155,10 @@ def raw_model_input(graph, raw) -> np.ndarray:
     """Raw samples as the data set stores them (``graph.metadata['input_pipeline']``) -> the
     model's input: ``(B, C, H, W)`` normalised images or ``(T, B, C, H, W)`` event frames.
     A graph without a stored pipeline takes its input unchanged."""
-    pipe = graph.metadata.get("input_pipeline") or {}
-    x = np.asarray(raw, dtype=np.float64)
-    norm = pipe.get("normalise")
-    if norm:
-        chans = x.shape[-3] if x.ndim >= 3 else 1
-        mean = np.broadcast_to(np.asarray(norm["mean"], np.float64).reshape(-1), (chans,))
-        std = np.broadcast_to(np.asarray(norm["std"], np.float64).reshape(-1), (chans,))
-        x = (x / norm["divide"] - mean[:, None, None]) / std[:, None, None]
-    if graph.input.encoding == "events" and x.ndim == 5:
-        x = np.ascontiguousarray(np.moveaxis(x, 1, 0))
-    return x
-
-
-def describe_input(graph) -> dict:
-    """Everything between a raw sample and the Input's values, for artifacts' metadata: the
-    data set's pipeline plus the graph's own encoding, steps, fold-in and fixed-point step."""
-    inp, norm = graph.input, input_normalisation(graph)
-    return {
-        **(graph.metadata.get("input_pipeline") or {}),
-        "encoding": inp.encoding, "timesteps": int(inp.timesteps), "shape": list(inp.shape),
-        "input_gain": None if norm is None else norm[0].reshape(-1).tolist(),
-        "input_offset": None if norm is None else norm[1].reshape(-1).tolist(),
-        "input_scale": float(inp.scale) if graph.numeric == "int" else None,
-        "input_value_bits": int(inp.value_bits) if graph.numeric == "int" else None,
-        "steps": ["raw -> (raw / divide - mean) / std (normalise; none for event counts)",
-                  "static images repeat over the timesteps; event frames go (B, T, ...) -> "
-                  "(T, B, ...)",
-                  "x * input_gain + input_offset per channel, when present",
-                  "int graphs: clip(round(x / input_scale), -(2^(bits-1)-1), 2^(bits-1)-1)"],
-    }
+    return _model_units(describe_input(graph), raw)
 
 
 # -- readout --------------------------------------------------------------------------------------
-def readout_norm(graph) -> int:
-    """``T H W``: the readout averages over time and space."""
-    _, h, w = graph.nodes[graph.readout.sources[0]].shape
-    return graph.input.timesteps * int(h) * int(w)
-
-
 def sender_levels(graph, source: str) -> list:
     """The level populations whose spikes sum to what ``source`` sends: itself (a binary
     population) or the K levels inside a graded population (its payload is their count)."""
@@ -224,20 +176,6 @@ def readout_counts(graph, spikes: dict) -> np.ndarray:
                for s in graph.readout.sources for level in sender_levels(graph, s))
 
 
-def logits_from_accumulator(graph, acc: np.ndarray) -> np.ndarray:
-    """``acc * scale / (T H W) + bias``, in this order (int logits agree bit for bit)."""
-    ro = graph.readout
-    return acc * ro.scale / readout_norm(graph) + np.asarray(ro.bias, dtype=np.float64)
-
-
 def readout_logits(graph, spikes: dict) -> np.ndarray:
-    """The logits of :class:`mlf_deploy.ir.Readout` from the readout sources' spikes; the
-    accumulator ``counts @ W^T`` holds exact integers in int graphs."""
-    acc = readout_counts(graph, spikes) @ np.asarray(graph.readout.weight, dtype=np.float64).T
-    return logits_from_accumulator(graph, acc)
-
-
-PORTABLE = (input_normalisation, input_values, raw_model_input, readout_norm,
-            logits_from_accumulator, retention_mant)
-"""Functions the standalone Lava loader embeds (numpy only)."""
-PORTABLE_CONSTANTS = ("DECAY_UNIT",)
+    """The logits of :class:`mlf_deploy.ir.Readout` from the readout sources' spikes."""
+    return logits_from_counts(graph, readout_counts(graph, spikes))

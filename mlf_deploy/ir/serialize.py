@@ -28,11 +28,11 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
 from mlf_deploy.ir.graph import Graph
 from mlf_deploy.ir.nodes import NODE_TYPES
+from mlf_deploy.ir.portable import MAGIC, SCHEMA, digest_line, field_arrays, field_value
 from mlf_deploy.ir.validate import check_npy_header, json_depth, validate_graph_dict
 
-SCHEMA, SCHEMA_VERSION = "mlf-deploy-graph", 2
+SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-MAGIC = b"MLFGRAPH 1\n"
 
 
 def node_to_dict(node, arrays: dict) -> dict:
@@ -57,12 +57,7 @@ def node_from_dict(d: dict, arrays: dict):
     for f in dataclasses.fields(cls):
         if f.name not in d:
             continue
-        value = d[f.name]
-        if isinstance(value, dict) and "$array" in value:
-            value = arrays[value["$array"]]
-        elif isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        kwargs[f.name] = value
+        kwargs[f.name] = field_value(d[f.name], arrays)
     return cls(**kwargs)
 
 
@@ -135,7 +130,7 @@ def save_graph(graph: Graph, path) -> str:
             zf.writestr(f"arrays/{key}.npy", buf.getvalue())
     data = payload.getvalue()
     with atomic_path(path) as tmp:
-        tmp.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+        tmp.write_bytes(MAGIC + digest_line(data) + b"\n" + data)
     return checksum
 
 
@@ -155,7 +150,7 @@ def _payload(path) -> bytes:
         raise UserError(f"{path} is not a valid graph file (no mlf-deploy graph header); "
                         "write one with `mlf-deploy export --to ir`")
     head, _, data = raw[len(MAGIC):].partition(b"\n")
-    if head != b"sha256:" + hashlib.sha256(data).hexdigest().encode():
+    if head != digest_line(data):
         raise UserError(f"{path} failed its checksum: the file is truncated or was changed after "
                         "it was written; export it again")
     return data
@@ -214,18 +209,7 @@ def _read_container(data: bytes) -> tuple[dict, dict]:
 
 def _arrays_of(header: dict, stored: dict) -> dict:
     """Every node field's array, shared where stored once, in the dtype it was computed in."""
-    refs = header.get("arrays")
-    if refs is None:  # version 1: one file per node field
-        return stored
-    widened: dict = {}
-    out = {}
-    for key, (ref, dtype) in refs.items():
-        if np.dtype(dtype).kind not in "biuf":
-            raise ValueError(f"array {key} has non-numeric dtype {dtype!r}")
-        if (ref, dtype) not in widened:
-            widened[ref, dtype] = stored[ref].astype(np.dtype(dtype), copy=False)
-        out[key] = widened[ref, dtype]
-    return out
+    return field_arrays(header, stored)
 
 
 def load_graph(path) -> Graph:
