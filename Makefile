@@ -24,11 +24,16 @@ $(VENV)/.installed: pyproject.toml Makefile
 lint: venv
 	$(BIN)/ruff check .
 
+# Every test is stopped after TEST_TIMEOUT s (a hang fails, it does not stall CI; the few longer
+# Lava tests raise their own limit with @pytest.mark.timeout); the 15 slowest are listed.
+TEST_TIMEOUT ?= 600
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 --timeout=$(TEST_TIMEOUT)
+
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow'
+	$(PYTEST) -m 'not slow'
 
 demo: venv
 	$(BIN)/mlf-deploy demo --out demo-output --force

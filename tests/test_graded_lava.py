@@ -37,6 +37,7 @@ def test_lava_graded_k2_events_fixed_and_float():
         assert np.array_equal(result.spikes[name], ref.spikes[name]), name
 
 
+@pytest.mark.timeout(900)  # its Lava run alone may take the default 600 s on a loaded machine
 def test_exported_graded_loader_runs_standalone_and_matches(tmp_path):
     import subprocess
     import sys

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_graphs, make_model, sample_input
+from lava_probe import running_lifs
 
 from mlf_deploy.exporters.lava_import import lava_available
 from mlf_deploy.ir.semantics import prepare_input
@@ -56,6 +57,7 @@ _DRIVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from conftest import make_graphs, make_model, sample_input
+from lava_probe import running_lifs
 from mlf_deploy.ir.semantics import prepare_input
 import mlf_deploy.runtimes.lava as lava
 lava._scratch_dir = lambda: {scratch!r}
@@ -77,9 +79,9 @@ def _start_driver(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER.format(tests=str(ROOT / "tests"),
                                                                   scratch=str(scratch))],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for _ in range(1200):  # until the worker has made its scratch files
+    for _ in range(1200):  # until the worker's Lava processes run the network
         workers = children(proc.pid)
-        if workers and any(scratch.glob("mlf-lava-*/**/*.rec")):
+        if workers and running_lifs(workers[0]):
             return proc, workers[0], scratch
         time.sleep(0.1)
     proc.kill()
@@ -90,29 +92,29 @@ pytestmark = [pytest.mark.lava,
               pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")]
 
 
+# how the run ends: whom to signal, the signal, the caller's exit status, what its output says,
+# whether the scratch folder is emptied (a caller killed outright cannot remove anything)
+ENDS = {
+    "worker SIGKILL": ("worker", signal.SIGKILL, 2, ["killed by SIGKILL", "out-of-memory"], True),
+    "Ctrl-C": ("caller", signal.SIGINT, 130, ["interrupted"], True),
+    "caller SIGKILL": ("caller", signal.SIGKILL, -signal.SIGKILL, [], False),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["worker SIGKILL", "Ctrl-C", "caller SIGKILL"])
+@pytest.mark.parametrize("how", list(ENDS))
 def test_every_end_of_a_lava_run_cleans_up(tmp_path, how):
+    whom, sig, status, says, emptied = ENDS[how]
     proc, worker, scratch = _start_driver(tmp_path)
-    time.sleep(1.0)
-    if how == "worker SIGKILL":  # what the out-of-memory killer does
-        os.kill(worker, signal.SIGKILL)
-    elif how == "Ctrl-C":
-        os.kill(proc.pid, signal.SIGINT)
-    else:
-        os.kill(proc.pid, signal.SIGKILL)
+    os.kill(worker if whom == "worker" else proc.pid, sig)  # worker SIGKILL: the OOM killer
     out, _ = proc.communicate(timeout=120)
     for _ in range(100):  # an orphaned worker notices its caller is gone within half a second
         if not _group_alive(worker):
             break
         time.sleep(0.1)
     assert not _group_alive(worker), "Lava processes were left running"
-    if how == "worker SIGKILL":
-        assert proc.returncode == 2 and "killed by SIGKILL" in out and "out-of-memory" in out, out
-    if how == "Ctrl-C":
-        assert proc.returncode == 130 and out.strip().endswith("interrupted"), out
-    if how != "caller SIGKILL":  # a caller killed outright cannot remove anything
-        assert list(scratch.iterdir()) == []
+    assert proc.returncode == status and all(text in out for text in says), out
+    assert (list(scratch.iterdir()) == []) == emptied
 
 
 @pytest.mark.slow

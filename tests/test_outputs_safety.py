@@ -126,6 +126,14 @@ def test_stale_staging_folders_of_dead_processes_are_swept(tmp_path):
     assert not stale.exists() and live.exists()
 
 
+def _staged_files(folder) -> list:
+    try:
+        return [p for stage in folder.glob(".demo.stage-*") for p in stage.rglob("*")
+                if p.is_file()]
+    except OSError:  # the stage was renamed while being listed
+        return []
+
+
 @pytest.mark.slow
 def test_sigterm_of_demo_removes_its_staging_folder(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "cli", "demo", "--quick", "--no-progress",
@@ -133,11 +141,11 @@ def test_sigterm_of_demo_removes_its_staging_folder(tmp_path):
                             stderr=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[1])
     try:
-        for _ in range(1200):  # until the demo has started writing its staging folder
-            if list(tmp_path.glob(".demo.stage-*")) or proc.poll() is not None:
+        for _ in range(3000):  # until the demo has written a file into its staging folder
+            if _staged_files(tmp_path) or proc.poll() is not None:
                 break
             time.sleep(0.1)
-        time.sleep(1.0)
+        assert proc.poll() is None, "the demo ended before it could be interrupted"
         proc.terminate()
         _, err = proc.communicate(timeout=120)
     finally:
