@@ -9,12 +9,23 @@ PEER_SPECS := norse==1.1.0 neurobench==2.3.0
 
 .PHONY: venv lint test test-fast demo clean
 
-venv: $(VENV)/.installed
+# The install is editable in strict mode: a tree of links to each file (build/__editable__.*) that
+# static tools and IDEs resolve like an installed package (the default mode's import hook, which
+# maps exporters/ to mlf_deploy.exporters at run time, is invisible to them). Links are per file, so
+# a module added, removed or renamed (which changes its folder) is re-linked by the next make.
+STRICT := --config-settings editable_mode=strict
+PACKAGE_DIRS := $(shell find mlf_deploy exporters runtimes commands -type d -not -name __pycache__)
+
+venv: $(VENV)/.linked
+
+$(VENV)/.linked: $(VENV)/.installed $(PACKAGE_DIRS)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . $(STRICT)
+	touch $@
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,nir]'
+	$(BIN)/pip install --quiet -e '.[test,nir]' $(STRICT)
 	$(BIN)/pip install --quiet --no-deps $(PEER_SPECS)
 	# lava-nc declares Python<3.11; its real dependencies come from pyproject.toml.
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(LAVA_SPEC)
@@ -39,4 +50,4 @@ demo: venv
 	$(BIN)/mlf-deploy demo --out demo-output --force
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) demo-output build

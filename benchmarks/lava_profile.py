@@ -63,12 +63,12 @@ def profile(graph, frames) -> dict:
     with tempfile.TemporaryDirectory() as out_dir:
         _Timed.out_dir, _Timed.last_step = out_dir, net.steps
         first = net.procs[0]
-        gc.freeze()  # as runtimes.lava.simulate does
+        gc.freeze()  # as mlf_deploy.runtimes.lava.simulate does
         first.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
         t2 = time.perf_counter()
         first.run(condition=RunSteps(num_steps=net.steps - 1), run_cfg=cfg)
         t3 = time.perf_counter()
-        release(first)  # as runtimes.lava.simulate does
+        release(first)  # as mlf_deploy.runtimes.lava.simulate does
         t4 = time.perf_counter()
         types: dict = {}
         for path in glob.glob(os.path.join(out_dir, "*.json")):

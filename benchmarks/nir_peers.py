@@ -1,7 +1,8 @@
 """NIR files of a trained checkpoint run in the peers' own importers, against ir-float, on a whole split.
 
 For each target profile the float graph is written with ``nir.write``, read back with ``nir.read`` and
-run by each loader of :mod:`runtimes.nir_peers`; every population's spikes at every timestep are
+run by each loader of :mod:`mlf_deploy.runtimes.nir_peers`; every population's spikes at every
+timestep are
 compared with the reference simulator's. Also: the export -> import round trip (graph checksum) and
 the dequantised int graph against ir-int. Prints one row per loader.
 

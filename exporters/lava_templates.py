@@ -5,8 +5,8 @@ README = """# MLF network for Lava
 
 - `graph.mlfg`: the int deployment graph (a header line, a SHA-256 line, then a zip of `graph.json`
   and one `.npy` per array).
-- `run_lava_network.py`: rebuilds the Lava processes from it and runs them (numpy + lava-nc 0.10 only,
-  with the modules beside it: `portable.py` reads the graph, prepares the input and reads out;
+- `run_lava_network.py`: rebuilds the Lava processes from it and runs them (numpy + lava-nc 0.10
+  only, with the modules beside it: `portable.py` reads the graph, prepares the input and reads out;
   `lava_build.py` builds the processes from `lava_delay.py`, `lava_graded.py`, `lava_import.py`):
   `python run_lava_network.py --input x.npy --out result.npz`; it prints its progress to stderr
   (building the processes takes seconds, compiling and running them minutes) and then the
@@ -40,8 +40,8 @@ level count as a graded spike into `Conv`s with `num_message_bits` > 0); `result
 the readout sources' payloads.
 
 Trust: `run_lava_network.py` is Python and puts this folder first on its import path (also under
-`python -I`), so it trusts everything in this folder. Run it only from a folder you wrote or checked; a file named like
-a module (`numpy.py`, `lava/`) placed here would run. The graph's SHA-256 detects accidental
-changes, not deliberate ones. `.mlf-deploy-output.json` lists the files of this export: `mlf-deploy
-export --force` replaces the folder only while it holds nothing else.
+`python -I`), so it trusts everything in this folder. Run it only from a folder you wrote or
+checked; a file named like a module (`numpy.py`, `lava/`) placed here would run. The graph's
+SHA-256 detects accidental changes, not deliberate ones. `.mlf-deploy-output.json` lists the files
+of this export: `mlf-deploy export --force` replaces the folder only while it holds nothing else.
 """

@@ -7,7 +7,8 @@ neurons' spikes themselves (logits = spike counts). Anything else is refused nam
 primitive. Neurons sharing the same input nodes form one layer (its levels, lowest threshold first).
 
 NIR's LIF is continuous; the discretisation is the one of the importer the file was written for
-(``source``: snntorch or norse, as in :mod:`exporters.nir`). Files written by mlf-deploy carry their
+(``source``: snntorch or norse, as in :mod:`mlf_deploy.exporters.nir`). Files written by
+mlf-deploy carry their
 MLF origin in ``metadata["mlf"]``; the importer uses it only where it is *consistent* with the node's
 parameters (re-exporting the hint gives the node's arrays bit for bit), so export -> import returns
 the identical graph and a hand-edited file still imports by its parameters.

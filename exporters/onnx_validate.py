@@ -1,7 +1,8 @@
 """What an ONNX file must be before a session is built from it: one of our own exports.
 
 ONNX Runtime would load any opset, any custom-domain op and any metadata; a file a user is handed is
-held to what :mod:`exporters.onnx` writes: the default domain at our opset, the operators our
+held to what :mod:`mlf_deploy.exporters.onnx` writes: the default domain at our opset, the
+operators our
 exporter emits (a test checks this list against real exports), and our metadata, well formed.
 """
 

@@ -2,7 +2,8 @@
 
 ``export_lava`` copies this file whole into the exported folder, beside copies of
 ``lava_build.py``, ``lava_delay.py``, ``lava_graded.py``, ``lava_import.py`` and
-``mlf_deploy/ir/portable.py`` (graph reader, input pipeline, readout), and it runs there as a script:
+``mlf_deploy/ir/portable.py`` (graph reader, input pipeline, readout), and it runs there as a
+script:
 ``python run_lava_network.py --input x.npy --out result.npz`` (README.md of the folder). Inside the
 package it is importable and runs the same code on the package's modules.
 """

@@ -1,4 +1,5 @@
-"""The report :mod:`runtimes.verify` fills (from :mod:`runtimes.tally`) and judges, and the
+"""The report :mod:`mlf_deploy.runtimes.verify` fills (from :mod:`mlf_deploy.runtimes.tally`)
+and judges, and the
 comparison of membrane states."""
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def _worker(job: str) -> None:
              **{f"v|{k}": v for k, v in states.items()})
     sys.stdout.flush()
     os._exit(0)  # not multiprocessing's exit hook, which joins every exiting Lava process: the
-    # parent kills and reaps the group (runtimes.lava_guard.kill_group)
+    # parent kills and reaps the group (mlf_deploy.runtimes.lava_guard.kill_group)
 
 
 # ``-I`` drops the working directory, PYTHONPATH and user site from the import path; the one path

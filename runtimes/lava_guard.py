@@ -25,7 +25,7 @@ SAMPLES_PER_RUN = 8  # samples one Lava run (one compile, one set of processes) 
 
 
 def process_count(graph) -> int:
-    """Lava processes ``exporters.lava.build_processes`` makes for ``graph``."""
+    """Lava processes ``mlf_deploy.exporters.lava.build_processes`` makes for ``graph``."""
     depth, feeds, relays, count = lava_step_offsets(graph), set(), set(), 0
     for layer in graph.layers:
         count += len(layer.populations)

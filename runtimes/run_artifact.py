@@ -3,7 +3,7 @@
 Each artifact carries its input pipeline (normalisation, encoding, timesteps, input step and bit
 width, class names), so the checkpoint is not needed: a graph file runs on the reference
 simulator, a Lava folder on Lava, an ONNX model on ONNX Runtime through the same numpy-only steps
-as the standalone script :mod:`runtimes.onnx_standalone`.
+as the standalone script :mod:`mlf_deploy.runtimes.onnx_standalone`.
 """
 
 from __future__ import annotations

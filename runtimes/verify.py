@@ -1,6 +1,7 @@
 """``mlf-deploy verify``: run backends on the same samples and compare each with its reference
 (spikes and states per population, level and timestep), top-1 agreement and logits with torch,
-accuracy with the labels. The references and tolerances are the table in :mod:`runtimes.backends`.
+accuracy with the labels. The references and tolerances are the table in
+:mod:`mlf_deploy.runtimes.backends`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ CHUNK_ENV = "MLF_DEPLOY_VERIFY_CHUNK"  # samples per chunk, overriding the defau
 
 
 def judge(rep: BackendReport, torch_accuracy: float) -> None:
-    """Apply the backend's tolerance (the table in :mod:`runtimes.backends`)."""
+    """Apply the backend's tolerance (the table in :mod:`mlf_deploy.runtimes.backends`)."""
     rep.tolerance = BACKENDS[rep.name].rule
     ok, why = BACKENDS[rep.name].tolerance(rep, torch_accuracy)
     rep.within_tolerance, rep.reason = bool(ok), "" if ok else why

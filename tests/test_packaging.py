@@ -1,6 +1,7 @@
 """What ``pip install`` puts into site-packages: one top-level package, ``mlf_deploy``, with the
 repository's top-level folders (exporters, runtimes, commands) installed beneath it."""
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,16 @@ def test_the_package_list_names_every_package_folder():
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert set(setuptools["packages"]) == _package_folders()
     assert setuptools["package-dir"] == {f"mlf_deploy.{n}": n for n in MAPPED}
+
+
+def test_every_module_imports_by_its_package_name():
+    """`make venv` installs in strict editable mode, which links each file: a module added since
+    then is missing until the next `make venv` re-links, and this test says so."""
+    missing = [f"mlf_deploy.{'.'.join(p.relative_to(ROOT).with_suffix('').parts)}"
+               for name in MAPPED for p in sorted((ROOT / name).rglob("*.py"))
+               if p.name != "__init__.py"]
+    missing = [m for m in missing if importlib.util.find_spec(m) is None]
+    assert not missing, f"not importable (run `make venv` to link new modules): {missing}"
 
 
 @pytest.mark.slow
