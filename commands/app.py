@@ -17,6 +17,7 @@ import click
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import WRITE_ERRNOS
+from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
 
 try:
     __version__ = version("mlf-deploy")
@@ -121,9 +122,10 @@ def main():
 CKPT = click.argument("checkpoint", type=click.Path(dir_okay=False))
 DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
                         help="Where the checkpoint's dataset files live (for non-embedded sets).")
-WEIGHT_BITS = click.option("--weight-bits", type=click.IntRange(2, 16), default=None,
-                           help="Signed weight mantissa bits of the integer graph (2..16) "
-                                "[default: the width the checkpoint was fine-tuned for, else 8].")
+WEIGHT_BITS = click.option(
+    "--weight-bits", type=click.IntRange(*WEIGHT_BITS_RANGE), default=None,
+    help="Signed weight mantissa bits of the integer graph ({}..{}) [default: the width the "
+         "checkpoint was fine-tuned for, else 8].".format(*WEIGHT_BITS_RANGE))
 JSON = click.option("--json", "as_json", is_flag=True,
                     help="Print one JSON object as the last line of stdout.")
 SPIKES = click.option("--spikes", type=click.Choice(["binary", "graded"]), default="binary",

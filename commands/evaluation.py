@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
+
 from .app import (
     ALL_SAMPLES,
     CKPT,
@@ -61,8 +63,9 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
 
 @main.command()
 @CKPT
-@click.option("--weight-bits", "bits", default="8,6,4", show_default=True, type=IntList(2, 16),
-              help="Comma-separated weight widths to sweep (each 2..16); the first is mapped.")
+@click.option("--weight-bits", "bits", default="8,6,4", show_default=True,
+              type=IntList(*WEIGHT_BITS_RANGE), help="Comma-separated weight widths to sweep (each "
+              "{}..{}); the first is mapped.".format(*WEIGHT_BITS_RANGE))
 @click.option("--timesteps", "steps", default=None, type=IntList(1, example="1,2,4"),
               help="Comma-separated inference timesteps [default: 1..T of the model].")
 @SPLIT

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
+
 from .app import emit_json, main, user_errors
 
 
@@ -72,7 +74,7 @@ def train(no_progress, as_json, **options):
 
 @main.command(context_settings={"show_default": True})
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--weight-bits", type=click.IntRange(2, 16), required=True,
+@click.option("--weight-bits", type=click.IntRange(*WEIGHT_BITS_RANGE), required=True,
               help="Signed weight mantissa bits to fine-tune for (Loihi takes up to 8).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output directory for checkpoint.pt and metrics.jsonl.")

@@ -23,11 +23,11 @@ import numpy as np
 if __package__:
     from mlf_deploy.exporters.lava_delay import spike_delay_classes
     from mlf_deploy.exporters.lava_import import import_lava
-    from mlf_deploy.ir.portable import DECAY_UNIT, payload_bits, retention_mant
+    from mlf_deploy.ir.portable import DECAY_UNIT, layer_depths, payload_bits, retention_mant
 else:  # a copy in an exported Lava folder, beside copies of these modules
     from lava_delay import spike_delay_classes
     from lava_import import import_lava
-    from portable import DECAY_UNIT, payload_bits, retention_mant
+    from portable import DECAY_UNIT, layer_depths, payload_bits, retention_mant
 
 
 def correlate(x, w, stride, pad):
@@ -52,12 +52,7 @@ def host_fed(graph, p):
 
 def lava_step_offsets(graph):
     """Lava step at which each layer sees model step 0 (connection hops from the input)."""
-    depth = {}
-    for layer in graph.layers:
-        depth[layer.name] = max(0 if host_fed(graph, p) else 1 if p.source == graph.input.name
-                                else depth[graph.nodes[p.source].layer] + 1
-                                for p in graph.projections_into(layer.name))
-    return depth
+    return layer_depths(graph, lambda p: 0 if host_fed(graph, p) else 1)
 
 
 def lava_classes():
@@ -107,7 +102,7 @@ def build_processes(graph, frames):
         net.procs.append(proc)
         return proc
 
-    def feed(values, offset):  # (n, *shape) -> RingBuffer whose row j*T+t+offset is sample j, step t
+    def feed(values, offset):  # (n, *shape) -> RingBuffer, row j*T+t+offset: sample j, step t
         data = np.zeros((*values.shape[1:], steps), np.int32 if integer else np.float64)
         data[..., offset:offset + n] = np.moveaxis(values, 0, -1)
         return add(lv.RingBuffer(data=data))
@@ -128,8 +123,9 @@ def build_processes(graph, frames):
             kw = dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT - retention_mant(rho),
                       bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
                 else dict(du=1.0, dv=1.0 - rho, bias_mant=bias.astype(np.float64), bias_exp=0)
-            if graph.spikes == "graded":  # one neuron with K membranes, Lava's LIF arithmetic
-                cls, vth = lv.GradedMLF, np.asarray(pop.v_thresholds, np.int64 if integer else float)
+            if graph.graded:  # one neuron with K membranes, Lava's LIF arithmetic
+                cls = lv.GradedMLF
+                vth = np.asarray(pop.v_thresholds, np.int64 if integer else float)
             else:
                 cls, vth = lv.LIFReset, int(pop.v_threshold) if integer else float(pop.v_threshold)
             proc = add(cls(shape=shape, reset_interval=steps_t, reset_offset=(1 + d) % steps_t,
@@ -159,11 +155,12 @@ def build_processes(graph, frames):
                 src = relay(p.source, extra) if extra else net.lifs[p.source]
                 src_shape = lava_shape(graph.nodes[p.source].shape)
                 graded = payload_bits(len(graph.nodes[p.source].v_thresholds)) \
-                    if graph.spikes == "graded" else 0
+                    if graph.graded else 0
             w = lava_weight(graph, p)
             if p.kind == "conv2d":
                 conn = add(lv.Conv(weight=w, input_shape=src_shape, stride=tuple(p.stride[::-1]),
-                                   padding=tuple(p.padding[::-1]), num_message_bits=graded, name=p.name))
+                                   padding=tuple(p.padding[::-1]), num_message_bits=graded,
+                                   name=p.name))
                 src.s_out.connect(conn.s_in)
                 out = conn.a_out
             else:  # num_weight_bits=9: Lava's Dense drops a mixed-sign weight's LSB otherwise

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlf_deploy.exporters.lava import correlate
+from mlf_deploy.exporters.lava_build import correlate
 from mlf_deploy.exporters.lava_import import import_lava
 
 import_lava()
@@ -29,6 +29,7 @@ from mlf_deploy.exporters.lava_graded import (  # noqa: E402
     PyGradedMLFModelFixed,
     PyGradedMLFModelFloat,
 )
+from mlf_deploy.ir import semantics as sem  # noqa: E402
 
 RECORD_KEY = "mlf_record"  # proc_params key: (path, rows, record_v) of a population's record file
 
@@ -58,11 +59,12 @@ class FastConvFixed(_FastConv, PyConvModelFixed):
     def compute_dtype(self, w) -> type:
         """The cheapest dtype whose sums are all exact. Every partial sum of an output is an
         integer of at most (sum of |weights| x largest input) in magnitude, and floats hold every
-        integer below 2^24 (float32) / 2^53 (float64) exactly, whatever the summation order; BLAS
+        integer up to 2^24 (float32) / 2^53 (float64) exactly, whatever the summation order; BLAS
         float matmul is ~10-50x faster than numpy's integer matmul (which has no BLAS)."""
         bits = int(self.num_message_bits.item())
         reach = int(np.abs(w.astype(np.int64)).sum(axis=(1, 2, 3)).max()) << bits
-        return np.float32 if reach < 2 ** 24 else np.float64 if reach < 2 ** 53 else np.int64
+        return np.float32 if sem.exact_in_float32(reach) \
+            else np.float64 if sem.exact_in_float64(reach) else np.int64
 
 
 class FastConvFloat(_FastConv, PyConvModelFloat):

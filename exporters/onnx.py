@@ -6,7 +6,8 @@ a faster, inexact variant for float graphs.
 
 Same-timestep semantics let the sequence model compute each layer's current for all ``T * B``
 frames at once (one im2col ``MatMul``) and unroll only the cheap membrane recurrence over ``T``, as
-the reference simulator does. The exactness argument for int graphs is in :mod:`exporters.onnx_ops`.
+the reference simulator does. The exactness argument for int graphs is in
+:mod:`mlf_deploy.exporters.onnx_ops`.
 
 Names (``<pop>`` is a population name such as ``blocks.0.mlf1/L2``):
     step inputs: ``input`` ``(B, C, H, W)``, ``v/<pop>`` ``(B, C, H, W)`` (membrane after the last

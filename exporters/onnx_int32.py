@@ -29,7 +29,7 @@ from onnx import TensorProto
 from mlf_deploy.exporters.onnx_ops import Builder, fire_and_reset, row_sum, saturate
 from mlf_deploy.exporters.onnx_projections import fits_float32
 from mlf_deploy.ir import semantics as sem
-from mlf_deploy.ir.semantics import STATE_BITS, V_MAX
+from mlf_deploy.ir.semantics import V_MAX
 
 INT32 = TensorProto.INT32
 LIMIT32 = 2 ** 31
@@ -42,7 +42,7 @@ def source_limits(graph, sources) -> float | None:
     inp = graph.input
     if inp.name in sources and inp.value_bits <= 0:
         return None
-    return sum(2.0 ** (inp.value_bits - 1) - 1 if s == inp.name else
+    return sum(float(sem.signed_limit(inp.value_bits)) if s == inp.name else
                float(len(graph.sender_levels(s))) for s in sources)
 
 
@@ -66,7 +66,7 @@ def plan(graph, layer) -> LayerPlan:
         current += (np.inf if src is None else src) * row_sum(p.weight) \
             * 2.0 ** max(layer.weight_exp, 0)
     bias = np.abs(sem.shift(np.asarray(layer.bias, np.float64), layer.bias_exp)).max(initial=0)
-    half, u = 2 ** (STATE_BITS - 1), sem.MEMBRANE_GAIN * current
+    half, u = sem.STATE_HALF, sem.MEMBRANE_GAIN * current
     wrapped = u if u <= half else max(half, u - sem.STATE_WRAP)  # Lava wraps once
     rho = max(sem.retention_mant(p.v_retention) for p in graph.levels_of(layer.name)) / sem.DECAY_UNIT
     saturates = wrapped + bias > (1 - rho) * V_MAX

@@ -1,4 +1,5 @@
-r"""ONNX building blocks for :mod:`exporters.onnx`: a small graph builder, the projections as exact
+r"""ONNX building blocks for :mod:`mlf_deploy.exporters.onnx`: a small graph builder, the
+projections as exact
 float64 (or, where exact, float32) arithmetic, and one MLF population's update.
 
 Why no float64 ``Conv``: ONNX Runtime's CPU provider implements ``Conv`` for float32 only ("Could
@@ -33,8 +34,7 @@ from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import STATE_BITS, V_MAX
 
 DOUBLE, INT64, UINT8 = TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8
-EXACT = 2.0 ** 53  # float64 holds every integer below this exactly
-EXACT32 = 2.0 ** 24  # and float32
+EXACT = float(sem.FLOAT64_EXACT)  # float64 holds every integer up to this exactly
 NHWC, NCHW = [0, 2, 3, 1], [0, 3, 1, 2]  # Transpose perms between the two layouts
 
 
@@ -130,9 +130,9 @@ def wrap24(b: Builder, u: str, name: str, dtype=None) -> tuple[str, str]:
     ``u - 2^24 [u > 2^23] + 2^24 [u <= -2^23]``, as masks cast to numbers: ``Where`` is slow."""
     dtype = dtype or b.np
     to = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-    top = b.const(2 ** (STATE_BITS - 1), dtype)
+    top = b.const(sem.STATE_HALF, dtype)
     hi = b.op("Greater", [u, top], f"{name}/wrap_hi")
-    lo = b.op("LessOrEqual", [u, b.const(-2 ** (STATE_BITS - 1), dtype)], f"{name}/wrap_lo")
+    lo = b.op("LessOrEqual", [u, b.const(-sem.STATE_HALF, dtype)], f"{name}/wrap_lo")
     turns = b.op("Sub", [b.op("Cast", [hi], f"{name}/hi_n", to=to),
                          b.op("Cast", [lo], f"{name}/lo_n", to=to)], f"{name}/turns")
     u = b.op("Sub", [u, b.op("Mul", [turns, b.const(2 ** STATE_BITS, dtype)], f"{name}/by")],
@@ -188,7 +188,7 @@ def fire_and_reset(b: Builder, x: str, theta, n: str, dtype) -> tuple[str, str]:
 def int_bounds(graph) -> dict:
     """Largest magnitude of any intermediate integer, per layer and for the readout."""
     inp = graph.input
-    limit = {inp.name: 2.0 ** (inp.value_bits - 1) - 1}
+    limit = {inp.name: float(sem.signed_limit(inp.value_bits))}
     bounds = {}
     for layer in graph.layers:
         a = 0.0
@@ -196,7 +196,7 @@ def int_bounds(graph) -> dict:
             src = limit.get(p.source) or len(graph.sender_levels(p.source))  # payload <= K
             a += src * row_sum(p.weight) * 2.0 ** max(layer.weight_exp, 0)
         bias = np.abs(np.asarray(layer.bias, np.float64)).max() * 2.0 ** layer.bias_exp
-        decayed = 2.0 ** (STATE_BITS - 1 + sem.DECAY_BITS)  # |v r| before the shift
+        decayed = float(sem.STATE_HALF * sem.DECAY_UNIT)  # |v r| before the shift
         bounds[layer.name] = max(a * sem.MEMBRANE_GAIN, decayed) + 2.0 ** STATE_BITS + bias
     ro = graph.readout
     bounds[ro.name] = (sem.readout_norm(graph) * sum(len(graph.sender_levels(s)) for s in ro.sources)
@@ -206,7 +206,7 @@ def int_bounds(graph) -> dict:
 
 def check_exact(graph):
     for name, bound in int_bounds(graph).items():
-        if bound >= EXACT:
+        if not sem.exact_in_float64(bound):
             raise UserError(f"node {name!r}: integer values up to {bound:.3g} do not fit float64's "
                             f"exact range (2^53); reduce weight bits or fan-in")
 

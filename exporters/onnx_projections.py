@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.onnx_ops import EXACT32, NCHW, NHWC, Builder, row_sum
+from mlf_deploy.exporters.onnx_ops import NCHW, NHWC, Builder, row_sum
 from mlf_deploy.ir import semantics as sem
 
 
@@ -63,7 +63,7 @@ PROJECTIONS = {"conv2d": conv2d, "dense": dense}
 def fits_float32(p, src_max: float | None) -> bool:
     """Whether every partial sum of ``p`` on integer inputs ``|x| <= src_max`` stays below 2^24,
     where float32 holds every integer exactly whatever the summation order."""
-    return src_max is not None and src_max * row_sum(p.weight) < EXACT32
+    return src_max is not None and sem.exact_in_float32(src_max * row_sum(p.weight))
 
 
 def project(b: Builder, p, x: str, shape, src_max: float | None = None,

@@ -18,6 +18,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.ir.compare import graph_differences
+from mlf_deploy.ir.semantics import valid_weight_bits
 from mlf_deploy.limits import check_run_size
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
@@ -106,7 +107,7 @@ class Pipeline:
             # The file's own width when it is one we could have written; a forged one shows up
             # in the differences below either way.
             own, report = quantize(self.graph_float, bits, input_max=self.input_max) \
-                if type(bits) is int and 2 <= bits <= 16 else self._quantized()
+                if valid_weight_bits(bits) else self._quantized()
             self._int = (own if graph.graded else graph, report)
         else:
             own = self.graph_float

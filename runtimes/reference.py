@@ -131,10 +131,8 @@ class ReferenceSimulator:
         for t in range(steps):
             if self.integer:
                 v = sem.int_membrane(v, current[t], retention, torch.trunc)
-                clipped = v.abs() > sem.V_MAX
-                if clipped.any():
-                    overflow += int(clipped.sum())
-                    v = v.clamp(-sem.V_MAX, sem.V_MAX)
+                v, clipped = sem.saturate(v)
+                overflow += clipped
             else:
                 v = sem.float_membrane(v, current[t], bias, rho)
             s = v > th

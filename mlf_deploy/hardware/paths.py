@@ -4,16 +4,12 @@ delay rule both need (a chip adds one step per synapse, docs/references.md §2).
 from __future__ import annotations
 
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.portable import layer_depths
 
 
 def layers_from_input(graph: Graph) -> dict:
     """Layer -> layers along the longest path from the input (the stem is 1)."""
-    depth: dict = {}
-    for layer in graph.layers:
-        src = [0 if p.source == graph.input.name else depth[graph.nodes[p.source].layer]
-               for p in graph.projections_into(layer.name)]
-        depth[layer.name] = 1 + max(src)
-    return depth
+    return layer_depths(graph)
 
 
 def pipeline_depth(graph: Graph) -> int:

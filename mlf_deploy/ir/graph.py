@@ -32,7 +32,7 @@ class Graph:
             raise ValueError(f"numeric must be 'float' or 'int', got {self.numeric!r}")
         if self.spikes not in SPIKE_FORMS:
             raise ValueError(f"spikes must be 'binary' or 'graded', got {self.spikes!r}")
-        sender = GradedPopulation if self.spikes == "graded" else Population
+        sender = GradedPopulation if self.graded else Population
         wrong = [n for n in self.nodes.values()
                  if isinstance(n, (Population, GradedPopulation)) and not isinstance(n, sender)]
         if wrong:

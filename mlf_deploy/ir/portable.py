@@ -81,13 +81,18 @@ class GraphView:
     (the same names as :class:`mlf_deploy.ir.Graph`)."""
 
     def __init__(self, body: dict, arrays: dict):
-        self.nodes = {d["name"]: SimpleNamespace(**{k: field_value(v, arrays) for k, v in d.items()})
+        self.nodes = {d["name"]: SimpleNamespace(**{k: field_value(v, arrays)
+                                                    for k, v in d.items()})
                       for d in body["nodes"]}
         self.numeric, self.metadata = body["numeric"], body["metadata"]
         self.spikes = body.get("spikes", "binary")
         kind = lambda t: [n for n in self.nodes.values() if n.type == t]
         self.input, self.readout = kind("Input")[0], kind("Readout")[0]
         self.layers, self.projections = kind("Layer"), kind("Projection")
+
+    @property
+    def graded(self) -> bool:
+        return self.spikes == "graded"
 
     def projections_into(self, layer: str) -> list:
         return [p for p in self.projections if p.target == layer]
@@ -110,6 +115,17 @@ def read_graph(path) -> GraphView:
     if header.get("schema") != SCHEMA:
         raise ValueError(f"{path}: not an mlf-deploy graph file")
     return GraphView(header["graph"], field_arrays(header, stored))
+
+
+def layer_depths(graph, input_hops=lambda p: 1) -> dict:
+    """Layer -> projections along the longest path from the input, a projection from the input
+    counting ``input_hops(p)`` (the stem is 1 by default)."""
+    depth: dict = {}
+    for layer in graph.layers:
+        depth[layer.name] = max(input_hops(p) if p.source == graph.input.name
+                                else depth[graph.nodes[p.source].layer] + 1
+                                for p in graph.projections_into(layer.name))
+    return depth
 
 
 # -- input ----------------------------------------------------------------------------------------

@@ -38,21 +38,34 @@ MEMBRANE_SHIFT = 6  # Loihi: the membrane is 64x the current (u << 6), threshold
 MEMBRANE_GAIN = 2 ** MEMBRANE_SHIFT
 STATE_BITS = 24  # signed u and v
 STATE_WRAP = 2 ** STATE_BITS
-V_MAX = 2 ** (STATE_BITS - 1) - 1  # v saturates at +-V_MAX
+V_MAX = signed_limit(STATE_BITS)  # v saturates at +-V_MAX
 LOIHI_WEIGHT_BITS = 8  # signed weight mantissa bits of a synapse
+WEIGHT_BITS_RANGE = (2, 16)  # the signed weight mantissa bits an int graph may be quantized to
 MAX_DELAY = 63  # 6-bit synaptic delay (Lava's DelaySparse, Loihi 2)
+STATE_HALF = 2 ** (STATE_BITS - 1)  # the 24-bit wrap: u > STATE_HALF or u <= -STATE_HALF wraps
+FLOAT32_EXACT = 2 ** 24  # float32 (24-bit significand) holds every integer up to this magnitude
+FLOAT64_EXACT = 2 ** 53  # and float64 (53-bit significand)
+
+
+def exact_in_float32(bound) -> bool:
+    """Whether integer sums whose every partial sum is at most ``bound`` in magnitude are exact in
+    float32, in any summation order (each partial sum is representable)."""
+    return bound <= FLOAT32_EXACT
+
+
+def exact_in_float64(bound) -> bool:
+    """:func:`exact_in_float32` for float64."""
+    return bound <= FLOAT64_EXACT
 
 
 def wrap_state(u):
     r"""Lava's single conditional 24-bit wrap of ``u = 64 a`` (numpy or torch, integer-valued)."""
-    half = 2 ** (STATE_BITS - 1)
-    return u - STATE_WRAP * (u > half) + STATE_WRAP * (u <= -half)
+    return u - STATE_WRAP * (u > STATE_HALF) + STATE_WRAP * (u <= -STATE_HALF)
 
 
 def overflows(u):
     """Mask of the values :func:`wrap_state` wraps."""
-    half = 2 ** (STATE_BITS - 1)
-    return (u > half) | (u <= -half)
+    return (u > STATE_HALF) | (u <= -STATE_HALF)
 
 
 def int_membrane(v, drive, retention, trunc):
@@ -61,6 +74,18 @@ def int_membrane(v, drive, retention, trunc):
     ``drive`` is ``wrap(64 a) + (bias << bias_exp)``; ``trunc`` rounds toward zero (``np.trunc``
     or ``torch.trunc``). Every value is an integer below 2^36, exact in float64."""
     return trunc(v * retention / DECAY_UNIT) + drive
+
+
+def valid_weight_bits(bits) -> bool:
+    """Whether ``bits`` is a weight width an int graph may take (:data:`WEIGHT_BITS_RANGE`)."""
+    return type(bits) is int and WEIGHT_BITS_RANGE[0] <= bits <= WEIGHT_BITS_RANGE[1]
+
+
+def saturate(v):
+    """Loihi's saturating membrane, numpy or torch (gradients pass where ``v`` is in range):
+    ``(v clipped to +-V_MAX, how many values were clipped)``."""
+    clipped = int((abs(v) > V_MAX).sum())
+    return (v.clip(-V_MAX, V_MAX) if clipped else v), clipped
 
 
 def float_membrane(v, current, bias, rho):

@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from mlf_deploy import limits
-from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size
+from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size, signed_limit
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
@@ -117,7 +117,7 @@ class Schema:
         if bits:
             if a.dtype.kind not in "iu":
                 self.fail(node, field, "integer mantissas", f"dtype {a.dtype}")
-            limit = 2 ** (bits - 1) - 1
+            limit = signed_limit(bits)
             if a.size and (int(a.max()) > limit or int(a.min()) < -limit):
                 self.fail(node, field, f"mantissas within +-{limit} ({bits} bits)",
                           f"range {a.min()}..{a.max()}")

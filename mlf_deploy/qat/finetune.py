@@ -26,6 +26,7 @@ from mlf_deploy.data.ranges import tensor_range
 from mlf_deploy.data.streaming import TensorSplit
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
+from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE, valid_weight_bits
 from mlf_deploy.lowering import lower
 from mlf_deploy.outputs import output_lock
 from mlf_deploy.qat.forward import IntegerForward, IntGrid, integer_logits
@@ -50,8 +51,9 @@ class FinetuneConfig:
 
 
 def check_config(cfg: FinetuneConfig) -> None:
-    if not isinstance(cfg.weight_bits, int) or not 2 <= cfg.weight_bits <= 16:
-        raise UserError(f"--weight-bits must be an integer from 2 to 16, got {cfg.weight_bits}")
+    if not valid_weight_bits(cfg.weight_bits):
+        raise UserError("--weight-bits must be an integer from {} to {}, got {}".format(
+            *WEIGHT_BITS_RANGE, cfg.weight_bits))
     for name in ("epochs", "batch_size", "max_samples"):
         value = getattr(cfg, name)
         if value is not None and value < 1:

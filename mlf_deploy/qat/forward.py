@@ -29,12 +29,14 @@ import torch.nn.functional as F
 
 from mlf_deploy.ir.semantics import (
     MEMBRANE_GAIN,
-    V_MAX,
+    exact_in_float32,
     int_membrane,
     membrane_threshold,
     overflows,
     population_name,
     retention_mant,
+    saturate,
+    signed_limit,
     wrap_state,
 )
 from mlf_deploy.models import DSResNet
@@ -85,7 +87,7 @@ def _exact_conv(src, mant, stride, padding):
     """``conv2d`` of integer-valued tensors, exact: in float32 (several times faster on CPU) when no
     partial sum can reach 2^24, where float32 stops holding every integer, else in float64."""
     bound = float(mant.detach().abs().flatten(1).sum(1).max()) * float(src.detach().abs().max())
-    if bound < 2 ** 24:
+    if exact_in_float32(bound):
         return F.conv2d(src.float(), mant.float(), stride=stride, padding=padding).double()
     return F.conv2d(src, mant, stride=stride, padding=padding)
 
@@ -110,7 +112,7 @@ class IntegerForward:
             bn = m.input_bn
             gain, offset = bn.scale_shift(bn.running_mean.double(), bn.running_var.double())
             x = x * gain.detach()[:, None, None] + offset.detach()[:, None, None]
-        limit = 2 ** (g.input_bits - 1) - 1
+        limit = signed_limit(g.input_bits)
         x = torch.clamp(torch.round(x / g.input_scale), -limit, limit)
         current = self._layer("stem_mlf", m.stem_mlf, [_fold(m.stem, [x])], g.input_scale)
         for i, block in enumerate(m.blocks):
@@ -136,7 +138,7 @@ class IntegerForward:
     def _layer(self, name, mlf, convs, src_unit=1.0, bias=None) -> list:
         """One MLF layer on the grid; returns its K level spike tensors ``(T, B, C, H, W)``."""
         bits = self.grid.weight_bits
-        limit = 2 ** (bits - 1) - 1
+        limit = signed_limit(bits)
         step = weight_step(max(float(c.weight.detach().abs().max()) for c in convs), bits)
         unit0 = step * src_unit
         thresholds = mlf.p.thresholds()
@@ -174,9 +176,8 @@ class IntegerForward:
         spikes, states = [], []
         for t in range(u.shape[0]):
             v = int_membrane(v, drive[t], retention, trunc_ste)
-            if float(v.detach().abs().max()) > V_MAX:  # saturation (rare)
-                overflow += int((v.detach().abs() > V_MAX).sum())
-                v = torch.clamp(v, -V_MAX, V_MAX)
+            v, clipped = saturate(v)  # rare
+            overflow += clipped
             s = int_spike(v, th, v_unit, mlf.p.surrogate_width)
             v = v * (1 - (s.detach() if mlf.p.detach_reset else s))
             spikes.append(s)
@@ -194,7 +195,7 @@ class IntegerForward:
 
     def _readout(self, sources) -> torch.Tensor:
         fc, bits = self.model.fc, self.grid.weight_bits
-        limit = 2 ** (bits - 1) - 1
+        limit = signed_limit(bits)
         counts = sum(s.sum(dim=(0, 3, 4)) for s in sources)  # (B, C), exact integers
         step = weight_step(float(fc.weight.detach().abs().max()), bits)
         mant = torch.clamp(round_ste(fc.weight.double() / step), -limit, limit)

@@ -27,10 +27,13 @@ from mlf_deploy.ir import Graph, Layer
 from mlf_deploy.ir.semantics import (
     DECAY_UNIT,
     MEMBRANE_GAIN,
+    WEIGHT_BITS_RANGE,
     dequantize_state,
     input_normalisation,
     real_valued_input,
     retention_mant,
+    signed_limit,
+    valid_weight_bits,
 )
 from mlf_deploy.quantization.report import QuantizationReport
 from mlf_deploy.quantization.rules import (
@@ -53,7 +56,7 @@ EVENT_INPUT_BITS = 16  # event counts are integers already; this only bounds the
 # must land on exactly the grid this module picks.
 def weight_step(peak: float, bits: int) -> float:
     """Weight step of a layer whose largest |weight| is ``peak``: no clipping by construction."""
-    return (peak if peak > 0 else 1.0) / (2 ** (bits - 1) - 1)
+    return (peak if peak > 0 else 1.0) / signed_limit(bits)
 
 
 def layer_exponent(unit0: float, top: float, threshold_bits: int = THRESHOLD_BITS) -> int:
@@ -77,7 +80,7 @@ def input_grid(real_valued: bool, input_max: float | None, input_bits: int = INP
     if input_max is None or not input_max > 0:
         raise UserError("quantizing a graph with a real-valued input needs input_max > 0 "
                         "(the largest |input value|, e.g. from the training split)")
-    return float(input_max) / (2 ** (input_bits - 1) - 1), input_bits
+    return float(input_max) / signed_limit(input_bits), input_bits
 
 
 def _weight_step(weights, bits):
@@ -86,7 +89,7 @@ def _weight_step(weights, bits):
 
 def _round_weights(w, step, bits, report, where):
     mant = np.round(w / step)
-    limit = 2 ** (bits - 1) - 1
+    limit = signed_limit(bits)
     clipped = int((np.abs(mant) > limit).sum())
     report.add_weights(where, clipped, w.size, float(np.abs(np.clip(mant, -limit, limit) * step - w).max()))
     return np.clip(mant, -limit, limit).astype(np.int32)
@@ -119,8 +122,9 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
     if graph.graded:
         raise UserError("quantize takes the binary float graph; make the graded form of the int "
                         "graph afterwards (mlf_deploy.graded_lowering.to_graded)")
-    if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
-        raise UserError(f"weight bits must be an integer from 2 to 16, got {weight_bits}")
+    if not valid_weight_bits(weight_bits):
+        raise UserError("weight bits must be an integer from {} to {}, got {}".format(
+            *WEIGHT_BITS_RANGE, weight_bits))
     inp = graph.input
     scale, value_bits = input_grid(real_valued_input(graph), input_max, input_bits)
     new_input = dataclasses.replace(inp, scale=scale, value_bits=value_bits)

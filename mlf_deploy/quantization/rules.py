@@ -11,7 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.ir.semantics import DECAY_BITS, LOIHI_WEIGHT_BITS, MEMBRANE_GAIN, V_MAX
+from mlf_deploy.ir.semantics import (
+    DECAY_BITS,
+    LOIHI_WEIGHT_BITS,
+    MEMBRANE_GAIN,
+    V_MAX,
+    signed_limit,
+)
 
 THRESHOLD_MANT_MAX = 2 ** 17 - 1
 BIAS_MANT_MAX = 2 ** 12 - 1
@@ -60,7 +66,7 @@ def weight_exp_in_range(graph):
 
 def weights_fit_their_bits(graph):
     for p in graph.projections:
-        limit = 2 ** (p.weight_bits - 1) - 1
+        limit = signed_limit(p.weight_bits)
         if int(np.abs(p.weight).max()) > limit:
             yield p.target, f"projection {p.name}: weight mantissa exceeds {p.weight_bits} bits"
 
