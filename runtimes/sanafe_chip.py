@@ -1,0 +1,214 @@
+"""Energy and latency per inference from SANA-FE (``pip install sanafe``), on our own mapping.
+
+SANA-FE cannot reproduce the graph's spikes: it delivers a spike in the step *after* it is sent
+(the graph's layers see each other's spikes in the same step, and residual paths of different
+depth would need per-synapse delays), and the int graph's input layer takes analog currents. So
+the activity is **fed**: every population's spikes are ir-int's, replayed by input neurons on the
+cores our mapping gives that population; every layer's K level LIFs sit on their mapped cores and
+receive those spikes through their real synapses (threshold out of reach: their own spikes are
+not used). SANA-FE prices what happens: synaptic events, soma accesses and updates, spikes out
+(charged on the replaying neuron), messages and mesh hops, and the time of each step.
+
+A spike is one message per destination core, so energy is additive over destination cores: the
+network is simulated in runs of a few destination cores each (SANA-FE holds ~2.4 KB per synapse),
+and the runs' energies add. Latency per step is the slowest run's step without its barrier, plus
+the barrier of all tiles in use (contention between runs is not modelled).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from mlf_deploy.energy.chip_bill import SANAFE_GROUPS
+from mlf_deploy.errors import UserError
+from mlf_deploy.hardware.loihi1 import LOIHI1, LOIHI1_SANAFE
+from mlf_deploy.hardware.mapping import map_graph
+from mlf_deploy.hardware.placement import core_of_positions, projection_taps
+from mlf_deploy.ir import semantics as sem
+
+INSTALL_HINT = "SANA-FE is not installed: pip install 'mlf-deploy[sanafe]' (sanafe==2.2.9)"
+EDGE_BUDGET = 600_000  # synapses per SANA-FE run (~1.5 GB of its memory)
+REPLAY_UNITS = 1024  # replaying input neurons per core (a core holds at most 1,024 neurons)
+
+
+def import_sanafe():
+    try:
+        import sanafe
+    except ImportError as err:
+        raise UserError(INSTALL_HINT) from err
+    return sanafe
+
+
+def arch_file(sanafe, cores: int, folder: str) -> str:
+    """SANA-FE's own ``loihi.yaml`` with the mesh widened to ``cores`` (several Loihi 1 chips as
+    one mesh: an extrapolation) and two families of replaying input units per core: one charges
+    loihi_lif's spike-out energy, one (a copy of a neuron already charged) charges nothing."""
+    text = (files("sanafe.examples") / "loihi.yaml").read_text()
+    tiles = math.ceil(cores / LOIHI1_SANAFE.cores_per_tile)
+    width = max(LOIHI1_SANAFE.mesh_width, math.ceil(tiles / LOIHI1_SANAFE.mesh_height))
+    text = text.replace("width: 8", f"width: {width}")
+    text = text.replace("loihi_tile[0..31]", f"loihi_tile[0..{width * 4 - 1}]")
+    text = text.replace("max_neurons_supported: 1024", "max_neurons_supported: 4096")
+    units = "".join(
+        f"            - name: {name}[0..{REPLAY_UNITS - 1}]\n              attributes:\n"
+        f"                model: input\n                energy_spike_out: {out}\n"
+        f"                latency_spike_out: {lat}\n" + "".join(
+            f"                {m}: 0.0\n" for m in ("energy_access_neuron", "latency_access_neuron",
+                                                   "energy_update_neuron", "latency_update_neuron"))
+        for name, out, lat in (("mlf_replay", f"{LOIHI1_SANAFE.spike_out_pj}e-12",
+                                f"{LOIHI1_SANAFE.spike_out_ns}e-9"), ("mlf_relay", 0.0, 0.0)))
+    text = text.replace("          soma:\n", "          soma:\n" + units, 1)
+    path = Path(folder) / "loihi_mlf.yaml"
+    path.write_text(text)
+    return sanafe.load_arch(str(path))
+
+
+def _gap(graph) -> int:
+    """Idle steps between samples after which every membrane has decayed to exactly 0."""
+    rho = max(p.v_retention for p in graph.level_populations)
+    return 0 if rho >= 1 else math.ceil(sem.STATE_BITS / -math.log2(rho)) + 1 if rho > 0 else 1
+
+
+def _runs(mapping, graph, budget: int) -> list[list[int]]:
+    runs, size = [[]], 0
+    for i, core in enumerate(mapping.core_list):
+        n = core.synapse_bytes * 8 / max(p.weight_bits or 8 for p in graph.projections)
+        if runs[-1] and size + n > budget:
+            runs.append([])
+            size = 0
+        runs[-1].append(i)
+        size += n
+    return runs
+
+
+def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> dict:
+    """Run SANA-FE on ``graph`` (binary int form) fed with ``result``'s spikes, placed by our
+    mapping onto Loihi 1 cores. Returns energy per inference by SANA-FE's categories (pJ), time
+    per inference (s), and how it was run."""
+    sanafe = import_sanafe()
+    if graph.graded:
+        raise UserError("SANA-FE sends binary spikes only; run it on the binary lowering")
+    mapping = mapping or map_graph(graph, LOIHI1)
+    start = time.perf_counter()
+    steps, batch, gap = result.timesteps, result.batch, _gap(graph)
+    window = [i * (steps + gap) + t for i in range(batch) for t in range(steps)]
+    total_steps = window[-1] + 1
+    cores = core_of_positions(graph, mapping)
+    runs = _runs(mapping, graph, edge_budget)
+    tiles = len({c // LOIHI1_SANAFE.cores_per_tile for c in range(len(mapping.core_list))})
+    energy, step_ns, charged = dict.fromkeys(SANAFE_GROUPS, 0.0), np.zeros(len(window)), set()
+    with tempfile.TemporaryDirectory() as tmp:
+        arch = arch_file(sanafe, len(mapping.core_list), tmp)
+        for r, run in enumerate(runs):
+            net = _build(sanafe, arch, graph, result, cores, set(run), total_steps, window,
+                         charged, r == 0)
+            chip = sanafe.SpikingChip(arch)
+            chip.load(net)
+            out = chip.sim(total_steps, perf_trace=True, processing_threads=1)
+            perf = out["perf_trace"]
+            for g in energy:
+                energy[g] += float(np.asarray(perf[f"{g}_energy"])[window].sum()) / 1e-12
+            run_tiles = len({c // 4 for c in run})
+            ns = np.asarray(perf["sim_time"])[window] * 1e9 - LOIHI1_SANAFE.sync(run_tiles)
+            step_ns = np.maximum(step_ns, ns)
+            del chip, net
+    latency = float((step_ns + LOIHI1_SANAFE.sync(tiles)).sum()) * 1e-9 / batch
+    return {"energy_pj": {g: e / batch for g, e in energy.items()},
+            "total_pj": sum(energy.values()) / batch, "latency_s": latency,
+            "activity": "fed (ir-int's spikes replayed; SANA-FE's own LIFs cannot take the "
+                        "graph's same-step semantics)",
+            "runs": len(runs), "cores": len(mapping.core_list), "tiles": tiles,
+            "samples": batch, "seconds": time.perf_counter() - start,
+            "sanafe_version": getattr(sanafe, "__version__", "2.2.9")}
+
+
+def _lif_attributes(graph, layer) -> dict:
+    retention = sem.retention_mant(graph.populations_of(layer.name)[0].v_retention)
+    return {"threshold": 1e30, "leak_decay": retention / sem.DECAY_UNIT, "input_decay": 0.0,
+            "reset_mode": "hard"}
+
+
+def _build(sanafe, arch, graph, result, cores, run: set, total_steps, window, charged, first):
+    """One SANA-FE network: the LIFs of the run's cores and the replays of what they read."""
+    net = sanafe.Network()
+    cores_hw = [core for tile in arch.tiles for core in tile.cores]
+    used = {}  # core -> next free replay unit
+    replays = {}  # (population, flat position) -> (group, index)
+    pending = {}  # population -> list of positions to replay
+    targets = {}
+    for layer in graph.layers:
+        where = cores[layer.name].ravel()
+        mine = np.nonzero(np.isin(where, list(run)))[0]
+        if len(mine) == 0:
+            continue
+        host = any(p.source == graph.input.name for p in graph.projections_into(layer.name))
+        kind = graph.projections_into(layer.name)[0].kind
+        bias = sem.shift(np.asarray(layer.bias, dtype=np.float64), layer.bias_exp)
+        attrs = _lif_attributes(graph, layer)
+        if host:
+            attrs["force_update"] = True
+        pops = graph.populations_of(layer.name)
+        group = net.create_neuron_group(
+            f"lif:{layer.name}", len(mine) * len(pops), model_attributes=attrs,
+            soma_hw_name="loihi_lif", default_synapse_hw_name="loihi_conv_synapse"
+            if kind == "conv2d" else "loihi_dense_synapse")
+        hw = int(np.prod(layer.shape[1:]))
+        index = np.full(where.size, -1)
+        index[mine] = np.arange(len(mine))
+        for k in range(len(pops)):
+            for j, pos in enumerate(mine):
+                n = group.neurons[k * len(mine) + j]
+                n.set_attributes(model_attributes={"bias": bias[pos // hw] / sem.MEMBRANE_GAIN})
+                n.map_to_core(cores_hw[where[pos]])
+        targets[layer.name] = (group, index, len(mine))
+        for p in graph.projections_into(layer.name):
+            if p.source == graph.input.name:
+                continue
+            src, dst, widx = projection_taps(graph, p)
+            keep = index[dst] >= 0
+            pending.setdefault(p.source, set()).update(np.unique(src[keep]).tolist())
+    if first:  # spikes that reach no core (the readout's sources) still cost a spike out
+        for pop in graph.populations:
+            if not any(p.source == pop.name for p in graph.projections):
+                pending.setdefault(pop.name, set()).update(range(int(np.prod(pop.shape))))
+    for name, positions in pending.items():
+        positions = sorted(positions)
+        layer = graph.nodes[name].layer
+        where = cores[layer].ravel()
+        group = net.create_neuron_group(f"replay:{name}", len(positions))
+        trains = result.spikes[name].reshape(result.timesteps, result.batch, -1)
+        for j, pos in enumerate(positions):
+            core = int(where[pos])
+            unit = used.get(core, 0)
+            used[core] = unit + 1
+            family = "mlf_relay" if (name, pos) in charged else "mlf_replay"
+            charged.add((name, pos))
+            spikes = np.zeros(total_steps, dtype=bool)
+            spikes[window] = trains[:, :, pos].T.ravel() > 0
+            n = group.neurons[j]
+            n.set_attributes(soma_hw_name=f"{family}[{unit}]",
+                             model_attributes={"spikes": spikes.tolist()})
+            n.map_to_core(cores_hw[core])
+            replays[name, pos] = (group, j)
+        replays[name] = (group, {pos: j for j, pos in enumerate(positions)})
+    for layer_name, (group, index, count) in targets.items():
+        layer = graph.nodes[layer_name]
+        exp = 2.0 ** layer.weight_exp
+        for p in graph.projections_into(layer_name):
+            if p.source == graph.input.name:
+                continue
+            src, dst, widx = projection_taps(graph, p)
+            keep = index[dst] >= 0
+            src_group, lookup = replays[p.source]
+            s = np.array([lookup[v] for v in src[keep]])
+            w = (np.asarray(p.weight, dtype=np.float64)[tuple(a[keep] for a in widx)] * exp)
+            for k in range(len(layer.populations)):
+                pairs = list(zip(s.tolist(), (index[dst[keep]] + k * count).tolist()))
+                src_group.connect_neurons_sparse(group, {"weight": w.tolist()}, pairs)
+    return net
