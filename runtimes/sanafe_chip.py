@@ -34,7 +34,6 @@ from mlf_deploy.ir import semantics as sem
 
 INSTALL_HINT = "SANA-FE is not installed: pip install 'mlf-deploy[sanafe]' (sanafe==2.2.9)"
 EDGE_BUDGET = 600_000  # synapses per SANA-FE run (~1.5 GB of its memory)
-REPLAY_UNITS = 1024  # replaying input neurons per core (a core holds at most 1,024 neurons)
 
 
 def import_sanafe():
@@ -45,18 +44,20 @@ def import_sanafe():
     return sanafe
 
 
-def arch_file(sanafe, cores: int, folder: str) -> str:
-    """SANA-FE's own ``loihi.yaml`` with the mesh widened to ``cores`` (several Loihi 1 chips as
-    one mesh: an extrapolation) and two families of replaying input units per core: one charges
-    loihi_lif's spike-out energy, one (a copy of a neuron already charged) charges nothing."""
+def arch_file(sanafe, cores: int, units: int, folder: str):
+    """SANA-FE's own ``loihi.yaml`` with the mesh sized to ``cores`` (tiles keep Loihi's 4-high
+    columns, so hops are unchanged; several chips become one wider mesh: an extrapolation) and
+    two families of ``units`` replaying input units per core: one charges loihi_lif's spike-out
+    energy, one (a copy of a neuron already charged) charges nothing. Every unit is an object in
+    SANA-FE, so the file holds no more than the network needs."""
     text = (files("sanafe.examples") / "loihi.yaml").read_text()
     tiles = math.ceil(cores / LOIHI1_SANAFE.cores_per_tile)
-    width = max(LOIHI1_SANAFE.mesh_width, math.ceil(tiles / LOIHI1_SANAFE.mesh_height))
+    width = math.ceil(tiles / LOIHI1_SANAFE.mesh_height)
     text = text.replace("width: 8", f"width: {width}")
     text = text.replace("loihi_tile[0..31]", f"loihi_tile[0..{width * 4 - 1}]")
     text = text.replace("max_neurons_supported: 1024", "max_neurons_supported: 4096")
     units = "".join(
-        f"            - name: {name}[0..{REPLAY_UNITS - 1}]\n              attributes:\n"
+        f"            - name: {name}[0..{units - 1}]\n              attributes:\n"
         f"                model: input\n                energy_spike_out: {out}\n"
         f"                latency_spike_out: {lat}\n" + "".join(
             f"                {m}: 0.0\n" for m in ("energy_access_neuron", "latency_access_neuron",
@@ -104,7 +105,8 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
     tiles = len({c // LOIHI1_SANAFE.cores_per_tile for c in range(len(mapping.core_list))})
     energy, step_ns, charged = dict.fromkeys(SANAFE_GROUPS, 0.0), np.zeros(len(window)), set()
     with tempfile.TemporaryDirectory() as tmp:
-        arch = arch_file(sanafe, len(mapping.core_list), tmp)
+        arch = arch_file(sanafe, len(mapping.core_list),
+                         max(c.neurons for c in mapping.core_list), tmp)
         for r, run in enumerate(runs):
             net = _build(sanafe, arch, graph, result, cores, set(run), total_steps, window,
                          charged, r == 0)
@@ -166,13 +168,15 @@ def _build(sanafe, arch, graph, result, cores, run: set, total_steps, window, ch
                 n = group.neurons[k * len(mine) + j]
                 n.set_attributes(model_attributes={"bias": bias[pos // hw] / sem.MEMBRANE_GAIN})
                 n.map_to_core(cores_hw[where[pos]])
-        targets[layer.name] = (group, index, len(mine))
+        taps = {}
         for p in graph.projections_into(layer.name):
             if p.source == graph.input.name:
                 continue
             src, dst, widx = projection_taps(graph, p)
             keep = index[dst] >= 0
+            taps[p.name] = (src[keep], index[dst[keep]], tuple(a[keep] for a in widx))
             pending.setdefault(p.source, set()).update(np.unique(src[keep]).tolist())
+        targets[layer.name] = (group, len(mine), taps)
     if first:  # spikes that reach no core (the readout's sources) still cost a spike out
         for pop in graph.populations:
             if not any(p.source == pop.name for p in graph.projections):
@@ -195,20 +199,20 @@ def _build(sanafe, arch, graph, result, cores, run: set, total_steps, window, ch
             n.set_attributes(soma_hw_name=f"{family}[{unit}]",
                              model_attributes={"spikes": spikes.tolist()})
             n.map_to_core(cores_hw[core])
-            replays[name, pos] = (group, j)
-        replays[name] = (group, {pos: j for j, pos in enumerate(positions)})
-    for layer_name, (group, index, count) in targets.items():
+        lookup = np.full(int(np.prod(graph.nodes[name].shape)), -1)
+        lookup[positions] = np.arange(len(positions))
+        replays[name] = (group, lookup)
+    for layer_name, (group, count, taps) in targets.items():
         layer = graph.nodes[layer_name]
         exp = 2.0 ** layer.weight_exp
         for p in graph.projections_into(layer_name):
-            if p.source == graph.input.name:
+            if p.name not in taps:
                 continue
-            src, dst, widx = projection_taps(graph, p)
-            keep = index[dst] >= 0
+            src, dst, widx = taps[p.name]
             src_group, lookup = replays[p.source]
-            s = np.array([lookup[v] for v in src[keep]])
-            w = (np.asarray(p.weight, dtype=np.float64)[tuple(a[keep] for a in widx)] * exp)
+            w = (np.asarray(p.weight, dtype=np.float64)[widx] * exp).tolist()
+            s = lookup[src].tolist()
             for k in range(len(layer.populations)):
-                pairs = list(zip(s.tolist(), (index[dst[keep]] + k * count).tolist()))
-                src_group.connect_neurons_sparse(group, {"weight": w.tolist()}, pairs)
+                src_group.connect_neurons_sparse(group, {"weight": w},
+                                                 list(zip(s, (dst + k * count).tolist())))
     return net
