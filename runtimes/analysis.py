@@ -31,12 +31,19 @@ def check_energy_model(name: str) -> str:
     return name
 
 
+def lowerings_plot_path(plot_path) -> str:
+    """``energy --plot X.png`` also writes ``X_lowerings.png``: both lowerings' chip bill."""
+    root, ext = os.path.splitext(str(plot_path))
+    return f"{root}_lowerings{ext or '.png'}"
+
+
 def check_energy_args(energy_model, plot_path) -> None:
     """The energy options click cannot check (samples are an ``IntRange`` at the CLI and
     :meth:`Pipeline.data` guards them): run before any work."""
     check_energy_model(energy_model)
     if plot_path:
         check_writable(plot_path)
+        check_writable(lowerings_plot_path(plot_path))
 
 
 def check_evaluate_args(energy_model, plot_dir) -> dict:
@@ -45,7 +52,8 @@ def check_evaluate_args(energy_model, plot_dir) -> dict:
     check_energy_model(energy_model)
     plots = {}
     if plot_dir:
-        plots = {k: os.path.join(plot_dir, f"{k}.png") for k in ("accuracy_energy", "layers")}
+        plots = {k: os.path.join(plot_dir, f"{k}.png")
+                 for k in ("accuracy_energy", "layers", "lowerings")}
         for path in plots.values():
             check_writable(path)
     return plots
@@ -76,13 +84,16 @@ def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm
     text = (br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n"
             + forms_text + "\n\n" + chip_text)
     if plot_path:
+        from mlf_deploy.hardware.chip_plot import plot_lowerings
         from mlf_deploy.hardware.plots import plot_layers
         plot_layers(br, plot_path, energy_model)
+        plot_lowerings(chip, lowerings_plot_path(plot_path))
     return text, {**br.to_dict(), **neurobench_fields(pipe.graph_int, result, accuracy),
                   "checkpoint": pipe.path, "split": split, "samples": len(y),
                   "weight_bits": pipe.weight_bits, "accuracy": accuracy, "backend": result.backend,
                   "spikes": spikes, "forms": forms, "chip": chip,
-                  "plot": str(plot_path) if plot_path else None}
+                  "plot": str(plot_path) if plot_path else None,
+                  "lowerings_plot": lowerings_plot_path(plot_path) if plot_path else None}
 
 
 def sweep_table(points, model) -> str:
@@ -163,6 +174,8 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
         plot_accuracy_energy(points, plots["accuracy_energy"], energy_model,
                              finetuned=[pts for _, pts in tuned])
         plot_layers_by_width(points, plots["layers"], energy_model)
+        from mlf_deploy.hardware.chip_plot import plot_lowerings
+        plot_lowerings(chip, plots["lowerings"])
     m = mapping.to_dict()
     m.pop("core_list", None)
     return text, {"checkpoint": pipe.path, "split": split, "samples": len(y),

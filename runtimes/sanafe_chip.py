@@ -44,30 +44,43 @@ def import_sanafe():
     return sanafe
 
 
-def arch_file(sanafe, cores: int, units: int, folder: str):
-    """SANA-FE's own ``loihi.yaml`` with the mesh sized to ``cores`` (tiles keep Loihi's 4-high
-    columns, so hops are unchanged; several chips become one wider mesh: an extrapolation) and
-    two families of ``units`` replaying input units per core: one charges loihi_lif's spike-out
-    energy, one (a copy of a neuron already charged) charges nothing. Every unit is an object in
-    SANA-FE, so the file holds no more than the network needs."""
+def arch_file(sanafe, tiles: int, units: dict, folder: str):
+    """SANA-FE's own ``loihi.yaml`` with ``tiles`` tiles (Loihi's 4-high columns, so hops are
+    unchanged; several chips become one wider mesh: an extrapolation) written out one by one, so
+    that core ``i`` holds ``units[i] = (charging, free)`` replaying input units: the first family
+    charges loihi_lif's spike-out energy, the second (a copy of a neuron already charged in an
+    earlier run) charges nothing. Every unit is an object in SANA-FE, so a run's file holds only
+    the units that run replays through."""
     text = (files("sanafe.examples") / "loihi.yaml").read_text()
-    tiles = math.ceil(cores / LOIHI1_SANAFE.cores_per_tile)
-    width = math.ceil(tiles / LOIHI1_SANAFE.mesh_height)
-    text = text.replace("width: 8", f"width: {width}")
-    text = text.replace("loihi_tile[0..31]", f"loihi_tile[0..{width * 4 - 1}]")
-    text = text.replace("max_neurons_supported: 1024", "max_neurons_supported: 4096")
-    units = "".join(
-        f"            - name: {name}[0..{units - 1}]\n              attributes:\n"
-        f"                model: input\n                energy_spike_out: {out}\n"
-        f"                latency_spike_out: {lat}\n" + "".join(
-            f"                {m}: 0.0\n" for m in ("energy_access_neuron", "latency_access_neuron",
-                                                   "energy_update_neuron", "latency_update_neuron"))
-        for name, out, lat in (("mlf_replay", f"{LOIHI1_SANAFE.spike_out_pj}e-12",
-                                f"{LOIHI1_SANAFE.spike_out_ns}e-9"), ("mlf_relay", 0.0, 0.0)))
-    text = text.replace("          soma:\n", "          soma:\n" + units, 1)
+    head, rest = text.split("  tile:\n", 1)
+    tile_part, core_part = rest.split("      core:\n", 1)
+    height = LOIHI1_SANAFE.mesh_height
+    head = head.replace("width: 8", f"width: {math.ceil(tiles / height)}")
+    out = [head, "  tile:\n"]
+    for t in range(math.ceil(tiles / height) * height):
+        out += [tile_part.replace("loihi_tile[0..31]", f"loihi_tile_{t}"), "      core:\n"]
+        for j in range(LOIHI1_SANAFE.cores_per_tile):
+            core = core_part.replace("loihi_core[0..3]", f"loihi_core_{j}")
+            core = core.replace("max_neurons_supported: 1024", "max_neurons_supported: 4096")
+            extra = "".join(_units(name, n, out_pj) for name, n, out_pj in zip(
+                ("mlf_replay", "mlf_relay"), units.get(t * 4 + j, (0, 0)),
+                (LOIHI1_SANAFE.spike_out_pj, 0.0)))
+            out.append(core.replace("          soma:\n", "          soma:\n" + extra, 1))
     path = Path(folder) / "loihi_mlf.yaml"
-    path.write_text(text)
+    path.write_text("".join(out))
     return sanafe.load_arch(str(path))
+
+
+def _units(name: str, count: int, spike_out_pj: float) -> str:
+    if not count:
+        return ""
+    zero = ("energy_access_neuron", "latency_access_neuron", "energy_update_neuron",
+            "latency_update_neuron")
+    lat = LOIHI1_SANAFE.spike_out_ns if spike_out_pj else 0.0
+    return (f"            - name: {name}[0..{count - 1}]\n              attributes:\n"
+            f"                model: input\n                energy_spike_out: {spike_out_pj}e-12\n"
+            f"                latency_spike_out: {lat}e-9\n"
+            + "".join(f"                {m}: 0.0\n" for m in zero))
 
 
 def _gap(graph) -> int:
@@ -102,14 +115,19 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
     total_steps = window[-1] + 1
     cores = core_of_positions(graph, mapping)
     runs = _runs(mapping, graph, edge_budget)
-    tiles = len({c // LOIHI1_SANAFE.cores_per_tile for c in range(len(mapping.core_list))})
+    tiles = math.ceil(len(mapping.core_list) / LOIHI1_SANAFE.cores_per_tile)
     energy, step_ns, charged = dict.fromkeys(SANAFE_GROUPS, 0.0), np.zeros(len(window)), set()
     with tempfile.TemporaryDirectory() as tmp:
-        arch = arch_file(sanafe, len(mapping.core_list),
-                         max(c.neurons for c in mapping.core_list), tmp)
         for r, run in enumerate(runs):
-            net = _build(sanafe, arch, graph, result, cores, set(run), total_steps, window,
-                         charged, r == 0)
+            plan = _plan(graph, cores, set(run), r == 0)
+            units = {}
+            for name, positions in plan["replays"].items():
+                where = cores[graph.nodes[name].layer].ravel()
+                for pos in positions:
+                    u = units.setdefault(int(where[pos]), [0, 0])
+                    u[(name, pos) in charged] += 1
+            arch = arch_file(sanafe, tiles, units, tmp)
+            net = _build(sanafe, arch, graph, result, cores, plan, total_steps, window, charged)
             chip = sanafe.SpikingChip(arch)
             chip.load(net)
             out = chip.sim(total_steps, perf_trace=True, processing_threads=1)
@@ -136,38 +154,17 @@ def _lif_attributes(graph, layer) -> dict:
             "reset_mode": "hard"}
 
 
-def _build(sanafe, arch, graph, result, cores, run: set, total_steps, window, charged, first):
-    """One SANA-FE network: the LIFs of the run's cores and the replays of what they read."""
-    net = sanafe.Network()
-    cores_hw = [core for tile in arch.tiles for core in tile.cores]
-    used = {}  # core -> next free replay unit
-    replays = {}  # (population, flat position) -> (group, index)
-    pending = {}  # population -> list of positions to replay
-    targets = {}
+def _plan(graph, cores, run: set, first: bool) -> dict:
+    """Which layers have neurons on the run's cores (their positions, their synapses), and which
+    source positions must be replayed for them."""
+    layers, replays = {}, {}
     for layer in graph.layers:
         where = cores[layer.name].ravel()
         mine = np.nonzero(np.isin(where, list(run)))[0]
         if len(mine) == 0:
             continue
-        host = any(p.source == graph.input.name for p in graph.projections_into(layer.name))
-        kind = graph.projections_into(layer.name)[0].kind
-        bias = sem.shift(np.asarray(layer.bias, dtype=np.float64), layer.bias_exp)
-        attrs = _lif_attributes(graph, layer)
-        if host:
-            attrs["force_update"] = True
-        pops = graph.populations_of(layer.name)
-        group = net.create_neuron_group(
-            f"lif:{layer.name}", len(mine) * len(pops), model_attributes=attrs,
-            soma_hw_name="loihi_lif", default_synapse_hw_name="loihi_conv_synapse"
-            if kind == "conv2d" else "loihi_dense_synapse")
-        hw = int(np.prod(layer.shape[1:]))
         index = np.full(where.size, -1)
         index[mine] = np.arange(len(mine))
-        for k in range(len(pops)):
-            for j, pos in enumerate(mine):
-                n = group.neurons[k * len(mine) + j]
-                n.set_attributes(model_attributes={"bias": bias[pos // hw] / sem.MEMBRANE_GAIN})
-                n.map_to_core(cores_hw[where[pos]])
         taps = {}
         for p in graph.projections_into(layer.name):
             if p.source == graph.input.name:
@@ -175,28 +172,56 @@ def _build(sanafe, arch, graph, result, cores, run: set, total_steps, window, ch
             src, dst, widx = projection_taps(graph, p)
             keep = index[dst] >= 0
             taps[p.name] = (src[keep], index[dst[keep]], tuple(a[keep] for a in widx))
-            pending.setdefault(p.source, set()).update(np.unique(src[keep]).tolist())
-        targets[layer.name] = (group, len(mine), taps)
+            replays.setdefault(p.source, set()).update(np.unique(src[keep]).tolist())
+        layers[layer.name] = (mine, taps)
     if first:  # spikes that reach no core (the readout's sources) still cost a spike out
         for pop in graph.populations:
             if not any(p.source == pop.name for p in graph.projections):
-                pending.setdefault(pop.name, set()).update(range(int(np.prod(pop.shape))))
-    for name, positions in pending.items():
-        positions = sorted(positions)
-        layer = graph.nodes[name].layer
-        where = cores[layer].ravel()
+                replays.setdefault(pop.name, set()).update(range(int(np.prod(pop.shape))))
+    return {"layers": layers, "replays": {k: sorted(v) for k, v in replays.items()}}
+
+
+def _build(sanafe, arch, graph, result, cores, plan, total_steps, window, charged):
+    """One SANA-FE network: the LIFs of the run's cores and the replays of what they read."""
+    net = sanafe.Network()
+    cores_hw = [core for tile in arch.tiles for core in tile.cores]
+    targets = {}
+    for name, (mine, taps) in plan["layers"].items():
+        layer = graph.nodes[name]
+        where = cores[name].ravel()
+        host = any(p.source == graph.input.name for p in graph.projections_into(name))
+        kind = graph.projections_into(name)[0].kind
+        bias = sem.shift(np.asarray(layer.bias, dtype=np.float64), layer.bias_exp)
+        attrs = _lif_attributes(graph, layer)
+        if host:
+            attrs["force_update"] = True
+        levels = len(layer.populations)
+        group = net.create_neuron_group(
+            f"lif:{name}", len(mine) * levels, model_attributes=attrs,
+            soma_hw_name="loihi_lif", default_synapse_hw_name="loihi_conv_synapse"
+            if kind == "conv2d" else "loihi_dense_synapse")
+        hw = int(np.prod(layer.shape[1:]))
+        for k in range(levels):
+            for j, pos in enumerate(mine):
+                n = group.neurons[k * len(mine) + j]
+                n.set_attributes(model_attributes={"bias": bias[pos // hw] / sem.MEMBRANE_GAIN})
+                n.map_to_core(cores_hw[where[pos]])
+        targets[name] = (group, len(mine), taps)
+    replays, used = {}, {}
+    for name, positions in plan["replays"].items():
+        where = cores[graph.nodes[name].layer].ravel()
         group = net.create_neuron_group(f"replay:{name}", len(positions))
         trains = result.spikes[name].reshape(result.timesteps, result.batch, -1)
         for j, pos in enumerate(positions):
             core = int(where[pos])
-            unit = used.get(core, 0)
-            used[core] = unit + 1
-            family = "mlf_relay" if (name, pos) in charged else "mlf_replay"
+            family = int((name, pos) in charged)
             charged.add((name, pos))
+            unit = used.setdefault((core, family), 0)
+            used[core, family] = unit + 1
             spikes = np.zeros(total_steps, dtype=bool)
             spikes[window] = trains[:, :, pos].T.ravel() > 0
             n = group.neurons[j]
-            n.set_attributes(soma_hw_name=f"{family}[{unit}]",
+            n.set_attributes(soma_hw_name=f"{('mlf_replay', 'mlf_relay')[family]}[{unit}]",
                              model_attributes={"spikes": spikes.tolist()})
             n.map_to_core(cores_hw[core])
         lookup = np.full(int(np.prod(graph.nodes[name].shape)), -1)
