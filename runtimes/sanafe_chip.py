@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from importlib.resources import files
-from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +29,7 @@ from mlf_deploy.hardware.loihi1 import LOIHI1, LOIHI1_SANAFE
 from mlf_deploy.hardware.mapping import map_graph
 from mlf_deploy.hardware.placement import core_of_positions, projection_taps
 from mlf_deploy.ir import semantics as sem
+from mlf_deploy.runtimes.sanafe_arch import arch_file, unit_counts
 
 INSTALL_HINT = "SANA-FE is not installed: pip install 'mlf-deploy[sanafe]' (sanafe==2.2.9)"
 EDGE_BUDGET = 600_000  # synapses per SANA-FE run (~1.5 GB of its memory)
@@ -42,45 +41,6 @@ def import_sanafe():
     except ImportError as err:
         raise UserError(INSTALL_HINT) from err
     return sanafe
-
-
-def arch_file(sanafe, tiles: int, units: dict, folder: str):
-    """SANA-FE's own ``loihi.yaml`` with ``tiles`` tiles (Loihi's 4-high columns, so hops are
-    unchanged; several chips become one wider mesh: an extrapolation) written out one by one, so
-    that core ``i`` holds ``units[i] = (charging, free)`` replaying input units: the first family
-    charges loihi_lif's spike-out energy, the second (a copy of a neuron already charged in an
-    earlier run) charges nothing. Every unit is an object in SANA-FE, so a run's file holds only
-    the units that run replays through."""
-    text = (files("sanafe.examples") / "loihi.yaml").read_text()
-    head, rest = text.split("  tile:\n", 1)
-    tile_part, core_part = rest.split("      core:\n", 1)
-    height = LOIHI1_SANAFE.mesh_height
-    head = head.replace("width: 8", f"width: {math.ceil(tiles / height)}")
-    out = [head, "  tile:\n"]
-    for t in range(math.ceil(tiles / height) * height):
-        out += [tile_part.replace("loihi_tile[0..31]", f"loihi_tile_{t}"), "      core:\n"]
-        for j in range(LOIHI1_SANAFE.cores_per_tile):
-            core = core_part.replace("loihi_core[0..3]", f"loihi_core_{j}")
-            core = core.replace("max_neurons_supported: 1024", "max_neurons_supported: 4096")
-            extra = "".join(_units(name, n, out_pj) for name, n, out_pj in zip(
-                ("mlf_replay", "mlf_relay"), units.get(t * 4 + j, (0, 0)),
-                (LOIHI1_SANAFE.spike_out_pj, 0.0)))
-            out.append(core.replace("          soma:\n", "          soma:\n" + extra, 1))
-    path = Path(folder) / "loihi_mlf.yaml"
-    path.write_text("".join(out))
-    return sanafe.load_arch(str(path))
-
-
-def _units(name: str, count: int, spike_out_pj: float) -> str:
-    if not count:
-        return ""
-    zero = ("energy_access_neuron", "latency_access_neuron", "energy_update_neuron",
-            "latency_update_neuron")
-    lat = LOIHI1_SANAFE.spike_out_ns if spike_out_pj else 0.0
-    return (f"            - name: {name}[0..{count - 1}]\n              attributes:\n"
-            f"                model: input\n                energy_spike_out: {spike_out_pj}e-12\n"
-            f"                latency_spike_out: {lat}e-9\n"
-            + "".join(f"                {m}: 0.0\n" for m in zero))
 
 
 def _gap(graph) -> int:
@@ -120,13 +80,7 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
     with tempfile.TemporaryDirectory() as tmp:
         for r, run in enumerate(runs):
             plan = _plan(graph, cores, set(run), r == 0)
-            units = {}
-            for name, positions in plan["replays"].items():
-                where = cores[graph.nodes[name].layer].ravel()
-                for pos in positions:
-                    u = units.setdefault(int(where[pos]), [0, 0])
-                    u[(name, pos) in charged] += 1
-            arch = arch_file(sanafe, tiles, units, tmp)
+            arch = arch_file(sanafe, tiles, unit_counts(graph, cores, plan, charged), tmp)
             net = _build(sanafe, arch, graph, result, cores, plan, total_steps, window, charged)
             chip = sanafe.SpikingChip(arch)
             chip.load(net)
@@ -146,6 +100,20 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
             "runs": len(runs), "cores": len(mapping.core_list), "tiles": tiles,
             "samples": batch, "seconds": time.perf_counter() - start,
             "sanafe_version": getattr(sanafe, "__version__", "2.2.9")}
+
+
+def _bias_neurons(net, cores_hw, group, where, current, levels, total_steps, window, name):
+    spikes = np.zeros(total_steps, dtype=bool)
+    spikes[window] = True
+    on = sorted(set(where.tolist()))
+    bias = net.create_neuron_group(f"bias:{name}", len(on))
+    for i, core in enumerate(on):
+        bias.neurons[i].set_attributes(soma_hw_name="mlf_bias[0]",
+                                       model_attributes={"spikes": spikes.tolist()})
+        bias.neurons[i].map_to_core(cores_hw[core])
+    slot = {core: i for i, core in enumerate(on)}
+    pairs = [(slot[c], k * len(where) + j) for k in range(levels) for j, c in enumerate(where)]
+    bias.connect_neurons_sparse(group, {"weight": np.tile(current, levels).tolist()}, pairs)
 
 
 def _lif_attributes(graph, layer) -> dict:
@@ -181,8 +149,13 @@ def _plan(graph, cores, run: set, first: bool) -> dict:
     return {"layers": layers, "replays": {k: sorted(v) for k, v in replays.items()}}
 
 
-def _build(sanafe, arch, graph, result, cores, plan, total_steps, window, charged):
-    """One SANA-FE network: the LIFs of the run's cores and the replays of what they read."""
+def _build(sanafe, arch, graph, result, cores, plan, total_steps, window, charged,
+           reproduce=False):
+    """One SANA-FE network: the LIFs of the run's cores and the replays of what they read.
+    ``reproduce``: the LIFs get the graph's thresholds and log their spikes, and the bias comes
+    as a current from one replaying neuron per core firing every step, so that it reaches the
+    membrane in the same step as the replayed spikes (SANA-FE integrates a spike the step after
+    it is sent; its soma bias would start a step early)."""
     net = sanafe.Network()
     cores_hw = [core for tile in arch.tiles for core in tile.cores]
     targets = {}
@@ -197,15 +170,21 @@ def _build(sanafe, arch, graph, result, cores, plan, total_steps, window, charge
             attrs["force_update"] = True
         levels = len(layer.populations)
         group = net.create_neuron_group(
-            f"lif:{name}", len(mine) * levels, model_attributes=attrs,
+            f"lif:{name}", len(mine) * levels, model_attributes=attrs, log_spikes=reproduce,
             soma_hw_name="loihi_lif", default_synapse_hw_name="loihi_conv_synapse"
             if kind == "conv2d" else "loihi_dense_synapse")
         hw = int(np.prod(layer.shape[1:]))
-        for k in range(levels):
+        current = bias[mine // hw] / sem.MEMBRANE_GAIN
+        for k, pop in enumerate(graph.populations_of(name)):
+            extra = {"threshold": float(pop.v_threshold)} if reproduce else {}
             for j, pos in enumerate(mine):
                 n = group.neurons[k * len(mine) + j]
-                n.set_attributes(model_attributes={"bias": bias[pos // hw] / sem.MEMBRANE_GAIN})
+                n.set_attributes(model_attributes={"bias": 0.0 if reproduce else current[j],
+                                                   **extra})
                 n.map_to_core(cores_hw[where[pos]])
+        if reproduce:
+            _bias_neurons(net, cores_hw, group, where[mine], current, levels, total_steps, window,
+                          name)
         targets[name] = (group, len(mine), taps)
     replays, used = {}, {}
     for name, positions in plan["replays"].items():
