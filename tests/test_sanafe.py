@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 from importlib.resources import files
 
 import pytest
@@ -14,6 +15,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware import map_graph
 from mlf_deploy.hardware.loihi1 import LOIHI1, LOIHI1_SANAFE
+from mlf_deploy.ir import Graph, Population
 from mlf_deploy.runtimes.reference import run_reference
 
 
@@ -72,3 +74,21 @@ def test_missing_sanafe_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sanafe", None)
     with pytest.raises(UserError, match="pip install 'mlf-deploy\\[sanafe\\]'"):
         import_sanafe()
+
+
+@pytest.mark.parametrize("events", [False, True])
+def test_sanafe_lifs_reproduce_ir_int(events):
+    """SANA-FE's LIFs, fed each layer's ir-int input spikes, fire exactly as ir-int does, and a
+    graph whose thresholds differ by one mantissa step does not (the check is not silent)."""
+    pytest.importorskip("sanafe")
+    from mlf_deploy.runtimes.sanafe_check import host_layers, sanafe_spikes, spike_mismatches
+    graph, result = _tiny(21, events)
+    spikes = sanafe_spikes(graph, result)
+    on_chip = [p.name for p in graph.populations if p.layer not in host_layers(graph)]
+    assert sum(int(spikes[n].sum()) for n in on_chip) > 0
+    assert all(m == 0 for m, _ in spike_mismatches(graph, result, spikes).values())
+    shifted = Graph({k: replace(v, v_threshold=v.v_threshold * 2)
+                     if isinstance(v, Population) else v for k, v in graph.nodes.items()},
+                    graph.numeric, graph.metadata, graph.spikes)
+    other = sanafe_spikes(shifted, result)
+    assert sum(m for m, _ in spike_mismatches(graph, result, other).values()) > 0
