@@ -47,11 +47,16 @@ def chip_report(graph_int, result: RunResult, simulator: str | None = None,
                                      "Horowitz ISSCC 2014 45 nm int8 MAC/AC"}
                               for name, r in GRADED_OP_RATIOS.items()}}
     if simulator == "sanafe":
+        from mlf_deploy.runtimes.sanafe_check import sanafe_spikes, spike_mismatches
         from mlf_deploy.runtimes.sanafe_chip import import_sanafe, sanafe_bill
         import_sanafe()
         sub = first_samples(result, simulator_samples)
         ours = chip_bill(graph_int, sub, mapping)
         sim = sanafe_bill(graph_int, sub, mapping)
+        check = spike_mismatches(graph_int, sub, sanafe_spikes(graph_int, sub, mapping))
+        sim["spike_check"] = {"mismatches": sum(m for m, _ in check.values()),
+                              "compared": sum(n for _, n in check.values()),
+                              "how": "each layer fed ir-int's input spikes; input layer fed"}
         ratio = {g: (sim["energy_pj"][g] / ours.groups_pj[g]) if ours.groups_pj[g] else None
                  for g in SANAFE_GROUPS}
         ratio["total"] = sim["total_pj"] / ours.total_pj
@@ -69,4 +74,8 @@ def chip_report(graph_int, result: RunResult, simulator: str | None = None,
                      f"{ratio['total']:>7.4f}")
         lines.append(f"{'latency us':<10} {sim['latency_s'] * 1e6:>14.2f} "
                      f"{ours.latency_s * 1e6:>14.2f} {ratio['latency']:>7.4f}")
+        sc = sim["spike_check"]
+        lines.append(f"spikes: SANA-FE's LIFs set to our fixed-point rule, {sc['how']}: "
+                     f"{sc['mismatches']} mismatches in {sc['compared']:,} neuron-steps "
+                     f"({'reproduced' if sc['mismatches'] == 0 else 'NOT reproduced'})")
     return "\n".join(lines), out

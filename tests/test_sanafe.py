@@ -92,3 +92,37 @@ def test_sanafe_lifs_reproduce_ir_int(events):
                     graph.numeric, graph.metadata, graph.spikes)
     other = sanafe_spikes(shifted, result)
     assert sum(m for m, _ in spike_mismatches(graph, result, other).values()) > 0
+
+
+@pytest.mark.slow
+def test_energy_cli_with_sanafe(ckpt, tmp_path):
+    """``energy --simulator sanafe`` end to end: both lowerings billed, SANA-FE's categories
+    within 5 % of ours, spikes reproduced, and the lowerings plot written."""
+    pytest.importorskip("sanafe")
+    import json
+
+    from click.testing import CliRunner
+
+    from mlf_deploy.commands import main
+    out = CliRunner().invoke(main, ["energy", str(ckpt), "--samples", "2", "--simulator",
+                                    "sanafe", "--simulator-samples", "1", "--plot",
+                                    str(tmp_path / "e.png"), "--json"])
+    assert out.exit_code == 0, out.output
+    chip = json.loads(out.output.strip().splitlines()[-1])["chip"]
+    assert set(chip["bills"]) >= {"binary", "graded 1.00x"}
+    sim = chip["sanafe"]
+    for category in ("synapse", "soma", "network", "total"):
+        assert abs(sim["sanafe_over_ours"][category] - 1) < 0.05, category
+    assert sim["spike_check"]["mismatches"] == 0
+    assert (tmp_path / "e_lowerings.png").stat().st_size > 0
+
+
+def test_energy_cli_without_sanafe(ckpt, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlf_deploy.commands import main
+    monkeypatch.setitem(sys.modules, "sanafe", None)
+    out = CliRunner().invoke(main, ["energy", str(ckpt), "--simulator", "sanafe"])
+    assert out.exit_code != 0
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "pip install" in lines[0]
