@@ -70,7 +70,7 @@ def chip_report(graph_int, result: RunResult, simulator: str | None = None,
             r = ratio[g]
             lines.append(f"{g:<10} {sim['energy_pj'][g]:>14,.0f} {ours.groups_pj[g]:>14,.0f} "
                          f"{'n/a' if r is None else f'{r:.4f}':>7}")
-        lines.append(f"{'total':<10} {sim['total_pj']:>14,.0f} {ours.total_pj:>14,.0f} "
+        lines.append(f"{'sum':<10} {sim['total_pj']:>14,.0f} {ours.total_pj:>14,.0f} "
                      f"{ratio['total']:>7.4f}")
         lines.append(f"{'latency us':<10} {sim['latency_s'] * 1e6:>14.2f} "
                      f"{ours.latency_s * 1e6:>14.2f} {ratio['latency']:>7.4f}")

@@ -157,7 +157,7 @@ def bill_table(bills: dict) -> str:
     rows = [f"{'term':<14}" + "".join(f"{n:>16}" for n in names)]
     for t in TERMS:
         rows.append(f"{t:<14}" + "".join(f"{b.energy_pj[t]:>16,.0f}" for b in bills.values()))
-    rows.append(f"{'total pJ':<14}" + "".join(f"{b.total_pj:>16,.0f}" for b in bills.values()))
+    rows.append(f"{'sum pJ':<14}" + "".join(f"{b.total_pj:>16,.0f}" for b in bills.values()))
     rows.append(f"{'latency us':<14}" + "".join(f"{b.latency_s * 1e6:>16.2f}"
                                               for b in bills.values()))
     return "\n".join(rows)
