@@ -36,7 +36,8 @@ def sanafe_spikes(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -
     if graph.graded:
         raise UserError("SANA-FE sends binary spikes only; check the binary lowering")
     mapping = mapping or map_graph(graph, LOIHI1)
-    steps, batch, gap = result.timesteps, result.batch, _gap(graph)
+    steps, batch = result.timesteps, result.batch
+    gap = _gap(graph, batch)
     window = [i * (steps + gap) + t for i in range(batch) for t in range(steps)]
     cores = core_of_positions(graph, mapping)
     host = host_layers(graph)

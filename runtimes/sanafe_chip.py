@@ -43,10 +43,18 @@ def import_sanafe():
     return sanafe
 
 
-def _gap(graph) -> int:
-    """Idle steps between samples after which every membrane has decayed to exactly 0."""
+def _gap(graph, samples: int) -> int:
+    """Idle steps between samples after which every membrane has decayed to exactly 0 (each
+    step keeps at most ``rho`` of it, and 24 bits are gone after ``24 / -log2 rho`` steps)."""
     rho = max(p.v_retention for p in graph.level_populations)
-    return 0 if rho >= 1 else math.ceil(sem.STATE_BITS / -math.log2(rho)) + 1 if rho > 0 else 1
+    if rho <= 0:
+        return 1
+    if rho >= 1:
+        if samples > 1:
+            raise UserError("SANA-FE runs samples one after another and a retention of 1 never "
+                            "forgets a membrane; run one sample (--simulator-samples 1)")
+        return 0
+    return math.ceil(sem.STATE_BITS / -math.log2(rho)) + 1
 
 
 def _runs(mapping, graph, budget: int) -> list[list[int]]:
@@ -70,7 +78,8 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
         raise UserError("SANA-FE sends binary spikes only; run it on the binary lowering")
     mapping = mapping or map_graph(graph, LOIHI1)
     start = time.perf_counter()
-    steps, batch, gap = result.timesteps, result.batch, _gap(graph)
+    steps, batch = result.timesteps, result.batch
+    gap = _gap(graph, batch)
     window = [i * (steps + gap) + t for i in range(batch) for t in range(steps)]
     total_steps = window[-1] + 1
     cores = core_of_positions(graph, mapping)
