@@ -33,12 +33,17 @@ from .app import (
 @ENERGY_MODEL
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of per-layer SynOps and energy, SNN against ANN.")
+@click.option("--simulator", type=click.Choice(["sanafe"]), default=None,
+              help="Also price the binary lowering with SANA-FE's Loihi 1 model (pip install "
+                   "'mlf-deploy[sanafe]'), beside our per-event bill.")
+@click.option("--simulator-samples", type=click.IntRange(1), default=4, show_default=True,
+              help="Samples SANA-FE runs (it builds every synapse, so keep this small).")
 @SPIKES
 @DATA_DIR
 @JSON
 @user_errors
-def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spikes, data_dir,
-           as_json):
+def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, simulator,
+           simulator_samples, spikes, data_dir, as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
@@ -53,9 +58,13 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
     from mlf_deploy.runtimes.analysis import check_energy_args, energy_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
     check_energy_args(energy_model, plot_path)
+    if simulator:
+        from mlf_deploy.runtimes.sanafe_chip import import_sanafe
+        import_sanafe()
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
-    text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes)
+    text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes,
+                                 simulator, simulator_samples)
     click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
     if as_json:
         emit_json(result)

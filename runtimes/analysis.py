@@ -16,6 +16,7 @@ from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.hardware.resources import compare_forms, forms_table
 from mlf_deploy.hardware.sweep import sweep
 from mlf_deploy.quantization import quantize
+from mlf_deploy.runtimes.chip_report import SIMULATOR_SAMPLES, chip_report
 from mlf_deploy.runtimes.pipeline import Pipeline
 from mlf_deploy.runtimes.reference import run_reference
 
@@ -30,12 +31,19 @@ def check_energy_model(name: str) -> str:
     return name
 
 
+def lowerings_plot_path(plot_path) -> str:
+    """``energy --plot X.png`` also writes ``X_lowerings.png``: both lowerings' chip bill."""
+    root, ext = os.path.splitext(str(plot_path))
+    return f"{root}_lowerings{ext or '.png'}"
+
+
 def check_energy_args(energy_model, plot_path) -> None:
     """The energy options click cannot check (samples are an ``IntRange`` at the CLI and
     :meth:`Pipeline.data` guards them): run before any work."""
     check_energy_model(energy_model)
     if plot_path:
         check_writable(plot_path)
+        check_writable(lowerings_plot_path(plot_path))
 
 
 def check_evaluate_args(energy_model, plot_dir) -> dict:
@@ -44,7 +52,8 @@ def check_evaluate_args(energy_model, plot_dir) -> dict:
     check_energy_model(energy_model)
     plots = {}
     if plot_dir:
-        plots = {k: os.path.join(plot_dir, f"{k}.png") for k in ("accuracy_energy", "layers")}
+        plots = {k: os.path.join(plot_dir, f"{k}.png")
+                 for k in ("accuracy_energy", "layers", "lowerings")}
         for path in plots.values():
             check_writable(path)
     return plots
@@ -60,24 +69,31 @@ def forms_report(graph_int, result, target=None) -> tuple[str, dict]:
 
 
 def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm-fp32",
-                  plot_path=None, spikes="binary") -> tuple[str, dict]:
+                  plot_path=None, spikes="binary", simulator=None,
+                  simulator_samples=SIMULATOR_SAMPLES) -> tuple[str, dict]:
     """The SynOps/energy table (spikes by count, as every SNN paper counts them) of a run of the
-    int graph in the chosen lowering, and the resources of both lowerings side by side."""
+    int graph in the chosen lowering, the resources of both lowerings side by side, their Loihi 1
+    per-event bill, and with ``simulator="sanafe"`` SANA-FE's figures beside it."""
     check_energy_args(energy_model, plot_path)
     x, y = pipe.data(split, samples)
     result = run_int(pipe.graph("int", spikes), x)
     br = estimate(pipe.graph_int, result, x)  # graded runs record level spikes under binary names
     accuracy = float((result.logits.argmax(1) == y.numpy()).mean())
     forms_text, forms = forms_report(pipe.graph_int, result)
-    text = br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n" + forms_text
+    chip_text, chip = chip_report(pipe.graph_int, result, simulator, simulator_samples)
+    text = (br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n"
+            + forms_text + "\n\n" + chip_text)
     if plot_path:
+        from mlf_deploy.hardware.chip_plot import plot_lowerings
         from mlf_deploy.hardware.plots import plot_layers
         plot_layers(br, plot_path, energy_model)
+        plot_lowerings(chip, lowerings_plot_path(plot_path))
     return text, {**br.to_dict(), **neurobench_fields(pipe.graph_int, result, accuracy),
                   "checkpoint": pipe.path, "split": split, "samples": len(y),
                   "weight_bits": pipe.weight_bits, "accuracy": accuracy, "backend": result.backend,
-                  "spikes": spikes, "forms": forms,
-                  "plot": str(plot_path) if plot_path else None}
+                  "spikes": spikes, "forms": forms, "chip": chip,
+                  "plot": str(plot_path) if plot_path else None,
+                  "lowerings_plot": lowerings_plot_path(plot_path) if plot_path else None}
 
 
 def sweep_table(points, model) -> str:
@@ -136,7 +152,9 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     target = Target(weight_sharing=weight_sharing)
     chosen = with_spikes(graph_int, spikes)
     mapping = map_graph(chosen, target)
-    forms_text, forms = forms_report(graph_int, run_int(chosen, x), target)
+    run = run_int(chosen, x)
+    forms_text, forms = forms_report(graph_int, run, target)
+    chip_text, chip = chip_report(graph_int, run)
     cores = cores_by_bits(pipe, bits + [ft.weight_bits for ft in finetuned], weight_sharing)
     lines = [sweep_table(points, energy_model)]
     for path, pts in tuned:
@@ -148,18 +166,22 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
               f"mapping of the {spikes} lowering:", mapping.table(),
               "cores by weight width (binary lowering): " + ", ".join(
                   f"{b}-bit {n}" + (f" ({top - n} fewer than {max(cores)}-bit)" if b != max(cores)
-                                    else "") for b, n in cores.items()), "", forms_text]
+                                    else "") for b, n in cores.items()), "", forms_text, "",
+              chip_text]
     text = "\n".join(lines)
     if plot_dir:
         from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers_by_width
         plot_accuracy_energy(points, plots["accuracy_energy"], energy_model,
                              finetuned=[pts for _, pts in tuned])
         plot_layers_by_width(points, plots["layers"], energy_model)
+        from mlf_deploy.hardware.chip_plot import plot_lowerings
+        plot_lowerings(chip, plots["lowerings"])
     m = mapping.to_dict()
     m.pop("core_list", None)
     return text, {"checkpoint": pipe.path, "split": split, "samples": len(y),
                   "energy_model": energy_model, "points": [p.to_dict() for p in points],
                   "mapping": m, "cores_by_weight_bits": cores, "spikes": spikes, "forms": forms,
+                  "chip": chip,
                   "finetuned": [{"checkpoint": path, "weight_bits": pts[0].weight_bits,
                                  "points": [p.to_dict() for p in pts]} for path, pts in tuned],
                   "plots": {k: str(v) for k, v in plots.items()}}

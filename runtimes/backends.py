@@ -14,6 +14,8 @@ onnx-float     ir-float    zero spike mismatches, logits within 1e-5
 onnx-int       ir-int      zero spike and state mismatches, identical logits
 torch-int      ir-int      zero spike and state mismatches, identical logits (the torch
                            model on the integer grid, as fine-tuning trains it)
+sanafe         ir-int      zero spike mismatches: SANA-FE's Loihi LIFs, each layer fed ir-int's
+                           input spikes (the input layer's spikes are ir-int's; docs/energy.md)
 =============  ==========  ===============================================================
 
 Every backend but torch also runs the graded lowering (``--spikes graded``, docs/graded.md) as
@@ -104,6 +106,10 @@ def _torch_int(rep, torch_accuracy):
             "mismatches against ir-int")
 
 
+def _sanafe(rep, torch_accuracy):
+    return rep.spike_mismatches == 0, "spike mismatches against ir-int"
+
+
 def _graded_float(rep, torch_accuracy):
     return (rep.spike_mismatches == 0 and rep.state_mismatches == 0 and rep.logits_vs_ref <= 1e-9,
             "spike or membrane mismatches against the binary float graph")
@@ -135,6 +141,9 @@ BACKENDS = {b.name: b for b in (
             "exact: zero spike and membrane mismatches with ir-int, identical logits", "main"),
     Backend("torch-int", "ir-int", "int", "torch-int", _torch_int,
             "exact: zero spike and membrane mismatches with ir-int, identical logits"),
+    Backend("sanafe", "ir-int", "int", "sanafe", _sanafe,
+            "exact per layer: SANA-FE's LIFs, fed ir-int's input spikes, fire as ir-int's "
+            "(input layer fed from ir-int)"),
     Backend("ir-float-graded", "ir-float", "float", "reference", _graded_float,
             "exact: the graded float graph's level spikes equal ir-float's, membranes and logits "
             "within 1e-9", None, "graded"),

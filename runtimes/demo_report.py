@@ -121,6 +121,7 @@ def write_report(path: Path, summary: dict, report: dict, lava_report: dict | No
         *_drc_lines(mapping), "",
         "![accuracy against energy](evaluate/accuracy_energy.png)", "",
         "![per-layer energy by weight width](evaluate/layers.png)", "",
+        "![both lowerings, Loihi 1 per-event bill](evaluate/lowerings.png)", "",
         "## Files", "- `train/checkpoint.pt`, `train/metrics.jsonl`: the trained model and its history",
         "- `exports/`: deployment artefacts", "- `verify*.json`, `energy.json`, `evaluate.json`, "
         "`summary.json`: machine-readable results", "",

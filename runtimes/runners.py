@@ -45,10 +45,24 @@ def _prepare_torch_int(pipe: Pipeline, graph) -> Runner:
     return lambda x: run_torch_int(pipe.model, grid, x)
 
 
+def _prepare_sanafe(pipe: Pipeline, graph) -> Runner:
+    from mlf_deploy.hardware.loihi1 import LOIHI1
+    from mlf_deploy.hardware.mapping import map_graph
+    from mlf_deploy.ir.semantics import readout_logits
+    from mlf_deploy.runtimes.sanafe_check import sanafe_spikes
+    reference, mapping = ReferenceSimulator(graph, record_states=False), map_graph(graph, LOIHI1)
+
+    def run(x):
+        spikes = sanafe_spikes(graph, reference.run(x), mapping)
+        return RunResult("sanafe", "int", spikes, {}, readout_logits(graph, spikes))
+    return run
+
+
 # What is costly and the same for every batch (a float64 model copy, an ONNX export and session,
 # the reference's weight groups, an integer grid) is built by these once per verify.
 PREPARERS = {"torch": _prepare_torch, "torch-int": _prepare_torch_int,
-             "reference": _prepare_reference, "lava": _prepare_lava, "onnx": _prepare_onnx}
+             "reference": _prepare_reference, "lava": _prepare_lava, "onnx": _prepare_onnx,
+             "sanafe": _prepare_sanafe}
 
 
 def prepare_backend(name: str, pipe: Pipeline) -> Runner:

@@ -16,7 +16,8 @@ def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
     summary = json.loads(res.stdout.splitlines()[-1])
     assert summary["passed"] is True
     for rel in ["report.md", "summary.json", "verify.json", "energy.json", "energy.png",
-                "evaluate.json", "evaluate/accuracy_energy.png", "train/checkpoint.pt",
+                "evaluate.json", "evaluate/accuracy_energy.png", "evaluate/lowerings.png",
+                "energy_lowerings.png", "train/checkpoint.pt",
                 "exports/graph-int.mlfg", "exports/model-int-step.onnx",
                 "exports/model-float-sequence.onnx", "exports/graph-int-graded.mlfg",
                 "exports/model-int-graded-sequence.onnx"]:
