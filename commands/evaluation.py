@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from mlf_deploy.ownership import allow_replace
+
 from .app import (
     ALL_SAMPLES,
     CKPT,
@@ -22,6 +24,9 @@ from .app import (
     user_errors,
 )
 
+REPLACE_PLOTS = click.option("--force", is_flag=True,
+                             help="Replace plots an earlier run of mlf-deploy wrote there.")
+
 
 @main.command()
 @CKPT
@@ -31,12 +36,13 @@ from .app import (
 @ENERGY_MODEL
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of per-layer SynOps and energy, SNN against ANN.")
+@REPLACE_PLOTS
 @SPIKES
 @DATA_DIR
 @JSON
 @user_errors
-def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spikes, data_dir,
-           as_json):
+def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, force, spikes,
+           data_dir, as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
@@ -50,6 +56,8 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
     """
     from mlf_deploy.runtimes.analysis import check_energy_args, energy_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
+    if force and plot_path:
+        allow_replace(plot_path)
     check_energy_args(energy_model, plot_path)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
@@ -75,12 +83,13 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
 @click.option("--finetuned", "finetuned", multiple=True, type=click.Path(dir_okay=False),
               help="A checkpoint fine-tuned from CHECKPOINT (`mlf-deploy finetune`), swept at its "
                    "own weight width on the same axes; repeat for several.")
+@REPLACE_PLOTS
 @SPIKES
 @DATA_DIR
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             finetuned, spikes, data_dir, as_json):
+             finetuned, force, spikes, data_dir, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -93,6 +102,8 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     """
     from mlf_deploy.runtimes.analysis import check_evaluate_args, evaluate_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
+    if force and plot_dir:
+        allow_replace(plot_dir)
     check_evaluate_args(energy_model, plot_dir)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
     tuned = [load_pipeline(path, None, data_dir) for path in finetuned]

@@ -57,3 +57,10 @@ def check_run_size(neurons: int, timesteps: int, samples: int, what: str = "this
         raise UserError(f"{what} needs about {need / 2 ** 30:.1f} GiB for {samples} samples x "
                         f"{timesteps} timesteps x {neurons} neurons, more than half of the "
                         f"{2 * have / 2 ** 30:.1f} GiB available; use --samples {fit} or fewer")
+
+
+def check_graph_run(graph, samples: int, what: str = "this run") -> None:
+    """:func:`check_run_size` for ``samples`` of ``graph`` at its own timesteps: every command that
+    runs samples through a graph (a graph file's T, a sweep's T included) passes here first."""
+    summary = graph.summary()
+    check_run_size(summary["neurons"], summary["timesteps"], samples, what)

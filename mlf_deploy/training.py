@@ -40,7 +40,13 @@ from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
 from mlf_deploy.outputs import output_lock
 from mlf_deploy.training_env import choose_threads, choose_workers, setup_distributed
-from mlf_deploy.training_files import check_no_run, check_out_dir, read_resume, weights_sha256
+from mlf_deploy.training_files import (
+    check_no_run,
+    check_out_dir,
+    read_resume,
+    restore_run,
+    weights_sha256,
+)
 
 
 @dataclass
@@ -217,11 +223,7 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
         history, first = [], 0
         if resumed is not None:
-            model.load_state_dict(resumed["state_dict"])
-            opt.load_state_dict(resumed["optimizer"])
-            sched.load_state_dict(resumed["scheduler"])
-            torch.set_rng_state(resumed["rng"]["torch"])
-            history, first = list(resumed["history"]), int(resumed["epoch"])
+            history, first = restore_run(resumed, model, opt, sched, ckpt_path)
             if first >= cfg.epochs:
                 log(f"nothing to do: {ckpt_path} already finished all {cfg.epochs} epochs; "
                     "pass a larger --epochs to train further")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 
 from mlf_deploy.checkpoint import read_checkpoint
 from mlf_deploy.errors import UserError
+from mlf_deploy.ownership import adopt, allow_replace, check_replace
 
 
 def check_out_dir(out: Path) -> None:
@@ -36,6 +38,7 @@ def read_resume(path: Path, spec: dict, model_args: dict) -> dict:
     if not path.is_file():
         raise UserError(f"nothing to resume: {path} does not exist; run without --resume")
     ckpt = read_checkpoint(path)
+    adopt(path)  # the run the user asked to continue: its checkpoint is replaced as it goes on
     missing = [k for k in ("optimizer", "scheduler", "rng", "epoch", "history") if k not in ckpt]
     if missing:
         raise UserError(f"{path} cannot be resumed: it lacks {', '.join(missing)}")
@@ -49,12 +52,54 @@ def read_resume(path: Path, spec: dict, model_args: dict) -> dict:
     return ckpt
 
 
+RUN_FILES = ("checkpoint.pt", "metrics.jsonl")
+
+
+def restore_run(ckpt: dict, model, opt, sched, path) -> tuple[list, int]:
+    """Weights, optimizer, scheduler and RNG of a run to resume; ``(history, epochs done)``. Each
+    part comes from the file, so any of them not in the form torch wrote is one UserError."""
+    history = ckpt["history"]
+    if not (isinstance(history, list) and all(isinstance(r, dict) for r in history)):
+        raise UserError(f"{path} cannot be resumed: its history is not a list of epoch records")
+    rng = ckpt["rng"].get("torch") if isinstance(ckpt["rng"], dict) else None
+    if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8
+            and rng.shape == torch.get_rng_state().shape):
+        raise UserError(f"{path} cannot be resumed: its rng state is not torch's")
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{path} cannot be resumed: its optimizer or scheduler state is not the "
+                        f"one this run builds ({first[:120]})") from exc
+    for param, state in opt.state.items():  # loaded as stored: shapes and numbers unchecked
+        if any(isinstance(v, torch.Tensor) and v.numel() > 1 and v.shape != param.shape
+               for v in state.values()):
+            raise UserError(f"{path} cannot be resumed: an optimizer buffer does not match its "
+                            "weight's shape")
+    numbers = [sched.last_epoch, getattr(sched, "step_size", 1), getattr(sched, "gamma", 1.0),
+               *(g.get("lr") for g in opt.param_groups)]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in numbers) or sched.last_epoch < 0 or getattr(sched, "step_size", 1) < 1:
+        raise UserError(f"{path} cannot be resumed: its scheduler or learning rate is not a "
+                        "finite number in range")
+    torch.set_rng_state(rng)
+    return list(history), int(ckpt["epoch"])
+
+
 def check_no_run(out: Path, cfg) -> None:
-    """An earlier run is continued (--resume) or started over (--force), never silently replaced."""
-    found = [n for n in ("checkpoint.pt", "metrics.jsonl") if (out / n).exists()]
+    """An earlier run is continued (--resume) or started over (--force), never silently replaced;
+    either replaces only files this tool wrote (checked by content hash, :mod:`ownership`)."""
+    found = [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
     if found and not (cfg.resume or cfg.force):
         raise UserError(f"{out} already holds a run ({', '.join(found)}); pass --resume to continue "
                         "it, --force to start over (replaces those files), or choose another --out")
+    for name in found:
+        if cfg.resume and name == "checkpoint.pt" and not (out / name).is_symlink():
+            continue  # read and validated by read_resume, which adopts it
+        allow_replace(out / name)
+        check_replace(out / name)
 
 
 def weights_sha256(model: torch.nn.Module) -> str:

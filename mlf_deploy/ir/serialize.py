@@ -26,6 +26,7 @@ import numpy as np
 from mlf_deploy import limits
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
+from mlf_deploy.ir.file_checks import check_array_table, check_readable
 from mlf_deploy.ir.graph import Graph
 from mlf_deploy.ir.nodes import NODE_TYPES
 from mlf_deploy.ir.validate import check_npy_header, json_depth, validate_graph_dict
@@ -134,6 +135,7 @@ def save_graph(graph: Graph, path) -> str:
             np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
             zf.writestr(f"arrays/{key}.npy", buf.getvalue())
     data = payload.getvalue()
+    check_readable(body, arrays, graph, path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
     return checksum
@@ -163,6 +165,8 @@ def _payload(path) -> bytes:
 
 def _read_member(zf, info, limit: int) -> bytes:
     """A member's bytes, never inflating more than ``limit`` (its declared size may lie)."""
+    if info.flag_bits & 0x1:
+        raise UserError(f"member {info.filename} is encrypted; graph files never are")
     if info.file_size > limit:
         raise UserError(f"member {info.filename} declares {info.file_size} bytes, over the "
                         f"limit of {limit}")
@@ -201,11 +205,13 @@ def _read_container(data: bytes) -> tuple[dict, dict]:
         if json_depth(text) > limits.MAX_JSON_DEPTH:
             raise UserError(f"graph.json nests deeper than {limits.MAX_JSON_DEPTH} levels")
         header = json.loads(text)
-        arrays = {}
+        arrays, used = {}, len(text)
         for info in infos:
             name = info.filename
             if name.startswith("arrays/") and name.endswith(".npy"):
-                member = _read_member(zf, info, limits.MAX_MEMBER_BYTES)
+                # declared sizes may lie: what was actually inflated counts against the budget
+                member = _read_member(zf, info, min(limits.MAX_MEMBER_BYTES, budget - used))
+                used += len(member)
                 arrays[name[7:-4]] = _read_npy(member, name[7:-4])
             elif name != "graph.json":
                 raise UserError(f"unexpected member {name!r}")
@@ -214,14 +220,13 @@ def _read_container(data: bytes) -> tuple[dict, dict]:
 
 def _arrays_of(header: dict, stored: dict) -> dict:
     """Every node field's array, shared where stored once, in the dtype it was computed in."""
-    refs = header.get("arrays")
-    if refs is None:  # version 1: one file per node field
+    if "arrays" not in header:  # version 1: one file per node field
         return stored
+    refs = header["arrays"]
+    check_array_table(refs, stored, limits.max_graph_bytes())  # before any array is widened
     widened: dict = {}
     out = {}
     for key, (ref, dtype) in refs.items():
-        if np.dtype(dtype).kind not in "biuf":
-            raise ValueError(f"array {key} has non-numeric dtype {dtype!r}")
         if (ref, dtype) not in widened:
             widened[ref, dtype] = stored[ref].astype(np.dtype(dtype), copy=False)
         out[key] = widened[ref, dtype]

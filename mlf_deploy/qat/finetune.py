@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
 from mlf_deploy.lowering import lower
 from mlf_deploy.outputs import output_lock
+from mlf_deploy.ownership import allow_replace
 from mlf_deploy.qat.forward import IntegerForward, IntGrid, integer_logits
 from mlf_deploy.quantization import input_max_of_range
 from mlf_deploy.training import evaluate
@@ -56,12 +58,16 @@ def check_config(cfg: FinetuneConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if not cfg.lr > 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1:
-        raise UserError("need lr > 0, weight_decay >= 0 and 0 <= momentum < 1")
+    if not (math.isfinite(cfg.lr) and math.isfinite(cfg.weight_decay)) or not cfg.lr > 0 \
+            or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1:
+        raise UserError("need a finite lr > 0, a finite weight_decay >= 0 and 0 <= momentum < 1")
     target = Path(cfg.out_dir) / "checkpoint.pt"
     if Path(cfg.checkpoint).resolve() == target.resolve():
         raise UserError(f"--out {cfg.out_dir} holds the input checkpoint; choose another folder")
-    check_writable(target, overwrite=cfg.force)
+    for path in (target, target.with_name("metrics.jsonl")):
+        if cfg.force:  # only earlier outputs of this tool (checked by content hash)
+            allow_replace(path)
+        check_writable(path, overwrite=cfg.force)
 
 
 def _int_accuracy(model, grid, x, y) -> float:
