@@ -43,6 +43,7 @@ from mlf_deploy.training_env import choose_threads, choose_workers, setup_distri
 from mlf_deploy.training_files import (
     check_no_run,
     check_out_dir,
+    check_trainable,
     read_resume,
     restore_run,
     weights_sha256,
@@ -106,6 +107,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     bad = [f"{k}={v}" for k, v in numbers.items() if not math.isfinite(v)]
     if bad:
         raise UserError(f"{', '.join(bad)}: every learning-rate setting must be a finite number")
+    if not 0 <= cfg.seed < 2 ** 32:
+        raise UserError(f"seed must be an integer in 0..{2 ** 32 - 1}, got {cfg.seed}")
     if cfg.workers is not None and cfg.workers < 0:
         raise UserError(f"workers must be 0 (read in the training process) or more, got {cfg.workers}")
     if cfg.lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1 or cfg.lr_gamma <= 0:
@@ -130,9 +133,9 @@ def build(cfg: TrainConfig) -> tuple[dict, dict]:
         args = preset_args(cfg.preset, depth=cfg.depth, widths=cfg.widths, levels=cfg.levels,
                            variant=cfg.variant, timesteps=timesteps, in_channels=spec["channels"],
                            num_classes=spec["classes"])
-        DSResNet(**args)
     except (ValueError, TypeError) as exc:
         raise UserError(str(exc)) from exc
+    check_trainable(args, spec, cfg.batch_size)
     return spec, args
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from mlf_deploy import limits
 from mlf_deploy.checkpoint import read_checkpoint
 from mlf_deploy.errors import UserError
 from mlf_deploy.ownership import adopt, allow_replace, check_replace
@@ -53,6 +54,21 @@ def read_resume(path: Path, spec: dict, model_args: dict) -> dict:
 
 
 RUN_FILES = ("checkpoint.pt", "metrics.jsonl")
+
+
+def check_trainable(args: dict, spec: dict, batch_size: int) -> None:
+    """The model arguments a checkpoint may hold (every command must read what train writes), a
+    model that fits, and one batch's recordings within the run-size limit at the model's T."""
+    from mlf_deploy.checkpoint_schema import check_model_args, model_weights
+    from mlf_deploy.lowering import lower
+    from mlf_deploy.models import DSResNet
+    check_model_args(args, "training")
+    if model_weights(args) > limits.MAX_WEIGHTS:
+        raise UserError(f"this model has {model_weights(args)} weights, more than this tool's "
+                        f"limit of {limits.MAX_WEIGHTS}; choose smaller --widths or --depth")
+    shape = (spec["channels"], spec["size"], spec["size"])
+    graph = lower(DSResNet(**args).eval(), shape, spec["kind"], args.get("timesteps", 4))
+    limits.check_graph_run(graph, batch_size, "training", option="--batch-size")
 
 
 def restore_run(ckpt: dict, model, opt, sched, path) -> tuple[list, int]:

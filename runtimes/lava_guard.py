@@ -40,9 +40,13 @@ def max_processes() -> int:
 
 def check_process_budget(graph) -> None:
     """Refuse, before any process starts, a graph whose Lava network would not fit."""
-    procs, most = process_count(graph), max_processes()
+    most = max_processes()
+    # one process per population at least: a cheap bound first (the exact count walks the graph
+    # once per layer, minutes for a chain of thousands of layers)
+    procs = len(graph.populations)
+    procs = procs if procs > most else process_count(graph)
     if procs > most:
-        raise UserError(f"this graph needs {procs} Lava processes (one OS process each, about "
+        raise UserError(f"this graph needs at least {procs} Lava processes (one OS process each, about "
                         f"{PROCESS_BYTES >> 20} MiB apiece); this machine holds {most} now. Run "
                         "it on the reference or ONNX backend, or free memory")
 

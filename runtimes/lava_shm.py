@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
-from mlf_deploy.runtimes.lava_guard import _alive, _processes, _shm_of, group_shm_files
+from mlf_deploy.runtimes.lava_guard import _alive, _processes, _shm_of, group_pids, group_shm_files
 
 SCRATCH_PREFIX = "mlf-lava-"
 HELD_SHM = "held-shm.txt"  # inside a run's scratch folder: the /dev/shm files its processes hold
@@ -58,3 +60,25 @@ def _held_by_anyone() -> set[str]:
     for pid, _, _ in _processes():
         files |= _shm_of(pid)
     return files
+
+
+def kill_group_but_me(wait_s: float = 5.0) -> None:
+    """From the worker: SIGKILL every other process of its group, then unlink the /dev/shm files
+    they held (the worker's own SIGKILL comes last, from its caller-watch thread)."""
+    me, pgid = os.getpid(), os.getpgid(0)
+    files = group_shm_files(pgid)
+    for pid in group_pids(pgid):
+        if pid != me:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(_alive(p) for p in group_pids(pgid) if p != me):
+        time.sleep(0.05)
+    for path in files:
+        if path.startswith("/dev/shm/"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass

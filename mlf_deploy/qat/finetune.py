@@ -27,6 +27,7 @@ from mlf_deploy.data.ranges import tensor_range
 from mlf_deploy.data.streaming import TensorSplit
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
+from mlf_deploy.limits import check_graph_run
 from mlf_deploy.lowering import lower
 from mlf_deploy.outputs import output_lock
 from mlf_deploy.ownership import allow_replace
@@ -106,7 +107,8 @@ def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
     grid = IntGrid.of(model, cfg.weight_bits, graph.input.encoding, input_max)
     if cfg.max_samples:
         x_tr, y_tr = x_tr[:cfg.max_samples], y_tr[:cfg.max_samples]
-    batch = cfg.batch_size or int(ckpt.get("config", {}).get("batch_size") or 32)
+    batch = cfg.batch_size or ckpt.get("config", {}).get("batch_size") or 32  # checked on load
+    check_graph_run(graph, batch, "fine-tuning", option="--batch-size")
     source_float = evaluate(model, TensorSplit(x_te, y_te))
     before = _int_accuracy(model, grid, x_te, y_te)
     log(f"{cfg.weight_bits}-bit post-training integer accuracy {before:.4f} (float {source_float:.4f})")
