@@ -49,12 +49,12 @@ def max_graph_bytes() -> int:
 
 
 def check_run_size(neurons: int, timesteps: int, samples: int, what: str = "this run",
-                   option: str = "--samples") -> None:
+                   option: str = "--samples", bytes_per: int = RUN_BYTES_PER_NEURON_STEP) -> None:
     """Refuse a run whose recordings would not fit in half of the available memory."""
-    need = int(neurons) * int(timesteps) * int(samples) * RUN_BYTES_PER_NEURON_STEP
+    need = int(neurons) * int(timesteps) * int(samples) * bytes_per
     have = available_memory() // 2
     if need > have:
-        fit = have // max(1, int(neurons) * int(timesteps) * RUN_BYTES_PER_NEURON_STEP)
+        fit = have // max(1, int(neurons) * int(timesteps) * bytes_per)
         hint = f"use {option} {fit} or fewer" if fit else \
             "not even one sample fits: use fewer timesteps"
         raise UserError(f"{what} needs about {need / 2 ** 30:.1f} GiB for {samples} samples x "
@@ -62,8 +62,9 @@ def check_run_size(neurons: int, timesteps: int, samples: int, what: str = "this
                         f"{2 * have / 2 ** 30:.1f} GiB available; {hint}")
 
 
-def check_graph_run(graph, samples: int, what: str = "this run", option: str = "--samples") -> None:
+def check_graph_run(graph, samples: int, what: str = "this run", option: str = "--samples",
+                    bytes_per: int = RUN_BYTES_PER_NEURON_STEP) -> None:
     """:func:`check_run_size` for ``samples`` of ``graph`` at its own timesteps: every command that
     runs samples through a graph (a graph file's T, a sweep's T included) passes here first."""
     summary = graph.summary()
-    check_run_size(summary["neurons"], summary["timesteps"], samples, what, option)
+    check_run_size(summary["neurons"], summary["timesteps"], samples, what, option, bytes_per)

@@ -44,6 +44,7 @@ from mlf_deploy.training_files import (
     check_no_run,
     check_out_dir,
     check_trainable,
+    check_training_run,
     read_resume,
     restore_run,
     weights_sha256,
@@ -135,7 +136,7 @@ def build(cfg: TrainConfig) -> tuple[dict, dict]:
                            num_classes=spec["classes"])
     except (ValueError, TypeError) as exc:
         raise UserError(str(exc)) from exc
-    check_trainable(args, spec, cfg.batch_size)
+    check_trainable(args)
     return spec, args
 
 
@@ -209,6 +210,7 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
     if len(train_set) == 0 or len(test_set) == 0:
         raise UserError(f"dataset {cfg.dataset!r} has {len(train_set)} training and {len(test_set)} "
                         "test samples; both splits need at least one")
+    check_training_run(model_args, spec, cfg.batch_size)
     rank, world, device = setup_distributed(cfg.device)
     threads, workers = choose_threads(cfg.threads), choose_workers(train_set, cfg.workers)
     log = log if rank == 0 else (lambda *a, **k: None)

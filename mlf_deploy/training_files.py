@@ -56,19 +56,29 @@ def read_resume(path: Path, spec: dict, model_args: dict) -> dict:
 RUN_FILES = ("checkpoint.pt", "metrics.jsonl")
 
 
-def check_trainable(args: dict, spec: dict, batch_size: int) -> None:
-    """The model arguments a checkpoint may hold (every command must read what train writes), a
-    model that fits, and one batch's recordings within the run-size limit at the model's T."""
+def check_trainable(args: dict) -> None:
+    """The model arguments a checkpoint may hold (every command must read what train writes) and
+    a model within the weight limit, checked before the model is built."""
     from mlf_deploy.checkpoint_schema import check_model_args, model_weights
-    from mlf_deploy.lowering import lower
-    from mlf_deploy.models import DSResNet
     check_model_args(args, "training")
     if model_weights(args) > limits.MAX_WEIGHTS:
         raise UserError(f"this model has {model_weights(args)} weights, more than this tool's "
                         f"limit of {limits.MAX_WEIGHTS}; choose smaller --widths or --depth")
+
+
+# Bytes training keeps per level neuron and timestep for the backward pass: float32 conv output,
+# membrane and spike (12), rounded up. A run records less per neuron than inference compares.
+TRAIN_BYTES_PER_NEURON_STEP = 16
+
+
+def check_training_run(args: dict, spec: dict, batch_size: int, what: str = "training") -> None:
+    """One batch's activations at the model's T within half of the available memory."""
+    from mlf_deploy.lowering import lower
+    from mlf_deploy.models import DSResNet
     shape = (spec["channels"], spec["size"], spec["size"])
     graph = lower(DSResNet(**args).eval(), shape, spec["kind"], args.get("timesteps", 4))
-    limits.check_graph_run(graph, batch_size, "training", option="--batch-size")
+    limits.check_graph_run(graph, batch_size, what, option="--batch-size",
+                           bytes_per=TRAIN_BYTES_PER_NEURON_STEP)
 
 
 def restore_run(ckpt: dict, model, opt, sched, path) -> tuple[list, int]:

@@ -34,6 +34,7 @@ from mlf_deploy.ownership import allow_replace
 from mlf_deploy.qat.forward import IntegerForward, IntGrid, integer_logits
 from mlf_deploy.quantization import input_max_of_range
 from mlf_deploy.training import evaluate
+from mlf_deploy.training_files import TRAIN_BYTES_PER_NEURON_STEP
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
     if cfg.max_samples:
         x_tr, y_tr = x_tr[:cfg.max_samples], y_tr[:cfg.max_samples]
     batch = cfg.batch_size or ckpt.get("config", {}).get("batch_size") or 32  # checked on load
-    check_graph_run(graph, batch, "fine-tuning", option="--batch-size")
+    check_graph_run(graph, batch, "fine-tuning", "--batch-size", TRAIN_BYTES_PER_NEURON_STEP)
     source_float = evaluate(model, TensorSplit(x_te, y_te))
     before = _int_accuracy(model, grid, x_te, y_te)
     log(f"{cfg.weight_bits}-bit post-training integer accuracy {before:.4f} (float {source_float:.4f})")
