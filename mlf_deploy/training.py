@@ -39,7 +39,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
 from mlf_deploy.outputs import output_lock
-from mlf_deploy.training_env import choose_threads, choose_workers, setup_distributed
+from mlf_deploy.training_env import choose_threads, choose_workers, env_int, setup_distributed
 from mlf_deploy.training_files import (
     check_no_run,
     check_out_dir,
@@ -189,7 +189,8 @@ def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
     cfg = resolve(config)
     out = Path(cfg.out_dir)
     check_out_dir(out)
-    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 writes, so only it locks
+    distributed = env_int("WORLD_SIZE", 1, 1) > 1  # checked here, before any work
+    if distributed and env_int("RANK", None) != 0:  # torchrun: only rank 0 writes, so only it locks
         return _train(cfg, progress, log)
     out.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out):

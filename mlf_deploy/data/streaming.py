@@ -85,6 +85,9 @@ def cache_root(data_dir: str) -> Path | None:
     directory, else (read-only data) under ``~/.cache/mlf-deploy``."""
     chosen = os.environ.get(CACHE_ENV)
     if chosen:
+        if chosen.lower() != "off" and os.path.exists(chosen) and not os.path.isdir(chosen):
+            raise UserError(f"{CACHE_ENV}={chosen} is a file; point it at a folder, or set it to "
+                            "'off' to cache nothing")
         return None if chosen.lower() == "off" else Path(chosen)
     if os.access(data_dir, os.W_OK):
         return Path(data_dir, ".mlf-deploy-cache")
