@@ -216,6 +216,12 @@ def test_run_onnx_applies_the_onnx_checks(ckpt, tmp_path, raw_input):
     meta.value = json.dumps(pipe)
     onnx.save(model, str(tmp_path / "div0.onnx"))
     one_error(run("run", tmp_path / "div0.onnx", "--input", raw_input), "divide")
+    model = onnx.load(str(path))
+    first = model.graph.node[0].output[0]
+    model.graph.node.append(onnx.helper.make_node("Expand", [first, first], ["expanded"]))
+    model.graph.node.append(onnx.helper.make_node("Identity", ["expanded"], ["foreign"]))
+    onnx.save(model, str(tmp_path / "foreign.onnx"))
+    one_error(run("run", tmp_path / "foreign.onnx", "--input", raw_input), "Expand")
 
 
 def test_an_empty_pythonpath_entry_never_imports_from_the_current_directory(tmp_path):
