@@ -8,7 +8,6 @@ measured in the same run, so the printed ratio is the cost of the validation its
 """
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -16,7 +15,6 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 EXE = str(Path(sys.executable).with_name("mlf-deploy"))
@@ -31,23 +29,11 @@ def peak(args, cwd) -> tuple[float, int, str]:
     return usage.ru_maxrss / 1024, proc.returncode, err[-1] if err else ""
 
 
-def _container(header, members, out):
-    from mlf_deploy.ir.serialize import MAGIC
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("graph.json", json.dumps(header))
-        for name, data in members.items():
-            zf.writestr(name, data)
-    raw = buf.getvalue()
-    out.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(raw).hexdigest().encode() + b"\n" + raw)
-    return out
-
-
 def build_cases(d: Path) -> dict:
     import numpy as np
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import TINY_ARGS, make_graphs, make_model, write_checkpoint
-    from tamper import npy, read_members
+    from tamper import npy, read_members, write_container
     from test_bounded_inputs import chain_graph
 
     from mlf_deploy.ir import save_graph
@@ -56,7 +42,7 @@ def build_cases(d: Path) -> dict:
     header, members = read_members(d / "g.mlfg")
     members["arrays/big.npy"] = npy(np.zeros(2 ** 28, np.int8))
     header["arrays"].update({f"x{i}": ["big", t] for i, t in enumerate(["<f8", "<i8", "<i4"])})
-    _container(header, members, d / "wide.mlfg")
+    write_container(header, members, d / "wide.mlfg")
     for name, widths, depth in (("w2048.pt", 2048, 20), ("w4096.pt", 4096, 38)):
         write_checkpoint(d / name, model_args={**TINY_ARGS, "widths": [widths] * 3, "depth": depth})
     cifar = d / "cifar" / "cifar-10-batches-py"

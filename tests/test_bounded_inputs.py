@@ -3,22 +3,19 @@ kind; every command that runs samples goes through one run-size check; a Lava ne
 process budget. Each case ends in one ``error:`` line."""
 
 import io
-import json
 import pickle
 import resource
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pytest
 import torch
 from conftest import TINY_ARGS, write_checkpoint
-from tamper import npy, one_error, read_members, run
+from tamper import npy, one_error, read_members, run, write_container
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout, save_graph
-from mlf_deploy.ir.serialize import MAGIC
 
 
 def chain_graph(layers: int, levels: int = 3, timesteps: int = 1, width: int = 1) -> Graph:
@@ -63,15 +60,7 @@ def test_array_table_widening_is_bounded_before_any_array_is_made(tmp_path, smal
     # one huge all-zero int8 member (compresses to almost nothing), widened by the table
     members["arrays/big.npy"] = npy(np.zeros(2 ** 28, np.int8))
     header["arrays"].update({f"x{i}": ["big", d] for i, d in enumerate(["<f8", "<i8", "<i4"])})
-    payload = io.BytesIO()
-    with zipfile.ZipFile(payload, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("graph.json", json.dumps(header))
-        for name, data in members.items():
-            zf.writestr(name, data)
-    import hashlib
-    data = payload.getvalue()
-    (tmp_path / "wide.mlfg").write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest()
-                                          .encode() + b"\n" + data)
+    write_container(header, members, tmp_path / "wide.mlfg")
     peak, err = _peak_rss_mib(
         "from mlf_deploy.ir import load_graph\nfrom mlf_deploy.errors import UserError\n"
         "try:\n load_graph('wide.mlfg')\nexcept UserError as e:\n import sys; print('error:', e,"
@@ -85,15 +74,7 @@ def test_a_malformed_array_table_is_one_error(tmp_path, small_graphs, table):
     save_graph(small_graphs[1], path)
     header, members = read_members(path)
     header["arrays"] = table
-    payload = io.BytesIO()
-    with zipfile.ZipFile(payload, "w") as zf:
-        zf.writestr("graph.json", json.dumps(header))
-        for name, data in members.items():
-            zf.writestr(name, data)
-    import hashlib
-    data = payload.getvalue()
-    bad = tmp_path / "bad.mlfg"
-    bad.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+    bad = write_container(header, members, tmp_path / "bad.mlfg")
     one_error(run("run", bad, "--input", _input(tmp_path)), "array table")
 
 

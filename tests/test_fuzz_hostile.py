@@ -3,42 +3,23 @@ fields and AEDAT4 bytes. Each generated file is refused with one UserError or lo
 that runs; any other exception (a traceback, a panic, a MemoryError) is a bug."""
 
 import copy
-import hashlib
-import io
 import json
 import random
 import shutil
-import zipfile
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_graphs, make_model, sample_input, write_checkpoint
-from tamper import read_members, run
+from tamper import read_members, run, write_container
 
 from mlf_deploy.checkpoint import build_model, read_checkpoint
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph, save_graph
-from mlf_deploy.ir.serialize import MAGIC
 from mlf_deploy.runtimes.reference import run_reference
 
 TABLE_VALUES = [[], {}, "x", None, ["w"], ["w", "<f8", 1], ["nope", "<f8"], ["w", "<U4"],
                 ["w", "|O"], ["w", "<c16"], ["w", "<f8"], ["w", "<i8"], ["w", "|b1"], [1, 2]]
-
-
-def write_container(header: dict, members: dict, out, flag: int = 0):
-    """A graph file of exactly ``header`` and ``members`` (the array table kept as given)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("graph.json", json.dumps(header))
-        for name, data in members.items():
-            zf.writestr(name, data)
-    raw = bytearray(buf.getvalue())
-    if flag:
-        i = raw.find(b"PK\x01\x02")
-        raw[i + 8] |= flag
-    out.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(raw).hexdigest().encode() + b"\n" + raw)
-    return out
 
 
 def test_fuzz_graph_array_tables(tmp_path):
