@@ -50,8 +50,10 @@ def check_output_dir(out, force: bool, protect=(), what: str = "output") -> Path
                         "earlier output of mlf-deploy, or choose another path")
     foreign = foreign_files(out)
     if foreign is None:
-        raise UserError(f"{what} {out} was not written by mlf-deploy (no {MANIFEST}); --force "
-                        "replaces only earlier outputs of this tool: choose another path")
+        raise UserError(f"{what} {out} was not written by mlf-deploy (no {MANIFEST} with file "
+                        "hashes; outputs of versions before the hashes have none: remove such "
+                        "a folder yourself); --force replaces only earlier outputs of this tool: "
+                        "choose another path")
     if foreign:
         raise UserError(f"{what} {out} holds files mlf-deploy did not write, or that changed since "
                         f"({', '.join(foreign[:3])}{'...' if len(foreign) > 3 else ''}); move them "
