@@ -149,3 +149,13 @@ def test_every_command_that_runs_samples_checks_the_run_size(tmp_path, ckpt):
                "training needs")
     assert not (tmp_path / "t").exists()
     torch.manual_seed(0)
+
+
+def test_verify_checks_the_run_size_at_a_graph_files_own_timesteps(tmp_path, ckpt):
+    from tamper import node, reseal
+    path = tmp_path / "g.mlfg"
+    assert run("export", ckpt, "--to", "ir", "-o", path).exit_code == 0
+    long = reseal(path, tmp_path / "long.mlfg",
+                  edit=lambda g, a: node(g, "Input").update(timesteps=100_000))
+    last_error(run("verify", ckpt, "--graph", long, "--backends", "ir-int", "--samples", "64",
+                   "--chunk", "64"), "long.mlfg needs")
