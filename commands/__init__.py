@@ -2,7 +2,17 @@
 ``mlf_deploy.commands`` (its folder sits at the top of the repository beside ``cli.py``, the shim
 that runs it from a source tree), so that no top-level ``cli`` module lands in site-packages."""
 
-from . import deploy, evaluation, training  # noqa: F401 - importing registers the commands
-from .app import main
+import os as _os
+import sys as _sys
+
+# An empty PYTHONPATH entry puts the current directory ahead of the standard library, so a
+# signal.py or json.py lying there would run as ours. The CLI never imports from the current
+# directory: drop it before anything else is imported (unless it is the source tree itself).
+_here = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+_sys.path[:] = [p for p in _sys.path
+                if _os.path.abspath(p or _os.curdir) != _os.getcwd() or _os.getcwd() == _here]
+
+from . import deploy, evaluation, training  # noqa: E402, F401 - importing registers the commands
+from .app import main  # noqa: E402
 
 __all__ = ["main"]

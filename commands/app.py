@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from mlf_deploy import ownership
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import WRITE_ERRNOS
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
@@ -83,6 +84,7 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         previous = signal.signal(signal.SIGTERM, _terminate)
+        ownership.new_command()  # what "this command wrote" and "--force allows" start empty
         try:
             return fn(*args, **kwargs)
         except UserError as exc:

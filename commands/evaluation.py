@@ -8,6 +8,7 @@ import sys
 import click
 
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
+from mlf_deploy.ownership import allow_replace
 
 from .app import (
     ALL_SAMPLES,
@@ -24,6 +25,9 @@ from .app import (
     user_errors,
 )
 
+REPLACE_PLOTS = click.option("--force", is_flag=True,
+                             help="Replace plots an earlier run of mlf-deploy wrote there.")
+
 
 @main.command()
 @CKPT
@@ -38,12 +42,13 @@ from .app import (
                    "'mlf-deploy[sanafe]'), beside our per-event bill.")
 @click.option("--simulator-samples", type=click.IntRange(1), default=4, show_default=True,
               help="Samples SANA-FE runs (it builds every synapse, so keep this small).")
+@REPLACE_PLOTS
 @SPIKES
 @DATA_DIR
 @JSON
 @user_errors
 def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, simulator,
-           simulator_samples, spikes, data_dir, as_json):
+           simulator_samples, force, spikes, data_dir, as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
@@ -57,6 +62,8 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
     """
     from mlf_deploy.runtimes.analysis import check_energy_args, energy_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
+    if force and plot_path:
+        allow_replace(plot_path)
     check_energy_args(energy_model, plot_path)
     if simulator:
         from mlf_deploy.runtimes.sanafe_chip import import_sanafe
@@ -87,12 +94,13 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
 @click.option("--finetuned", "finetuned", multiple=True, type=click.Path(dir_okay=False),
               help="A checkpoint fine-tuned from CHECKPOINT (`mlf-deploy finetune`), swept at its "
                    "own weight width on the same axes; repeat for several.")
+@REPLACE_PLOTS
 @SPIKES
 @DATA_DIR
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             finetuned, spikes, data_dir, as_json):
+             finetuned, force, spikes, data_dir, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -105,6 +113,8 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     """
     from mlf_deploy.runtimes.analysis import check_evaluate_args, evaluate_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
+    if force and plot_dir:
+        allow_replace(plot_dir)
     check_evaluate_args(energy_model, plot_dir)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
     tuned = [load_pipeline(path, None, data_dir) for path in finetuned]

@@ -20,8 +20,11 @@ import json
 
 import numpy as np
 
+from mlf_deploy import limits
 from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.nir import PROFILES, lif_params, nir_module
+from mlf_deploy.exporters.nir_file_checks import check_nir_file, check_nir_values
+from mlf_deploy.exporters.nir_schedule import schedule as _schedule
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
 from mlf_deploy.ir.semantics import population_name
 
@@ -31,11 +34,14 @@ ACCEPTED = ("Input", "Output", "Flatten", *WEIGHTS, *NEURONS)
 
 
 def _mlf(node) -> dict:
-    raw = (getattr(node, "metadata", None) or {}).get("mlf")
+    """The MLF hint of a node's metadata; {} for anything that is not one (a list, bad JSON)."""
+    meta = getattr(node, "metadata", None)
+    raw = meta.get("mlf") if isinstance(meta, dict) else None
     try:
-        return json.loads(raw) if raw else {}
-    except (TypeError, ValueError):
+        hint = json.loads(raw) if isinstance(raw, (str, bytes)) else {}
+    except (TypeError, ValueError, RecursionError):
         return {}
+    return hint if isinstance(hint, dict) else {}
 
 
 def _uniform(node, nid: str, field: str) -> float:
@@ -62,11 +68,18 @@ class _Importer:
         if self.source not in PROFILES:
             raise UserError(f"unknown NIR source {self.source!r}; choose one of {', '.join(PROFILES)}")
         self.profile = PROFILES[self.source]
-        gm = self.meta.get("graph_metadata", {})
-        self.steps = int(gm.get("timesteps") or timesteps or 0)
-        if self.steps <= 0:
+        gm = self.meta.get("graph_metadata")
+        gm = gm if isinstance(gm, dict) else {}
+        self.meta["graph_metadata"] = gm
+        steps = gm.get("timesteps") or timesteps
+        if steps is None:
             raise UserError("this NIR file does not say how many timesteps a sample has; pass "
                             "--timesteps N")
+        if isinstance(steps, bool) or not isinstance(steps, int) \
+                or not 1 <= steps <= limits.MAX_TIMESTEPS:
+            raise UserError(f"the NIR file's timesteps is {str(steps)[:40]!r}; expected an integer "
+                            f"in 1..{limits.MAX_TIMESTEPS}")
+        self.steps = steps
         self.preds: dict = {n: [] for n in g.nodes}
         self.succs: dict = {n: [] for n in g.nodes}
         for a, b in g.edges:
@@ -241,28 +254,15 @@ class _Importer:
         return Readout(name, tuple(sources), w[:, :, 0, 0] * k, b * self.steps)
 
 
-def _schedule(nodes: dict) -> list[str]:
-    """Layers in dependency order, each as projections, layer, populations; readout last."""
-    layers = [n for n in nodes.values() if isinstance(n, Layer)]
-    placed = {n for n, v in nodes.items() if isinstance(v, Input)}
-    order = list(placed)
-    while layers:
-        ready = [lay for lay in layers if all(p.source in placed for p in nodes.values()
-                                              if isinstance(p, Projection) and p.target == lay.name)]
-        if not ready:
-            raise UserError(f"the NIR graph has a cycle through {layers[0].name!r}; recurrent "
-                            "connections are not expressible")
-        for lay in ready:
-            order += [p.name for p in nodes.values() if isinstance(p, Projection) and p.target == lay.name]
-            order += [lay.name, *lay.populations]
-            placed.update(lay.populations)
-            layers.remove(lay)
-    return order + [n for n, v in nodes.items() if isinstance(v, Readout)]
-
-
 def from_nir(g, source: str | None = None, timesteps: int | None = None) -> Graph:
     """The float deployment graph of the ``nir.NIRGraph`` ``g``."""
-    return _Importer(g, source, timesteps).run()
+    check_nir_values(g)
+    try:
+        return _Importer(g, source, timesteps).run()
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError,
+            AssertionError, OverflowError) as exc:  # a node our checks let through, misshapen
+        raise UserError(f"the NIR graph cannot be imported: {type(exc).__name__}: "
+                        f"{str(exc)[:160]}") from exc
 
 
 def population_ids(g, source: str | None = None, timesteps: int | None = None) -> dict:
@@ -274,10 +274,10 @@ def population_ids(g, source: str | None = None, timesteps: int | None = None) -
 
 def read_nir(path, source: str | None = None, timesteps: int | None = None) -> Graph:
     nir = nir_module()
+    check_nir_file(path)  # links, external storage, declared sizes, depth: before nir reads it
     try:
         g = nir.read(str(path))
-    except FileNotFoundError as exc:
-        raise UserError(f"NIR file {path} does not exist") from exc
-    except (OSError, KeyError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable NIR file ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - nir's reader raises any kind on a malformed file
+        raise UserError(f"{path} is not a readable NIR file ({type(exc).__name__}: "
+                        f"{str(exc)[:160]})") from exc
     return from_nir(g, source, timesteps)

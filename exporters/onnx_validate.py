@@ -19,6 +19,7 @@ from onnx import numpy_helper
 from mlf_deploy import limits
 from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.onnx import FORMAT, OPSET
+from mlf_deploy.ir.file_checks import check_input_pipeline
 
 OPS = frozenset({"Abs", "Add", "Cast", "Clip", "Concat", "Conv", "Div", "Flatten", "Floor",
                  "Gather", "Greater", "LessOrEqual", "MatMul", "Mul", "Neg", "Not", "Or", "Pad",
@@ -65,6 +66,12 @@ def check_metadata(meta: dict) -> None:
         raise ValueError("metadata 'readout_scale' / 'readout_norm' are not numbers") from None
     if not math.isfinite(scale) or norm < 1:
         raise ValueError("metadata 'readout_scale' must be finite and 'readout_norm' >= 1")
+    pipe = _json(meta, "input_pipeline", dict)
+    shape = pipe.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(
+            isinstance(d, int) and 1 <= d <= limits.MAX_DIM for d in shape)):
+        raise ValueError("metadata 'input_pipeline' has no (C, H, W) shape")
+    check_input_pipeline(pipe, shape[0])  # a std or divide of 0 would feed NaN silently
 
 
 def check_initializer(init: onnx.TensorProto) -> None:

@@ -119,6 +119,22 @@ def check_state_dict(state, where: str) -> None:
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise UserError(f"{where}: tensor '{key}' holds NaN or infinite values; the model "
                             "diverged in training or the file was altered")
+        if key.endswith("running_var") and bool((tensor < 0).any()):
+            raise UserError(f"{where}: tensor '{key}' holds a negative variance; the file was "
+                            "altered")
+
+
+def model_weights(args: dict) -> int:
+    """Convolution and readout weights :class:`DSResNet` allocates for ``args`` (checked against
+    what the file stores before the model is built: its arguments alone could ask for gigabytes)."""
+    depth, widths = args.get("depth", 20), list(args.get("widths", (16, 32, 64)))
+    cin = widths[0]
+    total = 9 * args.get("in_channels", 3) * cin
+    for stage, width in enumerate(widths):
+        for i in range((depth - 2) // 6):
+            total += 9 * cin * width + 9 * width * width + (cin * width if cin != width or (stage and not i) else 0)
+            cin = width
+    return total + cin * args.get("num_classes", 10)
 
 
 def check_input_range(info, spec: dict, where: str) -> None:
@@ -150,6 +166,11 @@ def check_checkpoint(ckpt: dict, where: str) -> None:
     """Raise one UserError naming the first field of ``ckpt`` this tool cannot use."""
     check_model_args(ckpt["model_args"], where)
     check_state_dict(ckpt["state_dict"], where)
+    stored = sum(t.numel() for t in ckpt["state_dict"].values())
+    if model_weights(ckpt["model_args"]) > stored:
+        raise UserError(f"{where}: model arguments do not match the stored weights: they describe "
+                        f"{model_weights(ckpt['model_args'])} weights, the file stores {stored} "
+                        "values")
     check_dataset_spec(ckpt["dataset"], where)
     args, spec = ckpt["model_args"], ckpt["dataset"]
     for arg, key in (("in_channels", "channels"), ("num_classes", "classes")):
@@ -159,6 +180,14 @@ def check_checkpoint(ckpt: dict, where: str) -> None:
     for key in ("config", "metrics"):
         if not isinstance(ckpt.get(key, {}), dict):
             raise UserError(f"{where}: '{key}' is not a mapping")
+    batch = ckpt.get("config", {}).get("batch_size")
+    if batch is not None:
+        _field(f"{where}: config", "batch_size", batch, int, (lambda v: 1 <= v <= 2 ** 20,
+                                                               "1..1048576"))
+    tuned = ckpt.get("finetune")
+    if tuned is not None and not (isinstance(tuned, dict) and _is_int(tuned.get("weight_bits"))
+                                  and 2 <= tuned["weight_bits"] <= 16):
+        raise UserError(f"{where}: 'finetune' must be a mapping with weight_bits in 2..16")
     if ckpt.get("input") is not None:
         check_input_range(ckpt["input"], spec, where)
     epoch = ckpt.get("epoch", 0)

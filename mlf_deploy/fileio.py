@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from mlf_deploy import ownership
 from mlf_deploy.errors import UserError
 
 
@@ -20,6 +21,8 @@ def check_writable(path: str | os.PathLike, overwrite: bool = True) -> Path:
         raise UserError(f"{path} is a symbolic link; give the real path of the file to write")
     if path.exists() and path.is_dir():
         raise UserError(f"{path} is a directory; give a file path")
+    if path.exists():
+        ownership.check_replace(path)  # only a file this tool wrote, and only where allowed
     parent = path.parent if str(path.parent) else Path(".")
     blocker = next((p for p in [parent, *parent.parents] if p.exists() and not p.is_dir()), None)
     if blocker is not None:
@@ -46,7 +49,10 @@ def write_error(path, exc: OSError) -> UserError:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    An existing ``path`` is replaced only when it is ours (:func:`ownership.check_replace`), checked
+    before the work and again just before the rename; what was written is recorded as ours."""
     path = check_writable(path, overwrite)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -58,7 +64,11 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the result is an ordinary file
+        digest = ownership.sha256_file(tmp)
+        if path.exists() or path.is_symlink():
+            ownership.check_replace(path)
         os.replace(tmp, path)
+        ownership.record(path, digest)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

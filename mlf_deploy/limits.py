@@ -48,12 +48,23 @@ def max_graph_bytes() -> int:
     return min(4 * 2 ** 30, available_memory() // 4)
 
 
-def check_run_size(neurons: int, timesteps: int, samples: int, what: str = "this run") -> None:
+def check_run_size(neurons: int, timesteps: int, samples: int, what: str = "this run",
+                   option: str = "--samples", bytes_per: int = RUN_BYTES_PER_NEURON_STEP) -> None:
     """Refuse a run whose recordings would not fit in half of the available memory."""
-    need = int(neurons) * int(timesteps) * int(samples) * RUN_BYTES_PER_NEURON_STEP
+    need = int(neurons) * int(timesteps) * int(samples) * bytes_per
     have = available_memory() // 2
     if need > have:
-        fit = max(1, have // max(1, int(neurons) * int(timesteps) * RUN_BYTES_PER_NEURON_STEP))
+        fit = have // max(1, int(neurons) * int(timesteps) * bytes_per)
+        hint = f"use {option} {fit} or fewer" if fit else \
+            "not even one sample fits: use fewer timesteps"
         raise UserError(f"{what} needs about {need / 2 ** 30:.1f} GiB for {samples} samples x "
                         f"{timesteps} timesteps x {neurons} neurons, more than half of the "
-                        f"{2 * have / 2 ** 30:.1f} GiB available; use --samples {fit} or fewer")
+                        f"{2 * have / 2 ** 30:.1f} GiB available; {hint}")
+
+
+def check_graph_run(graph, samples: int, what: str = "this run", option: str = "--samples",
+                    bytes_per: int = RUN_BYTES_PER_NEURON_STEP) -> None:
+    """:func:`check_run_size` for ``samples`` of ``graph`` at its own timesteps: every command that
+    runs samples through a graph (a graph file's T, a sweep's T included) passes here first."""
+    summary = graph.summary()
+    check_run_size(summary["neurons"], summary["timesteps"], samples, what, option, bytes_per)

@@ -1,8 +1,9 @@
 """Output folders we may replace, a lock that keeps two commands off one output, staging folders.
 
 ``--force`` must never delete what a user owns. A folder this tool writes (a Lava export, a demo
-output, a training run) carries a manifest, :data:`MANIFEST`, listing the entries it wrote; only a
-folder whose manifest is ours and which holds nothing beyond those entries may be replaced. The
+output, a training run) carries a ledger, :data:`MANIFEST`, with the SHA-256 of every file it wrote
+(:mod:`mlf_deploy.ownership`); only a folder each of whose files, at any depth, still has the bytes
+a ledger of ours records may be replaced. The
 current directory, any folder above it and any folder above a protected input (the checkpoint) are
 never replaced, whatever they hold.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import shutil
 import tempfile
@@ -20,28 +20,9 @@ from pathlib import Path
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import WRITE_ERRNOS, write_error
+from mlf_deploy.ownership import LEDGER, foreign_files, record_tree
 
-MANIFEST = ".mlf-deploy-output.json"
-TOOL = "mlf-deploy"
-
-
-def write_manifest(folder, kind: str) -> None:
-    """Record every entry of ``folder`` as ours (call last, when the folder is complete)."""
-    folder = Path(folder)
-    entries = sorted(e for e in os.listdir(folder) if e != MANIFEST)
-    (folder / MANIFEST).write_text(json.dumps({"tool": TOOL, "kind": kind, "entries": entries}))
-
-
-def foreign_entries(folder) -> list[str] | None:
-    """Entries of ``folder`` we did not write; None when the folder has no manifest of ours."""
-    try:
-        manifest = json.loads((Path(folder) / MANIFEST).read_text())
-        ours = set(manifest["entries"]) if manifest.get("tool") == TOOL else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    if ours is None:
-        return None
-    return sorted(set(os.listdir(folder)) - ours - {MANIFEST})
+MANIFEST = LEDGER  # every file of an output folder, nested ones included, with its SHA-256
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -67,13 +48,16 @@ def check_output_dir(out, force: bool, protect=(), what: str = "output") -> Path
     if not force:
         raise UserError(f"{what} {out} exists and is not empty; pass --force to replace an "
                         "earlier output of mlf-deploy, or choose another path")
-    foreign = foreign_entries(out)
+    foreign = foreign_files(out)
     if foreign is None:
-        raise UserError(f"{what} {out} was not written by mlf-deploy (no {MANIFEST}); --force "
-                        "replaces only earlier outputs of this tool: choose another path")
+        raise UserError(f"{what} {out} was not written by mlf-deploy (no {MANIFEST} with file "
+                        "hashes; outputs of versions before the hashes have none: remove such "
+                        "a folder yourself); --force replaces only earlier outputs of this tool: "
+                        "choose another path")
     if foreign:
-        raise UserError(f"{what} {out} holds files mlf-deploy did not write ({', '.join(foreign[:3])}"
-                        f"{'...' if len(foreign) > 3 else ''}); move them away or choose another path")
+        raise UserError(f"{what} {out} holds files mlf-deploy did not write, or that changed since "
+                        f"({', '.join(foreign[:3])}{'...' if len(foreign) > 3 else ''}); move them "
+                        "away or choose another path")
     return out
 
 
@@ -105,7 +89,7 @@ def _alive(pid: int) -> bool:
 def install_stage(stage: Path, out: Path, kind: str) -> None:
     """Mark ``stage`` as ours and rename it onto ``out``; an old output (checked by
     :func:`check_output_dir`) is moved aside first and removed only after the swap."""
-    write_manifest(stage, kind)
+    record_tree(stage, kind)
     old = None
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))

@@ -39,8 +39,16 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
 from mlf_deploy.outputs import output_lock
-from mlf_deploy.training_env import choose_threads, choose_workers, setup_distributed
-from mlf_deploy.training_files import check_no_run, check_out_dir, read_resume, weights_sha256
+from mlf_deploy.training_env import choose_threads, choose_workers, env_int, setup_distributed
+from mlf_deploy.training_files import (
+    check_no_run,
+    check_out_dir,
+    check_trainable,
+    check_training_run,
+    read_resume,
+    restore_run,
+    weights_sha256,
+)
 
 
 @dataclass
@@ -100,6 +108,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     bad = [f"{k}={v}" for k, v in numbers.items() if not math.isfinite(v)]
     if bad:
         raise UserError(f"{', '.join(bad)}: every learning-rate setting must be a finite number")
+    if not 0 <= cfg.seed < 2 ** 32:
+        raise UserError(f"seed must be an integer in 0..{2 ** 32 - 1}, got {cfg.seed}")
     if cfg.workers is not None and cfg.workers < 0:
         raise UserError(f"workers must be 0 (read in the training process) or more, got {cfg.workers}")
     if cfg.lr <= 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1 or cfg.lr_gamma <= 0:
@@ -124,9 +134,9 @@ def build(cfg: TrainConfig) -> tuple[dict, dict]:
         args = preset_args(cfg.preset, depth=cfg.depth, widths=cfg.widths, levels=cfg.levels,
                            variant=cfg.variant, timesteps=timesteps, in_channels=spec["channels"],
                            num_classes=spec["classes"])
-        DSResNet(**args)
     except (ValueError, TypeError) as exc:
         raise UserError(str(exc)) from exc
+    check_trainable(args)
     return spec, args
 
 
@@ -179,7 +189,8 @@ def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
     cfg = resolve(config)
     out = Path(cfg.out_dir)
     check_out_dir(out)
-    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 writes, so only it locks
+    distributed = env_int("WORLD_SIZE", 1, 1) > 1  # checked here, before any work
+    if distributed and env_int("RANK", None) != 0:  # torchrun: only rank 0 writes, so only it locks
         return _train(cfg, progress, log)
     out.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
@@ -200,6 +211,7 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
     if len(train_set) == 0 or len(test_set) == 0:
         raise UserError(f"dataset {cfg.dataset!r} has {len(train_set)} training and {len(test_set)} "
                         "test samples; both splits need at least one")
+    check_training_run(model_args, spec, cfg.batch_size)
     rank, world, device = setup_distributed(cfg.device)
     threads, workers = choose_threads(cfg.threads), choose_workers(train_set, cfg.workers)
     log = log if rank == 0 else (lambda *a, **k: None)
@@ -217,11 +229,7 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
         history, first = [], 0
         if resumed is not None:
-            model.load_state_dict(resumed["state_dict"])
-            opt.load_state_dict(resumed["optimizer"])
-            sched.load_state_dict(resumed["scheduler"])
-            torch.set_rng_state(resumed["rng"]["torch"])
-            history, first = list(resumed["history"]), int(resumed["epoch"])
+            history, first = restore_run(resumed, model, opt, sched, ckpt_path)
             if first >= cfg.epochs:
                 log(f"nothing to do: {ckpt_path} already finished all {cfg.epochs} epochs; "
                     "pass a larger --epochs to train further")

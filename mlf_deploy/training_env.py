@@ -9,14 +9,34 @@ import torch
 import torch.distributed as dist
 
 from mlf_deploy.data.streaming import TensorSplit
+from mlf_deploy.errors import UserError
+
+
+def env_int(name: str, default: int | None, lo: int = 0, hi: int = 1 << 20) -> int:
+    """The integer environment variable ``name`` (torchrun's), or ``default`` when unset; anything
+    else is one UserError naming it."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise UserError(f"{name} is not set, but WORLD_SIZE is: start distributed runs with "
+                            "torchrun, or unset WORLD_SIZE")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise UserError(f"environment variable {name}={raw[:40]!r}: expected an integer in "
+                        f"{lo}..{hi} (torchrun sets it)")
+    return value
 
 
 def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     """``(rank, world_size, device)``; joins the process group when torchrun started us."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env_int("WORLD_SIZE", 1, 1)
     if world == 1:
         return 0, 1, torch.device(device)
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = env_int("RANK", None, 0, world - 1), env_int("LOCAL_RANK", 0, 0, world - 1)
     if device == "cuda":
         torch.cuda.set_device(local)
     if not dist.is_initialized():
@@ -31,7 +51,7 @@ def _cores() -> int:
 
 def _cores_per_rank() -> int:
     """This process's share of the cores among the ranks torchrun started on this host."""
-    return _cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, _cores() // env_int("LOCAL_WORLD_SIZE", 1, 1))
 
 
 def choose_threads(threads: int | None = None) -> int:

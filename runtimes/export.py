@@ -7,29 +7,16 @@ from pathlib import Path
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import graph_checksum, save_graph
-from mlf_deploy.ir.serialize import MAGIC
 from mlf_deploy.outputs import check_output_dir, output_lock
+from mlf_deploy.ownership import check_output_file as check_output_file_owned
 from mlf_deploy.runtimes.pipeline import check_spikes, load_pipeline
-
-# What an earlier export of each file kind starts with or holds, so --force replaces only those.
-_OURS = {"ir": lambda head: head.startswith(MAGIC), "onnx": lambda head: b"mlf-deploy-onnx/" in head,
-         "nir": lambda head: head.startswith(b"\x89HDF") and b'"mlf"' in head}
 
 
 def check_output_file(out: Path, target: str, force: bool) -> None:
-    if out.is_symlink():
-        raise UserError(f"{out} is a symbolic link; give the real path of the file to write")
-    if not out.exists():
-        return
-    if out.is_dir():
+    """A file export replaces only a file this tool wrote (by content hash, never marker text)."""
+    if out.is_dir() and not out.is_symlink():
         raise UserError(f"{out} is a folder; give a file path for --to {target}")
-    if not force:
-        raise UserError(f"{out} already exists; pass --force to overwrite it or choose another path")
-    with open(out, "rb") as f:
-        head = f.read(1 << 16) if target == "ir" else f.read()
-    if not _OURS[target](head):
-        raise UserError(f"{out} is not an earlier mlf-deploy {target} export; --force replaces only "
-                        "those: choose another path")
+    check_output_file_owned(out, force)
 
 
 def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = None,

@@ -28,11 +28,18 @@ from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult
 from mlf_deploy.runtimes.lava_guard import (
     SAMPLES_PER_RUN,
+    check_process_budget,
     default_timeout,
     failure_text,
     kill_group,
     process_count,
     wait_for_worker,
+)
+from mlf_deploy.runtimes.lava_shm import (
+    SCRATCH_PREFIX,
+    kill_group_but_me,
+    record_held_shm,
+    sweep_dead_runs,
 )
 from mlf_deploy.runtimes.lava_sim import LavaRunError, simulate
 from mlf_deploy.runtimes.lava_sim import scratch_dir as _scratch_dir
@@ -47,14 +54,21 @@ def _worker(job: str) -> None:
     import threading
     parent = os.getppid()
 
+    with open(job, "rb") as f:
+        kw = pickle.load(f)  # written by run_chunk into its own 0700 folder a moment ago
+
     def orphaned():  # the caller died (SIGKILL, OOM): take our Lava actors down with us
+        ticks = 0
         while os.getppid() == parent:
             time.sleep(0.5)
+            ticks += 1
+            if kw["scratch"] and ticks % 10 == 0:  # for the next run's sweep, if we die too
+                record_held_shm(os.getpgid(0), kw["scratch"])
+        kill_group_but_me()  # Lava's segments outlive their processes: unlink them, then go
+        shutil.rmtree(kw["scratch"], ignore_errors=True)
         os.killpg(0, signal.SIGKILL)
 
     threading.Thread(target=orphaned, daemon=True).start()
-    with open(job, "rb") as f:
-        kw = pickle.load(f)  # written by run_chunk into its own 0700 folder a moment ago
     spikes, states, procs = simulate(kw["graph"], kw["frames"], kw["record_states"],
                                      kw["fast_conv"], kw["scratch"])
     np.savez(job + ".out.npz", procs=procs, **{f"s|{k}": v for k, v in spikes.items()},
@@ -84,7 +98,9 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
     timeout = timeout or default_timeout(graph, frames.shape[1])
     root = package_root()
     env = dict(os.environ, **SINGLE_THREADED)
-    scratch = tempfile.mkdtemp(prefix="mlf-lava-", dir=_scratch_dir())  # removed even if killed
+    sweep_dead_runs(_scratch_dir())  # what runs killed with SIGKILL left in /dev/shm
+    # named after this process, so that a later run can tell whether it still runs
+    scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=_scratch_dir())
     with tempfile.TemporaryDirectory(prefix="mlf-lava-job-") as tmp:
         job = os.path.join(tmp, "job.pkl")
         with open(job, "wb") as f:
@@ -131,6 +147,7 @@ def run_lava(graph, x, samples_per_run: int = SAMPLES_PER_RUN, record_states: bo
     from mlf_deploy.exporters.lava import check_lava
 
     check_lava(graph)
+    check_process_budget(graph)
     frames = prepare_input(graph, x)
     backend = ("lava-fixed" if graph.numeric == "int" else "lava-float") + \
         ("-graded" if graph.graded else "")

@@ -11,17 +11,44 @@ held, which a killed Lava run cannot do itself.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import time
 
+from mlf_deploy.errors import UserError
 from mlf_deploy.exporters.lava import host_fed, lava_step_offsets
+from mlf_deploy.limits import available_memory
 
 # Seconds, measured on this project's 2-core machine while it was shared (load average 60-100):
 # 0.4 s per Lava process to compile and fork it and 17 ms per process per Lava step (232
 # processes, cifar10 preset). The default timeout allows about 3x that on top of a fixed minute.
 START_S, PER_PROCESS_S, PER_PROCESS_STEP_S = 60.0, 1.0, 0.05
 SAMPLES_PER_RUN = 8  # samples one Lava run (one compile, one set of processes) takes, back to back
+# Resident memory of one Lava process (its OS process, channels and buffers): a 50-layer chain ran
+# 205 processes in 1.5 GB, 7.3 MiB each; twice that leaves room for larger layers' buffers.
+PROCESS_BYTES = 16 * 2 ** 20
+
+
+def max_processes() -> int:
+    """Lava processes one run may start: those half of the available memory holds, and no more
+    than the user's process limit leaves (each Lava process is an OS process)."""
+    budget = available_memory() // 2 // PROCESS_BYTES
+    soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    return int(budget if soft == resource.RLIM_INFINITY else min(budget, soft // 2))
+
+
+def check_process_budget(graph) -> None:
+    """Refuse, before any process starts, a graph whose Lava network would not fit."""
+    most = max_processes()
+    # one process per population at least: a cheap bound first (the exact count walks the graph
+    # once per layer, minutes for a chain of thousands of layers)
+    procs = len(graph.populations)
+    procs = procs if procs > most else process_count(graph)
+    if procs > most:
+        raise UserError(f"this graph needs at least {procs} Lava processes (one OS process each, about "
+                        f"{PROCESS_BYTES >> 20} MiB apiece); this machine holds {most} now. Run "
+                        "it on the reference or ONNX backend, or free memory")
 
 
 def process_count(graph) -> int:
@@ -145,16 +172,22 @@ def group_shm_files(pgid: int) -> set[str]:
     """``/dev/shm`` files that processes of the group map or hold open (Lava's channels)."""
     files = set()
     for pid in group_pids(pgid):
-        try:
-            with open(f"/proc/{pid}/maps") as f:
-                files.update(line.split(None, 5)[5].strip() for line in f
-                             if len(line.split(None, 5)) == 6 and "/dev/shm/" in line)
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith("/dev/shm/"):
-                    files.add(target)
-        except OSError:
-            continue
+        files |= _shm_of(pid)
+    return files
+
+
+def _shm_of(pid: int) -> set[str]:
+    files = set()
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            files.update(line.split(None, 5)[5].strip() for line in f
+                         if len(line.split(None, 5)) == 6 and "/dev/shm/" in line)
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("/dev/shm/"):
+                files.add(target)
+    except OSError:
+        pass
     return {f.removesuffix(" (deleted)") for f in files}
 
 
@@ -183,3 +216,4 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie waits for its parent
     except OSError:
         return False
+

@@ -19,7 +19,7 @@ from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.ir.compare import graph_differences
 from mlf_deploy.ir.semantics import valid_weight_bits
-from mlf_deploy.limits import check_run_size
+from mlf_deploy.limits import check_graph_run
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import DSResNet
 from mlf_deploy.quantization import QuantizationReport, input_max_of_range, quantize
@@ -120,6 +120,7 @@ class Pipeline:
         diffs = graph_differences(graph, own)
         self.graph_file = {"path": str(path), "identical": not diffs, "differences": diffs,
                            "spikes": "graded" if graph.graded else "binary"}
+        self.file_graph = graph  # run at its own timesteps: checked by check_run
         return graph
 
     def use_onnx_file(self, path) -> str:
@@ -142,9 +143,14 @@ class Pipeline:
         x, y = self.split(split)
         if check_samples(samples) is not None:
             x, y = x[:samples], y[:samples]
-        summary = self.graph_float.summary()
-        check_run_size(summary["neurons"], summary["timesteps"], len(x), f"running {self.path}")
+        self.check_run(len(x))
         return model_input(x), y
+
+    def check_run(self, samples: int) -> None:
+        """The run-size check for the checkpoint's graph and a supplied graph file (its own T)."""
+        check_graph_run(self.graph_float, samples, f"running {self.path}")
+        if getattr(self, "file_graph", None) is not None:
+            check_graph_run(self.file_graph, samples, f"running {self.graph_file['path']}")
 
     def batches(self, split: str, samples: int | None, size: int):
         """The first ``samples`` of a split (None: all) as ``(x, y)`` chunks of ``size`` samples,
@@ -156,9 +162,7 @@ class Pipeline:
         dataset = TensorSplit(*self._splits[split]) if split in self._splits else \
             open_split(self.spec, split, self.data_dir)
         n = len(dataset) if samples is None else min(samples, len(dataset))
-        summary = self.graph_float.summary()
-        check_run_size(summary["neurons"], summary["timesteps"], min(size, max(n, 1)),
-                       f"running {self.path}")
+        self.check_run(min(size, max(n, 1)))
         for x, y in batches(dataset, range(n), size):
             yield model_input(x), y
 

@@ -15,13 +15,15 @@ import numpy as np
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph
 from mlf_deploy.ir.semantics import raw_model_input
+from mlf_deploy.limits import check_graph_run
+from mlf_deploy.npy_files import load_npy
 
 GRAPH_MAGIC = b"MLFGRAPH"
 
 
 def load_raw(path) -> np.ndarray:
     try:
-        raw = np.load(path, allow_pickle=False)
+        raw = load_npy(path, f"--input {path}")  # header checked before anything is allocated
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read --input {path} as a .npy array: {exc}") from exc
     if not np.issubdtype(raw.dtype, np.number):
@@ -60,6 +62,8 @@ def run_artifact(artifact, input_path, log=None, batch_size: int = 32) -> dict:
         import json
 
         from mlf_deploy.runtimes import onnx_standalone
+        from mlf_deploy.runtimes.onnx import load_onnx
+        load_onnx(path)  # the same checks verify --onnx runs: operators, finite weights, metadata
         try:
             logits, meta = onnx_standalone.logits(str(path), raw, batch_size)
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
@@ -78,6 +82,7 @@ def run_artifact(artifact, input_path, log=None, batch_size: int = 32) -> dict:
         else:
             from mlf_deploy.runtimes.reference import run_reference as run
             options = dict(record_states=False)
+        check_graph_run(graph, min(batch_size, len(raw)), f"running {path}")
         parts = []
         for i in range(0, len(raw), batch_size):  # keep each batch's logits, drop its records
             result = run(graph, raw_model_input(graph, raw[i:i + batch_size]), **options)

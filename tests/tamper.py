@@ -79,3 +79,19 @@ def reseal(path, out, edit=None, members_edit=None, raw_json=None, bomb=None):
 
 def node(graph: dict, type_name: str, index: int = 0) -> dict:
     return [n for n in graph["nodes"] if n["type"] == type_name][index]
+
+
+def write_container(header: dict, members: dict, out, flag: int = 0):
+    """A graph file of exactly ``header`` and ``members`` (an array table kept as given), sealed
+    with a valid outer hash; ``flag`` is or-ed into the first central directory entry's flags."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("graph.json", json.dumps(header))
+        for name, data in members.items():
+            zf.writestr(name, data)
+    raw = bytearray(buf.getvalue())
+    if flag:
+        i = raw.find(b"PK\x01\x02")
+        raw[i + 8] |= flag
+    out.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(raw).hexdigest().encode() + b"\n" + raw)
+    return out

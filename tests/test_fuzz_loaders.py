@@ -153,6 +153,7 @@ def test_fuzz_onnx_loader(tmp_path):
                 data[rng.randrange(len(data))] = rng.randrange(256)
             (tmp_path / "bad.onnx").write_bytes(bytes(data))
         if kind != 4:
+            (tmp_path / "bad.onnx").unlink(missing_ok=True)  # never replaced: not ours any more
             save_onnx(model, tmp_path / "bad.onnx")
         try:
             runner = OnnxRunner(graph, str(tmp_path / "bad.onnx"))

@@ -106,6 +106,7 @@ def test_drc_names_rule_and_layer(graphs):
 from mlf_deploy.errors import UserError  # noqa: E402
 from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers  # noqa: E402
 from mlf_deploy.hardware.sweep import sweep, truncate, with_timesteps  # noqa: E402
+from mlf_deploy.ownership import LEDGER  # noqa: E402
 from mlf_deploy.runtimes.reference import run_reference  # noqa: E402
 
 
@@ -164,4 +165,4 @@ def test_layer_plot_and_unwritable_path(graphs, tmp_path):
     blocker.write_text("x")
     with pytest.raises(UserError):
         plot_layers(br, blocker / "sub" / "p.png")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "layers.png", "loihi.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, "file", "layers.png", "loihi.png"]

@@ -22,6 +22,7 @@ from mlf_deploy.exporters.onnx_projections import dense
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.nodes import Projection
 from mlf_deploy.ir.semantics import prepare_input
+from mlf_deploy.ownership import LEDGER
 from mlf_deploy.runtimes.onnx import OnnxRunner, run_onnx, run_onnx_file
 from mlf_deploy.runtimes.reference import run_reference
 
@@ -153,7 +154,7 @@ def test_int_wrap_and_saturation(nets, mode):
 def test_save_and_run_file(nets, tmp_path):
     _, g_int, x = nets["d8-static"]
     path = save_onnx(export_onnx(g_int, "step"), tmp_path / "m.onnx")
-    assert os.listdir(tmp_path) == ["m.onnx"]  # no temporary left behind
+    assert sorted(os.listdir(tmp_path)) == [LEDGER, "m.onnx"]  # no temporary left behind
     assert_same(run_onnx_file(path, g_int, _batch(x, 3)), run_reference(g_int, _batch(x, 3)), "int")
 
 

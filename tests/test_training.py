@@ -9,6 +9,7 @@ from mlf_deploy.checkpoint import load_model, read_checkpoint
 from mlf_deploy.data import load_split
 from mlf_deploy.data.ranges import tensor_range
 from mlf_deploy.errors import UserError
+from mlf_deploy.ownership import LEDGER
 from mlf_deploy.training import TrainConfig, resolve, train
 
 TINY = dict(depth=8, widths=(4, 8, 8), max_samples=96, batch_size=32, seed=5)
@@ -41,7 +42,7 @@ def test_checkpoint_holds_everything_and_loads(tmp_path):
     assert ckpt["input"] == tensor_range(load_split(ckpt["dataset"], "train")[0])
     lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2] and "samples_per_s" in lines[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, "checkpoint.pt", "metrics.jsonl"]
     assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
 
 
@@ -104,6 +105,9 @@ def test_resume_refuses_foreign_or_mismatched_checkpoints(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "checkpoint.pt")
     with pytest.raises(UserError, match="not an mlf-deploy checkpoint"):
         train(TrainConfig(resume=True, out_dir=str(tmp_path), **TINY), log=_quiet)
-    train(TrainConfig(epochs=1, force=True, out_dir=str(tmp_path), **TINY), progress=False, log=_quiet)
+    with pytest.raises(UserError, match="did not write it"):  # --force: only our own run
+        train(TrainConfig(epochs=1, force=True, out_dir=str(tmp_path), **TINY), log=_quiet)
+    (tmp_path / "checkpoint.pt").unlink()
+    train(TrainConfig(epochs=1, out_dir=str(tmp_path), **TINY), progress=False, log=_quiet)
     with pytest.raises(UserError, match="depth"):
         train(TrainConfig(resume=True, epochs=2, out_dir=str(tmp_path), **{**TINY, "depth": 14}), log=_quiet)

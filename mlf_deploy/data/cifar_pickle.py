@@ -8,6 +8,7 @@ globals an ndarray needs, so a crafted file fails before anything of it runs.
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -28,18 +29,48 @@ def _bytes(*args):
     return bytes(*args)
 
 
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` inside a batch: only :func:`_reconstruct` may use it. Called
+    directly (``ndarray((N, 3072), u1)``) it would allocate N x 3072 uninitialised bytes that no
+    byte of the file backs."""
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("refused a direct numpy.ndarray(...) call")
+
+
+_NDARRAY = _NdarrayToken()
+
+
+def _reconstruct(cls, shape, dtype):
+    """numpy pickles an array as ``_reconstruct(ndarray, (0,), b"b")`` and sets its real shape
+    and bytes afterwards (where their sizes must agree); any other shape allocates from nothing."""
+    if cls is not _NDARRAY or tuple(shape) != (0,):
+        raise pickle.UnpicklingError("refused _reconstruct of anything but an empty ndarray")
+    return np.ndarray.__new__(np.ndarray, (0,), dtype)
+
+
 class _BatchUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in (("builtins", "bytes"), ("__builtin__", "bytes")):
             return _bytes
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        if name == "ndarray":
+            return _NDARRAY
+        if name == "_reconstruct":
+            return _reconstruct
         return super().find_class(module, name)
+
+
+# A batch of the real data set is 30 MiB; a file far larger is not one (and would be read whole).
+MAX_BATCH_BYTES = 256 * 2 ** 20
 
 
 def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
     """``(images (N, 3, 32, 32) uint8, labels (N,) int64)`` of one batch file, validated."""
     try:
+        if os.path.getsize(path) > MAX_BATCH_BYTES:
+            raise ValueError(f"{os.path.getsize(path)} bytes, over {MAX_BATCH_BYTES}")
         with open(path, "rb") as f:
             batch = _BatchUnpickler(f, encoding="bytes").load()
         data, labels = batch[b"data"], batch[b"labels"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.npy_files import load_npy
 
 # Options that change a recording's frames; a cache folder exists per combination of them.
 _FRAME_OPTIONS = ("name", "timesteps", "window_us", "spatial_factor", "size")
@@ -57,9 +59,9 @@ class FrameCache:
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
 
     def load(self, recording: Path, shape: tuple) -> np.ndarray | None:
-        try:
-            frames = np.load(self.path(recording), allow_pickle=False)
-        except (OSError, ValueError, EOFError):  # absent, or written by something else
+        try:  # the header is checked against the file's size before anything is allocated
+            frames = load_npy(self.path(recording), max_bytes=4 * math.prod(shape))
+        except UserError:  # absent, or written by something else
             return None
         return frames if frames.shape == shape else None
 
@@ -83,6 +85,9 @@ def cache_root(data_dir: str) -> Path | None:
     directory, else (read-only data) under ``~/.cache/mlf-deploy``."""
     chosen = os.environ.get(CACHE_ENV)
     if chosen:
+        if chosen.lower() != "off" and os.path.exists(chosen) and not os.path.isdir(chosen):
+            raise UserError(f"{CACHE_ENV}={chosen} is a file; point it at a folder, or set it to "
+                            "'off' to cache nothing")
         return None if chosen.lower() == "off" else Path(chosen)
     if os.access(data_dir, os.W_OK):
         return Path(data_dir, ".mlf-deploy-cache")

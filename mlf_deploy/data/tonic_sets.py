@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.npy_files import load_npy
 
 _BASE = {"data_dir": None, "window_us": None}
 TONIC_OPTIONS = {
@@ -135,10 +136,13 @@ def read_events(name: str, path: Path) -> np.ndarray:
     layout = LAYOUTS[name]
     try:
         if layout.suffix == ".npy":  # tonic's DVSGesture: (N, 4) x, y, p, t in ms
-            raw = np.load(path, allow_pickle=False)
+            raw = load_npy(path)  # header checked against the file's size before allocating
             if raw.ndim != 2 or raw.shape[1] != 4 or raw.dtype.kind not in "iuf":
                 raise ValueError(f"expected an (N, 4) numeric array of x, y, p, t; got {raw.dtype} "
                                  f"{raw.shape}")
+            if raw.dtype.kind == "f" and not (np.isfinite(raw).all() and np.abs(raw).max(
+                    initial=0) < 2 ** 52 / 1000):  # cast to int64 would make NaN a huge number
+                raise ValueError("x, y, p or t holds NaN, infinite or out-of-range values")
             x, y, p, t = raw.T.astype(np.int64)
             t = t * 1000
         elif layout.suffix == ".bin":
@@ -149,7 +153,13 @@ def read_events(name: str, path: Path) -> np.ndarray:
         else:
             ev = tonic.io.read_aedat4(str(path))
             x, y, t, p = ev["x"], ev["y"], ev["t"], ev[ev.dtype.names[3]]
-    except Exception as exc:  # any decoder failure: the file is not what the layout says
+    except UserError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    # Any decoder failure means the file is not what the layout says; the aedat decoder (Rust)
+    # panics with pyo3's PanicException, a BaseException that `except Exception` lets through.
+    except BaseException as exc:  # noqa: BLE001
         raise UserError(f"{path} is not a readable {name} recording: {type(exc).__name__}: {exc}") from exc
     out = np.empty(len(x), EVENT_DTYPE)
     out["x"], out["y"], out["t"], out["p"] = x, y, t, p

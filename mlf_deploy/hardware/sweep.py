@@ -20,6 +20,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.hardware.paths import pipeline_depth
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir import semantics as sem
+from mlf_deploy.limits import check_graph_run
 from mlf_deploy.quantization import quantize
 from mlf_deploy.results import RunResult
 
@@ -87,6 +88,8 @@ def sweep(graph_float: Graph, x, y, runner: Runner, weight_bits=(8, 6, 5, 4), ti
         raise UserError(f"event inputs have {graph_float.timesteps} frames; cannot sweep beyond")
     quantizer = quantizer or (lambda g, b: quantize(g, b, input_max=input_max)[0])
     y = np.asarray(y)
+    check_graph_run(with_timesteps(graph_float, int(max(steps_list))), len(y),
+                    f"the sweep at T={max(steps_list)}")
     points = []
     for bits in weight_bits:
         longest = None

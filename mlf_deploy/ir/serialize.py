@@ -26,6 +26,7 @@ import numpy as np
 from mlf_deploy import limits
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_path
+from mlf_deploy.ir.file_checks import check_array_table, check_readable
 from mlf_deploy.ir.graph import Graph
 from mlf_deploy.ir.nodes import NODE_TYPES
 from mlf_deploy.ir.portable import MAGIC, SCHEMA, digest_line, field_arrays, field_value
@@ -129,6 +130,7 @@ def save_graph(graph: Graph, path) -> str:
             np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
             zf.writestr(f"arrays/{key}.npy", buf.getvalue())
     data = payload.getvalue()
+    check_readable(body, arrays, graph, path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(MAGIC + digest_line(data) + b"\n" + data)
     return checksum
@@ -158,6 +160,8 @@ def _payload(path) -> bytes:
 
 def _read_member(zf, info, limit: int) -> bytes:
     """A member's bytes, never inflating more than ``limit`` (its declared size may lie)."""
+    if info.flag_bits & 0x1:
+        raise UserError(f"member {info.filename} is encrypted; graph files never are")
     if info.file_size > limit:
         raise UserError(f"member {info.filename} declares {info.file_size} bytes, over the "
                         f"limit of {limit}")
@@ -196,11 +200,13 @@ def _read_container(data: bytes) -> tuple[dict, dict]:
         if json_depth(text) > limits.MAX_JSON_DEPTH:
             raise UserError(f"graph.json nests deeper than {limits.MAX_JSON_DEPTH} levels")
         header = json.loads(text)
-        arrays = {}
+        arrays, used = {}, len(text)
         for info in infos:
             name = info.filename
             if name.startswith("arrays/") and name.endswith(".npy"):
-                member = _read_member(zf, info, limits.MAX_MEMBER_BYTES)
+                # declared sizes may lie: what was actually inflated counts against the budget
+                member = _read_member(zf, info, min(limits.MAX_MEMBER_BYTES, budget - used))
+                used += len(member)
                 arrays[name[7:-4]] = _read_npy(member, name[7:-4])
             elif name != "graph.json":
                 raise UserError(f"unexpected member {name!r}")
@@ -209,6 +215,8 @@ def _read_container(data: bytes) -> tuple[dict, dict]:
 
 def _arrays_of(header: dict, stored: dict) -> dict:
     """Every node field's array, shared where stored once, in the dtype it was computed in."""
+    if "arrays" in header:  # version 2: checked before any array is widened
+        check_array_table(header["arrays"], stored, limits.max_graph_bytes())
     return field_arrays(header, stored)
 
 

@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from mlf_deploy import limits
+from mlf_deploy.ir.file_checks import check_input_pipeline, check_wiring
 from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size, signed_limit
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
@@ -154,7 +155,7 @@ class Schema:
         hi = self.rules.THRESHOLD_MANT_MAX if self.int else 1e30
         self.number(n, "v_threshold", 1 if self.int else 1e-30, hi, whole=self.int)
         self.number(n, "v_retention", 0.0, 1.0)
-        self.number(n, "v_reset", -1e30, 1e30)
+        self.number(n, "v_reset", 0.0, 0.0)  # every backend resets to 0
 
     def GradedPopulation(self, n):  # noqa: N802
         self.name(n, "layer")
@@ -167,7 +168,7 @@ class Schema:
             self.number({**n, "v_threshold": v}, "v_threshold", 1 if self.int else 1e-30, hi,
                         whole=self.int)
         self.number(n, "v_retention", 0.0, 1.0)
-        self.number(n, "v_reset", -1e30, 1e30)
+        self.number(n, "v_reset", 0.0, 0.0)  # every backend resets to 0
 
     def Projection(self, n):  # noqa: N802
         src, dst = self.nodes.get(self.name(n, "source")), self.nodes.get(self.name(n, "target"))
@@ -243,6 +244,7 @@ class Schema:
                              f"({limits.MAX_NEURONS} and {limits.MAX_WEIGHTS})")
         for name, n in self.nodes.items():
             self.cross_check(name, n)
+        check_wiring(self.nodes, self.fail)
         unused = sorted(set(self.arrays) - self.used)
         if unused:
             raise ValueError(f"array {unused[0]!r} belongs to no node")
@@ -280,6 +282,7 @@ class Schema:
         if "levels" in meta and (not isinstance(meta["levels"], int) or isinstance(meta["levels"], bool)
                                  or not 1 <= meta["levels"] <= limits.MAX_LEVELS):
             raise ValueError(f"metadata levels: expected an integer in 1..{limits.MAX_LEVELS}")
+        check_input_pipeline(meta.get("input_pipeline"), inp["shape"][0])
 
 
 def validate_graph_dict(body, arrays: dict) -> None:

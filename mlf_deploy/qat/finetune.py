@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,11 +28,14 @@ from mlf_deploy.data.streaming import TensorSplit
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE, valid_weight_bits
+from mlf_deploy.limits import check_graph_run
 from mlf_deploy.lowering import lower
 from mlf_deploy.outputs import output_lock
+from mlf_deploy.ownership import allow_replace
 from mlf_deploy.qat.forward import IntegerForward, IntGrid, integer_logits
 from mlf_deploy.quantization import input_max_of_range
 from mlf_deploy.training import evaluate
+from mlf_deploy.training_files import TRAIN_BYTES_PER_NEURON_STEP
 
 
 @dataclass
@@ -58,12 +62,16 @@ def check_config(cfg: FinetuneConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if not cfg.lr > 0 or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1:
-        raise UserError("need lr > 0, weight_decay >= 0 and 0 <= momentum < 1")
+    if not (math.isfinite(cfg.lr) and math.isfinite(cfg.weight_decay)) or not cfg.lr > 0 \
+            or cfg.weight_decay < 0 or not 0 <= cfg.momentum < 1:
+        raise UserError("need a finite lr > 0, a finite weight_decay >= 0 and 0 <= momentum < 1")
     target = Path(cfg.out_dir) / "checkpoint.pt"
     if Path(cfg.checkpoint).resolve() == target.resolve():
         raise UserError(f"--out {cfg.out_dir} holds the input checkpoint; choose another folder")
-    check_writable(target, overwrite=cfg.force)
+    for path in (target, target.with_name("metrics.jsonl")):
+        if cfg.force:  # only earlier outputs of this tool (checked by content hash)
+            allow_replace(path)
+        check_writable(path, overwrite=cfg.force)
 
 
 def _int_accuracy(model, grid, x, y) -> float:
@@ -102,7 +110,8 @@ def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
     grid = IntGrid.of(model, cfg.weight_bits, graph.input.encoding, input_max)
     if cfg.max_samples:
         x_tr, y_tr = x_tr[:cfg.max_samples], y_tr[:cfg.max_samples]
-    batch = cfg.batch_size or int(ckpt.get("config", {}).get("batch_size") or 32)
+    batch = cfg.batch_size or ckpt.get("config", {}).get("batch_size") or 32  # checked on load
+    check_graph_run(graph, batch, "fine-tuning", "--batch-size", TRAIN_BYTES_PER_NEURON_STEP)
     source_float = evaluate(model, TensorSplit(x_te, y_te))
     before = _int_accuracy(model, grid, x_te, y_te)
     log(f"{cfg.weight_bits}-bit post-training integer accuracy {before:.4f} (float {source_float:.4f})")
