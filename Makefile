@@ -14,7 +14,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,nir]'
+	$(BIN)/pip install --quiet -e '.[test,nir,gpu]'
 	$(BIN)/pip install --quiet --no-deps $(PEER_SPECS)
 	# lava-nc declares Python<3.11; its real dependencies come from pyproject.toml.
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(LAVA_SPEC)
