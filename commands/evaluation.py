@@ -11,6 +11,7 @@ from .app import (
     ALL_SAMPLES,
     CKPT,
     DATA_DIR,
+    DEVICE,
     ENERGY_MODEL,
     JSON,
     SPIKES,
@@ -33,10 +34,11 @@ from .app import (
               help="Write a PNG of per-layer SynOps and energy, SNN against ANN.")
 @SPIKES
 @DATA_DIR
+@DEVICE
 @JSON
 @user_errors
 def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spikes, data_dir,
-           as_json):
+           device, as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
@@ -51,7 +53,7 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
     from mlf_deploy.runtimes.analysis import check_energy_args, energy_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
     check_energy_args(energy_model, plot_path)
-    pipe = load_pipeline(checkpoint, weight_bits, data_dir)
+    pipe = load_pipeline(checkpoint, weight_bits, data_dir, device)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
     text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes)
     click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
@@ -77,10 +79,11 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
                    "own weight width on the same axes; repeat for several.")
 @SPIKES
 @DATA_DIR
+@DEVICE
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             finetuned, spikes, data_dir, as_json):
+             finetuned, spikes, data_dir, device, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -94,8 +97,8 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     from mlf_deploy.runtimes.analysis import check_evaluate_args, evaluate_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
     check_evaluate_args(energy_model, plot_dir)
-    pipe = load_pipeline(checkpoint, bits[0], data_dir)
-    tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
+    pipe = load_pipeline(checkpoint, bits[0], data_dir, device)
+    tuned = [load_pipeline(path, None, data_dir, device) for path in finetuned]
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
                                    plot_dir, tuned, spikes)

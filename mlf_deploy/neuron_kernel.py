@@ -5,6 +5,7 @@ kernels (:mod:`mlf_deploy.neuron_triton`). Kept apart from both so that choosing
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import torch
 from torch import nn
@@ -25,6 +26,9 @@ def resolve_neuron_kernel(kernel: str, device) -> str:
         return "triton" if on_cuda and has_triton else "torch"
     if kernel == "triton" and not has_triton:
         raise ValueError("neuron kernel 'triton' needs the triton package (pip install triton)")
+    if kernel == "triton" and not on_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("neuron kernel 'triton' runs on CUDA devices (or in triton's CPU "
+                         "interpreter, TRITON_INTERPRET=1, which is for tests); use torch or auto")
     return kernel
 
 
