@@ -43,8 +43,8 @@ def _widths(ctx, param, value):
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1, help="epochs between checkpoints")
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoint.pt")
 @click.option("--force", is_flag=True, help="start over in an OUT that holds a run")
-@click.option("--compile", is_flag=True, help="torch.compile the model (checked against eager on "
-              "CPU; see docs/gpu.md)")
+@click.option("--compile", is_flag=True, help="torch.compile the model: experimental, its gradient "
+              "differed from eager in our check (docs/gpu.md)")
 @click.option("--neuron-kernel", type=click.Choice(["auto", "torch", "triton"]), default="auto",
               help="MLF layers: fused Triton kernels or the torch path; auto: triton on CUDA "
               "when it is installed")

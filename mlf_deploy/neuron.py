@@ -214,6 +214,9 @@ class MLF(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.p._asdict().items())
 
+    # torch.compile leaves the layer to its own kernels (a graph break): inductor, inlining the
+    # T-step recurrence of a whole network, did not finish compiling (docs/gpu.md)
+    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         th = torch.tensor(self.p.thresholds(), dtype=x.dtype, device=x.device).view(-1, 1)
         flat = x.reshape(x.shape[0], -1)

@@ -236,6 +236,8 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
                 log(f"resuming {ckpt_path} after epoch {first}")
         net = DistributedDataParallel(model) if world > 1 else model
         if cfg.compile:
+            log("warning: --compile (inductor) gave a gradient that differs from eager in a "
+                "check on the CPU (docs/gpu.md); use it to experiment, not for a run to deploy")
             net = torch.compile(net)
         # DistributedSampler shuffles with seed + epoch, so the order depends on nothing else.
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)

@@ -23,14 +23,16 @@ TOL = dict(rtol=1e-6, atol=1e-6)
 
 @pytest.fixture(scope="module")
 def kernels():
-    """``mlf_deploy.neuron_triton``, whose kernels run in the interpreter (tests/conftest.py sets
-    ``TRITON_INTERPRET=1`` before triton is imported)."""
+    """``mlf_deploy.neuron_triton``, its kernels run in the interpreter on CPU tensors
+    (tests/conftest.py sets ``TRITON_INTERPRET=1`` before triton is imported), or compiled on
+    CUDA tensors when the environment sets ``TRITON_INTERPRET=0`` on a GPU machine."""
     pytest.importorskip("triton")
     from triton import knobs
-    if not knobs.runtime.interpret:
-        pytest.skip("TRITON_INTERPRET is off: the compiled kernels are checked on a GPU by "
-                    "benchmarks/kernel_check.py")
-    return importlib.import_module("mlf_deploy.neuron_triton")
+    if not knobs.runtime.interpret and not torch.cuda.is_available():
+        pytest.skip("TRITON_INTERPRET=0 compiles the kernels, which needs a CUDA device")
+    module = importlib.import_module("mlf_deploy.neuron_triton")
+    module.test_device = "cpu" if knobs.runtime.interpret else "cuda"
+    return module
 
 
 def thresholds(levels, vth=0.6, step=1.0):
@@ -48,9 +50,10 @@ def inputs(steps, n, seed):
 
 
 def compare(kernels, steps, levels, n, detach_reset, width=1.0, tau=0.25, seed=0):
-    x = inputs(steps, n, seed)
-    th = thresholds(levels)
-    grad = torch.randn(steps, n, generator=torch.Generator().manual_seed(seed + 1))
+    on = kernels.test_device
+    x = inputs(steps, n, seed).to(on)
+    th = thresholds(levels).to(on)
+    grad = torch.randn(steps, n, generator=torch.Generator().manual_seed(seed + 1)).to(on)
     results = []
     for fn in (_MLFSequence.apply, kernels.mlf_sequence_triton):
         xr = x.clone().requires_grad_(True)
@@ -99,7 +102,7 @@ def test_dvs_gesture_timesteps(kernels):
 def test_module_runs_the_kernel_when_chosen(kernels):
     """``MLF`` with ``kernel = 'triton'`` calls the kernels (``(T, B, C, H, W)`` in and out) and
     gives the torch module's spikes and gradients."""
-    x = inputs(4, 2 * 3 * 5 * 5, 3).view(4, 2, 3, 5, 5)
+    x = inputs(4, 2 * 3 * 5 * 5, 3).view(4, 2, 3, 5, 5).to(kernels.test_device)
     outs = []
     for kernel in ("torch", "triton"):
         layer = MLF(levels=3)
