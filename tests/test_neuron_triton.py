@@ -123,3 +123,24 @@ def test_kernel_choice():
     layer = torch.nn.Sequential(MLF(), torch.nn.Identity(), MLF())
     set_neuron_kernel(layer, "triton")
     assert [m.kernel for m in layer if isinstance(m, MLF)] == ["triton", "triton"]
+
+
+@pytest.mark.slow
+def test_train_with_the_triton_kernel(kernels, tmp_path):
+    """``train --neuron-kernel triton`` reaches every MLF layer and is recorded in the checkpoint:
+    one epoch on eight digits gives the torch path's loss and accuracies."""
+    from mlf_deploy.checkpoint import read_checkpoint
+    from mlf_deploy.training import TrainConfig, train
+
+    if kernels.test_device != "cpu":
+        pytest.skip("the interpreter's CPU run; on a GPU train_step.py times the compiled kernels")
+    runs = {}
+    for kernel in ("torch", "triton"):
+        cfg = TrainConfig(dataset="digits", epochs=1, batch_size=4, max_samples=8, threads=1,
+                          neuron_kernel=kernel, out_dir=str(tmp_path / kernel))
+        runs[kernel] = train(cfg, progress=False, log=lambda *a: None)
+    assert runs["triton"]["loss"] == pytest.approx(runs["torch"]["loss"], rel=1e-5)
+    assert runs["triton"]["train_accuracy"] == runs["torch"]["train_accuracy"]
+    assert runs["triton"]["test_accuracy"] == runs["torch"]["test_accuracy"]
+    ckpt = read_checkpoint(runs["triton"]["checkpoint"])
+    assert ckpt["config"]["neuron_kernel"] == "triton"
