@@ -25,7 +25,7 @@ $(VENV)/.linked: $(VENV)/.installed $(PACKAGE_DIRS)
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,nir,sanafe]' $(STRICT)
+	$(BIN)/pip install --quiet -e '.[test,nir,sanafe,gpu]' $(STRICT)
 	$(BIN)/pip install --quiet --no-deps $(PEER_SPECS)
 	# lava-nc declares Python<3.11; its real dependencies come from pyproject.toml.
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(LAVA_SPEC)

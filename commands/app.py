@@ -139,5 +139,9 @@ ENERGY_MODEL = click.option("--model", "energy_model", default="45nm-fp32", show
                             help="Energy model of the table and plots: 45nm-fp32, 45nm-int8, "
                                  "loihi1-proxy (the JSON has all).")
 SPLIT = click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
+                      show_default=True,
+                      help="Where torch, torch-int and the reference simulator run (auto: a GPU "
+                           "when torch sees one); ONNX Runtime and Lava run on the CPU.")
 ALL_SAMPLES = click.option("--samples", type=click.IntRange(1), default=None,
                            help="First N samples of the split [default: all].")

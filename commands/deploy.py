@@ -12,6 +12,7 @@ from mlf_deploy.errors import UserError
 from .app import (
     CKPT,
     DATA_DIR,
+    DEVICE,
     JSON,
     SPIKES,
     WEIGHT_BITS,
@@ -95,10 +96,11 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
               help="Samples run through every backend at a time [default: as many as keep one "
                    "backend's record under 128 MB; with Lava, whole Lava runs of 8].")
 @DATA_DIR
+@DEVICE
 @JSON
 @user_errors
 def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, lava_timeout,
-           spikes, chunk, data_dir, as_json):
+           spikes, chunk, data_dir, device, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise. Samples go through
@@ -114,7 +116,7 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     from mlf_deploy.runtimes.verify import format_verify_table
     from mlf_deploy.runtimes.verify import verify as run_verify
     names = names_for_spikes(backends, spikes)
-    pipe = load_pipeline(checkpoint, weight_bits, data_dir)
+    pipe = load_pipeline(checkpoint, weight_bits, data_dir, device)
     pipe.lava_timeout = lava_timeout
     if graph_file:
         pipe.use_graph_file(graph_file)
@@ -162,9 +164,10 @@ def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
               help=".npy of raw samples as the data set stores them (digits: (B, 1, 8, 8) pixel "
                    "values 0..16; event sets: (B, T, C, H, W) counts).")
+@DEVICE
 @JSON
 @user_errors
-def run_cmd(artifact, input_path, as_json):
+def run_cmd(artifact, input_path, device, as_json):
     """Run an exported artifact on your own raw inputs and print the class of each sample.
 
     ARTIFACT is a graph file (`export --to ir`, runs on the integer or float reference), an ONNX
@@ -176,7 +179,8 @@ def run_cmd(artifact, input_path, as_json):
       mlf-deploy run model.onnx --input digits.npy
     """
     from mlf_deploy.runtimes.run_artifact import run_artifact
-    out = run_artifact(artifact, input_path, log=lambda line: click.echo(line, err=True))
+    out = run_artifact(artifact, input_path, log=lambda line: click.echo(line, err=True),
+                       device=device)
     for i, (p, name) in enumerate(zip(out["predictions"], out["classes"])):
         click.echo(f"sample {i}: class {name} (index {p})")
     click.echo(f"{out['samples']} samples on {out['backend']} ({out['kind']} artifact)")

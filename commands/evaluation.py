@@ -14,6 +14,7 @@ from .app import (
     ALL_SAMPLES,
     CKPT,
     DATA_DIR,
+    DEVICE,
     ENERGY_MODEL,
     JSON,
     SPIKES,
@@ -45,10 +46,11 @@ REPLACE_PLOTS = click.option("--force", is_flag=True,
 @REPLACE_PLOTS
 @SPIKES
 @DATA_DIR
+@DEVICE
 @JSON
 @user_errors
 def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, simulator,
-           simulator_samples, force, spikes, data_dir, as_json):
+           simulator_samples, force, spikes, data_dir, device, as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
@@ -68,7 +70,7 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
     if simulator:
         from mlf_deploy.runtimes.sanafe_chip import import_sanafe
         import_sanafe()
-    pipe = load_pipeline(checkpoint, weight_bits, data_dir)
+    pipe = load_pipeline(checkpoint, weight_bits, data_dir, device)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
     text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes,
                                  simulator, simulator_samples)
@@ -97,10 +99,11 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
 @REPLACE_PLOTS
 @SPIKES
 @DATA_DIR
+@DEVICE
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             finetuned, force, spikes, data_dir, as_json):
+             finetuned, force, spikes, data_dir, device, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -116,8 +119,8 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     if force and plot_dir:
         allow_replace(plot_dir)
     check_evaluate_args(energy_model, plot_dir)
-    pipe = load_pipeline(checkpoint, bits[0], data_dir)
-    tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
+    pipe = load_pipeline(checkpoint, bits[0], data_dir, device)
+    tuned = [load_pipeline(path, None, data_dir, device) for path in finetuned]
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
                                    plot_dir, tuned, spikes)

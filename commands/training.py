@@ -6,7 +6,7 @@ import click
 
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
 
-from .app import emit_json, main, user_errors
+from .app import DEVICE, emit_json, main, user_errors
 
 
 def _widths(ctx, param, value):
@@ -45,7 +45,11 @@ def _widths(ctx, param, value):
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1, help="epochs between checkpoints")
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoint.pt")
 @click.option("--force", is_flag=True, help="start over in an OUT that holds a run")
-@click.option("--compile", is_flag=True, help="torch.compile the model")
+@click.option("--compile", is_flag=True, help="torch.compile the model: experimental, its gradient "
+              "differed from eager in our check (docs/gpu.md)")
+@click.option("--neuron-kernel", type=click.Choice(["auto", "torch", "triton"]), default="auto",
+              help="MLF layers: fused Triton kernels or the torch path; auto: triton on CUDA "
+              "when it is installed")
 @click.option("--workers", type=click.IntRange(0), help="data loading processes for the DVS sets "
               "[default: one per core, at most 4; 0 for in-memory sets]")
 @click.option("--threads", type=click.IntRange(1), help="torch threads per process [default: "
@@ -85,6 +89,7 @@ def train(no_progress, as_json, **options):
 @click.option("--max-samples", type=click.IntRange(1), help="use the first N train samples")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="files of non-embedded sets")
 @click.option("--force", is_flag=True, help="replace an existing OUT/checkpoint.pt")
+@DEVICE
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="last stdout line: the result as JSON")
 @user_errors

@@ -15,7 +15,10 @@ with :math:`H` the strict step (``u > vth`` fires), :math:`\tau = 0.25`, :math:`
 Two forms: :func:`mlf_step`, a pure step with explicit state (runtimes, streaming), and
 :class:`MLF`, the module over a ``(T, B, ...)`` sequence. The module runs the whole sequence inside
 one autograd function: the K levels are one tensor axis and the backward pass is hand-written BPTT,
-so no autograd graph is built per timestep.
+so no autograd graph is built per timestep. On CUDA the same sequence runs as two fused Triton
+kernels (:mod:`mlf_deploy.neuron_triton`), chosen by
+:func:`mlf_deploy.neuron_kernel.set_neuron_kernel`; this torch path
+stays the reference they are tested against.
 """
 
 from __future__ import annotations
@@ -206,15 +209,22 @@ class MLF(nn.Module):
         self.p = MLFParameters(levels, vth, level_step, tau, surrogate_width, detach_reset)
         self.record = False
         self.recorded: dict[str, torch.Tensor] = {}
+        self.kernel = "torch"  # or "triton" (float32 only; see neuron_kernel.set_neuron_kernel)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.p._asdict().items())
 
+    # torch.compile leaves the layer to its own kernels (a graph break): inductor, inlining the
+    # T-step recurrence of a whole network, did not finish compiling (docs/gpu.md)
+    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         th = torch.tensor(self.p.thresholds(), dtype=x.dtype, device=x.device).view(-1, 1)
         flat = x.reshape(x.shape[0], -1)
-        out, spikes, states = _MLFSequence.apply(flat, th, self.p.tau, self.p.surrogate_width,
-                                                 self.p.detach_reset, self.record)
+        sequence = _MLFSequence.apply
+        if self.kernel == "triton" and x.dtype == torch.float32:  # the kernels are float32
+            from mlf_deploy.neuron_triton import mlf_sequence_triton as sequence
+        out, spikes, states = sequence(flat, th, self.p.tau, self.p.surrogate_width,
+                                       self.p.detach_reset, self.record)
         if self.record:
             shape = (self.p.levels, *x.shape)
             self.recorded = {"spikes": spikes.view(shape).to(torch.uint8),

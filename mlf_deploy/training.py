@@ -38,6 +38,7 @@ from mlf_deploy.data.streaming import batches
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
+from mlf_deploy.neuron_kernel import resolve_neuron_kernel, set_neuron_kernel
 from mlf_deploy.outputs import output_lock
 from mlf_deploy.training_env import choose_threads, choose_workers, env_int, setup_distributed
 from mlf_deploy.training_files import (
@@ -76,6 +77,7 @@ class TrainConfig:
     max_samples: int | None = None     # only the first N train and N test samples (quick runs)
     checkpoint_every: int = 1          # epochs between checkpoints; the last epoch always saves
     compile: bool = False              # torch.compile; off: compiling costs more than a digits run
+    neuron_kernel: str = "auto"        # MLF layers: "torch", "triton" (fused), "auto": triton on CUDA
     workers: int | None = None         # DataLoader processes reading disk-streamed sets; None: auto
     threads: int | None = None         # torch threads per process; None: auto (see choose_threads)
     rank_hashes: bool = False          # each rank writes rank{r}.sha of its final weights (DDP test)
@@ -120,6 +122,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise UserError(f"device must be 'cpu' or 'cuda', got {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+    try:
+        resolve_neuron_kernel(cfg.neuron_kernel, cfg.device)
+    except ValueError as exc:
+        raise UserError(f"--neuron-kernel: {exc}") from exc
     return cfg
 
 
@@ -224,6 +230,7 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
     try:
         torch.manual_seed(cfg.seed)
         model = DSResNet(**model_args).to(device)
+        set_neuron_kernel(model, resolve_neuron_kernel(cfg.neuron_kernel, device))
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, cfg.lr_gamma)
@@ -237,6 +244,8 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
                 log(f"resuming {ckpt_path} after epoch {first}")
         net = DistributedDataParallel(model) if world > 1 else model
         if cfg.compile:
+            log("warning: --compile (inductor) gave a gradient that differs from eager in a "
+                "check on the CPU (docs/gpu.md); use it to experiment, not for a run to deploy")
             net = torch.compile(net)
         # DistributedSampler shuffles with seed + epoch, so the order depends on nothing else.
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)

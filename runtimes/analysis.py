@@ -21,8 +21,8 @@ from mlf_deploy.runtimes.pipeline import Pipeline
 from mlf_deploy.runtimes.reference import run_reference
 
 
-def run_int(graph, x):
-    return run_reference(graph, x, record_states=False)
+def run_int(graph, x, device="cpu"):
+    return run_reference(graph, x, record_states=False, device=device)
 
 
 def check_energy_model(name: str) -> str:
@@ -76,7 +76,7 @@ def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm
     per-event bill, and with ``simulator="sanafe"`` SANA-FE's figures beside it."""
     check_energy_args(energy_model, plot_path)
     x, y = pipe.data(split, samples)
-    result = run_int(pipe.graph("int", spikes), x)
+    result = run_int(pipe.graph("int", spikes), x, pipe.device)
     br = estimate(pipe.graph_int, result, x)  # graded runs record level spikes under binary names
     accuracy = float((result.logits.argmax(1) == y.numpy()).mean())
     forms_text, forms = forms_report(pipe.graph_int, result)
@@ -113,7 +113,8 @@ def _quantize(pipe: Pipeline, bits: int):
 
 
 def _sweep_pipeline(pipe: Pipeline, x, y, bits, steps):
-    return sweep(pipe.graph_float, x, y.numpy(), run_int, bits, steps, input_max=pipe.input_max)
+    return sweep(pipe.graph_float, x, y.numpy(), lambda g, xs: run_int(g, xs, pipe.device), bits,
+                 steps, input_max=pipe.input_max)
 
 
 def _finetuned_sweeps(pipe: Pipeline, finetuned, x, y, steps) -> list:
@@ -152,7 +153,7 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     target = Target(weight_sharing=weight_sharing)
     chosen = with_spikes(graph_int, spikes)
     mapping = map_graph(chosen, target)
-    run = run_int(chosen, x)
+    run = run_int(chosen, x, pipe.device)
     forms_text, forms = forms_report(graph_int, run, target)
     chip_text, chip = chip_report(graph_int, run)
     cores = cores_by_bits(pipe, bits + [ft.weight_bits for ft in finetuned], weight_sharing)

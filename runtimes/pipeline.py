@@ -14,6 +14,7 @@ from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import input_kind, input_pipeline, load_split, model_input, open_split
 from mlf_deploy.data.ranges import split_range
 from mlf_deploy.data.streaming import TensorSplit, batches
+from mlf_deploy.device import resolve_device
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
@@ -50,6 +51,7 @@ class Pipeline:
     onnx_file: tuple | None = None  # (path, numeric, spikes): run that onnx backend from a file
     graph_file: dict | None = None  # path and differences from this checkpoint's own lowering
     lava_timeout: float | None = None  # seconds per Lava run; None: derived from the network
+    device: torch.device = torch.device("cpu")  # where torch, torch-int and the reference run
     _splits: dict = field(default_factory=dict)
     _graded: dict = field(default_factory=dict)
     _int: tuple | None = None  # (int graph, quantization report), made on first use
@@ -167,9 +169,12 @@ class Pipeline:
             yield model_input(x), y
 
 
-def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | None = None) -> Pipeline:
+def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | None = None,
+                  device="cpu") -> Pipeline:
     """Load a checkpoint and lower it; the int graph (``weight_bits``, None: the width the
-    checkpoint was fine-tuned for, else 8) is made when first used."""
+    checkpoint was fine-tuned for, else 8) is made when first used. ``device``: see
+    :func:`mlf_deploy.device.resolve_device`."""
+    device = resolve_device(device)
     model, ckpt = load_model(ckpt_path)
     if weight_bits is None:
         weight_bits = finetuned_bits(ckpt) or 8
@@ -186,7 +191,7 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
                         {**graph.metadata, "model_sha256": weights_sha256(model),
                          "input_pipeline": input_pipeline(spec)})
     return Pipeline(str(ckpt_path), model, ckpt, graph_float, input_max_of_range(graph_float, info),
-                    weight_bits, data_dir)
+                    weight_bits, data_dir, device=device)
 
 
 def finetuned_bits(ckpt: dict) -> int | None:

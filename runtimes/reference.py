@@ -9,6 +9,11 @@ Integer mode reproduces Lava's ``bit_accurate_loihi`` LIF with full current deca
 rounded toward zero, saturation at +-(2^23 - 1), strict ``>``, reset to 0. Every wrap or saturation
 is counted in ``RunResult.overflow`` (and raises with ``strict=True``) rather than passing silently.
 Integers are held in float64 tensors, exact below 2^53 (far above any 24-bit state or conv sum).
+
+On a CUDA device (``device=``) every int-graph projection runs in float64 and is rounded to the
+nearest integer: GPU convolution algorithms (Winograd, FFT, TF32) are not exact even on integer
+data, but in float64 their error on sums below 2^24 is many orders below 0.5, so rounding gives
+the exact sum and the run stays bit for bit the CPU's (tests/test_device.py).
 """
 
 from __future__ import annotations
@@ -41,9 +46,13 @@ def _project(p, src: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 class ReferenceSimulator:
     """Run ``graph`` on batches; ``strict=True`` turns any 24-bit overflow into an error."""
 
-    def __init__(self, graph: Graph, strict: bool = False, record_states: bool = True):
+    def __init__(self, graph: Graph, strict: bool = False, record_states: bool = True,
+                 device="cpu", rounded: bool | None = None):
         self.graph, self.strict, self.record_states = graph, strict, record_states
+        self.device = torch.device(device)
         self.integer = graph.numeric == "int"
+        # float64 projections rounded to integers: the GPU's way (None: on any non-CPU device)
+        self.rounded = self.integer and (self.device.type != "cpu" if rounded is None else rounded)
         self.groups = {layer.name: self._group(layer) for layer in graph.layers}
 
     def _group(self, layer):
@@ -59,9 +68,10 @@ class ReferenceSimulator:
                 inp = self.graph.input
                 src_max = 2 ** max(inp.value_bits - 1, 0) if sources == [inp.name] else \
                     sum(len(self.graph.sender_levels(s)) for s in sources)  # graded: payload <= K
-                if np.abs(w).reshape(w.shape[0], -1).sum(1).max() * src_max < 2 ** 24:
+                small = np.abs(w).reshape(w.shape[0], -1).sum(1).max() * src_max < 2 ** 24
+                if small and not self.rounded:
                     dtype = torch.float32
-            out.append((p, sources, torch.from_numpy(w).to(dtype)))
+            out.append((p, sources, torch.from_numpy(w).to(self.device, dtype)))
         return out
 
     @property
@@ -79,7 +89,7 @@ class ReferenceSimulator:
     def _run_batch(self, frames: np.ndarray) -> RunResult:
         g = self.graph
         steps, batch = frames.shape[:2]
-        values = {g.input.name: torch.from_numpy(frames).flatten(0, 1)}  # (T*B, C, H, W)
+        values = {g.input.name: torch.from_numpy(frames).to(self.device).flatten(0, 1)}
         spikes, states, overflow = {}, {}, {}
         for layer in g.layers:
             current = None
@@ -88,6 +98,8 @@ class ReferenceSimulator:
                 for other in sources[1:]:
                     src = src + values[other]
                 a = _project(p, src, w).to(torch.float64)
+                if self.rounded:
+                    a = a.round()
                 if self.integer:
                     a = sem.shift(a, layer.weight_exp)
                 current = a if current is None else current + a
@@ -103,31 +115,33 @@ class ReferenceSimulator:
             for k, pop in enumerate(pops):
                 if not g.graded:
                     values[pop.name] = s[:, k].flatten(0, 1).to(torch.float64)
-                spikes[pop.name] = s[:, k].to(torch.uint8).numpy()
+                spikes[pop.name] = s[:, k].to(torch.uint8).cpu().numpy()
                 if self.record_states:
-                    states[pop.name] = (v[:, k].to(torch.int64) if self.integer else v[:, k]).numpy()
+                    state = v[:, k].to(torch.int64) if self.integer else v[:, k]
+                    states[pop.name] = state.cpu().numpy()
         logits = sem.readout_logits(g, spikes)
         return RunResult(self.backend, g.numeric, spikes, states, logits, overflow)
 
     def _dynamics(self, layer, pops, current):
         """K-level recurrence over time; returns spikes and post-reset states ``(T, K, B, ...)``."""
         steps = current.shape[0]
-        bias = torch.from_numpy(np.asarray(layer.bias, dtype=np.float64)).view(-1, 1, 1)
-        th = torch.tensor([p.v_threshold for p in pops], dtype=torch.float64)
+        on = dict(dtype=torch.float64, device=self.device)
+        bias = torch.from_numpy(np.asarray(layer.bias, dtype=np.float64)).to(**on).view(-1, 1, 1)
+        th = torch.tensor([p.v_threshold for p in pops], **on)
         th = th.view(-1, *[1] * (current.dim() - 1))
-        rho = torch.tensor([p.v_retention for p in pops], dtype=torch.float64).view_as(th)
+        rho = torch.tensor([p.v_retention for p in pops], **on).view_as(th)
         overflow = 0
         if self.integer:
             bias = sem.shift(bias, layer.bias_exp)
             th = sem.membrane_threshold(th, True)
             retention = torch.tensor([sem.retention_mant(p.v_retention) for p in pops],
-                                     dtype=torch.float64).view_as(th)
+                                     **on).view_as(th)
             u = current * sem.MEMBRANE_GAIN
             overflow += int(sem.overflows(u).sum())
             current = sem.wrap_state(u) + bias
-        v = torch.zeros((len(pops), *current.shape[1:]), dtype=torch.float64)
-        out_s = torch.empty((steps, *v.shape), dtype=torch.bool)
-        out_v = torch.empty((steps, *v.shape), dtype=torch.float64) if self.record_states else None
+        v = torch.zeros((len(pops), *current.shape[1:]), **on)
+        out_s = torch.empty((steps, *v.shape), dtype=torch.bool, device=self.device)
+        out_v = torch.empty((steps, *v.shape), **on) if self.record_states else None
         for t in range(steps):
             if self.integer:
                 v = sem.int_membrane(v, current[t], retention, torch.trunc)
@@ -136,7 +150,7 @@ class ReferenceSimulator:
             else:
                 v = sem.float_membrane(v, current[t], bias, rho)
             s = v > th
-            v = torch.where(s, torch.zeros((), dtype=v.dtype), v)
+            v = torch.where(s, torch.zeros((), **on), v)
             out_s[t] = s
             if out_v is not None:
                 out_v[t] = v
@@ -144,5 +158,5 @@ class ReferenceSimulator:
 
 
 def run_reference(graph: Graph, x, strict: bool = False, record_states: bool = True,
-                  batch_size: int = 256) -> RunResult:
-    return ReferenceSimulator(graph, strict, record_states).run(x, batch_size)
+                  batch_size: int = 256, device="cpu") -> RunResult:
+    return ReferenceSimulator(graph, strict, record_states, device).run(x, batch_size)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlf_deploy.device import resolve_device
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph
 from mlf_deploy.ir.semantics import raw_model_input
@@ -52,11 +53,16 @@ def _class_names(pipeline: dict | None, classes: int) -> list[str]:
     return list(names) if names and len(names) == classes else [str(i) for i in range(classes)]
 
 
-def run_artifact(artifact, input_path, log=None, batch_size: int = 32) -> dict:
+def run_artifact(artifact, input_path, log=None, batch_size: int = 32, device="cpu") -> dict:
     """Predictions of ``artifact`` on the raw samples in ``input_path``, ``batch_size`` samples at
-    a time (a whole test set of a real-size network would not fit in memory at once)."""
+    a time (a whole test set of a real-size network would not fit in memory at once). ``device``
+    runs a graph file's reference simulator; ONNX Runtime and Lava run on the CPU only."""
     path = Path(artifact)
     kind = artifact_kind(path)
+    device = resolve_device(device)
+    if device.type != "cpu" and kind != "ir":
+        raise UserError(f"--device {device.type} runs graph files (the reference simulator); "
+                        f"{path} is a {kind} artifact, which runs on the CPU: leave out --device")
     raw = load_raw(input_path)
     if kind == "onnx":
         import json
@@ -81,7 +87,7 @@ def run_artifact(artifact, input_path, log=None, batch_size: int = 32) -> dict:
             options = dict(record_states=False, log=log)
         else:
             from mlf_deploy.runtimes.reference import run_reference as run
-            options = dict(record_states=False)
+            options = dict(record_states=False, device=device)
         check_graph_run(graph, min(batch_size, len(raw)), f"running {path}")
         parts = []
         for i in range(0, len(raw), batch_size):  # keep each batch's logits, drop its records

@@ -18,12 +18,12 @@ Runner = Callable[..., RunResult]  # raw model input -> its run
 
 
 def _prepare_torch(pipe: Pipeline, graph) -> Runner:
-    model = recording_copy(pipe.model)
+    model = recording_copy(pipe.model, device=pipe.device)
     return lambda x: run_copy(model, x)
 
 
 def _prepare_reference(pipe: Pipeline, graph) -> Runner:
-    return ReferenceSimulator(graph).run
+    return ReferenceSimulator(graph, device=pipe.device).run
 
 
 def _prepare_lava(pipe: Pipeline, graph) -> Runner:
@@ -42,7 +42,7 @@ def _prepare_torch_int(pipe: Pipeline, graph) -> Runner:
     from mlf_deploy.qat import IntGrid
     q = graph.metadata["quantization"]  # the grid of the very graph ir-int runs
     grid = IntGrid.of(pipe.model, q["weight_bits"], graph.input.encoding, q["input_max"])
-    return lambda x: run_torch_int(pipe.model, grid, x)
+    return lambda x: run_torch_int(pipe.model, grid, x, device=pipe.device)
 
 
 def _prepare_sanafe(pipe: Pipeline, graph) -> Runner:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+
+# Triton kernels run in triton's CPU interpreter during the tests (tests/test_neuron_triton.py).
+# Triton reads this when its language module is first imported, so it is set before anything
+# imports triton; TRITON_INTERPRET=0 in the environment runs them compiled on a GPU instead.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 import torch
 

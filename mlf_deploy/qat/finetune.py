@@ -25,6 +25,7 @@ from mlf_deploy.checkpoint import build_model, read_checkpoint, save_checkpoint
 from mlf_deploy.data import augment, input_kind, load_split, model_input
 from mlf_deploy.data.ranges import tensor_range
 from mlf_deploy.data.streaming import TensorSplit
+from mlf_deploy.device import resolve_device
 from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text, check_writable
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE, valid_weight_bits
@@ -52,6 +53,7 @@ class FinetuneConfig:
     max_samples: int | None = None    # only the first N train samples (quick runs); tests all
     data_dir: str | None = None       # files of non-embedded data sets
     force: bool = False               # replace an existing OUT/checkpoint.pt
+    device: str = "cpu"               # cpu, cuda or auto (mlf_deploy.device.resolve_device)
 
 
 def check_config(cfg: FinetuneConfig) -> None:
@@ -68,6 +70,7 @@ def check_config(cfg: FinetuneConfig) -> None:
     target = Path(cfg.out_dir) / "checkpoint.pt"
     if Path(cfg.checkpoint).resolve() == target.resolve():
         raise UserError(f"--out {cfg.out_dir} holds the input checkpoint; choose another folder")
+    resolve_device(cfg.device)
     for path in (target, target.with_name("metrics.jsonl")):
         if cfg.force:  # only earlier outputs of this tool (checked by content hash)
             allow_replace(path)
@@ -97,7 +100,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=print) -> dict:
 def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
     start = time.perf_counter()
     ckpt = read_checkpoint(cfg.checkpoint)
-    model = build_model(ckpt, cfg.checkpoint)
+    device = resolve_device(cfg.device)
+    model = build_model(ckpt, cfg.checkpoint).to(device)
     spec = ckpt["dataset"]
     x_tr, y_tr = load_split(spec, "train", cfg.data_dir)
     x_te, y_te = load_split(spec, "test", cfg.data_dir)
@@ -112,7 +116,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
         x_tr, y_tr = x_tr[:cfg.max_samples], y_tr[:cfg.max_samples]
     batch = cfg.batch_size or ckpt.get("config", {}).get("batch_size") or 32  # checked on load
     check_graph_run(graph, batch, "fine-tuning", "--batch-size", TRAIN_BYTES_PER_NEURON_STEP)
-    source_float = evaluate(model, TensorSplit(x_te, y_te))
+    source_float = evaluate(model, TensorSplit(x_te, y_te), device=device)
     before = _int_accuracy(model, grid, x_te, y_te)
     log(f"{cfg.weight_bits}-bit post-training integer accuracy {before:.4f} (float {source_float:.4f})")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -129,7 +133,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
         for i in tqdm(range(0, len(order), batch), desc=f"finetune {epoch + 1}/{cfg.epochs}",
                       disable=not progress, leave=False, unit="batch"):
             idx = order[i:i + batch]
-            xb, yb = augment(x_tr[idx], spec, gen), y_tr[idx]
+            xb, yb = augment(x_tr[idx], spec, gen).to(device), y_tr[idx].to(device)
             logits = fwd(model_input(xb))
             loss = torch.nn.functional.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
@@ -154,6 +158,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
     metrics = {**history[-1], "test_accuracy": after, "backend": "torch-int"} if history else \
         {"test_accuracy": after}
     out = Path(cfg.out_dir)
+    model.cpu()  # a checkpoint holds CPU tensors whatever device trained it
     save_checkpoint(out / "checkpoint.pt", copy.deepcopy(dict(
         model_args=ckpt["model_args"], state_dict=model.state_dict(), config=ckpt.get("config", {}),
         dataset=spec, input=inputs, metrics=metrics, epoch=ckpt.get("epoch"), history=ckpt.get("history", []),

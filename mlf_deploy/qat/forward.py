@@ -85,7 +85,12 @@ def _fold(cbn, sources) -> _Conv:
 
 def _exact_conv(src, mant, stride, padding):
     """``conv2d`` of integer-valued tensors, exact: in float32 (several times faster on CPU) when no
-    partial sum can reach 2^24, where float32 stops holding every integer, else in float64."""
+    partial sum can reach 2^24, where float32 stops holding every integer, else in float64. On a
+    GPU, whose convolution algorithms are inexact even on integers, in float64 rounded to the
+    nearest integer (the error is orders below 0.5; the gradient passes the rounding unchanged)."""
+    if src.device.type != "cpu":
+        a = F.conv2d(src.double(), mant.double(), stride=stride, padding=padding)
+        return a + (a.detach().round() - a.detach())
     bound = float(mant.detach().abs().flatten(1).sum(1).max()) * float(src.detach().abs().max())
     if exact_in_float32(bound):
         return F.conv2d(src.float(), mant.float(), stride=stride, padding=padding).double()
@@ -107,7 +112,7 @@ class IntegerForward:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         m, g = self.model, self.grid
         self.spikes, self.states, self.overflow = {}, {}, {}
-        x = m.encode(x).double()
+        x = m.encode(x.to(m.fc.weight.device)).double()
         if m.input_bn is not None:
             bn = m.input_bn
             gain, offset = bn.scale_shift(bn.running_mean.double(), bn.running_var.double())
@@ -130,7 +135,8 @@ class IntegerForward:
             if block.shortcut is not None:
                 sc = _fold(block.shortcut, current)
             else:
-                eye = torch.eye(conv2.weight.shape[0], dtype=torch.float64)[:, :, None, None]
+                eye = torch.eye(conv2.weight.shape[0], dtype=torch.float64,
+                                device=conv2.weight.device)[:, :, None, None]
                 sc = _Conv(eye, torch.zeros_like(conv2.bias), 1, 0, current)
             current = self._layer(f"{pre}.mlf2", block.mlf2, [conv2, sc], bias=conv2.bias + sc.bias)
         return self._readout(current)
@@ -158,7 +164,7 @@ class IntegerForward:
         bias_int = torch.clamp(round_ste(bias_v / 2 ** bias_exp), -BIAS_MANT_MAX, BIAS_MANT_MAX)
         bias_int = (bias_int * 2.0 ** bias_exp)[:, None, None]
         th = torch.tensor([membrane_threshold(round(t / unit), True) for t in thresholds],
-                          dtype=torch.float64)
+                          dtype=torch.float64, device=bias_int.device)
         steps = convs[0].sources[0].shape[0]
         u = current * MEMBRANE_GAIN
         u = u.view(steps, -1, *u.shape[1:])
@@ -189,8 +195,8 @@ class IntegerForward:
         if self.record:
             v_all = torch.stack(states)
             for k in range(levels):
-                self.spikes[population_name(name, k)] = s[:, k].detach().to(torch.uint8).numpy()
-                self.states[population_name(name, k)] = v_all[:, k].to(torch.int64).numpy()
+                self.spikes[population_name(name, k)] = s[:, k].detach().to(torch.uint8).cpu().numpy()
+                self.states[population_name(name, k)] = v_all[:, k].to(torch.int64).cpu().numpy()
         return [s[:, k] for k in range(levels)]
 
     def _readout(self, sources) -> torch.Tensor:
@@ -209,6 +215,6 @@ def integer_logits(model: DSResNet, grid: IntGrid, x: torch.Tensor, batch_size: 
     n = x.shape[1 if events else 0]
     fwd = IntegerForward(model, grid)
     with torch.no_grad():
-        parts = [fwd(x[:, i:i + batch_size] if events else x[i:i + batch_size]).numpy()
+        parts = [fwd(x[:, i:i + batch_size] if events else x[i:i + batch_size]).cpu().numpy()
                  for i in range(0, n, batch_size)]
     return np.concatenate(parts)
