@@ -137,3 +137,14 @@ ENERGY_MODEL = click.option("--model", "energy_model", default="45nm-fp32", show
 SPLIT = click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 ALL_SAMPLES = click.option("--samples", type=click.IntRange(1), default=None,
                            help="First N samples of the split [default: all].")
+THREADS = click.option("--threads", type=click.IntRange(1), default=None,
+                       help="torch threads [default: OMP_NUM_THREADS, else 1; a fixed number, "
+                            "never the machine's load: docs/determinism.md].")
+
+
+def set_threads(threads: int | None, default: int | None = None) -> int:
+    """Apply ``--threads`` (see :mod:`mlf_deploy.threads`) and say on stderr which count runs."""
+    from mlf_deploy.threads import RUN_THREADS, describe, use_threads
+    count, source = use_threads(threads, RUN_THREADS if default is None else default)
+    click.echo(describe(count, source), err=True)
+    return count

@@ -14,9 +14,11 @@ from .app import (
     DATA_DIR,
     JSON,
     SPIKES,
+    THREADS,
     WEIGHT_BITS,
     emit_json,
     main,
+    set_threads,
     user_errors,
 )
 
@@ -51,10 +53,11 @@ def _backends(ctx, param, value):
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @SPIKES
 @DATA_DIR
+@THREADS
 @JSON
 @user_errors
 def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, nir_target,
-           nir_dequantised, force, spikes, data_dir, as_json):
+           nir_dequantised, force, spikes, data_dir, threads, as_json):
     """Lower a checkpoint and write it as a deployment graph, a Lava network or an ONNX model.
 
     \b
@@ -64,6 +67,7 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
       mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
     from mlf_deploy.runtimes.export import export_checkpoint
+    set_threads(threads)
     info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
                              nir_target, nir_dequantised, spikes, logits_only)
     click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} {spikes} graph, "
@@ -95,10 +99,11 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
               help="Samples run through every backend at a time [default: as many as keep one "
                    "backend's record under 128 MB; with Lava, whole Lava runs of 8].")
 @DATA_DIR
+@THREADS
 @JSON
 @user_errors
 def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, lava_timeout,
-           spikes, chunk, data_dir, as_json):
+           spikes, chunk, data_dir, threads, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise. Samples go through
@@ -114,6 +119,7 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     from mlf_deploy.runtimes.verify import format_verify_table
     from mlf_deploy.runtimes.verify import verify as run_verify
     names = names_for_spikes(backends, spikes)
+    set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     pipe.lava_timeout = lava_timeout
     if graph_file:
@@ -140,9 +146,10 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
 @click.option("--timesteps", type=click.IntRange(1), default=None,
               help="Timesteps per sample, for files that do not record them.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@THREADS
 @JSON
 @user_errors
-def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
+def import_nir(nir_file, out, nir_source, timesteps, force, threads, as_json):
     """Turn a NIR file into an mlf-deploy float graph file (verify it with `verify --graph`).
 
     \b
@@ -150,6 +157,7 @@ def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
       mlf-deploy import model.nir -o model.mlfg
     """
     from mlf_deploy.runtimes.export import import_nir_file
+    set_threads(threads)
     info = import_nir_file(nir_file, out, nir_source, timesteps, force)
     click.echo(f"wrote {info['path']} (float graph, {info['populations']} populations, "
                f"checksum {info['checksum'][:12]})")
@@ -162,9 +170,10 @@ def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
               help=".npy of raw samples as the data set stores them (digits: (B, 1, 8, 8) pixel "
                    "values 0..16; event sets: (B, T, C, H, W) counts).")
+@THREADS
 @JSON
 @user_errors
-def run_cmd(artifact, input_path, as_json):
+def run_cmd(artifact, input_path, threads, as_json):
     """Run an exported artifact on your own raw inputs and print the class of each sample.
 
     ARTIFACT is a graph file (`export --to ir`, runs on the integer or float reference), an ONNX
@@ -176,6 +185,7 @@ def run_cmd(artifact, input_path, as_json):
       mlf-deploy run model.onnx --input digits.npy
     """
     from mlf_deploy.runtimes.run_artifact import run_artifact
+    set_threads(threads)
     out = run_artifact(artifact, input_path, log=lambda line: click.echo(line, err=True))
     for i, (p, name) in enumerate(zip(out["predictions"], out["classes"])):
         click.echo(f"sample {i}: class {name} (index {p})")

@@ -15,10 +15,12 @@ from .app import (
     JSON,
     SPIKES,
     SPLIT,
+    THREADS,
     WEIGHT_BITS,
     IntList,
     emit_json,
     main,
+    set_threads,
     user_errors,
 )
 
@@ -33,10 +35,11 @@ from .app import (
               help="Write a PNG of per-layer SynOps and energy, SNN against ANN.")
 @SPIKES
 @DATA_DIR
+@THREADS
 @JSON
 @user_errors
 def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spikes, data_dir,
-           as_json):
+           threads, as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
@@ -51,6 +54,7 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
     from mlf_deploy.runtimes.analysis import check_energy_args, energy_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
     check_energy_args(energy_model, plot_path)
+    set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     click.echo(f"running the integer reference on the {split} split ...", err=True)
     text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes)
@@ -77,10 +81,11 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
                    "own weight width on the same axes; repeat for several.")
 @SPIKES
 @DATA_DIR
+@THREADS
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             finetuned, spikes, data_dir, as_json):
+             finetuned, spikes, data_dir, threads, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -94,6 +99,7 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     from mlf_deploy.runtimes.analysis import check_evaluate_args, evaluate_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
     check_evaluate_args(energy_model, plot_dir)
+    set_threads(threads)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
     tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
     click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
@@ -110,9 +116,12 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
 @click.option("--quick", is_flag=True, help="A short run (fewer epochs and samples) for CI: < 3 min.")
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty output folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch threads [default: OMP_NUM_THREADS, else 2; fixed, never the machine's "
+                   "load, so the demo's figures repeat: docs/determinism.md].")
 @JSON
 @user_errors
-def demo(out_dir, quick, force, no_progress, as_json):
+def demo(out_dir, quick, force, no_progress, threads, as_json):
     """The whole toolchain on the embedded digits data: train, lower, quantize, export to IR, Lava
     and ONNX, verify every backend against torch, estimate energy, evaluate for hardware, and
     write report.md with the results.
@@ -123,7 +132,7 @@ def demo(out_dir, quick, force, no_progress, as_json):
     """
     from mlf_deploy.runtimes.demo import run_demo
     summary = run_demo(out_dir, quick, force, log=lambda m: click.echo(m, err=True),
-                       progress=not no_progress)
+                       progress=not no_progress, threads=threads)
     click.echo(f"{'PASSED' if summary['passed'] else 'FAILED'}: report at "
                f"{summary['out']}/report.md (test accuracy {summary['test_accuracy']:.4f}, "
                f"{summary['seconds']['total']:.0f} s)")

@@ -39,6 +39,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
 from mlf_deploy.outputs import output_lock
+from mlf_deploy.threads import describe as describe_threads
 from mlf_deploy.training_env import choose_threads, choose_workers, setup_distributed
 from mlf_deploy.training_files import check_no_run, check_out_dir, read_resume, weights_sha256
 
@@ -69,7 +70,7 @@ class TrainConfig:
     checkpoint_every: int = 1          # epochs between checkpoints; the last epoch always saves
     compile: bool = False              # torch.compile; off: compiling costs more than a digits run
     workers: int | None = None         # DataLoader processes reading disk-streamed sets; None: auto
-    threads: int | None = None         # torch threads per process; None: auto (see choose_threads)
+    threads: int | None = None         # torch threads per process; None: OMP_NUM_THREADS, else 2
     rank_hashes: bool = False          # each rank writes rank{r}.sha of its final weights (DDP test)
 
 
@@ -201,7 +202,10 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         raise UserError(f"dataset {cfg.dataset!r} has {len(train_set)} training and {len(test_set)} "
                         "test samples; both splits need at least one")
     rank, world, device = setup_distributed(cfg.device)
-    threads, workers = choose_threads(cfg.threads), choose_workers(train_set, cfg.workers)
+    (threads, thread_source), workers = choose_threads(cfg.threads), choose_workers(train_set,
+                                                                                   cfg.workers)
+    # The count is part of the arithmetic (docs/determinism.md): kept in the checkpoint's config.
+    cfg = dataclasses.replace(cfg, threads=threads)
     log = log if rank == 0 else (lambda *a, **k: None)
     # The whole training split's input range (quantization's input_max), measured once here and
     # kept in the checkpoint, so that export and verify never read the split again. Only rank 0
@@ -232,8 +236,13 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
             net = torch.compile(net)
         # DistributedSampler shuffles with seed + epoch, so the order depends on nothing else.
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-        log(f"{threads} torch thread(s) per process (set with --threads or OMP_NUM_THREADS)"
+        log(describe_threads(threads, thread_source) + " per process"
             + (f", {workers} data worker process(es)" if workers else ""))
+        before = (resumed or {}).get("config", {}).get("threads")
+        if resumed is not None and before not in (None, threads):
+            log(f"note: {ckpt_path} was trained with {before} thread(s); "
+                f"the epochs from here run with {threads}, so the weights will not be bit-identical "
+                "to an uninterrupted run (pass --threads to match)")
 
         def state(epoch):
             return copy.deepcopy(dict(
@@ -275,7 +284,7 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         return dict(test_accuracy=final.get("test_accuracy"), train_accuracy=final.get("train_accuracy"),
                     loss=final.get("loss"), checkpoint=str(ckpt_path), metrics=str(metrics_path),
                     epochs=len(history), seconds=time.perf_counter() - start_time,
-                    dataset=cfg.dataset, rank=rank, world_size=world,
+                    dataset=cfg.dataset, rank=rank, world_size=world, threads=threads,
                     already_finished=resumed is not None and first >= cfg.epochs)
     finally:
         if world > 1 and dist.is_initialized():
