@@ -117,7 +117,7 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty output folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--threads", type=click.IntRange(1), default=None,
-              help="torch threads [default: OMP_NUM_THREADS, else 2; fixed, never the machine's "
+              help="torch threads [default: OMP_NUM_THREADS, else 1; fixed, never the machine's "
                    "load, so the demo's figures repeat: docs/determinism.md].")
 @JSON
 @user_errors

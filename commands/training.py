@@ -47,7 +47,7 @@ def _widths(ctx, param, value):
 @click.option("--workers", type=click.IntRange(0), help="data loading processes for the DVS sets "
               "[default: one per core, at most 4; 0 for in-memory sets]")
 @click.option("--threads", type=click.IntRange(1), help="torch threads per process [default: "
-              "OMP_NUM_THREADS, else 2; fixed, never the load: the count changes the weights, "
+              "OMP_NUM_THREADS, else 1; fixed, never the load: the count changes the weights, "
               "docs/determinism.md]")
 @click.option("--rank-hashes", is_flag=True, hidden=True)
 @click.option("--no-progress", is_flag=True, help="no progress bar")
@@ -85,7 +85,7 @@ def train(no_progress, as_json, **options):
 @click.option("--data-dir", type=click.Path(file_okay=False), help="files of non-embedded sets")
 @click.option("--force", is_flag=True, help="replace an existing OUT/checkpoint.pt")
 @click.option("--threads", type=click.IntRange(1), help="torch threads [default: "
-              "OMP_NUM_THREADS, else 2; fixed, never the load: docs/determinism.md]")
+              "OMP_NUM_THREADS, else 1; fixed, never the load: docs/determinism.md]")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="last stdout line: the result as JSON")
 @user_errors

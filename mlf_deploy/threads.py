@@ -5,11 +5,12 @@ The thread count is part of a run's arithmetic: torch's CPU kernels split their 
 round differently and training drifts apart (docs/determinism.md has the measurement). A count
 picked from the load average would make the same command give different weights on a busy and on
 an idle machine. So every command takes ``--threads``; without it ``OMP_NUM_THREADS`` (an explicit
-choice of the user's shell), else a fixed default: :data:`TRAIN_THREADS` for the commands that
-train, :data:`RUN_THREADS` for those that run samples. One thread per process is what keeps
-OpenMP from stalling on a loaded machine (a thread sharing a busy core holds every other one at
-each parallel region), and the integer reference, whose numbers are the verdicts, is exact
-whatever the count.
+choice of the user's shell), else a fixed default of one thread for every command. One thread is
+what keeps OpenMP from stalling on a loaded machine (a thread sharing a busy core holds every
+other one at each parallel region: a digits training step took 20.65x as long with 2 threads as
+with 1 at load average 21-24 on a 2-core machine, docs/datasets.md), it is the count behind the
+README's figures, and the integer reference, whose numbers are the verdicts, is exact whatever
+the count. On an idle many-core machine pass ``--threads N`` for speed; the run records N.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from mlf_deploy.errors import UserError
 
-TRAIN_THREADS = 2  # the count behind the README's figures; the same on every machine
+TRAIN_THREADS = 1  # train, finetune, demo: the count behind the README's figures
 RUN_THREADS = 1    # verify, energy, evaluate, run: throughput without oversubscription
 
 

@@ -70,7 +70,7 @@ class TrainConfig:
     checkpoint_every: int = 1          # epochs between checkpoints; the last epoch always saves
     compile: bool = False              # torch.compile; off: compiling costs more than a digits run
     workers: int | None = None         # DataLoader processes reading disk-streamed sets; None: auto
-    threads: int | None = None         # torch threads per process; None: OMP_NUM_THREADS, else 2
+    threads: int | None = None         # torch threads per process; None: OMP_NUM_THREADS, else 1
     rank_hashes: bool = False          # each rank writes rank{r}.sha of its final weights (DDP test)
 
 
