@@ -142,9 +142,8 @@ THREADS = click.option("--threads", type=click.IntRange(1), default=None,
                             "never the machine's load: docs/determinism.md].")
 
 
-def set_threads(threads: int | None, default: int | None = None) -> int:
-    """Apply ``--threads`` (see :mod:`mlf_deploy.threads`) and say on stderr which count runs."""
+def set_threads(threads: int | None, default: int | None = None) -> str:
+    """Apply ``--threads`` (see :mod:`mlf_deploy.threads`); returns the line that says which
+    count runs and why, for the command's own progress line (stderr stays one line on errors)."""
     from mlf_deploy.threads import RUN_THREADS, describe, use_threads
-    count, source = use_threads(threads, RUN_THREADS if default is None else default)
-    click.echo(describe(count, source), err=True)
-    return count
+    return describe(*use_threads(threads, RUN_THREADS if default is None else default))

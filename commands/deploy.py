@@ -119,7 +119,7 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     from mlf_deploy.runtimes.verify import format_verify_table
     from mlf_deploy.runtimes.verify import verify as run_verify
     names = names_for_spikes(backends, spikes)
-    set_threads(threads)
+    using = set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
     pipe.lava_timeout = lava_timeout
     if graph_file:
@@ -131,6 +131,7 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     if onnx_file:
         backend = pipe.use_onnx_file(onnx_file)
         names += [backend] if backend not in names else []
+    click.echo(using, err=True)
     summary = run_verify(pipe, names, samples, split,
                          progress=lambda n: click.echo(f"running {n} ...", err=True), chunk=chunk)
     click.echo(format_verify_table(summary))
@@ -169,26 +170,40 @@ def import_nir(nir_file, out, nir_source, timesteps, force, threads, as_json):
 @click.argument("artifact", type=click.Path())
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
               help=".npy of raw samples as the data set stores them (digits: (B, 1, 8, 8) pixel "
-                   "values 0..16; event sets: (B, T, C, H, W) counts).")
+                   "values 0..16; cifar10: (B, 3, 32, 32) 0..255; event sets: (B, T, C, H, W) "
+                   "counts), or .npz with x (samples) and optionally y (labels).")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None,
+              help="Class index of each sample (.npy, .npz or text): prints the accuracy with its "
+                   "95 % confidence interval.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Samples run at a time [default: 32; fewer for a recording ONNX export].")
+@click.option("--trust-input", is_flag=True,
+              help="Run samples outside the recorded raw units (shape, NaN and inf still refused).")
 @THREADS
 @JSON
 @user_errors
-def run_cmd(artifact, input_path, threads, as_json):
+def run_cmd(artifact, input_path, labels_path, batch_size, trust_input, threads, as_json):
     """Run an exported artifact on your own raw inputs and print the class of each sample.
 
     ARTIFACT is a graph file (`export --to ir`, runs on the integer or float reference), an ONNX
     model (`--to onnx`, runs on ONNX Runtime) or a Lava folder (`--to lava`, runs on Lava). Each
-    carries its input pipeline, so no checkpoint is needed.
+    carries its input pipeline, so no checkpoint is needed; the samples are checked against it.
 
     \b
     Example:
       mlf-deploy run model.onnx --input digits.npy
+      mlf-deploy run deployed.onnx --input test.npz --labels test_labels.npy
     """
     from mlf_deploy.runtimes.run_artifact import run_artifact
     set_threads(threads)
-    out = run_artifact(artifact, input_path, log=lambda line: click.echo(line, err=True))
+    out = run_artifact(artifact, input_path, lambda line: click.echo(line, err=True), batch_size,
+                       labels_path, trust_input)
     for i, (p, name) in enumerate(zip(out["predictions"], out["classes"])):
         click.echo(f"sample {i}: class {name} (index {p})")
     click.echo(f"{out['samples']} samples on {out['backend']} ({out['kind']} artifact)")
+    if "accuracy" in out:
+        low, high = out["accuracy_ci95"]
+        click.echo(f"accuracy {out['accuracy']:.4f} ({out['correct']} of {out['samples']}), "
+                   f"95 % CI {low:.4f}..{high:.4f} (Clopper-Pearson)")
     if as_json:
         emit_json(out)

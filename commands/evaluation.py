@@ -54,9 +54,9 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
     from mlf_deploy.runtimes.analysis import check_energy_args, energy_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
     check_energy_args(energy_model, plot_path)
-    set_threads(threads)
+    using = set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir)
-    click.echo(f"running the integer reference on the {split} split ...", err=True)
+    click.echo(f"running the integer reference on the {split} split, {using} ...", err=True)
     text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes)
     click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
     if as_json:
@@ -99,10 +99,10 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     from mlf_deploy.runtimes.analysis import check_evaluate_args, evaluate_report
     from mlf_deploy.runtimes.pipeline import load_pipeline
     check_evaluate_args(energy_model, plot_dir)
-    set_threads(threads)
+    using = set_threads(threads)
     pipe = load_pipeline(checkpoint, bits[0], data_dir)
     tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
-    click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
+    click.echo(f"sweeping weight widths {bits} on the {split} split, {using} ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
                                    plot_dir, tuned, spikes)
     click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
