@@ -131,9 +131,11 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     if onnx_file:
         backend = pipe.use_onnx_file(onnx_file)
         names += [backend] if backend not in names else []
-    click.echo(using, err=True)
-    summary = run_verify(pipe, names, samples, split,
-                         progress=lambda n: click.echo(f"running {n} ...", err=True), chunk=chunk)
+    unsaid = [using]  # said with the first backend, after every check that may refuse the run
+
+    def progress(name):
+        click.echo(f"running {name} ..." + (f" ({unsaid.pop()})" if unsaid else ""), err=True)
+    summary = run_verify(pipe, names, samples, split, progress=progress, chunk=chunk)
     click.echo(format_verify_table(summary))
     if as_json:
         emit_json(summary)

@@ -1,0 +1,67 @@
+"""Errors name the real problem: the kind of file given as a checkpoint, never torch's advice to
+load with weights_only=False, and a wrong input shape blamed on the input, not on the model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mlf_deploy.commands.app import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_error(res, fragment):
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.output
+    assert fragment in lines[0], lines[0]
+    assert "weights_only" not in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def exports(ckpt, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exports")
+    assert run("export", ckpt, "--to", "ir", "-o", folder / "g.mlfg").exit_code == 0
+    assert run("export", ckpt, "--to", "onnx", "-o", folder / "m.onnx").exit_code == 0
+    (folder / "cfg.json").write_text(json.dumps({"lr": 0.1}))
+    (folder / "notes.txt").write_text("hello\n")
+    np.save(folder / "x.npy", np.zeros((2, 1, 8, 8)))
+    return folder
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("g.mlfg", "it is a deployment graph file (`export --to ir`"),
+    ("m.onnx", "it is an ONNX model (run it with `mlf-deploy run"),
+    ("cfg.json", "it is a JSON file"),
+    ("notes.txt", "it is a text file"),
+    ("x.npy", "it is a numpy array"),
+])
+@pytest.mark.parametrize("command", ["verify", "energy"])
+def test_foreign_files_as_checkpoints_are_named(exports, name, fragment, command):
+    one_error(run(command, exports / name), fragment)
+
+
+def test_a_folder_as_checkpoint_names_the_file_inside(ckpt):
+    from mlf_deploy.checkpoint import read_checkpoint
+    from mlf_deploy.errors import UserError
+    with pytest.raises(UserError, match=f"give the checkpoint file {ckpt}"):
+        read_checkpoint(ckpt.parent)
+
+
+def test_a_pickled_object_is_refused_without_torchs_paragraph(tmp_path):
+    path = tmp_path / "objects.pt"
+    torch.save({"format": "mlf-deploy-checkpoint", "when": __import__("datetime").date.today()},
+               path)
+    one_error(run("verify", path), "holds Python objects other than tensors")
+
+
+def test_wrong_input_shape_is_blamed_on_the_input(exports, tmp_path):
+    np.save(tmp_path / "flat.npy", np.zeros((4, 64)))
+    line = one_error(run("run", exports / "m.onnx", "--input", tmp_path / "flat.npy"),
+                     "has shape (4, 64); this model takes (B, 1, 8, 8)")
+    assert "not a readable ONNX model" not in line
