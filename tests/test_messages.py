@@ -65,3 +65,17 @@ def test_wrong_input_shape_is_blamed_on_the_input(exports, tmp_path):
     line = one_error(run("run", exports / "m.onnx", "--input", tmp_path / "flat.npy"),
                      "has shape (4, 64); this model takes (B, 1, 8, 8)")
     assert "not a readable ONNX model" not in line
+
+
+def test_a_moved_data_folder_names_data_dir(tmp_path):
+    from mlf_deploy.data import dataset_spec, open_split
+    from mlf_deploy.data.layouts import make_cifar10_batches
+    from mlf_deploy.errors import UserError
+
+    make_cifar10_batches(tmp_path / "old")
+    spec = dataset_spec("cifar10", 0, data_dir=str(tmp_path / "old"))
+    assert len(open_split(spec, "test")) > 0
+    (tmp_path / "old").rename(tmp_path / "new")
+    with pytest.raises(UserError, match="if the data moved, pass --data-dir DIR"):
+        open_split(spec, "test")
+    assert len(open_split(spec, "test", str(tmp_path / "new"))) > 0
