@@ -4,6 +4,7 @@ artifacts, check them against torch and run them on a user's inputs."""
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -67,6 +68,9 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
       mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
     from mlf_deploy.runtimes.export import export_checkpoint
+    if as_float and weight_bits is not None:
+        raise UserError(f"--weight-bits {weight_bits} sets the integer graph's width and --float "
+                        "exports the float graph; drop one of them")
     set_threads(threads)
     info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
                              nir_target, nir_dequantised, spikes, logits_only)
@@ -133,8 +137,13 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
         names += [backend] if backend not in names else []
     unsaid = [using]  # said with the first backend, after every check that may refuse the run
 
-    def progress(name):
-        click.echo(f"running {name} ..." + (f" ({unsaid.pop()})" if unsaid else ""), err=True)
+    last = [0.0]
+
+    def progress(name):  # every backend on the first chunk, then a line at most every 10 s
+        now = time.monotonic()
+        if unsaid or "(samples" not in name or "(samples 1-" in name or now - last[0] >= 10:
+            last[0] = now
+            click.echo(f"running {name} ..." + (f" ({unsaid.pop()})" if unsaid else ""), err=True)
     summary = run_verify(pipe, names, samples, split, progress=progress, chunk=chunk)
     click.echo(format_verify_table(summary))
     if as_json:

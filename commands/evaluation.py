@@ -65,8 +65,9 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, spi
 
 @main.command()
 @CKPT
-@click.option("--weight-bits", "bits", default="8,6,4", show_default=True, type=IntList(2, 16),
-              help="Comma-separated weight widths to sweep (each 2..16); the first is mapped.")
+@click.option("--weight-bits", "bits", default=None, type=IntList(2, 16),
+              help="Comma-separated weight widths to sweep (each 2..16); the first is mapped "
+                   "[default: 8,6,4; a fine-tuned checkpoint's own width first].")
 @click.option("--timesteps", "steps", default=None, type=IntList(1, example="1,2,4"),
               help="Comma-separated inference timesteps [default: 1..T of the model].")
 @SPLIT
@@ -100,7 +101,8 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     from mlf_deploy.runtimes.pipeline import load_pipeline
     check_evaluate_args(energy_model, plot_dir)
     using = set_threads(threads)
-    pipe = load_pipeline(checkpoint, bits[0], data_dir)
+    pipe = load_pipeline(checkpoint, bits[0] if bits else None, data_dir)
+    bits = bits or list(dict.fromkeys([pipe.weight_bits, 8, 6, 4]))
     tuned = [load_pipeline(path, None, data_dir) for path in finetuned]
     click.echo(f"sweeping weight widths {bits} on the {split} split, {using} ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,

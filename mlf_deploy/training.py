@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,8 @@ def _train_epoch(net, opt, dataset, sampler, cfg, spec, device, bar_on, epoch, w
     order = torch.tensor(list(iter(sampler)), dtype=torch.long)
     loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
     bar = tqdm(batches(dataset, order, cfg.batch_size, workers), total=-(-len(order) // cfg.batch_size),
-               desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not bar_on, leave=False, unit="batch")
+               desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not bar_on or not sys.stderr.isatty(),
+               leave=False, unit="batch")  # a bar in a log file is noise
     for xb, yb in bar:
         xb, yb = augment(xb, spec, gen).to(device), yb.to(device)
         logits = net(model_input(xb))
@@ -276,7 +278,12 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         except KeyboardInterrupt:
             if rank == 0 and last is not None and last["epoch"] > saved:
                 save_checkpoint(ckpt_path, last)
-                log(f"interrupted: saved epoch {last['epoch']} to {ckpt_path}; continue with --resume")
+                saved = last["epoch"]
+            if saved:
+                log(f"interrupted in epoch {saved + 1}: {ckpt_path} keeps epoch {saved} of "
+                    f"{cfg.epochs}; continue with the same command and --resume")
+            else:
+                log("interrupted before the first epoch finished; nothing was saved")
             raise
         if cfg.rank_hashes:
             atomic_write_text(out / f"rank{rank}.sha", weights_sha256(model) + "\n")

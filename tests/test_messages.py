@@ -79,3 +79,26 @@ def test_a_moved_data_folder_names_data_dir(tmp_path):
     with pytest.raises(UserError, match="if the data moved, pass --data-dir DIR"):
         open_split(spec, "test")
     assert len(open_split(spec, "test", str(tmp_path / "new"))) > 0
+
+
+def test_float_with_weight_bits_is_refused(ckpt, tmp_path):
+    one_error(run("export", ckpt, "--float", "--weight-bits", "4", "-o", tmp_path / "f.mlfg"),
+              "drop one of them")
+    assert not (tmp_path / "f.mlfg").exists()
+
+
+def test_evaluate_sweeps_a_finetuned_checkpoint_at_its_own_width_first(tmp_path):
+    from conftest import write_checkpoint
+    path = write_checkpoint(tmp_path / "c4.pt", finetune={"weight_bits": 4})
+    res = run("evaluate", path, "--samples", "4", "--timesteps", "4", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert [p["weight_bits"] for p in out["points"]] == [4, 8, 6]
+    assert {str(b) for b in out["cores_by_weight_bits"]} == {"4", "8", "6"}
+
+
+def test_verify_at_chunk_one_does_not_print_lines_per_sample(ckpt):
+    res = run("verify", ckpt, "--samples", "12", "--chunk", "1", "--backends", "torch,ir-int")
+    assert res.exit_code in (0, 1), res.output
+    running = [line for line in res.stderr.splitlines() if line.startswith("running")]
+    assert 2 <= len(running) < 12, running  # the first chunk's backends, then at most one per 10 s

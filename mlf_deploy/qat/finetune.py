@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,7 +117,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
         order = torch.randperm(len(x_tr), generator=gen)
         loss_sum, correct, t0 = 0.0, 0, time.perf_counter()
         for i in tqdm(range(0, len(order), batch), desc=f"finetune {epoch + 1}/{cfg.epochs}",
-                      disable=not progress, leave=False, unit="batch"):
+                      disable=not progress or not sys.stderr.isatty(), leave=False, unit="batch"):
             idx = order[i:i + batch]
             xb, yb = augment(x_tr[idx], spec, gen), y_tr[idx]
             logits = fwd(model_input(xb))
