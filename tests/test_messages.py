@@ -102,3 +102,28 @@ def test_verify_at_chunk_one_does_not_print_lines_per_sample(ckpt):
     assert res.exit_code in (0, 1), res.output
     running = [line for line in res.stderr.splitlines() if line.startswith("running")]
     assert 2 <= len(running) < 12, running  # the first chunk's backends, then at most one per 10 s
+
+
+def test_mapping_states_one_chip_count_and_one_verdict():
+    from conftest import make_graphs, make_model
+
+    from mlf_deploy.hardware import Target, map_graph
+    _, g_int = make_graphs(make_model())
+    roomy = map_graph(g_int, Target())
+    assert not roomy.violations and roomy.table().splitlines()[-1].endswith("fits the target")
+    tight = map_graph(g_int, Target(cores_per_chip=4))
+    lines = tight.table().splitlines()
+    summary = next(line for line in lines if " cores on " in line)
+    assert f"{tight.cores} cores on {tight.chips_needed} chip(s)" in summary
+    assert "does NOT fit the target (1 chip(s))" in summary
+    drc = next(line for line in lines if "cores_fit_chips" in line)
+    assert f"{tight.cores} cores need {tight.chips_needed} chip(s); the target has 1 chip(s)" in drc
+
+
+def test_energy_table_says_why_the_input_layer_has_no_synops(ckpt):
+    res = run("energy", ckpt, "--samples", "4")
+    assert res.exit_code == 0, res.output
+    stem = next(line for line in res.stdout.splitlines() if line.startswith("stem_mlf "))
+    assert float(stem.split()[1]) == 0.0 and float(stem.split()[-1]) > 0
+    assert "stem_mlf: fed by the input, so SynOps (from spikes) can be 0" in res.stdout
+    assert "synaptic energies only" in res.stdout

@@ -151,7 +151,9 @@ def forms_table(cmp: dict) -> str:
                           for v in cmp[form]["violations"][:3]))
     rows.append(f"synaptic ops: binary = one AC per spike per synapse; graded = one multiply by the "
                 f"payload per message per synapse. Graded wins on synaptic energy while a graded op "
-                f"costs < {cmp['break_even_graded_op_ratio']:.2f}x a binary op.")
+                f"costs < {cmp['break_even_graded_op_ratio']:.2f}x a binary op. These are "
+                f"synaptic energies only; an energy model's total (the table above, e.g. "
+                f"loihi1-proxy) also prices neuron updates and the input, so it is larger.")
     for name, e in cmp["synaptic_energy"].items():
         rows.append(f"  at {e['graded_op_ratio']:.2f}x ({name}), {cmp['binary_op_pj']} pJ/binary op "
                     f"(Loihi 1 proxy): binary {e['binary_pj'] / 1e6:.3f} uJ, graded "
