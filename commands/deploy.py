@@ -3,6 +3,7 @@ artifacts, check them against torch and run them on a user's inputs."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -68,6 +69,10 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
       mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
     from mlf_deploy.runtimes.export import export_checkpoint
+    if target != "lava" and (out.endswith(("/", os.sep)) or os.path.isdir(out)):
+        suffix = {"ir": "mlfg", "onnx": "onnx", "nir": "nir"}[target]
+        raise UserError(f"-o {out} names a folder; --to {target} writes one file: give its name, "
+                        f"e.g. -o {os.path.join(out, 'model.' + suffix)}")
     if as_float and weight_bits is not None:
         raise UserError(f"--weight-bits {weight_bits} sets the integer graph's width and --float "
                         "exports the float graph; drop one of them")

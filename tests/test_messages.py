@@ -127,3 +127,11 @@ def test_energy_table_says_why_the_input_layer_has_no_synops(ckpt):
     assert float(stem.split()[1]) == 0.0 and float(stem.split()[-1]) > 0
     assert "stem_mlf: fed by the input, so SynOps (from spikes) can be 0" in res.stdout
     assert "synaptic energies only" in res.stdout
+
+
+@pytest.mark.parametrize("target,suffix", [("onnx", "model.onnx"), ("ir", "model.mlfg")])
+def test_export_to_a_folder_name_asks_for_a_file_name(ckpt, tmp_path, target, suffix):
+    one_error(run("export", ckpt, "--to", target, "-o", f"{tmp_path / 'newdir'}/"),
+              f"names a folder; --to {target} writes one file: give its name, e.g. -o "
+              f"{tmp_path / 'newdir' / suffix}")
+    assert not (tmp_path / "newdir").exists()
