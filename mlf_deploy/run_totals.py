@@ -28,8 +28,8 @@ class RunTotals(RunResult):
             :func:`mlf_deploy.energy.counting.spike_counts` reads them as it reads a raster.
         fired: tuple of level populations -> ``(T, C, H, W)`` int64, the samples in which any of
             them fired at that step and position.
-        input_events: ``(C, H, W)`` float64, absolute input events summed over frames and samples
-            (event graphs only, else None).
+        input_events: ``(T, C, H, W)`` float64, absolute input events per frame summed over the
+            samples (event graphs only, else None).
     """
 
     fired: dict = field(default_factory=dict)
@@ -58,8 +58,18 @@ class RunTotals(RunResult):
         for layer, n in result.overflow.items():
             self.overflow[layer] = self.overflow.get(layer, 0) + n
         if graph.input.encoding == "events" and x is not None:
-            events = np.abs(prepare_input(graph, x)).sum(axis=(0, 1))
+            events = np.abs(prepare_input(graph, x)).sum(axis=1)
             self.input_events = events if self.input_events is None else self.input_events + events
+
+
+    def prefix(self, steps: int, logits: np.ndarray) -> RunTotals:
+        """The totals of the first ``steps`` timesteps (views, no copy) with that shorter run's
+        ``logits``: exact because the dynamics are causal and start from rest (as
+        :func:`mlf_deploy.hardware.sweep.truncate`); overflow counts stay this run's."""
+        cut = lambda d: {k: v[:steps] for k, v in d.items()}
+        return RunTotals(self.backend, self.numeric, cut(self.spikes), {}, logits,
+                         dict(self.overflow), cut(self.fired),
+                         None if self.input_events is None else self.input_events[:steps])
 
 
 def _any_fired(spikes: dict, pops) -> np.ndarray:
@@ -89,6 +99,6 @@ def input_event_counts(graph, x) -> tuple[np.ndarray, int]:
     if isinstance(x, RunTotals):
         if x.input_events is None:
             raise UserError("counting the input ACs of an event graph needs the input frames")
-        return x.input_events, x.batch
+        return x.input_events.sum(axis=0), x.batch
     frames = prepare_input(graph, x)  # raw counts are integers; the int graph keeps them as they are
     return np.abs(frames).sum(axis=(0, 1)), frames.shape[1]

@@ -12,7 +12,8 @@ from mlf_deploy.energy import estimate
 from mlf_deploy.energy.neurobench_names import neurobench_fields
 from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware.resources import compare_forms
-from mlf_deploy.hardware.sweep import sweep, sweep_chunks
+from mlf_deploy.hardware.sweep import sweep, sweep_chunks, with_timesteps
+from mlf_deploy.quantization import quantize
 from mlf_deploy.run_totals import RunTotals
 from mlf_deploy.runtimes.analysis import energy_report, run_int
 from mlf_deploy.runtimes.pipeline import load_pipeline
@@ -92,6 +93,23 @@ def test_sweep_in_chunks_equals_one_batch():
     chunked = sweep_chunks(g_float, _chunks(x, y, 3, False), run_int, **kw)
     assert_same_report([p.to_dict() for p in whole], [p.to_dict() for p in chunked])
     assert len({p.accuracy for p in whole} | {p.synops_per_inference for p in whole}) > 2
+    # against an independent count: every point estimated from its own full raster
+    every = sweep(g_float, x, y, run_int, reuse_prefix=False, **kw)
+    assert_same_report([p.to_dict() for p in every], [p.to_dict() for p in chunked])
+
+
+@pytest.mark.parametrize("reuse_prefix", [True, False])
+def test_event_sweep_in_chunks_equals_rasters(reuse_prefix):
+    model = make_model(in_channels=2, events=True)
+    g_float, _ = make_graphs(model, in_channels=2, events=True)
+    x, y = sample_input(7, 2, events=True), (torch.arange(7) % 10).numpy()
+    kw = dict(weight_bits=(8,), timesteps=[2, 4], reuse_prefix=reuse_prefix)
+    chunked = sweep_chunks(g_float, _chunks(x, y, 3, True), run_int, **kw)
+    for p in chunked:
+        g = quantize(with_timesteps(g_float, p.timesteps), 8)[0]
+        xs = x[:p.timesteps]
+        ref = estimate(g, run_int(g, xs), xs).to_dict()
+        assert_same_report(ref, p.breakdown.to_dict())
 
 
 def test_energy_report_does_not_depend_on_the_chunk(ckpt, monkeypatch):

@@ -101,7 +101,11 @@ def sweep_chunks(graph_float: Graph, chunks, runner: Runner, weight_bits=(8, 6, 
     quantizer = quantizer or (lambda g, b: quantize(g, b, input_max=input_max)[0])
     graphs = {(b, t): quantizer(with_timesteps(graph_float, int(t)), int(b))
               for b in weight_bits for t in sorted(steps_list, reverse=True)}
-    totals = {key: RunTotals.empty() for key in graphs}
+    # With prefix reuse only the longest T keeps totals; a shorter T is a prefix of them (plus
+    # its own logits), so memory holds one set of totals per weight width.
+    longest_t = max(steps_list)
+    totals = {key: RunTotals.empty() for key in graphs if not reuse_prefix or key[1] == longest_t}
+    logits = {key: [] for key in graphs}
     correct = dict.fromkeys(graphs, 0)
     for x, y in chunks:
         y = np.asarray(y)
@@ -115,12 +119,20 @@ def sweep_chunks(graph_float: Graph, chunks, runner: Runner, weight_bits=(8, 6, 
                 else:
                     result = runner(g, xs)
                     longest = (g, result)
-                totals[(bits, steps)].add(result, g, xs)
+                if (bits, steps) in totals:
+                    totals[(bits, steps)].add(result, g, xs)
+                else:
+                    logits[(bits, steps)].append(result.logits)
                 correct[(bits, steps)] += int((result.logits.argmax(1) == y).sum())
     points = []
     for bits in weight_bits:
         for steps in steps_list:
-            g, result = graphs[(bits, steps)], totals[(bits, steps)]
+            g, result = graphs[(bits, steps)], totals.get((bits, steps))
+            if result is None:
+                if not logits[(bits, steps)]:
+                    raise UserError("the sweep was given no samples")
+                result = totals[(bits, longest_t)].prefix(steps,
+                                                          np.concatenate(logits[(bits, steps)]))
             if result.batch == 0:
                 raise UserError("the sweep was given no samples")
             br = estimate(g, result, result, models)
