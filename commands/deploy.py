@@ -69,7 +69,8 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
       mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
     from mlf_deploy.runtimes.export import export_checkpoint
-    if target != "lava" and (out.endswith(("/", os.sep)) or os.path.isdir(out)):
+    if target != "lava" and (out.endswith(("/", os.sep))
+                             or os.path.isdir(out) and not os.path.islink(out)):
         suffix = {"ir": "mlfg", "onnx": "onnx", "nir": "nir"}[target]
         raise UserError(f"-o {out} names a folder; --to {target} writes one file: give its name, "
                         f"e.g. -o {os.path.join(out, 'model.' + suffix)}")
