@@ -44,9 +44,13 @@ def model_input(meta: dict, raw) -> np.ndarray:
 RECORD_BUDGET = 128 * 2 ** 20  # bytes of recorded outputs one batch may produce
 
 
-def open_model(path: str):
-    """``(session, metadata)`` of an exported model."""
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+def open_model(path: str, threads: int | None = None):
+    """``(session, metadata)`` of an exported model; ``threads``: ONNX Runtime's intra-op threads
+    (None: its default, every core)."""
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     return sess, sess.get_modelmeta().custom_metadata_map
 
 

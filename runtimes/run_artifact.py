@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph
@@ -59,7 +60,8 @@ def run_artifact(artifact, input_path, log=None, batch_size: int | None = None,
 
         from mlf_deploy.runtimes import onnx_standalone
         try:
-            session = onnx_standalone.open_model(str(path))
+            # the command's --threads count, as for torch: no oversubscription by default
+            session = onnx_standalone.open_model(str(path), torch.get_num_threads())
             pipeline = json.loads(session[1]["input_pipeline"])
             backend = f"onnx-{session[1]['numeric']}"
         except (KeyError, ValueError) as exc:
