@@ -3,7 +3,7 @@
 Alternates thread counts over the same digits training steps (batch 32, the digits preset) for a
 few rounds, so that load from other processes hits every setting alike, and prints each count's
 median step time as a ratio to one thread, with the 1-minute load average before and after, and
-the count ``mlf_deploy.training_env.choose_threads`` picks.
+the count ``mlf_deploy.training_env.choose_threads`` picks (fixed: docs/determinism.md).
 
     .venv/bin/python benchmarks/train_threads.py --threads 1,2 --steps 10 --rounds 3
 """
@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     counts = [int(t) for t in args.threads.split(",")]
     load_before = os.getloadavg()[0]
-    picked = choose_threads()
+    picked, _ = choose_threads()
     x, y = load_split(dataset_spec("digits"), "train")
     torch.manual_seed(0)
     model = DSResNet(**preset_args("digits", in_channels=1, num_classes=10))
@@ -57,7 +57,7 @@ def main() -> None:
             times[n].append(step_seconds(model, opt, x, y, args.steps))
     base = statistics.median(times[counts[0]])
     print(f"cores {len(os.sched_getaffinity(0))}, load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after; choose_threads picked {picked}")
+          f"{os.getloadavg()[0]:.1f} after; train's default is {picked}")
     for n in counts:
         med = statistics.median(times[n])
         print(f"{n} thread(s): {med * 1e3:.0f} ms per step (median of {args.rounds}), "

@@ -145,3 +145,13 @@ DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), de
                            "when torch sees one); ONNX Runtime and Lava run on the CPU.")
 ALL_SAMPLES = click.option("--samples", type=click.IntRange(1), default=None,
                            help="First N samples of the split [default: all].")
+THREADS = click.option("--threads", type=click.IntRange(1), default=None,
+                       help="torch threads [default: OMP_NUM_THREADS, else 1; a fixed number, "
+                            "never the machine's load: docs/determinism.md].")
+
+
+def set_threads(threads: int | None, default: int | None = None) -> str:
+    """Apply ``--threads`` (see :mod:`mlf_deploy.threads`); returns the line that says which
+    count runs and why, for the command's own progress line (stderr stays one line on errors)."""
+    from mlf_deploy.threads import RUN_THREADS, describe, use_threads
+    return describe(*use_threads(threads, RUN_THREADS if default is None else default))

@@ -3,7 +3,9 @@ artifacts, check them against torch and run them on a user's inputs."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import click
 
@@ -15,9 +17,11 @@ from .app import (
     DEVICE,
     JSON,
     SPIKES,
+    THREADS,
     WEIGHT_BITS,
     emit_json,
     main,
+    set_threads,
     user_errors,
 )
 
@@ -52,10 +56,11 @@ def _backends(ctx, param, value):
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @SPIKES
 @DATA_DIR
+@THREADS
 @JSON
 @user_errors
 def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, nir_target,
-           nir_dequantised, force, spikes, data_dir, as_json):
+           nir_dequantised, force, spikes, data_dir, threads, as_json):
     """Lower a checkpoint and write it as a deployment graph, a Lava network or an ONNX model.
 
     \b
@@ -65,6 +70,15 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
       mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
     from mlf_deploy.runtimes.export import export_checkpoint
+    if target != "lava" and (out.endswith(("/", os.sep))
+                             or os.path.isdir(out) and not os.path.islink(out)):
+        suffix = {"ir": "mlfg", "onnx": "onnx", "nir": "nir"}[target]
+        raise UserError(f"-o {out} names a folder; --to {target} writes one file: give its name, "
+                        f"e.g. -o {os.path.join(out, 'model.' + suffix)}")
+    if as_float and weight_bits is not None:
+        raise UserError(f"--weight-bits {weight_bits} sets the integer graph's width and --float "
+                        "exports the float graph; drop one of them")
+    set_threads(threads)
     info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
                              nir_target, nir_dequantised, spikes, logits_only)
     click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} {spikes} graph, "
@@ -97,10 +111,11 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
                    "backend's record under 128 MB; with Lava, whole Lava runs of 8].")
 @DATA_DIR
 @DEVICE
+@THREADS
 @JSON
 @user_errors
 def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, lava_timeout,
-           spikes, chunk, data_dir, device, as_json):
+           spikes, chunk, data_dir, device, threads, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise. Samples go through
@@ -116,6 +131,7 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     from mlf_deploy.runtimes.verify import format_verify_table
     from mlf_deploy.runtimes.verify import verify as run_verify
     names = names_for_spikes(backends, spikes)
+    using = set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir, device)
     pipe.lava_timeout = lava_timeout
     if graph_file:
@@ -127,8 +143,16 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
     if onnx_file:
         backend = pipe.use_onnx_file(onnx_file)
         names += [backend] if backend not in names else []
-    summary = run_verify(pipe, names, samples, split,
-                         progress=lambda n: click.echo(f"running {n} ...", err=True), chunk=chunk)
+    unsaid = [using]  # said with the first backend, after every check that may refuse the run
+
+    last = [0.0]
+
+    def progress(name):  # every backend on the first chunk, then a line at most every 10 s
+        now = time.monotonic()
+        if unsaid or "(samples" not in name or "(samples 1-" in name or now - last[0] >= 10:
+            last[0] = now
+            click.echo(f"running {name} ..." + (f" ({unsaid.pop()})" if unsaid else ""), err=True)
+    summary = run_verify(pipe, names, samples, split, progress=progress, chunk=chunk)
     click.echo(format_verify_table(summary))
     if as_json:
         emit_json(summary)
@@ -142,9 +166,10 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
 @click.option("--timesteps", type=click.IntRange(1), default=None,
               help="Timesteps per sample, for files that do not record them.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@THREADS
 @JSON
 @user_errors
-def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
+def import_nir(nir_file, out, nir_source, timesteps, force, threads, as_json):
     """Turn a NIR file into an mlf-deploy float graph file (verify it with `verify --graph`).
 
     \b
@@ -152,6 +177,7 @@ def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
       mlf-deploy import model.nir -o model.mlfg
     """
     from mlf_deploy.runtimes.export import import_nir_file
+    set_threads(threads)
     info = import_nir_file(nir_file, out, nir_source, timesteps, force)
     click.echo(f"wrote {info['path']} (float graph, {info['populations']} populations, "
                f"checksum {info['checksum'][:12]})")
@@ -163,26 +189,41 @@ def import_nir(nir_file, out, nir_source, timesteps, force, as_json):
 @click.argument("artifact", type=click.Path())
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
               help=".npy of raw samples as the data set stores them (digits: (B, 1, 8, 8) pixel "
-                   "values 0..16; event sets: (B, T, C, H, W) counts).")
+                   "values 0..16; cifar10: (B, 3, 32, 32) 0..255; event sets: (B, T, C, H, W) "
+                   "counts), or .npz with x (samples) and optionally y (labels).")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None,
+              help="Class index of each sample (.npy, .npz or text): prints the accuracy with its "
+                   "95 % confidence interval.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Samples run at a time [default: 32; fewer for a recording ONNX export].")
+@click.option("--trust-input", is_flag=True,
+              help="Run samples outside the recorded raw units (shape, NaN and inf still refused).")
 @DEVICE
+@THREADS
 @JSON
 @user_errors
-def run_cmd(artifact, input_path, device, as_json):
+def run_cmd(artifact, input_path, labels_path, batch_size, trust_input, device, threads, as_json):
     """Run an exported artifact on your own raw inputs and print the class of each sample.
 
     ARTIFACT is a graph file (`export --to ir`, runs on the integer or float reference), an ONNX
     model (`--to onnx`, runs on ONNX Runtime) or a Lava folder (`--to lava`, runs on Lava). Each
-    carries its input pipeline, so no checkpoint is needed.
+    carries its input pipeline, so no checkpoint is needed; the samples are checked against it.
 
     \b
     Example:
       mlf-deploy run model.onnx --input digits.npy
+      mlf-deploy run deployed.onnx --input test.npz --labels test_labels.npy
     """
     from mlf_deploy.runtimes.run_artifact import run_artifact
-    out = run_artifact(artifact, input_path, log=lambda line: click.echo(line, err=True),
-                       device=device)
+    set_threads(threads)
+    out = run_artifact(artifact, input_path, lambda line: click.echo(line, err=True), batch_size,
+                       labels_path, trust_input, device)
     for i, (p, name) in enumerate(zip(out["predictions"], out["classes"])):
         click.echo(f"sample {i}: class {name} (index {p})")
     click.echo(f"{out['samples']} samples on {out['backend']} ({out['kind']} artifact)")
+    if "accuracy" in out:
+        low, high = out["accuracy_ci95"]
+        click.echo(f"accuracy {out['accuracy']:.4f} ({out['correct']} of {out['samples']}), "
+                   f"95 % CI {low:.4f}..{high:.4f} (Clopper-Pearson)")
     if as_json:
         emit_json(out)

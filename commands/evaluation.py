@@ -19,10 +19,12 @@ from .app import (
     JSON,
     SPIKES,
     SPLIT,
+    THREADS,
     WEIGHT_BITS,
     IntList,
     emit_json,
     main,
+    set_threads,
     user_errors,
 )
 
@@ -47,10 +49,11 @@ REPLACE_PLOTS = click.option("--force", is_flag=True,
 @SPIKES
 @DATA_DIR
 @DEVICE
+@THREADS
 @JSON
 @user_errors
 def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, simulator,
-           simulator_samples, force, spikes, data_dir, device, as_json):
+           simulator_samples, force, spikes, data_dir, device, threads, as_json):
     """SynOps, firing, dormant units and energy per inference of the integer graph, per layer,
     against the same network run as an ANN.
 
@@ -70,8 +73,9 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
     if simulator:
         from mlf_deploy.runtimes.sanafe_chip import import_sanafe
         import_sanafe()
+    using = set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir, device)
-    click.echo(f"running the integer reference on the {split} split ...", err=True)
+    click.echo(f"running the integer reference on the {split} split, {using} ...", err=True)
     text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes,
                                  simulator, simulator_samples)
     click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
@@ -81,9 +85,10 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
 
 @main.command()
 @CKPT
-@click.option("--weight-bits", "bits", default="8,6,4", show_default=True,
-              type=IntList(*WEIGHT_BITS_RANGE), help="Comma-separated weight widths to sweep (each "
-              "{}..{}); the first is mapped.".format(*WEIGHT_BITS_RANGE))
+@click.option("--weight-bits", "bits", default=None, type=IntList(*WEIGHT_BITS_RANGE),
+              help="Comma-separated weight widths to sweep (each {}..{}); the first is mapped "
+                   "[default: 8,6,4; a fine-tuned checkpoint's own width first].".format(
+                       *WEIGHT_BITS_RANGE))
 @click.option("--timesteps", "steps", default=None, type=IntList(1, example="1,2,4"),
               help="Comma-separated inference timesteps [default: 1..T of the model].")
 @SPLIT
@@ -100,10 +105,11 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
 @SPIKES
 @DATA_DIR
 @DEVICE
+@THREADS
 @JSON
 @user_errors
 def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_sharing, plot_dir,
-             finetuned, force, spikes, data_dir, device, as_json):
+             finetuned, force, spikes, data_dir, device, threads, as_json):
     """Hardware-oriented evaluation: accuracy, SynOps, energy and latency over weight widths and
     timesteps on the integer reference, and the mapping onto a Loihi-2-like target with its
     design-rule check (failures are reported, not fatal).
@@ -119,9 +125,11 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
     if force and plot_dir:
         allow_replace(plot_dir)
     check_evaluate_args(energy_model, plot_dir)
-    pipe = load_pipeline(checkpoint, bits[0], data_dir, device)
+    using = set_threads(threads)
+    pipe = load_pipeline(checkpoint, bits[0] if bits else None, data_dir, device)
+    bits = bits or list(dict.fromkeys([pipe.weight_bits, 8, 6, 4]))
     tuned = [load_pipeline(path, None, data_dir, device) for path in finetuned]
-    click.echo(f"sweeping weight widths {bits} on the {split} split ...", err=True)
+    click.echo(f"sweeping weight widths {bits} on the {split} split, {using} ...", err=True)
     text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
                                    plot_dir, tuned, spikes)
     click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
@@ -135,9 +143,12 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
 @click.option("--quick", is_flag=True, help="A short run (fewer epochs and samples) for CI: < 3 min.")
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty output folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch threads [default: OMP_NUM_THREADS, else 1; fixed, never the machine's "
+                   "load, so the demo's figures repeat: docs/determinism.md].")
 @JSON
 @user_errors
-def demo(out_dir, quick, force, no_progress, as_json):
+def demo(out_dir, quick, force, no_progress, threads, as_json):
     """The whole toolchain on the embedded digits data: train, lower, quantize, export to IR, Lava
     and ONNX, verify every backend against torch, estimate energy, evaluate for hardware, and
     write report.md with the results.
@@ -148,7 +159,7 @@ def demo(out_dir, quick, force, no_progress, as_json):
     """
     from mlf_deploy.runtimes.demo import run_demo
     summary = run_demo(out_dir, quick, force, log=lambda m: click.echo(m, err=True),
-                       progress=not no_progress)
+                       progress=not no_progress, threads=threads)
     click.echo(f"{'PASSED' if summary['passed'] else 'FAILED'}: report at "
                f"{summary['out']}/report.md (test accuracy {summary['test_accuracy']:.4f}, "
                f"{summary['seconds']['total']:.0f} s)")

@@ -6,7 +6,7 @@ import click
 
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
 
-from .app import DEVICE, emit_json, main, user_errors
+from .app import DEVICE, emit_json, main, set_threads, user_errors
 
 
 def _widths(ctx, param, value):
@@ -53,7 +53,8 @@ def _widths(ctx, param, value):
 @click.option("--workers", type=click.IntRange(0), help="data loading processes for the DVS sets "
               "[default: one per core, at most 4; 0 for in-memory sets]")
 @click.option("--threads", type=click.IntRange(1), help="torch threads per process [default: "
-              "OMP_NUM_THREADS, else free cores (cores minus load average) per rank, at least 1]")
+              "OMP_NUM_THREADS, else 1; fixed, never the load: the count changes the weights, "
+              "docs/determinism.md]")
 @click.option("--rank-hashes", is_flag=True, hidden=True)
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="last stdout line: the result as JSON")
@@ -90,10 +91,12 @@ def train(no_progress, as_json, **options):
 @click.option("--data-dir", type=click.Path(file_okay=False), help="files of non-embedded sets")
 @click.option("--force", is_flag=True, help="replace an existing OUT/checkpoint.pt")
 @DEVICE
+@click.option("--threads", type=click.IntRange(1), help="torch threads [default: "
+              "OMP_NUM_THREADS, else 1; fixed, never the load: docs/determinism.md]")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="last stdout line: the result as JSON")
 @user_errors
-def finetune(checkpoint, no_progress, as_json, **options):
+def finetune(checkpoint, no_progress, threads, as_json, **options):
     """Quantization-aware fine-tuning: train CHECKPOINT on the integer grid of its N-bit deployment
     (BN folded, weights, biases and thresholds as their mantissas, straight-through gradients) and
     write an ordinary checkpoint that export, verify, energy and evaluate take at N bits.
@@ -105,6 +108,8 @@ def finetune(checkpoint, no_progress, as_json, **options):
     """
     from mlf_deploy.qat.finetune import FinetuneConfig
     from mlf_deploy.qat.finetune import finetune as run_finetune
+    from mlf_deploy.threads import TRAIN_THREADS
+    set_threads(threads, TRAIN_THREADS)
 
     result = run_finetune(FinetuneConfig(checkpoint=checkpoint, **options), progress=not no_progress,
                           log=lambda msg: click.echo(msg, err=as_json))

@@ -37,18 +37,34 @@ def save_checkpoint(path, ckpt: dict) -> None:
 
 def read_checkpoint(path) -> dict:
     """Load and validate a checkpoint dict; every failure is one UserError naming the file."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "checkpoint.pt")
+        raise UserError(f"checkpoint {path} is a folder; give the checkpoint file"
+                        + (f" {inside}" if os.path.isfile(inside) else " (checkpoint.pt in the "
+                           "folder `mlf-deploy train --out` wrote)"))
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist")
     size, budget = os.path.getsize(path), limits.available_memory() // 2
     if size > budget:
         raise UserError(f"checkpoint {path} is {size} bytes, more than half of the available "
                         f"memory ({budget} bytes)")
+    with open(path, "rb") as f:
+        foreign = what_file_is(f.read(64), str(path))
+    if foreign:
+        raise UserError(f"{path} is not a readable mlf-deploy checkpoint: it is {foreign}; give "
+                        "the checkpoint.pt that `mlf-deploy train` wrote")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - the safe unpickler raises many kinds on a foreign file
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+            # torch's paragraph suggests loading with weights_only=False: never for a file of
+            # unknown origin, and ours never need it
+            raise UserError(f"{path} is not a readable mlf-deploy checkpoint: it holds Python "
+                            "objects other than tensors and plain containers, which "
+                            "`mlf-deploy train` never writes and this tool never runs") from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} is not a readable mlf-deploy checkpoint (truncated, corrupt or "
-                        f"unsafe to load): {first[:160]}") from exc
+        raise UserError(f"{path} is not a readable mlf-deploy checkpoint (truncated or "
+                        f"corrupt): {first[:160]}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not an mlf-deploy checkpoint (no '{FORMAT}' marker); "
                         "train one with `mlf-deploy train`")
@@ -60,6 +76,30 @@ def read_checkpoint(path) -> dict:
             raise UserError(f"{path} lacks '{key}'; it was not written by `mlf-deploy train`")
     check_checkpoint(ckpt, str(path))
     return ckpt
+
+
+def what_file_is(head: bytes, name: str = "") -> str | None:
+    """What a file that is not a torch checkpoint is, from its first bytes, or None when it may
+    be one (a zip or a pickle, the two formats of ``torch.save``)."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return None
+    if not head:
+        return "an empty file"
+    if head.startswith(b"MLFGRAPH"):
+        return ("a deployment graph file (`export --to ir`: verify takes it with --graph, run "
+                "takes it as ARTIFACT)")
+    if name.endswith(".onnx") or head[:1] == b"\x08":  # ONNX: protobuf, field 1 ir_version
+        return "an ONNX model (run it with `mlf-deploy run MODEL --input x.npy`)"
+    if head.startswith(b"\x93NUMPY"):
+        return "a numpy array"
+    text = head.lstrip()
+    if text[:1] in (b"{", b"["):
+        return "a JSON file"
+    try:
+        head.decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return "not a torch file"
 
 
 def build_model(ckpt: dict, path="checkpoint") -> DSResNet:

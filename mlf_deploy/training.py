@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import DSResNet, preset_args
 from mlf_deploy.neuron_kernel import resolve_neuron_kernel, set_neuron_kernel
 from mlf_deploy.outputs import output_lock
+from mlf_deploy.threads import describe as describe_threads
 from mlf_deploy.training_env import choose_threads, choose_workers, env_int, setup_distributed
 from mlf_deploy.training_files import (
     check_no_run,
@@ -79,7 +81,7 @@ class TrainConfig:
     compile: bool = False              # torch.compile; off: compiling costs more than a digits run
     neuron_kernel: str = "auto"        # MLF layers: "torch", "triton" (fused), "auto": triton on CUDA
     workers: int | None = None         # DataLoader processes reading disk-streamed sets; None: auto
-    threads: int | None = None         # torch threads per process; None: auto (see choose_threads)
+    threads: int | None = None         # torch threads per process; None: OMP_NUM_THREADS, else 1
     rank_hashes: bool = False          # each rank writes rank{r}.sha of its final weights (DDP test)
 
 
@@ -165,7 +167,8 @@ def _train_epoch(net, opt, dataset, sampler, cfg, spec, device, bar_on, epoch, w
     order = torch.tensor(list(iter(sampler)), dtype=torch.long)
     loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
     bar = tqdm(batches(dataset, order, cfg.batch_size, workers), total=-(-len(order) // cfg.batch_size),
-               desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not bar_on, leave=False, unit="batch")
+               desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not bar_on or not sys.stderr.isatty(),
+               leave=False, unit="batch")  # a bar in a log file is noise
     for xb, yb in bar:
         xb, yb = augment(xb, spec, gen).to(device), yb.to(device)
         logits = net(model_input(xb))
@@ -219,7 +222,10 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
                         "test samples; both splits need at least one")
     check_training_run(model_args, spec, cfg.batch_size)
     rank, world, device = setup_distributed(cfg.device)
-    threads, workers = choose_threads(cfg.threads), choose_workers(train_set, cfg.workers)
+    (threads, thread_source), workers = choose_threads(cfg.threads), choose_workers(train_set,
+                                                                                   cfg.workers)
+    # The count is part of the arithmetic (docs/determinism.md): kept in the checkpoint's config.
+    cfg = dataclasses.replace(cfg, threads=threads)
     log = log if rank == 0 else (lambda *a, **k: None)
     # The whole training split's input range (quantization's input_max), measured once here and
     # kept in the checkpoint, so that export and verify never read the split again. Only rank 0
@@ -249,8 +255,13 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
             net = torch.compile(net)
         # DistributedSampler shuffles with seed + epoch, so the order depends on nothing else.
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-        log(f"{threads} torch thread(s) per process (set with --threads or OMP_NUM_THREADS)"
+        log(describe_threads(threads, thread_source) + " per process"
             + (f", {workers} data worker process(es)" if workers else ""))
+        before = (resumed or {}).get("config", {}).get("threads")
+        if resumed is not None and before not in (None, threads):
+            log(f"note: {ckpt_path} was trained with {before} thread(s); "
+                f"the epochs from here run with {threads}, so the weights will not be bit-identical "
+                "to an uninterrupted run (pass --threads to match)")
 
         def state(epoch):
             return copy.deepcopy(dict(
@@ -284,7 +295,12 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         except KeyboardInterrupt:
             if rank == 0 and last is not None and last["epoch"] > saved:
                 save_checkpoint(ckpt_path, last)
-                log(f"interrupted: saved epoch {last['epoch']} to {ckpt_path}; continue with --resume")
+                saved = last["epoch"]
+            if saved:
+                log(f"interrupted in epoch {saved + 1}: {ckpt_path} keeps epoch {saved} of "
+                    f"{cfg.epochs}; continue with the same command and --resume")
+            else:
+                log("interrupted before the first epoch finished; nothing was saved")
             raise
         if cfg.rank_hashes:
             atomic_write_text(out / f"rank{rank}.sha", weights_sha256(model) + "\n")
@@ -292,7 +308,7 @@ def _train(cfg: TrainConfig, progress: bool, log) -> dict:
         return dict(test_accuracy=final.get("test_accuracy"), train_accuracy=final.get("train_accuracy"),
                     loss=final.get("loss"), checkpoint=str(ckpt_path), metrics=str(metrics_path),
                     epochs=len(history), seconds=time.perf_counter() - start_time,
-                    dataset=cfg.dataset, rank=rank, world_size=world,
+                    dataset=cfg.dataset, rank=rank, world_size=world, threads=threads,
                     already_finished=resumed is not None and first >= cfg.epochs)
     finally:
         if world > 1 and dist.is_initialized():

@@ -1,5 +1,5 @@
-"""Where a training run executes: the torchrun rank and device, torch's thread count and the
-DataLoader workers, each chosen from the cores this process may use and the load already on them."""
+"""Where a training run executes: the torchrun rank and device, torch's thread count (fixed, see
+:mod:`mlf_deploy.threads`) and the DataLoader workers (from the cores this process may use)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from mlf_deploy.data.streaming import TensorSplit
 from mlf_deploy.errors import UserError
+from mlf_deploy.threads import TRAIN_THREADS, use_threads
 
 
 def env_int(name: str, default: int | None, lo: int = 0, hi: int = 1 << 20) -> int:
@@ -54,23 +55,14 @@ def _cores_per_rank() -> int:
     return max(1, _cores() // env_int("LOCAL_WORLD_SIZE", 1, 1))
 
 
-def choose_threads(threads: int | None = None) -> int:
-    """Set and return torch's intra-op thread count for this process.
+def choose_threads(threads: int | None = None) -> tuple[int, str]:
+    """Set torch's intra-op thread count for training; ``(threads, source)``.
 
-    ``threads`` wins; else ``OMP_NUM_THREADS`` (torch reads it itself); else the cores this process
-    may use, divided among the ranks torchrun started on this host and reduced by the load other
-    processes already put on them (1-minute load average), at least one. OpenMP threads wait for
-    each other at every parallel region, so a thread sharing a busy core stalls all of them: on a
-    loaded machine fewer threads are faster (docs/datasets.md has the measurement). DataLoader
-    workers run one thread each (torch sets that).
+    ``threads``, else ``OMP_NUM_THREADS``, else the fixed :data:`mlf_deploy.threads.TRAIN_THREADS`:
+    the count changes the weights, so it never follows the machine's load or core count
+    (docs/determinism.md). DataLoader workers run one thread each (torch sets that).
     """
-    if threads is None and os.environ.get("OMP_NUM_THREADS"):
-        return torch.get_num_threads()
-    if threads is None:
-        idle = _cores() - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
-        threads = max(1, min(_cores_per_rank(), int(idle)))
-    torch.set_num_threads(threads)
-    return threads
+    return use_threads(threads, TRAIN_THREADS)
 
 
 def choose_workers(dataset, workers: int | None = None) -> int:

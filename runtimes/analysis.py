@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from mlf_deploy.energy import PRESETS, estimate
 from mlf_deploy.energy.neurobench_names import neurobench_fields
 from mlf_deploy.errors import UserError
@@ -14,11 +16,14 @@ from mlf_deploy.fileio import check_writable
 from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.hardware.resources import compare_forms, forms_table
-from mlf_deploy.hardware.sweep import sweep
+from mlf_deploy.hardware.sweep import sweep_chunks
 from mlf_deploy.quantization import quantize
+from mlf_deploy.results import RunResult
+from mlf_deploy.run_totals import RunTotals
 from mlf_deploy.runtimes.chip_report import SIMULATOR_SAMPLES, chip_report
 from mlf_deploy.runtimes.pipeline import Pipeline
 from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.runtimes.verify import chunk_size
 
 
 def run_int(graph, x, device="cpu"):
@@ -68,6 +73,25 @@ def forms_report(graph_int, result, target=None) -> tuple[str, dict]:
             f"per inference over {result.batch} samples:\n" + forms_table(cmp)), cmp
 
 
+def stream_int(pipe: Pipeline, graph, split="test",
+               samples=None) -> tuple[RunTotals, np.ndarray, RunResult]:
+    """Run ``graph`` (an int graph of ``pipe``, either lowering) on the first ``samples`` of a
+    split, chunk by chunk as verify does (:func:`chunk_size`), keeping only the totals the
+    estimates need; ``(totals, labels, first chunk's run)``. Memory holds one chunk whatever
+    ``samples`` is; the first chunk's raster is kept for the per-event chip bill, whose arrival
+    and latency terms are not sums over samples."""
+    binary = graph if not graph.graded else pipe.graph_int  # graded runs record level spikes
+    totals, labels, first = RunTotals.empty(), [], None
+    for x, y in pipe.batches(split, samples, chunk_size(pipe.graph_float)):
+        result = run_int(graph, x, pipe.device)
+        totals.add(result, binary, x)
+        first = result if first is None else first
+        labels.append(y.numpy())
+    if not labels:
+        raise UserError(f"the {split} split of {pipe.path} holds no samples")
+    return totals, np.concatenate(labels), first
+
+
 def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm-fp32",
                   plot_path=None, spikes="binary", simulator=None,
                   simulator_samples=SIMULATOR_SAMPLES) -> tuple[str, dict]:
@@ -75,12 +99,11 @@ def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm
     int graph in the chosen lowering, the resources of both lowerings side by side, their Loihi 1
     per-event bill, and with ``simulator="sanafe"`` SANA-FE's figures beside it."""
     check_energy_args(energy_model, plot_path)
-    x, y = pipe.data(split, samples)
-    result = run_int(pipe.graph("int", spikes), x, pipe.device)
-    br = estimate(pipe.graph_int, result, x)  # graded runs record level spikes under binary names
-    accuracy = float((result.logits.argmax(1) == y.numpy()).mean())
+    result, y, first = stream_int(pipe, pipe.graph("int", spikes), split, samples)
+    br = estimate(pipe.graph_int, result, result)  # graded runs record level spikes as binary
+    accuracy = float((result.logits.argmax(1) == y).mean())
     forms_text, forms = forms_report(pipe.graph_int, result)
-    chip_text, chip = chip_report(pipe.graph_int, result, simulator, simulator_samples)
+    chip_text, chip = chip_report(pipe.graph_int, first, simulator, simulator_samples)
     text = (br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n"
             + forms_text + "\n\n" + chip_text)
     if plot_path:
@@ -112,19 +135,20 @@ def _quantize(pipe: Pipeline, bits: int):
     return quantize(pipe.graph_float, bits, input_max=pipe.input_max)[0]
 
 
-def _sweep_pipeline(pipe: Pipeline, x, y, bits, steps):
-    return sweep(pipe.graph_float, x, y.numpy(), lambda g, xs: run_int(g, xs, pipe.device), bits,
-                 steps, input_max=pipe.input_max)
+def _sweep_pipeline(pipe: Pipeline, chunks, bits, steps):
+    return sweep_chunks(pipe.graph_float, chunks, lambda g, xs: run_int(g, xs, pipe.device), bits,
+                        steps, input_max=pipe.input_max)
 
 
-def _finetuned_sweeps(pipe: Pipeline, finetuned, x, y, steps) -> list:
-    """``(checkpoint, points)`` of each fine-tuned pipeline at its own weight width."""
+def _finetuned_sweeps(pipe: Pipeline, finetuned, chunks, steps) -> list:
+    """``(checkpoint, points)`` of each fine-tuned pipeline at its own weight width, on the
+    samples ``chunks()`` yields."""
     out = []
     for ft in finetuned:
         if ft.spec != pipe.spec:
             raise UserError(f"--finetuned {ft.path} was trained on another data set or split than "
                             f"{pipe.path}; compare checkpoints of the same data")
-        out.append((ft.path, _sweep_pipeline(ft, x, y, [ft.weight_bits], steps)))
+        out.append((ft.path, _sweep_pipeline(ft, chunks(), [ft.weight_bits], steps)))
     return out
 
 
@@ -146,16 +170,17 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
         raise UserError(f"--timesteps: the event frames of this data set have "
                         f"{pipe.graph_float.timesteps} steps; choose at most that")
-    x, y = pipe.data(split, samples)
-    points = _sweep_pipeline(pipe, x, y, bits, steps)
-    tuned = _finetuned_sweeps(pipe, finetuned, x, y, steps)
+    def chunks():  # the same samples for every sweep, one chunk in memory at a time
+        return pipe.batches(split, samples, chunk_size(pipe.graph_float))
+    points = _sweep_pipeline(pipe, chunks(), bits, steps)
+    tuned = _finetuned_sweeps(pipe, finetuned, chunks, steps)
     graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else _quantize(pipe, bits[0])
     target = Target(weight_sharing=weight_sharing)
     chosen = with_spikes(graph_int, spikes)
     mapping = map_graph(chosen, target)
-    run = run_int(chosen, x, pipe.device)
-    forms_text, forms = forms_report(graph_int, run, target)
-    chip_text, chip = chip_report(graph_int, run)
+    totals, y, first = stream_int(pipe, chosen, split, samples)
+    forms_text, forms = forms_report(graph_int, totals, target)
+    chip_text, chip = chip_report(graph_int, first)
     cores = cores_by_bits(pipe, bits + [ft.weight_bits for ft in finetuned], weight_sharing)
     lines = [sweep_table(points, energy_model)]
     for path, pts in tuned:

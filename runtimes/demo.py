@@ -39,13 +39,16 @@ def _dump(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True, default=float) + "\n")
 
 
-def run_demo(out_dir, quick: bool = False, force: bool = False, log=print, progress=True) -> dict:
-    """Run the demo into ``out_dir``; returns the summary also written to ``summary.json``."""
+def run_demo(out_dir, quick: bool = False, force: bool = False, log=print, progress=True,
+             threads: int | None = None) -> dict:
+    """Run the demo into ``out_dir``; returns the summary also written to ``summary.json``.
+    ``threads``: torch threads of every step (None: ``OMP_NUM_THREADS``, else training's fixed
+    default), so the demo's figures do not depend on the machine's load."""
     out = check_output_dir(out_dir, force, what="demo output folder")
     check_writable(out.parent / f".{out.name}.probe")  # creates the parent folder, nothing else
     timings: dict = {}
     with output_lock(out), staged_output(out, "demo") as stage:
-        summary = _run(stage, quick, log, progress, timings)
+        summary = _run(stage, quick, log, progress, timings, threads)
         check_output_dir(out, force, what="demo output folder")  # changed while we ran?
     summary["out"] = str(out)
     return summary
@@ -60,11 +63,11 @@ def _done(name, timings):
     timings[name] = round(time.perf_counter() - timings[name], 2)
 
 
-def _run(stage: Path, quick: bool, log, progress, timings) -> dict:
+def _run(stage: Path, quick: bool, log, progress, timings, threads=None) -> dict:
     start = time.perf_counter()
     _step("train", log, timings)
     config = TrainConfig(dataset="digits", out_dir=str(stage / "train"), seed=0,
-                         epochs=4 if quick else None)
+                         epochs=4 if quick else None, threads=threads)
     trained = train(config, progress=progress, log=log)
     _done("train", timings)
 

@@ -29,14 +29,40 @@ def model_input(meta: dict, raw) -> np.ndarray:
     return portable.raw_input_values(json.loads(meta["input_pipeline"]), raw)
 
 
-def logits(path: str, raw, batch_size: int = 32) -> tuple[np.ndarray, dict]:
+RECORD_BUDGET = 128 * 2 ** 20  # bytes of recorded outputs one batch may produce
+
+
+def open_model(path: str, threads: int | None = None):
+    """``(session, metadata)`` of an exported model; ``threads``: ONNX Runtime's intra-op threads
+    (None: its default, every core)."""
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return sess, sess.get_modelmeta().custom_metadata_map
+
+
+def batch_size_for(sess, batch_size=None) -> int:
+    """``batch_size``, else as many samples as keep the outputs the model computes besides the
+    logits (a recording export's spikes and membranes, 8 bytes a value) within RECORD_BUDGET,
+    at most 32: a recording cifar10 model holds about 100 MB of records per sample."""
+    if batch_size:
+        return int(batch_size)
+    per_sample = 0
+    for out in sess.get_outputs():
+        per_sample += 8 * int(np.prod([d for d in out.shape if isinstance(d, int)] or [1]))
+    return max(1, min(32, RECORD_BUDGET // max(per_sample, 1)))
+
+
+def logits(path: str, raw, batch_size=None, session=None) -> tuple[np.ndarray, dict]:
     """The model's logits ``(B, classes)`` for raw samples, and its metadata. The samples run
-    ``batch_size`` at a time, so memory stays that of one batch however many there are."""
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    meta = sess.get_modelmeta().custom_metadata_map
+    ``batch_size`` at a time (default :func:`batch_size_for`), so memory stays that of one batch
+    however many there are."""
+    sess, meta = session or open_model(path)
     raw = np.asarray(raw)
-    parts = [_batch_logits(sess, meta, model_input(meta, raw[i:i + batch_size]))
-             for i in range(0, len(raw), batch_size)]
+    size = batch_size_for(sess, batch_size)
+    parts = [_batch_logits(sess, meta, model_input(meta, raw[i:i + size]))
+             for i in range(0, len(raw), size)]
     return np.concatenate(parts), meta
 
 

@@ -11,28 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mlf_deploy.device import resolve_device
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph
-from mlf_deploy.ir.semantics import raw_model_input
+from mlf_deploy.ir.semantics import describe_input, raw_model_input
 from mlf_deploy.limits import check_graph_run
-from mlf_deploy.npy_files import load_npy
+from mlf_deploy.runtimes.agreement import clopper_pearson
+from mlf_deploy.runtimes.run_inputs import check_labels, check_samples, load_labels, load_samples
 
 GRAPH_MAGIC = b"MLFGRAPH"
-
-
-def load_raw(path) -> np.ndarray:
-    try:
-        raw = load_npy(path, f"--input {path}")  # header checked before anything is allocated
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read --input {path} as a .npy array: {exc}") from exc
-    if not np.issubdtype(raw.dtype, np.number):
-        raise UserError(f"--input {path} holds {raw.dtype} values; give numbers")
-    if raw.ndim == 0 or len(raw) == 0:
-        raise UserError(f"--input {path} holds no samples (shape {raw.shape}); give a batch of "
-                        "samples along the first axis")
-    return raw
 
 
 def artifact_kind(path: Path) -> str:
@@ -53,17 +42,26 @@ def _class_names(pipeline: dict | None, classes: int) -> list[str]:
     return list(names) if names and len(names) == classes else [str(i) for i in range(classes)]
 
 
-def run_artifact(artifact, input_path, log=None, batch_size: int = 32, device="cpu") -> dict:
-    """Predictions of ``artifact`` on the raw samples in ``input_path``, ``batch_size`` samples at
-    a time (a whole test set of a real-size network would not fit in memory at once). ``device``
-    runs a graph file's reference simulator; ONNX Runtime and Lava run on the CPU only."""
+def run_artifact(artifact, input_path, log=None, batch_size: int | None = None,
+                 labels_path=None, trust_input: bool = False, device="cpu") -> dict:
+    """Predictions of ``artifact`` on the raw samples in ``input_path`` (``.npy``, or ``.npz``
+    with ``x`` and optionally ``y``), ``batch_size`` samples at a time (default 32; fewer for a
+    recording ONNX export, whose records would not fit), after checking the samples against the
+    artifact's recorded input (:func:`mlf_deploy.runtimes.run_inputs.check_samples`;
+    ``trust_input`` skips its units check). With labels (``labels_path`` or the ``.npz``'s ``y``),
+    also the accuracy and its 95 % Clopper-Pearson interval. ``device`` runs a graph file's
+    reference simulator; ONNX Runtime and Lava run on the CPU only."""
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     path = Path(artifact)
     kind = artifact_kind(path)
     device = resolve_device(device)
     if device.type != "cpu" and kind != "ir":
         raise UserError(f"--device {device.type} runs graph files (the reference simulator); "
                         f"{path} is a {kind} artifact, which runs on the CPU: leave out --device")
-    raw = load_raw(input_path)
+    raw, labels = load_samples(input_path)
+    if labels_path is not None:
+        labels = load_labels(labels_path)
     if kind == "onnx":
         import json
 
@@ -71,32 +69,43 @@ def run_artifact(artifact, input_path, log=None, batch_size: int = 32, device="c
         from mlf_deploy.runtimes.onnx import load_onnx
         load_onnx(path)  # the same checks verify --onnx runs: operators, finite weights, metadata
         try:
-            logits, meta = onnx_standalone.logits(str(path), raw, batch_size)
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            # the command's --threads count, as for torch: no oversubscription by default
+            session = onnx_standalone.open_model(str(path), torch.get_num_threads())
+            pipeline = json.loads(session[1]["input_pipeline"])
+            backend = f"onnx-{session[1]['numeric']}"
+        except (KeyError, ValueError) as exc:
             raise UserError(f"{path}: {exc}; give an .onnx model exported by this version of "
                             "`mlf-deploy export --to onnx`") from exc
         except Exception as exc:  # onnxruntime's own errors have no common base class
             raise UserError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0]}") \
                 from exc
-        pipeline, backend = json.loads(meta["input_pipeline"]), f"onnx-{meta['numeric']}"
+        check_samples(raw, pipeline, input_path, trust_input)
+        logits, _ = onnx_standalone.logits(str(path), raw, batch_size, session)
     else:
         graph = load_graph(path / "graph.mlfg" if kind == "lava" else path)
-        pipeline = graph.metadata.get("input_pipeline")
+        pipeline = describe_input(graph)
+        check_samples(raw, pipeline, input_path, trust_input)
         if kind == "lava":
             from mlf_deploy.runtimes.lava import run_lava as run
             options = dict(record_states=False, log=log)
         else:
             from mlf_deploy.runtimes.reference import run_reference as run
             options = dict(record_states=False, device=device)
-        check_graph_run(graph, min(batch_size, len(raw)), f"running {path}")
-        parts = []
-        for i in range(0, len(raw), batch_size):  # keep each batch's logits, drop its records
-            result = run(graph, raw_model_input(graph, raw[i:i + batch_size]), **options)
+        parts, size = [], batch_size or 32
+        check_graph_run(graph, min(size, len(raw)), f"running {path}")
+        for i in range(0, len(raw), size):  # keep each batch's logits, drop its records
+            result = run(graph, raw_model_input(graph, raw[i:i + size]), **options)
             parts.append(np.asarray(result.logits))
         logits, backend = np.concatenate(parts), result.backend
     names = _class_names(pipeline, logits.shape[1])
-    pred = [int(p) for p in np.asarray(logits).argmax(1)]
-    return {"artifact": str(path), "kind": kind, "backend": backend, "samples": len(pred),
-            "predictions": pred, "classes": [names[p] for p in pred],
-            "logits": np.asarray(logits, dtype=np.float64).tolist(),
-            "raw_input": None if pipeline is None else pipeline.get("raw_layout")}
+    pred = np.asarray(logits).argmax(1)
+    out = {"artifact": str(path), "kind": kind, "backend": backend, "samples": len(pred),
+           "predictions": [int(p) for p in pred], "classes": [names[p] for p in pred],
+           "logits": np.asarray(logits, dtype=np.float64).tolist(),
+           "raw_input": None if pipeline is None else pipeline.get("raw_layout")}
+    if labels is not None:
+        labels = check_labels(labels, len(pred), logits.shape[1])
+        correct = int((pred == labels).sum())
+        low, high = clopper_pearson(correct, len(pred))
+        out.update(correct=correct, accuracy=correct / len(pred), accuracy_ci95=[low, high])
+    return out

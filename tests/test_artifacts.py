@@ -137,7 +137,7 @@ def test_run_bad_input_is_one_error_line(ckpt, tmp_path, raw_digits):
     assert run("export", ckpt, "--to", "onnx", "-o", tmp_path / "m.onnx").exit_code == 0
     np.save(tmp_path / "wrong.npy", np.zeros((2, 3, 8, 8)))
     np.save(tmp_path / "empty.npy", np.zeros((0, 1, 8, 8)))
-    for artifact, inp, fragment in [(tmp_path / "m.onnx", tmp_path / "wrong.npy", "(C, H, W)"),
+    for artifact, inp, fragment in [(tmp_path / "m.onnx", tmp_path / "wrong.npy", "takes (B, 1, 8, 8)"),
                                     (tmp_path / "m.onnx", tmp_path / "empty.npy", "no samples"),
                                     (tmp_path / "nothing", tmp_path / "wrong.npy", "does not exist"),
                                     (tmp_path / "m.onnx", tmp_path / "nope.npy", "nope.npy")]:

@@ -61,6 +61,10 @@ def _cifar10_dir(spec: dict) -> str:
         raise UserError("cifar10 needs --data-dir DIR holding cifar-10-batches-py/ "
                         "(the python version of CIFAR-10: data_batch_1..5, test_batch)")
     folder = os.path.join(spec["data_dir"], "cifar-10-batches-py")
+    if not os.path.isdir(spec["data_dir"]):
+        raise UserError(f"cifar10 files not found: {spec['data_dir']} does not exist (the folder "
+                        "recorded at training); if the data moved, pass --data-dir DIR, the "
+                        "folder that now holds cifar-10-batches-py/")
     missing = [f for f in CIFAR10_FILES if not os.path.isfile(os.path.join(folder, f))]
     if missing:
         raise UserError(f"cifar10 files missing in {folder}: {', '.join(missing)}; download "

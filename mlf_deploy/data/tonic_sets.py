@@ -91,6 +91,10 @@ def _files(spec: dict, key: str) -> list[tuple[Path, int]]:
     root = Path(os.path.expanduser(spec["data_dir"]), layout.folder)
     folder = root / layout.subfolders[key]
     found = sorted(folder.rglob(f"*{layout.suffix}")) if folder.is_dir() else []
+    if not root.parent.is_dir():
+        raise UserError(f"{spec['name']} files not found: {root.parent} does not exist (the folder "
+                        f"recorded at training); if the data moved, pass --data-dir DIR, the "
+                        f"folder that now holds {layout.folder}/")
     if not found:
         archive = root / layout.archives[key]
         hint = (f"{archive} is there but not extracted: extract it into {root}" if archive.is_file()

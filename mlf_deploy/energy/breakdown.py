@@ -97,6 +97,10 @@ class EnergyBreakdown:
                     f"; energy model {model}: SNN {self.energy_pj[model]:.1f} pJ, ANN "
                     f"{'n/a' if ann is None else f'{ann:.1f} pJ'} per inference "
                     f"({self.samples} samples, T={self.timesteps})")
+        fed = [r.name for r in self.layers if r.input_ops]
+        if fed:  # their SynOps column counts spikes only; say where their energy comes from
+            rows.append(f"{', '.join(fed)}: fed by the input, so SynOps (from spikes) can be 0 while "
+                        f"the energy holds the input {ins} above")
         return "\n".join(rows)
 
 

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Projection
-from mlf_deploy.ir.semantics import conv_output_size, prepare_input, real_valued_input, weight_key
+from mlf_deploy.ir.semantics import conv_output_size, real_valued_input, weight_key
 from mlf_deploy.results import RunResult
+from mlf_deploy.run_totals import input_event_counts
 
 
 def conv_fanout(weight_shape, in_shape, stride, padding, mask=None) -> np.ndarray:
@@ -122,10 +123,9 @@ def input_ops(graph: Graph, x=None, skip_zero_weights: bool = False) -> tuple[st
         return "mac", float(g_in.timesteps * sum(int(f.sum()) for f in fans))
     if x is None:
         raise UserError("counting the input ACs of an event graph needs the input frames")
-    frames = prepare_input(graph, x)  # raw counts are integers; the int graph keeps them as they are
-    counts = np.abs(frames).sum(axis=(0, 1))
+    counts, samples = input_event_counts(graph, x)
     total = sum(float((counts * f).sum()) for f in fans)
-    return "ac", total / frames.shape[1]
+    return "ac", total / samples
 
 
 def unique_convs(graph: Graph, layer: str) -> list[Projection]:

@@ -20,17 +20,15 @@ import numpy as np
 
 from mlf_deploy.ir import Graph
 from mlf_deploy.results import RunResult
+from mlf_deploy.run_totals import fired_samples
 
 
 def neurobench_fields(graph: Graph, result: RunResult, accuracy: float) -> dict:
     zeros = total = 0
     for layer in graph.layers:
-        fired = None
-        for pop in layer.populations:
-            s = result.spikes[pop] != 0
-            fired = s if fired is None else fired | s
-        zeros += int(fired.size - np.count_nonzero(fired))
-        total += int(fired.size)
+        size = result.timesteps * result.batch * int(np.prod(layer.shape))
+        zeros += size - int(fired_samples(result, layer.populations).sum())
+        total += size
     tensors = {}
     for p in graph.projections:
         tensors[(p.target, p.weight.tobytes())] = p.weight

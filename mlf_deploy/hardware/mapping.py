@@ -77,9 +77,14 @@ class Mapping:
             rows.append(f"{r.name:<24} {r.neurons:>8} {r.cores:>5} {r.rows_per_core:>9} {r.channels_per_core:>7} "
                         f"{r.max_core_bytes / 1024:>8.1f} {r.max_axons_in:>8} {r.max_axons_out:>9}  "
                         f"{','.join(r.binding) or '-'}")
+        # one verdict on the line that gives the counts, so they never read as a success that
+        # the DRC lines below contradict
+        verdict = ("fits the target" if not self.violations else
+                   f"does NOT fit the target ({self.target.get('chips', 1)} chip(s)): "
+                   f"{len(self.violations)} DRC failure(s) below")
         rows.append(f"{self.cores} cores on {self.chips_needed} chip(s) of {self.target['name']}; "
                     f"neuron use {self.neuron_utilisation:.1%}, memory use {self.memory_utilisation:.1%}, "
-                    f"pipeline depth {self.pipeline_depth}")
+                    f"pipeline depth {self.pipeline_depth}; {verdict}")
         rows += [f"DRC {rule} failed at {node}: {msg}" for rule, node, msg in self.violations]
         return "\n".join(rows)
 

@@ -19,6 +19,18 @@ def _save(fig: Figure, path) -> None:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def _legend_outside(ax) -> None:
+    """The legend right of the axes, where it cannot cover a bar or a point (savefig's tight box
+    makes room for it)."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def _energy_unit(values_pj) -> tuple[str, float]:
+    """``(unit, pJ per unit)`` that keeps the largest value below 10,000 on the axis."""
+    top = max((abs(v) for v in values_pj), default=0.0)
+    return ("nJ", 1e3) if top < 1e7 else ("uJ", 1e6)
+
+
 def plot_accuracy_energy(points, path, model: str = "45nm-fp32", finetuned=()) -> None:
     """Accuracy against energy per inference (``model``), one line per weight width, T marked;
     ``finetuned``: point lists of fine-tuned checkpoints, drawn dashed on the same axes."""
@@ -27,19 +39,19 @@ def plot_accuracy_energy(points, path, model: str = "45nm-fp32", finetuned=()) -
     series = [(f"{b}-bit weights", "o-", [p for p in points if p.weight_bits == b])
               for b in sorted({p.weight_bits for p in points}, reverse=True)]
     series += [(f"{pts[0].weight_bits}-bit fine-tuned", "s--", pts) for pts in finetuned if pts]
-    for label, style, pts in series:
+    for i, (label, style, pts) in enumerate(series):
         pts = sorted(pts, key=lambda p: p.timesteps)
         e = [p.energy_pj[model] / 1e6 for p in pts]
-        ax.plot(e, [p.accuracy for p in pts], style, label=label)
-        for p, ei in zip(pts, e):
-            ax.annotate(f"T={p.timesteps}", (ei, p.accuracy), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+        line = ax.plot(e, [p.accuracy for p in pts], style, label=label)[0]
+        for p, ei in zip(pts, e):  # each width's labels at its own height: widths often coincide
+            ax.annotate(f"T={p.timesteps}", (ei, p.accuracy), fontsize=7, xytext=(4, 4 + 9 * i),
+                        textcoords="offset points", color=line.get_color())
     ann = [p.ann_energy_pj.get(model) for p in points if p.ann_energy_pj.get(model) is not None]
     if ann:
         ax.axvline(ann[0] / 1e6, color="gray", ls="--", label="same network as ANN (energy)")
     ax.set_xlabel(f"energy per inference (uJ, {model})")
     ax.set_ylabel("accuracy (integer reference)")
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     ax.grid(alpha=0.3)
     _save(fig, path)
 
@@ -73,12 +85,13 @@ def plot_layers(breakdown, path, model: str = "45nm-fp32", title: str | None = N
     top.bar(idx + 0.2, ann_ops, 0.4, label="ANN MACs")
     top.set_ylabel("ops per inference")
     top.set_yscale("log")
-    top.legend(fontsize=8)
-    bottom.bar(idx - 0.2, [e / 1e3 for e in snn_pj], 0.4, label="SNN")
+    _legend_outside(top)
+    unit, scale = _energy_unit([*snn_pj, *(ann_pj or [])])
+    bottom.bar(idx - 0.2, [e / scale for e in snn_pj], 0.4, label="SNN")
     if ann_pj is not None:
-        bottom.bar(idx + 0.2, [a / 1e3 for a in ann_pj], 0.4, label="ANN")
-    bottom.set_ylabel(f"energy per inference (nJ, {model})")
-    bottom.legend(fontsize=8)
+        bottom.bar(idx + 0.2, [a / scale for a in ann_pj], 0.4, label="ANN")
+    bottom.set_ylabel(f"energy per inference ({unit}, {model})")
+    _legend_outside(bottom)
     bottom.set_xticks(idx, names, rotation=60, ha="right", fontsize=7)
     _save(fig, path)
 
@@ -96,13 +109,14 @@ def plot_layers_by_width(points, path, model: str = "45nm-fp32") -> None:
     width = 0.8 / len(chosen)
     fig = Figure(figsize=(max(6, 0.6 * len(names)), 4.5))
     ax = fig.add_subplot()
-    for i, p in enumerate(chosen):
-        snn_pj = _layer_rows(p.breakdown, model)[3]
-        ax.bar(idx - 0.4 + (i + 0.5) * width, [e / 1e3 for e in snn_pj], width,
+    rows = [_layer_rows(p.breakdown, model)[3] for p in chosen]
+    unit, scale = _energy_unit([e for r in rows for e in r])
+    for i, (p, snn_pj) in enumerate(zip(chosen, rows)):
+        ax.bar(idx - 0.4 + (i + 0.5) * width, [e / scale for e in snn_pj], width,
                label=f"{p.weight_bits}-bit weights (accuracy {p.accuracy:.3f})")
     ax.set_title(f"SNN energy per inference by layer and weight width ({model}, T={t_max})",
                  fontsize=10)
-    ax.set_ylabel("energy per inference (nJ)")
+    ax.set_ylabel(f"energy per inference ({unit})")
     ax.set_xticks(idx, names, rotation=60, ha="right", fontsize=7)
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     _save(fig, path)

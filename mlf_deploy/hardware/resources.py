@@ -25,6 +25,7 @@ from mlf_deploy.hardware.mapping import map_graph, mapped_weight_bits, registers
 from mlf_deploy.hardware.target import LOIHI2, Target
 from mlf_deploy.ir import Graph
 from mlf_deploy.results import RunResult
+from mlf_deploy.run_totals import fired_samples
 
 # Lava's graded ports carry 24-bit payloads (precision=24; lava proc/graded, proc/sdn models).
 GRADED_PAYLOAD_BITS = 24
@@ -56,7 +57,7 @@ def _sender_events(graph: Graph, result: RunResult, sender: str, graded: bool) -
     """Messages per position over time and batch ``(C, H, W)``: spikes, or steps with a payload."""
     levels = graph.sender_levels(sender)
     if graded:
-        return (sum(result.spikes[n].astype(np.int64) for n in levels) > 0).sum(axis=(0, 1))
+        return fired_samples(result, levels).sum(axis=0)
     return sum(spike_counts(result, n) for n in levels)
 
 
@@ -150,7 +151,9 @@ def forms_table(cmp: dict) -> str:
                           for v in cmp[form]["violations"][:3]))
     rows.append(f"synaptic ops: binary = one AC per spike per synapse; graded = one multiply by the "
                 f"payload per message per synapse. Graded wins on synaptic energy while a graded op "
-                f"costs < {cmp['break_even_graded_op_ratio']:.2f}x a binary op.")
+                f"costs < {cmp['break_even_graded_op_ratio']:.2f}x a binary op. These are "
+                f"synaptic energies only; an energy model's total (the table above, e.g. "
+                f"loihi1-proxy) also prices neuron updates and the input, so it is larger.")
     for name, e in cmp["synaptic_energy"].items():
         rows.append(f"  at {e['graded_op_ratio']:.2f}x ({name}), {cmp['binary_op_pj']} pJ/binary op "
                     f"(Loihi 1 proxy): binary {e['binary_pj'] / 1e6:.3f} uJ, graded "

@@ -55,8 +55,9 @@ def residual_delays_fit(graph, mapping, target):
 
 def cores_fit_chips(graph, mapping, target):
     if mapping.cores > target.cores_per_chip * target.chips:
-        yield graph.readout.name, (f"{mapping.cores} cores needed; {target.chips} chip(s) have "
-                                   f"{target.cores_per_chip * target.chips}")
+        yield graph.readout.name, (f"{mapping.cores} cores need {mapping.chips_needed} chip(s); "
+                                   f"the target has {target.chips} chip(s) of "
+                                   f"{target.cores_per_chip} cores")
 
 
 def weights_fit_target(graph, mapping, target):

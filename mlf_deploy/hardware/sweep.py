@@ -23,6 +23,7 @@ from mlf_deploy.ir import semantics as sem
 from mlf_deploy.limits import check_graph_run
 from mlf_deploy.quantization import quantize
 from mlf_deploy.results import RunResult
+from mlf_deploy.run_totals import RunTotals
 
 Runner = Callable[[Graph, object], RunResult]
 
@@ -69,7 +70,8 @@ def _inputs_for(graph: Graph, x, timesteps: int):
 def sweep(graph_float: Graph, x, y, runner: Runner, weight_bits=(8, 6, 5, 4), timesteps=None,
           input_max: float | None = None, models=None, quantizer=None,
           reuse_prefix: bool = True) -> list[SweepPoint]:
-    """Evaluate every (weight bits, timesteps) pair.
+    """Evaluate every (weight bits, timesteps) pair on one batch: :func:`sweep_chunks` with the
+    single chunk ``(x, y)``.
 
     Args:
         graph_float: the lowered float graph.
@@ -81,36 +83,69 @@ def sweep(graph_float: Graph, x, y, runner: Runner, weight_bits=(8, 6, 5, 4), ti
         reuse_prefix: run only the longest T per weight width and cut the shorter runs from it
             (:func:`truncate`, exact); ``False`` runs every point.
     """
+    return sweep_chunks(graph_float, [(x, y)], runner, weight_bits, timesteps, input_max, models,
+                        quantizer, reuse_prefix)
+
+
+def sweep_chunks(graph_float: Graph, chunks, runner: Runner, weight_bits=(8, 6, 5, 4),
+                 timesteps=None, input_max: float | None = None, models=None, quantizer=None,
+                 reuse_prefix: bool = True) -> list[SweepPoint]:
+    """:func:`sweep` over ``chunks``, an iterable of ``(x, y)`` batches: each chunk is run at every
+    point and kept only as totals (:class:`RunTotals`), so memory holds one chunk whatever the
+    number of samples, and the points equal those of one batch of all the samples."""
     if graph_float.numeric != "float":
         raise UserError("the sweep re-quantizes: give it the float graph")
-    steps_list = list(timesteps or [graph_float.timesteps])
+    steps_list = list(dict.fromkeys(int(t) for t in timesteps or [graph_float.timesteps]))
+    weight_bits = list(dict.fromkeys(int(b) for b in weight_bits))
     if graph_float.input.encoding == "events" and max(steps_list) > graph_float.timesteps:
         raise UserError(f"event inputs have {graph_float.timesteps} frames; cannot sweep beyond")
     quantizer = quantizer or (lambda g, b: quantize(g, b, input_max=input_max)[0])
-    y = np.asarray(y)
-    check_graph_run(with_timesteps(graph_float, int(max(steps_list))), len(y),
-                    f"the sweep at T={max(steps_list)}")
+    graphs = {(b, t): quantizer(with_timesteps(graph_float, int(t)), int(b))
+              for b in weight_bits for t in sorted(steps_list, reverse=True)}
+    # With prefix reuse only the longest T keeps totals; a shorter T is a prefix of them (plus
+    # its own logits), so memory holds one set of totals per weight width.
+    longest_t = max(steps_list)
+    totals = {key: RunTotals.empty() for key in graphs if not reuse_prefix or key[1] == longest_t}
+    logits = {key: [] for key in graphs}
+    correct = dict.fromkeys(graphs, 0)
+    for x, y in chunks:
+        y = np.asarray(y)
+        check_graph_run(graphs[(weight_bits[0], longest_t)], len(y), f"the sweep at T={longest_t}")
+        for bits in weight_bits:
+            longest = None
+            for steps in sorted(steps_list, reverse=True):
+                g = graphs[(bits, steps)]
+                xs = _inputs_for(g, x, steps)
+                if reuse_prefix and longest is not None:
+                    result = truncate(longest[0], longest[1], g)
+                else:
+                    result = runner(g, xs)
+                    longest = (g, result)
+                if (bits, steps) in totals:
+                    totals[(bits, steps)].add(result, g, xs)
+                else:
+                    logits[(bits, steps)].append(result.logits)
+                correct[(bits, steps)] += int((result.logits.argmax(1) == y).sum())
     points = []
     for bits in weight_bits:
-        longest = None
-        for steps in sorted(steps_list, reverse=True):
-            g = quantizer(with_timesteps(graph_float, int(steps)), int(bits))
-            xs = _inputs_for(g, x, steps)
-            if reuse_prefix and longest is not None:
-                result = truncate(longest[0], longest[1], g)
-            else:
-                result = runner(g, xs)
-                longest = (g, result)
-            br = estimate(g, result, xs, models)
+        for steps in steps_list:
+            g, result = graphs[(bits, steps)], totals.get((bits, steps))
+            if result is None:
+                if not logits[(bits, steps)]:
+                    raise UserError("the sweep was given no samples")
+                result = totals[(bits, longest_t)].prefix(steps,
+                                                          np.concatenate(logits[(bits, steps)]))
+            if result.batch == 0:
+                raise UserError("the sweep was given no samples")
+            br = estimate(g, result, result, models)
             depth = pipeline_depth(g)
             spikes = sum(r.firing_rate * r.positions for r in br.layers)
             points.append(SweepPoint(
-                int(bits), int(steps), float((result.logits.argmax(1) == y).mean()),
+                int(bits), int(steps), correct[(bits, steps)] / result.batch,
                 br.synops_per_inference, br.energy_pj, br.ann_energy_pj, steps * depth,
                 steps + depth - 1, br.level_fraction, spikes / sum(r.positions for r in br.layers),
                 br.dormant_fraction, int(sum(result.overflow.values())), br))
-    order = {(b, t): i for i, (b, t) in enumerate((b, t) for b in weight_bits for t in steps_list)}
-    return sorted(points, key=lambda p: order[(p.weight_bits, p.timesteps)])
+    return points
 
 
 def truncate(graph: Graph, result: RunResult, shorter: Graph) -> RunResult:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -131,7 +132,7 @@ def _finetune(cfg: FinetuneConfig, progress: bool, log) -> dict:
         order = torch.randperm(len(x_tr), generator=gen)
         loss_sum, correct, t0 = 0.0, 0, time.perf_counter()
         for i in tqdm(range(0, len(order), batch), desc=f"finetune {epoch + 1}/{cfg.epochs}",
-                      disable=not progress, leave=False, unit="batch"):
+                      disable=not progress or not sys.stderr.isatty(), leave=False, unit="batch"):
             idx = order[i:i + batch]
             xb, yb = augment(x_tr[idx], spec, gen).to(device), y_tr[idx].to(device)
             logits = fwd(model_input(xb))
