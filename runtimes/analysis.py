@@ -20,7 +20,7 @@ from mlf_deploy.hardware.sweep import sweep_chunks
 from mlf_deploy.quantization import quantize
 from mlf_deploy.results import RunResult
 from mlf_deploy.run_totals import RunTotals
-from mlf_deploy.runtimes.chip_report import SIMULATOR_SAMPLES, chip_report
+from mlf_deploy.runtimes.chip_report import SIMULATOR_SAMPLES, chip_report, chip_tallies
 from mlf_deploy.runtimes.pipeline import Pipeline
 from mlf_deploy.runtimes.reference import run_reference
 from mlf_deploy.runtimes.verify import chunk_size
@@ -73,18 +73,20 @@ def forms_report(graph_int, result, target=None) -> tuple[str, dict]:
             f"per inference over {result.batch} samples:\n" + forms_table(cmp)), cmp
 
 
-def stream_int(pipe: Pipeline, graph, split="test",
-               samples=None) -> tuple[RunTotals, np.ndarray, RunResult]:
+def stream_int(pipe: Pipeline, graph, split="test", samples=None,
+               tallies=None) -> tuple[RunTotals, np.ndarray, RunResult]:
     """Run ``graph`` (an int graph of ``pipe``, either lowering) on the first ``samples`` of a
     split, chunk by chunk as verify does (:func:`chunk_size`), keeping only the totals the
-    estimates need; ``(totals, labels, first chunk's run)``. Memory holds one chunk whatever
-    ``samples`` is; the first chunk's raster is kept for the per-event chip bill, whose arrival
-    and latency terms are not sums over samples."""
+    estimates need, and adding each chunk to ``tallies`` (the chip bills); ``(totals, labels,
+    first chunk's run)``. Memory holds one chunk whatever ``samples`` is; the first chunk's
+    raster is kept for a simulator run on the first samples."""
     binary = graph if not graph.graded else pipe.graph_int  # graded runs record level spikes
     totals, labels, first = RunTotals.empty(), [], None
     for x, y in pipe.batches(split, samples, chunk_size(pipe.graph_float)):
         result = run_int(graph, x, pipe.device)
         totals.add(result, binary, x)
+        for tally in (tallies or {}).values():
+            tally.add(result)
         first = result if first is None else first
         labels.append(y.numpy())
     if not labels:
@@ -99,11 +101,12 @@ def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm
     int graph in the chosen lowering, the resources of both lowerings side by side, their Loihi 1
     per-event bill, and with ``simulator="sanafe"`` SANA-FE's figures beside it."""
     check_energy_args(energy_model, plot_path)
-    result, y, first = stream_int(pipe, pipe.graph("int", spikes), split, samples)
+    tallies = chip_tallies(pipe.graph_int)
+    result, y, first = stream_int(pipe, pipe.graph("int", spikes), split, samples, tallies)
     br = estimate(pipe.graph_int, result, result)  # graded runs record level spikes as binary
     accuracy = float((result.logits.argmax(1) == y).mean())
     forms_text, forms = forms_report(pipe.graph_int, result)
-    chip_text, chip = chip_report(pipe.graph_int, first, simulator, simulator_samples)
+    chip_text, chip = chip_report(pipe.graph_int, first, simulator, simulator_samples, tallies)
     text = (br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n"
             + forms_text + "\n\n" + chip_text)
     if plot_path:
@@ -178,9 +181,10 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     target = Target(weight_sharing=weight_sharing)
     chosen = with_spikes(graph_int, spikes)
     mapping = map_graph(chosen, target)
-    totals, y, first = stream_int(pipe, chosen, split, samples)
+    tallies = chip_tallies(graph_int)
+    totals, y, first = stream_int(pipe, chosen, split, samples, tallies)
     forms_text, forms = forms_report(graph_int, totals, target)
-    chip_text, chip = chip_report(graph_int, first)
+    chip_text, chip = chip_report(graph_int, first, tallies=tallies)
     cores = cores_by_bits(pipe, bits + [ft.weight_bits for ft in finetuned], weight_sharing)
     lines = [sweep_table(points, energy_model)]
     for path, pts in tuned:

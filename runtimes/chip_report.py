@@ -7,7 +7,7 @@ the same samples.
 
 from __future__ import annotations
 
-from mlf_deploy.energy.chip_bill import SANAFE_GROUPS, bill_table, chip_bill
+from mlf_deploy.energy.chip_bill import SANAFE_GROUPS, ChipTally, bill_table, chip_bill
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware.loihi1 import LOIHI1
@@ -25,21 +25,38 @@ def first_samples(result: RunResult, n: int) -> RunResult:
                      {k: v[:, :n] for k, v in result.states.items()}, result.logits[:n])
 
 
-def chip_report(graph_int, result: RunResult, simulator: str | None = None,
-                simulator_samples: int = SIMULATOR_SAMPLES) -> tuple[str, dict]:
-    """Our Loihi 1 bill of the binary and graded lowerings (graded at each assumed payload-op
-    ratio), and with ``simulator="sanafe"`` SANA-FE's figures for the binary lowering."""
-    if simulator not in (None, *SIMULATORS):
-        raise UserError(f"unknown simulator {simulator!r}; choose {', '.join(SIMULATORS)}")
+def chip_tallies(graph_int) -> dict:
+    """Empty tallies of our Loihi 1 bill: the binary lowering, and the graded one at each assumed
+    payload-op ratio. Add every run of the int graph (level spikes) to each."""
     mapping = map_graph(graph_int, LOIHI1)
     graded_graph = with_spikes(graph_int, "graded")
     graded_mapping = map_graph(graded_graph, LOIHI1)
-    bills = {"binary": chip_bill(graph_int, result, mapping)}
+    tallies = {"binary": ChipTally(graph_int, mapping)}
     for ratio in GRADED_OP_RATIOS.values():
-        bills[f"graded {ratio:.2f}x"] = chip_bill(graded_graph, result, graded_mapping,
-                                                      graded_op_ratio=ratio)
+        tallies[f"graded {ratio:.2f}x"] = ChipTally(graded_graph, graded_mapping,
+                                                    graded_op_ratio=ratio)
+    return tallies
+
+
+def chip_report(graph_int, result: RunResult, simulator: str | None = None,
+                simulator_samples: int = SIMULATOR_SAMPLES, tallies: dict | None = None,
+                ) -> tuple[str, dict]:
+    """Our Loihi 1 bill of the binary and graded lowerings (graded at each assumed payload-op
+    ratio), and with ``simulator="sanafe"`` SANA-FE's figures for the binary lowering on the first
+    samples of ``result``. ``tallies`` (:func:`chip_tallies`, filled chunk by chunk) price a
+    streamed run; without them ``result`` alone is priced."""
+    if simulator not in (None, *SIMULATORS):
+        raise UserError(f"unknown simulator {simulator!r}; choose {', '.join(SIMULATORS)}")
+    if tallies is None:
+        tallies = chip_tallies(graph_int)
+        for tally in tallies.values():
+            tally.add(result)
+    bills = {name: tally.bill() for name, tally in tallies.items()}
+    mapping, graded_mapping = tallies["binary"].mapping, next(
+        t.mapping for name, t in tallies.items() if name != "binary")
+    samples = bills["binary"].samples
     lines = [f"Loihi 1 per-event bill (SANA-FE's constants, our mapping: {mapping.cores} cores "
-             f"binary, {graded_mapping.cores} graded), pJ per inference over {result.batch} "
+             f"binary, {graded_mapping.cores} graded), pJ per inference over {samples} "
              "samples; graded columns at the assumed payload-op/binary-op ratio named in "
              "docs/energy.md:", bill_table(bills)]
     out = {"costs": "loihi1-sanafe", "bills": {k: b.to_dict() for k, b in bills.items()},

@@ -86,69 +86,96 @@ def _arrivals(graph: Graph, result: RunResult, layer) -> torch.Tensor | None:
     return torch.cummax(hit.to(torch.uint8), 0).values.bool()
 
 
+class ChipTally:
+    """The bill's event sums over any number of runs of ``graph``'s int form (level spikes), so a
+    streamed run (chunk by chunk) is priced exactly as one run of all its samples: every term is a
+    sum over samples, and the latency's busiest core is taken over the summed core work."""
+
+    def __init__(self, graph: Graph, mapping, costs: ChipCosts = LOIHI1_SANAFE,
+                 graded_op_ratio: float = 1.0):
+        self.graph, self.mapping, self.costs, self.ratio = graph, mapping, costs, graded_op_ratio
+        self.cores = core_of_positions(graph, mapping)
+        self.work = np.zeros(len(mapping.core_list))  # ns of each core over the runs
+        self.sums = dict.fromkeys(TERMS, 0.0)  # events summed over samples (synapse energy: pJ)
+        self.synapse_pj = 0.0
+        self.batch, self.steps = 0, None
+
+    def add(self, result: RunResult) -> None:
+        graph, costs, graded = self.graph, self.costs, self.graph.graded
+        batch, steps = result.batch, result.timesteps
+        self.batch += batch
+        self.steps = steps
+        sums, work = self.sums, self.work
+        for layer in graph.layers:
+            senders = graph.populations_of(layer.name)
+            scale = registers_per_neuron(graph, layer.name) / LIF_REGISTERS if graded else 1.0
+            n_pos = int(np.prod(layer.shape))
+            where = self.cores[layer.name].ravel()
+            arrived = _arrivals(graph, result, layer)
+            live = np.asarray(layer.bias) != 0
+            for s in senders:
+                sums["soma_access"] += n_pos * steps * batch * scale
+                if arrived is None:
+                    upd = n_pos * steps * batch
+                else:  # a biased channel updates every step, the others once input has arrived
+                    hw = int(np.prod(layer.shape[1:]))
+                    upd = (live.sum() * steps * batch * hw
+                           + (~live).sum() * float(arrived.sum()))
+                sums["soma_update"] += upd * scale
+                ev = _sender_events(graph, result, s.name).sum(axis=(0, 1))  # (P,)
+                sums["spike_out"] += ev.sum()
+                pos, dst = destinations(graph, self.mapping, s.name)
+                ew, ns = costs.hops(where[pos], dst)
+                sent = ev[pos]
+                sums["message"] += sent.sum()
+                sums["hops"] += float((sent * (ew * costs.hop_east_west_pj
+                                               + ns * costs.hop_north_south_pj)).sum())
+                np.add.at(work, dst, sent * costs.message_in_ns)
+                np.add.at(work, where, ev * costs.spike_out_ns
+                          + steps * batch * costs.soma_access_ns)
+            for p in graph.projections_into(layer.name):
+                if p.source == graph.input.name:
+                    continue
+                ev = _sender_events(graph, result, p.source).sum(axis=(0, 1))
+                fan = projection_fanout(graph, p).ravel()
+                events = float((ev * fan).sum()) * (1 if graded else len(senders))
+                sums["synapse"] += events
+                self.synapse_pj += events * costs.synapse_pj(p.kind) * (self.ratio if graded
+                                                                         else 1.0)
+                per_core = events / max(len(set(where)), 1)
+                np.add.at(work, np.unique(where), per_core * costs.synapse_ns(p.kind))
+
+    def bill(self) -> ChipBill:
+        costs, batch, steps = self.costs, self.batch, self.steps
+        counts = {t: v / batch for t, v in self.sums.items()}
+        energy = dict.fromkeys(TERMS, 0.0)
+        energy["synapse"] = self.synapse_pj / batch
+        energy["dendrite"] = counts["synapse"] * costs.dendrite_pj
+        energy["soma_access"] = counts["soma_access"] * costs.soma_access_pj
+        energy["soma_update"] = counts["soma_update"] * costs.soma_update_pj
+        energy["spike_out"] = counts["spike_out"] * costs.spike_out_pj
+        energy["message"] = counts["message"] * costs.message_out_pj
+        energy["hops"] = counts["hops"]  # already pJ: links weighted by direction
+        n_cores = len(self.mapping.core_list)
+        tiles = len({c // costs.cores_per_tile for c in range(n_cores)})
+        latency = steps * (costs.sync(tiles) + self.work.max() / (steps * batch)) * 1e-9
+        groups = {g: sum(energy[t] for t in terms) for g, terms in SANAFE_GROUPS.items()}
+        notes = ["input layer on the host (no synaptic events), its neurons update every step",
+                 "readout off chip (not priced)"]
+        if self.graph.graded:
+            notes += [f"ASSUMPTION: a payload synaptic event costs {self.ratio:g}x a binary one",
+                      "ASSUMPTION: a graded neuron's access/update cost (K+1)/2 LIFs (its "
+                      "registers)"]
+        return ChipBill(self.graph.spikes, costs.name, batch, counts, energy, groups,
+                        float(sum(energy.values())), float(latency), n_cores, tiles, notes)
+
+
 def chip_bill(graph: Graph, result: RunResult, mapping, costs: ChipCosts = LOIHI1_SANAFE,
               graded_op_ratio: float = 1.0) -> ChipBill:
     """Price ``result`` (a run of ``graph``'s int form; level spikes) on ``mapping``'s cores."""
-    batch, steps = result.batch, result.timesteps
-    graded = graph.graded
-    cores = core_of_positions(graph, mapping)
-    n_cores = len(mapping.core_list)
-    work = np.zeros(n_cores)  # ns of one core over the run
-    counts = dict.fromkeys(TERMS, 0.0)
-    energy = dict.fromkeys(TERMS, 0.0)
-    for layer in graph.layers:
-        senders = graph.populations_of(layer.name)
-        scale = registers_per_neuron(graph, layer.name) / LIF_REGISTERS if graded else 1.0
-        n_pos = int(np.prod(layer.shape))
-        where = cores[layer.name].ravel()
-        arrived = _arrivals(graph, result, layer)
-        live = np.asarray(layer.bias) != 0
-        for s in senders:
-            counts["soma_access"] += n_pos * steps * scale
-            if arrived is None:
-                upd = n_pos * steps * batch
-            else:  # a biased channel updates every step, the others once input has arrived
-                hw = int(np.prod(layer.shape[1:]))
-                upd = (live.sum() * steps * batch * hw
-                       + (~live).sum() * float(arrived.sum()))
-            counts["soma_update"] += upd / batch * scale
-            ev = _sender_events(graph, result, s.name).sum(axis=(0, 1))  # (P,)
-            counts["spike_out"] += ev.sum() / batch
-            pos, dst = destinations(graph, mapping, s.name)
-            ew, ns = costs.hops(where[pos], dst)
-            sent = ev[pos]
-            counts["message"] += sent.sum() / batch
-            counts["hops"] += float((sent * (ew * costs.hop_east_west_pj
-                                             + ns * costs.hop_north_south_pj)).sum()) / batch
-            np.add.at(work, dst, sent * costs.message_in_ns)
-            np.add.at(work, where, ev * costs.spike_out_ns + steps * batch * costs.soma_access_ns)
-        for p in graph.projections_into(layer.name):
-            if p.source == graph.input.name:
-                continue
-            ev = _sender_events(graph, result, p.source).sum(axis=(0, 1))
-            fan = projection_fanout(graph, p).ravel()
-            events = float((ev * fan).sum()) / batch * (1 if graded else len(senders))
-            counts["synapse"] += events
-            e = costs.synapse_pj(p.kind) * (graded_op_ratio if graded else 1.0)
-            energy["synapse"] += events * e
-            per_core = events * batch / max(len(set(where)), 1)
-            np.add.at(work, np.unique(where), per_core * costs.synapse_ns(p.kind))
-    energy["dendrite"] = counts["synapse"] * costs.dendrite_pj
-    energy["soma_access"] = counts["soma_access"] * costs.soma_access_pj
-    energy["soma_update"] = counts["soma_update"] * costs.soma_update_pj
-    energy["spike_out"] = counts["spike_out"] * costs.spike_out_pj
-    energy["message"] = counts["message"] * costs.message_out_pj
-    energy["hops"] = counts["hops"]  # already pJ: links weighted by direction
-    tiles = len({c // costs.cores_per_tile for c in range(n_cores)})
-    latency = steps * (costs.sync(tiles) + work.max() / (steps * batch)) * 1e-9
-    groups = {g: sum(energy[t] for t in terms) for g, terms in SANAFE_GROUPS.items()}
-    notes = ["input layer on the host (no synaptic events), its neurons update every step",
-             "readout off chip (not priced)"]
-    if graded:
-        notes += [f"ASSUMPTION: a payload synaptic event costs {graded_op_ratio:g}x a binary one",
-                  "ASSUMPTION: a graded neuron's access/update cost (K+1)/2 LIFs (its registers)"]
-    return ChipBill(graph.spikes, costs.name, batch, counts, energy, groups,
-                    float(sum(energy.values())), float(latency), n_cores, tiles, notes)
+    tally = ChipTally(graph, mapping, costs, graded_op_ratio)
+    tally.add(result)
+    return tally.bill()
 
 
 def bill_table(bills: dict) -> str:
