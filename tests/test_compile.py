@@ -11,6 +11,10 @@ break, mlf_deploy/neuron.py); the rest is captured by dynamo and lowered by the 
 """
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,14 +30,8 @@ def one_step(net, model):
     return loss.item(), logits.detach(), {n: p.grad for n, p in model.named_parameters()}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", [
-    "aot_eager",
-    pytest.param("inductor", marks=pytest.mark.xfail(
-        strict=True, reason="torch 2.13 inductor (CPU): a shortcut conv's weight gradient "
-                            "differs from eager; docs/gpu.md")),
-])
-def test_compiled_training_step_matches_eager(backend):
+def compare(backend):
+    """Raise AssertionError where a compiled training step differs from eager."""
     base = make_model(depth=8, widths=(4, 8, 8)).train()
     eager = copy.deepcopy(base)
     loss_e, logits_e, grads_e = one_step(eager, eager)
@@ -45,3 +43,23 @@ def test_compiled_training_step_matches_eager(backend):
     torch.testing.assert_close(logits_c, logits_e, rtol=0, atol=1e-6)
     for name, grad in grads_e.items():
         torch.testing.assert_close(grads_c[name], grad, rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.slow
+def test_aot_eager_training_step_matches_eager():
+    compare("aot_eager")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="torch 2.13 inductor (CPU): a shortcut conv's weight "
+                   "gradient differs from eager, and its compiled backward has aborted the "
+                   "process; docs/gpu.md")
+def test_inductor_training_step_matches_eager(tmp_path):
+    # In a child with its own kernel cache: an abort inside inductor's generated code must fail
+    # this test, not end the whole test run.
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "import test_compile; test_compile.compare('inductor')")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=800)
+    assert done.returncode == 0, done.stderr[-2000:]
