@@ -6,7 +6,7 @@ backend        reference   within tolerance when
 torch          (labels)    always (it is the ground truth)
 ir-float       torch       >= 99.99 % spike agreement in every population, 100 % top-1
 ir-int         ir-float    deployment: each layer, teacher-forced with ir-float's spikes,
-                           within twice a measured rounding floor (:mod:`runtimes.layer_check`);
+                           within 4x a measured rounding floor (:mod:`runtimes.layer_check`);
                            task: accuracy drop not shown above ``--tolerance``
                            (:mod:`runtimes.agreement`)
 lava-float     ir-float    zero spike mismatches
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from mlf_deploy.errors import UserError
 from mlf_deploy.runtimes.agreement import DEFAULT_TOLERANCE, accuracy_verdict
 from mlf_deploy.runtimes.compare import BackendReport
+from mlf_deploy.runtimes.layer_check import CHANNEL_FACTOR, FLOOR_FACTOR
 from mlf_deploy.runtimes.verdict_text import verdict_reasons
 
 Tolerance = Callable[[BackendReport, float], "tuple[bool, str]"]  # (report, torch accuracy)
@@ -120,10 +121,10 @@ BACKENDS = {b.name: b for b in (
             ">= 99.99 % spike agreement in every population and 100 % top-1 agreement with "
             "torch (float64)", "main"),
     Backend("ir-int", "ir-float", "int", "reference", _ir_int,
-            "deployment: every layer, fed ir-float's spikes, deviates from ir-float no more than "
-            "twice a rounding-sized perturbation of the float graph does (Poisson test, 95 %); "
-            "task: its accuracy drop against ir-float not shown above the tolerance (exact "
-            "paired 95 % bound)", "main"),
+            f"deployment: every population, fed ir-float's spikes, deviates from ir-float no "
+            f"more than {FLOOR_FACTOR:g}x (each channel {CHANNEL_FACTOR:g}x) a rounding-sized "
+            "perturbation of the float graph does (Poisson tests, 95 %); task: its accuracy drop "
+            "against ir-float not shown above the tolerance (exact paired 95 % bound)", "main"),
     Backend("lava-float", "ir-float", "float", "lava", _lava_float,
             "exact: zero spike mismatches with ir-float", "lava"),
     Backend("lava-fixed", "ir-int", "int", "lava", _lava_fixed,

@@ -155,7 +155,7 @@ class LayerCheck:
                                            "floor": int(floors.max(0)[ch]), "p_value": tests[ch][1]},
                          "passed": ok and tests[ch][2]})
         failed = [r for r in rows if not r["passed"]]
-        worst = min(rows, key=lambda r: min(r["p_value"], r["worst_channel"]["p_value"]))
+        worst = max(rows, key=lambda r: r["mismatches"] / r["bound"])
         return {"passed": not failed, "populations": rows,
                 "failed": [r["population"] for r in failed],
                 "failed_layers": list(dict.fromkeys(r["layer"] for r in failed)),

@@ -55,6 +55,35 @@ def verdict_lines(r: dict) -> list[str]:
     return lines
 
 
+def layer_drift(layer_check: dict, populations: list) -> dict:
+    """Per layer: ``[teacher-forced mismatches, floor, ir-float spikes, free-running mismatches,
+    failed]`` summed over its populations (``populations``: ir-int's free-running rows)."""
+    layers: dict = {}
+    free = {p["population"]: p["mismatches"] for p in populations}
+    for row in layer_check["populations"]:
+        acc = layers.setdefault(row["layer"], [0, 0, 0, 0, False])
+        acc[0] += row["mismatches"]
+        acc[1] += max(row["floor"])
+        acc[2] += row["spikes"]
+        acc[3] += free.get(row["population"], 0)
+        acc[4] = acc[4] or not row["passed"]
+    return layers
+
+
+def layer_rows(r: dict) -> list[str]:
+    """verify's per-layer lines: % of ir-float's spikes that differ, teacher-forced against its
+    floor, and free-running."""
+    if not r.get("layer_check"):
+        return []
+    rows = [f"{'layer':<24} {'own %':>7} {'floor %':>7} {'free %':>7}  ok"]
+    for name, (own, floor, spikes, free, bad) in layer_drift(r["layer_check"],
+                                                          r["populations"]).items():
+        rows.append(f"{name:<24} {100 * own / max(spikes, 1):>7.2f} "
+                    f"{100 * floor / max(spikes, 1):>7.2f} {100 * free / max(spikes, 1):>7.2f}  "
+                    f"{'NO' if bad else 'yes'}")
+    return rows
+
+
 def drift_plot(layer_check: dict, populations: list, path) -> Path:
     """Per layer: % of spikes that differ from ir-float, teacher-forced (each layer's own
     rounding), its floor, and free-running (compounded through the network), so a user sees
@@ -62,15 +91,7 @@ def drift_plot(layer_check: dict, populations: list, path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    layers: dict = {}
-    free = {p["population"]: p for p in populations}
-    for row in layer_check["populations"]:
-        acc = layers.setdefault(row["layer"], [0, 0, 0, 0, False])
-        acc[0] += row["mismatches"]
-        acc[1] += max(row["floor"])
-        acc[2] += row["spikes"]
-        acc[3] += free[row["population"]]["mismatches"] if row["population"] in free else 0
-        acc[4] = acc[4] or not row["passed"]
+    layers = layer_drift(layer_check, populations)
     names = list(layers)
     pct = [[100 * v[i] / max(v[2], 1) for v in layers.values()] for i in (0, 1, 3)]
     fig = Figure(figsize=(max(6, 0.45 * len(names)), 4))

@@ -21,7 +21,7 @@ from mlf_deploy.runtimes.layer_check import LayerCheck
 from mlf_deploy.runtimes.pipeline import Pipeline
 from mlf_deploy.runtimes.runners import prepare_backend
 from mlf_deploy.runtimes.tally import Tally
-from mlf_deploy.runtimes.verdict_text import verdict_lines
+from mlf_deploy.runtimes.verdict_text import layer_rows, verdict_lines
 
 CHUNK_BYTES = 128 * 2 ** 20  # one backend's record of one chunk: spikes and states
 RECORD_BYTES = 1 + 8  # per neuron and step: a uint8 spike and a (at most) 8-byte membrane
@@ -143,6 +143,10 @@ def format_verify_table(summary: dict) -> str:
             worst.append(f"{name}: lowest population agreement {p['agreement']:.6f} "
                          f"({p['population']})")
     rows += worst
+    for name, r in summary["backends"].items():
+        if r.get("layer_check"):
+            rows += [f"{name} per layer, % of ir-float's spikes that differ: own (fed ir-float's "
+                     "spikes), its rounding floor, free-running:", *layer_rows(r)]
     rows.append("tolerances:")
     rows += [f"  {name}: {r['tolerance']}" for name, r in summary["backends"].items()]
     supplied = summary.get("graph_file")

@@ -29,7 +29,10 @@ def threshold(factor):
 
 
 def weights_halved(g, rng):
-    p = g.projections[rng.integers(len(g.projections))]
+    """A random layer's projection from its first source (the input or a level-0 population: a
+    projection from a source that never fires changes nothing any sample can show)."""
+    layer = g.layers[rng.integers(len(g.layers))]
+    p = g.projections_into(layer.name)[0]
     return _replace(g, dataclasses.replace(p, weight=np.round(p.weight * 0.5).astype(p.weight.dtype))), \
         p.target
 
