@@ -76,7 +76,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="runs/verdict")
     ap.add_argument("--only", nargs="*", default=None)
-    ap.add_argument("--samples", nargs="*", type=int, default=list(SAMPLES))
+    ap.add_argument("--samples", nargs="*", type=int, default=list(SAMPLES))  # 0: whole split
     ap.add_argument("--train-only", action="store_true")
     args = ap.parse_args()
     out = Path(args.out)
@@ -87,8 +87,8 @@ def main():
     print("| model | command | samples | verdict | correct deployment? | good enough? "
           "| drop (pp) | ir-float acc | ir-int acc |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, ckpt in ckpts.items():
-        for n in args.samples:
+    for n in args.samples:  # every model at one count before the next count
+        for name, ckpt in ckpts.items():
             r = verify(ckpt, n, 4 if name == FINETUNED else 8)
             print(f"| {name} | `{r['command']}` | {r['samples']} | {r['verdict']} | "
                   f"{r['deployment']} | {r['task']} | {r['drop_pp']} | {r['acc_float']} | "
