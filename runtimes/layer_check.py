@@ -163,6 +163,9 @@ class LayerCheck:
                 "channel_factor": CHANNEL_FACTOR, "alpha": ALPHA}
 
 
-def applies(graph_int: Graph) -> bool:
-    """Binary int graphs (the graded form is compared with the binary one exactly)."""
-    return graph_int.numeric == "int" and not graph_int.graded
+def applies(graph_float: Graph, graph_int: Graph) -> bool:
+    """Teacher forcing needs the int graph's level populations to be the float graph's, with the
+    same shapes (a graph file that differs is failed by verify's graph comparison instead)."""
+    shapes = {p.name: tuple(p.shape) for p in graph_float.level_populations}
+    return graph_int.numeric == "int" and not graph_int.graded and shapes == {
+        p.name: tuple(p.shape) for p in graph_int.level_populations}

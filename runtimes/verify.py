@@ -18,6 +18,7 @@ from mlf_deploy.runtimes.backends import BACKENDS, with_references
 from mlf_deploy.runtimes.compare import BackendReport
 from mlf_deploy.runtimes.lava_guard import SAMPLES_PER_RUN
 from mlf_deploy.runtimes.layer_check import LayerCheck
+from mlf_deploy.runtimes.layer_check import applies as layer_check_applies
 from mlf_deploy.runtimes.pipeline import Pipeline
 from mlf_deploy.runtimes.runners import prepare_backend
 from mlf_deploy.runtimes.tally import Tally
@@ -86,7 +87,8 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
     tallies = {n: Tally(n, BACKENDS[n].reference, bits if BACKENDS[n].numeric == "int" else None)
                for n in names}
     chunk = chunk_size(pipe.graph_float, names, chunk or _env_chunk())
-    check = LayerCheck(pipe.graph_float, pipe.graph_int) if "ir-int" in names else None
+    check = LayerCheck(pipe.graph_float, pipe.graph_int) if "ir-int" in names and \
+        layer_check_applies(pipe.graph_float, pipe.graph_int) else None
     done = 0
     for x, y in pipe.batches(split, samples, chunk):
         labels, results = y.numpy(), {}
