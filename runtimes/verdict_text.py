@@ -26,9 +26,11 @@ def deployment_text(layers: dict) -> str:
              if not layers["passed"] else
              f"every one of {len(layers['populations'])} populations within "
              f"{layers['factor']:g}x its rounding floor")
+    ch = worst["worst_channel"]
     return (f"per-layer check (teacher-forced): {where}; most deviating {worst['population']}: "
             f"{worst['mismatches']} spikes differ, floor {max(worst['floor'])} "
-            f"(p = {worst['p_value']:.2g})")
+            f"(p = {worst['p_value']:.2g}; channel {ch['channel']}: {ch['mismatches']}, "
+            f"floor {ch['floor']})")
 
 
 def verdict_reasons(reference: str, task: dict, layers: dict | None) -> list[str]:
