@@ -44,7 +44,7 @@ def train(out: Path, name: str) -> Path:
         return ckpt
     if name == FINETUNED:
         base = train(out, "d14-k3")
-        cmd = CLI + ["finetune", str(base), "--weight-bits", "4", "--epochs", "2",
+        cmd = CLI + ["finetune", str(base), "--weight-bits", "4", "--epochs", "1",
                      "--out", str(out / name), "--no-progress"]
     else:
         cmd = CLI + ["train", *options(CONFIGS[name]), "--out", str(out / name), "--threads", "1",
