@@ -54,15 +54,15 @@ def train(out: Path, name: str) -> Path:
 
 
 def verify(ckpt: Path, samples: int, bits: int) -> dict:
-    cmd = ["verify", str(ckpt), "--samples", str(samples), "--json"]
+    cmd = ["verify", str(ckpt), "--samples", str(samples)]
     cmd += ["--weight-bits", str(bits)] if bits != 8 else []
-    res = subprocess.run(CLI + cmd, capture_output=True, text=True)
+    res = subprocess.run(CLI + cmd + ["--json"], capture_output=True, text=True)
     if res.returncode not in (0, 1):
         raise SystemExit(res.stderr)
     out = json.loads(res.stdout.splitlines()[-1])
     b = out["backends"]["ir-int"]
     st = b["statistics"]
-    return {"command": "mlf-deploy " + " ".join(cmd[:-1]), "samples": out["samples"],
+    return {"command": "mlf-deploy " + " ".join(cmd), "samples": out["samples"],
             "verdict": "PASSED" if out["passed"] else "FAILED",
             "deployment": "ok" if st["deployment"]["passed"] else
             "FAIL " + ",".join(st["deployment"]["failed_layers"]),
