@@ -109,13 +109,16 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
               help="Samples run through every backend at a time [default: as many as keep one "
                    "backend's record under 128 MB; with Lava, whole Lava runs of 8].")
+@click.option("--tolerance", type=click.FloatRange(0, 100), default=1.0, show_default=True,
+              help="Percentage points of accuracy ir-int may lose against ir-float; it fails "
+                   "only when the data show a larger drop (docs/verdict.md).")
 @DATA_DIR
 @DEVICE
 @THREADS
 @JSON
 @user_errors
 def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_file, lava_timeout,
-           spikes, chunk, data_dir, device, threads, as_json):
+           spikes, chunk, tolerance, data_dir, device, threads, as_json):
     """Run every backend on the same samples and compare them, per layer, level and timestep.
 
     Exit status 0 when every backend is within its tolerance, 1 otherwise. Samples go through
@@ -152,7 +155,8 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
         if unsaid or "(samples" not in name or "(samples 1-" in name or now - last[0] >= 10:
             last[0] = now
             click.echo(f"running {name} ..." + (f" ({unsaid.pop()})" if unsaid else ""), err=True)
-    summary = run_verify(pipe, names, samples, split, progress=progress, chunk=chunk)
+    summary = run_verify(pipe, names, samples, split, progress=progress, chunk=chunk,
+                         tolerance=tolerance / 100)
     click.echo(format_verify_table(summary))
     if as_json:
         emit_json(summary)

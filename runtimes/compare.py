@@ -23,6 +23,10 @@ class BackendReport:
     logits_vs_ref: float = 0.0  # max |logits - reference's logits|
     samples: int = 0
     top1_disagreements_vs_ref: int = 0  # paired: samples whose class differs from the reference's
+    ref_only_correct: int = 0  # paired: samples the reference classifies right and this one wrong
+    only_correct: int = 0  # paired: samples this one classifies right and the reference wrong
+    accuracy_tolerance: float | None = None  # the accuracy drop a lossy backend may show
+    layer_check: dict | None = None  # ir-int: the per-layer check (runtimes.layer_check)
     tolerance: str = ""  # the rule this backend is judged by, in words
     weight_bits: int | None = None  # int graphs: the weight width the graph was quantized to
     statistics: dict | None = None  # the statistical test behind the verdict, where there is one

@@ -11,7 +11,6 @@ import json
 import time
 from pathlib import Path
 
-from mlf_deploy.errors import UserError
 from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import save_graph
 from mlf_deploy.outputs import check_output_dir, output_lock, staged_output
@@ -19,6 +18,7 @@ from mlf_deploy.runtimes.analysis import energy_report, evaluate_report
 from mlf_deploy.runtimes.backends import demo_backends
 from mlf_deploy.runtimes.demo_report import write_report
 from mlf_deploy.runtimes.pipeline import load_pipeline
+from mlf_deploy.runtimes.verdict_text import drift_plot
 from mlf_deploy.runtimes.verify import verify
 from mlf_deploy.training import TrainConfig, train
 
@@ -84,13 +84,15 @@ def _run(stage: Path, quick: bool, log, progress, timings, threads=None) -> dict
         for mode in ("sequence", "step"):
             save_onnx(export_onnx(graph, mode), exports / f"model-{graph.numeric}-{mode}.onnx")
     save_onnx(export_onnx(graded, "sequence"), exports / "model-int-graded-sequence.onnx")
+    from mlf_deploy.exporters.lava import export_lava
+    from mlf_deploy.exporters.lava_import import LavaUnavailable, import_lava
+    export_lava(pipe.graph_int, exports / "lava")  # plain files: needs no lava-nc
+    export_lava(graded, exports / "lava-graded")
     lava_note = None
     try:
-        from mlf_deploy.exporters.lava import export_lava
-        export_lava(pipe.graph_int, exports / "lava")
-        export_lava(graded, exports / "lava-graded")
-    except UserError as exc:  # lava-nc missing: the rest of the demo still runs
-        lava_note = str(exc)
+        import_lava()
+    except LavaUnavailable as exc:  # only a missing lava-nc skips the Lava run; any other
+        lava_note = str(exc)  # failure of the Lava step fails the demo
     _done("lower + quantize + export", timings)
 
     _step("verify", log, timings)
@@ -101,6 +103,8 @@ def _run(stage: Path, quick: bool, log, progress, timings, threads=None) -> dict
         lava_report = verify(pipe, demo_backends("lava"), samples=8,
                              progress=lambda n: log(f"    running {n} (8 samples)"))
     _dump(stage / "verify.json", report)
+    ir_int = report["backends"]["ir-int"]
+    drift_plot(ir_int["layer_check"], ir_int["populations"], stage / "drift.png")
     if lava_report:
         _dump(stage / "verify-lava.json", lava_report)
     _done("verify", timings)

@@ -85,8 +85,15 @@ class ReferenceSimulator:
                  for i in range(0, frames.shape[1], batch_size)]
         return parts[0] if len(parts) == 1 else RunResult.concat(parts)
 
+    def run_teacher_forced(self, frames: np.ndarray, teacher: dict) -> RunResult:
+        """Each layer fed ``teacher``'s spikes (population -> ``(T, B, C, H, W)``, another run of
+        a graph with the same populations) instead of its own sources' spikes, from already
+        prepared Input values ``frames`` ``(T, B, C, H, W)``: every layer's deviation from the
+        teacher is then its own (binary graphs only)."""
+        return self._run_batch(frames, teacher)
+
     @torch.no_grad()
-    def _run_batch(self, frames: np.ndarray) -> RunResult:
+    def _run_batch(self, frames: np.ndarray, teacher: dict | None = None) -> RunResult:
         g = self.graph
         steps, batch = frames.shape[:2]
         values = {g.input.name: torch.from_numpy(frames).to(self.device).flatten(0, 1)}
@@ -114,7 +121,9 @@ class ReferenceSimulator:
                 values[g.populations_of(layer.name)[0].name] = s.sum(1).flatten(0, 1).to(torch.float64)
             for k, pop in enumerate(pops):
                 if not g.graded:
-                    values[pop.name] = s[:, k].flatten(0, 1).to(torch.float64)
+                    sent = (s[:, k] if teacher is None
+                            else torch.from_numpy(teacher[pop.name]).to(self.device))
+                    values[pop.name] = sent.flatten(0, 1).to(torch.float64)
                 spikes[pop.name] = s[:, k].to(torch.uint8).cpu().numpy()
                 if self.record_states:
                     state = v[:, k].to(torch.int64) if self.integer else v[:, k]

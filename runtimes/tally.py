@@ -38,6 +38,7 @@ class Tally:
     def __init__(self, name: str, reference: str | None, weight_bits: int | None):
         self.name, self.reference, self.weight_bits = name, reference, weight_bits
         self.samples = self.correct = self.agree = self.disagree_ref = 0
+        self.ref_only_correct = self.only_correct = 0
         self.logit_diff = self.logit_vs_ref = 0.0
         self.unreferenced_total = 0  # torch's spikes, which nothing is compared with
         self.states: int | None = None
@@ -75,7 +76,10 @@ class Tally:
         if states is not None:
             self.states = (self.states or 0) + states
         self.logit_vs_ref = max(self.logit_vs_ref, float(np.abs(result.logits - ref.logits).max()))
+        ref_right, right = ref.logits.argmax(1) == labels, pred == labels
         self.disagree_ref += int((pred != ref.logits.argmax(1)).sum())
+        self.ref_only_correct += int((ref_right & ~right).sum())
+        self.only_correct += int((right & ~ref_right).sum())
 
     def report(self) -> BackendReport:
         """The report an unchunked comparison of all samples gives (not yet judged)."""
@@ -88,6 +92,7 @@ class Tally:
             self.name, self.reference, accuracy=self.correct / n, top1_agreement=self.agree / n,
             logits_max_abs_diff=self.logit_diff, logits_vs_ref=self.logit_vs_ref,
             samples=self.samples, top1_disagreements_vs_ref=self.disagree_ref,
+            ref_only_correct=self.ref_only_correct, only_correct=self.only_correct,
             weight_bits=self.weight_bits, spike_mismatches=mismatches,
             spike_total=total, state_mismatches=self.states,
             first_mismatch=self.first[1] if self.first else None, populations=pops,

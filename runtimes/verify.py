@@ -14,12 +14,16 @@ import numpy as np
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.results import RunResult
+from mlf_deploy.runtimes.agreement import DEFAULT_TOLERANCE
 from mlf_deploy.runtimes.backends import BACKENDS, with_references
 from mlf_deploy.runtimes.compare import BackendReport
 from mlf_deploy.runtimes.lava_guard import SAMPLES_PER_RUN
+from mlf_deploy.runtimes.layer_check import LayerCheck
+from mlf_deploy.runtimes.layer_check import applies as layer_check_applies
 from mlf_deploy.runtimes.pipeline import Pipeline
 from mlf_deploy.runtimes.runners import prepare_backend
 from mlf_deploy.runtimes.tally import Tally
+from mlf_deploy.runtimes.verdict_text import layer_rows, verdict_lines
 
 CHUNK_BYTES = 128 * 2 ** 20  # one backend's record of one chunk: spikes and states
 RECORD_BYTES = 1 + 8  # per neuron and step: a uint8 spike and a (at most) 8-byte membrane
@@ -66,14 +70,16 @@ def _logits_only(result: RunResult) -> RunResult:
 
 
 def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "test",
-           progress=None, chunk: int | None = None) -> dict:
+           progress=None, chunk: int | None = None,
+           tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Run ``backends`` (plus their references) on the first ``samples`` of a split and compare.
 
     The samples go through every backend in chunks of ``chunk`` (default :func:`chunk_size`, or
     the environment's ``MLF_DEPLOY_VERIFY_CHUNK``): each chunk's recordings are compared, added to
     running totals (:class:`~mlf_deploy.runtimes.tally.Tally`) and dropped, so memory does not
     grow with ``samples``, and the report equals an unchunked run's. A Lava backend rounds the
-    chunk up to whole Lava runs."""
+    chunk up to whole Lava runs. ir-int is also run layer by layer on ir-float's spikes
+    (:mod:`runtimes.layer_check`) and may lose at most ``tolerance`` of accuracy (a fraction)."""
     if chunk is not None and chunk < 1:
         raise UserError(f"--chunk must be at least 1 sample, got {chunk}")
     names = with_references(backends)
@@ -82,6 +88,8 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
     tallies = {n: Tally(n, BACKENDS[n].reference, bits if BACKENDS[n].numeric == "int" else None)
                for n in names}
     chunk = chunk_size(pipe.graph_float, names, chunk or _env_chunk())
+    check = LayerCheck(pipe.graph_float, pipe.graph_int) if "ir-int" in names and \
+        layer_check_applies(pipe.graph_float, pipe.graph_int) else None
     done = 0
     for x, y in pipe.batches(split, samples, chunk):
         labels, results = y.numpy(), {}
@@ -92,6 +100,8 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
             start = time.perf_counter()
             results[name] = runners[name](x)
             tallies[name].add(results[name], results, labels, done, time.perf_counter() - start)
+            if name == "ir-int" and check is not None:
+                check.add(x, results["ir-float"], done)
             # Keep a chunk's full records only while a later backend is compared with them.
             needed = {BACKENDS[n].reference for n in names[i + 1:]}
             results = {n: r if n in needed else _logits_only(r) for n, r in results.items()}
@@ -100,11 +110,14 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
         raise UserError(f"the {split} split of {pipe.path} holds no samples to verify")
     reports = {n: t.report() for n, t in tallies.items()}
     torch_accuracy = reports["torch"].accuracy
+    if check is not None:
+        reports["ir-int"].layer_check = check.report()
     for rep in reports.values():
+        rep.accuracy_tolerance = tolerance
         judge(rep, torch_accuracy)
     summary = {"passed": all(r.within_tolerance for r in reports.values()),
                "samples": done, "split": split, "checkpoint": pipe.path,
-               "weight_bits": pipe.weight_bits, "chunk": chunk,
+               "weight_bits": pipe.weight_bits, "chunk": chunk, "tolerance": tolerance,
                "backends": {n: r.to_dict() for n, r in reports.items()}}
     if pipe.graph_file is not None:  # a supplied graph must be this checkpoint's own lowering
         summary["graph_file"] = pipe.graph_file
@@ -121,11 +134,7 @@ def format_verify_table(summary: dict) -> str:
                     f"{r['top1_agreement']:>6.3f} {r['spike_mismatches']:>6}/{r['spike_total']:<7} "
                     f"{state:>10} {r['logits_max_abs_diff']:>9.2e}  "
                     f"{'yes' if r['within_tolerance'] else 'NO: ' + r['reason']}")
-        if r.get("statistics"):
-            st = r["statistics"]
-            rows.append(f"{'':<11} top-1 differs from {r['reference']} on {st['disagreements']} of "
-                        f"{st['samples']} samples, 95 % CI {st['ci95'][0]:.2%}..{st['ci95'][1]:.2%}; "
-                        f"{st['spike_mismatch_rate']:.2%} of spikes differ")
+        rows += [f"{'':<17} {line}" for line in verdict_lines(r)]
         if r["first_mismatch"]:
             fm = r["first_mismatch"]
             rows.append(f"{'':<17} first mismatch: layer {fm['layer']} level {fm['level']} "
@@ -137,6 +146,10 @@ def format_verify_table(summary: dict) -> str:
             worst.append(f"{name}: lowest population agreement {p['agreement']:.6f} "
                          f"({p['population']})")
     rows += worst
+    for name, r in summary["backends"].items():
+        if r.get("layer_check"):
+            rows += [f"{name} per layer, % of ir-float's spikes that differ: own (fed ir-float's "
+                     "spikes), its rounding floor, free-running:", *layer_rows(r)]
     rows.append("tolerances:")
     rows += [f"  {name}: {r['tolerance']}" for name, r in summary["backends"].items()]
     supplied = summary.get("graph_file")

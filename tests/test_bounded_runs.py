@@ -39,7 +39,7 @@ def test_verify_in_chunks_reports_what_one_chunk_reports(ckpt, monkeypatch):
     assert (whole["chunk"], chunked["chunk"], chunked["samples"]) == (11, 3, 11)
     assert _without_timing(chunked) == _without_timing(whole)
     assert whole["backends"]["ir-int"]["spike_mismatches"] > 0  # something to sum and locate
-    assert whole["backends"]["ir-int"]["statistics"]["samples"] == 11
+    assert whole["backends"]["ir-int"]["statistics"]["task"]["samples"] == 11
     monkeypatch.setenv(CHUNK_ENV, "4")
     assert verify(load_pipeline(ckpt), ["ir-float"], samples=5)["chunk"] == 4
     monkeypatch.setenv(CHUNK_ENV, "four")
@@ -66,6 +66,9 @@ def test_chunked_counts_equal_a_whole_run_compared_directly(ckpt):
     pred = got.logits.argmax(1)
     assert rep["top1_disagreements_vs_ref"] == int((pred != ref.logits.argmax(1)).sum())
     assert rep["accuracy"] == float((pred == y.numpy()).mean())
+    right, ref_right = pred == y.numpy(), ref.logits.argmax(1) == y.numpy()
+    assert rep["ref_only_correct"] == int((ref_right & ~right).sum())
+    assert rep["only_correct"] == int((right & ~ref_right).sum())
 
 
 def _run(spikes: dict, logits) -> RunResult:
