@@ -54,3 +54,15 @@ def test_every_lowering_has_a_skip_projection_to_drop(small_graphs):
     from conftest import make_graphs, make_model
     assert skip_projections(small_graphs[1])
     assert skip_projections(make_graphs(make_model(variant="plain"))[1])
+
+
+def test_a_reference_added_only_for_comparison_does_not_decide_the_verdict(ckpt, monkeypatch):
+    # onnx-int reproduces whatever the quantizer made, so it is exact against a faulty ir-int:
+    # asked for onnx-int alone, verify passes it and shows ir-int's failure without judging it.
+    monkeypatch.setattr(pipeline, "quantize", faulty_quantize("threshold x2", 0, {}))
+    out = verify(pipeline.load_pipeline(ckpt, 8), ["onnx-int"])
+    assert out["backends"]["onnx-int"]["within_tolerance"] is True
+    assert out["backends"]["ir-int"]["within_tolerance"] is False
+    assert out["references_only"] == ["ir-float", "ir-int"] and out["passed"] is True
+    asked = verify(pipeline.load_pipeline(ckpt, 8), ["onnx-int", "ir-int"])
+    assert asked["references_only"] == ["ir-float"] and asked["passed"] is False
