@@ -65,10 +65,11 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
     Example:
       mlf-deploy energy run/checkpoint.pt --samples 200 --plot energy.png --json
     """
-    from mlf_deploy.runtimes.analysis import check_energy_args, energy_report
+    from mlf_deploy.runtimes.analysis import check_energy_args, energy_report, lowerings_plot_path
     from mlf_deploy.runtimes.pipeline import load_pipeline
-    if force and plot_path:
+    if force and plot_path:  # the plot and its lowerings companion, both written by this command
         allow_replace(plot_path)
+        allow_replace(lowerings_plot_path(plot_path))
     check_energy_args(energy_model, plot_path)
     if simulator:
         from mlf_deploy.runtimes.sanafe_chip import import_sanafe
