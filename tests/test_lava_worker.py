@@ -95,11 +95,12 @@ pytestmark = [pytest.mark.lava,
 
 
 # how the run ends: whom to signal, the signal, the caller's exit status, what its output says,
-# whether the scratch folder is emptied (a caller killed outright cannot remove anything)
+# whether the scratch folder is emptied (a caller killed outright removes nothing, but its
+# orphaned worker removes its own scratch files before it ends)
 ENDS = {
     "worker SIGKILL": ("worker", signal.SIGKILL, 2, ["killed by SIGKILL", "out-of-memory"], True),
     "Ctrl-C": ("caller", signal.SIGINT, 130, ["interrupted"], True),
-    "caller SIGKILL": ("caller", signal.SIGKILL, -signal.SIGKILL, [], False),
+    "caller SIGKILL": ("caller", signal.SIGKILL, -signal.SIGKILL, [], True),
 }
 
 
