@@ -106,7 +106,7 @@ def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm
     br = estimate(pipe.graph_int, result, result)  # graded runs record level spikes as binary
     accuracy = float((result.logits.argmax(1) == y).mean())
     forms_text, forms = forms_report(pipe.graph_int, result)
-    chip_text, chip = chip_report(pipe.graph_int, first, simulator, simulator_samples, tallies)
+    chip_text, chip = chip_report(pipe.graph_int, tallies, first, simulator, simulator_samples)
     text = (br.table(energy_model) + f"\naccuracy ({result.backend}): {accuracy:.4f}\n\n"
             + forms_text + "\n\n" + chip_text)
     if plot_path:
@@ -182,9 +182,9 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
     chosen = with_spikes(graph_int, spikes)
     mapping = map_graph(chosen, target)
     tallies = chip_tallies(graph_int)
-    totals, y, first = stream_int(pipe, chosen, split, samples, tallies)
+    totals, y, _ = stream_int(pipe, chosen, split, samples, tallies)
     forms_text, forms = forms_report(graph_int, totals, target)
-    chip_text, chip = chip_report(graph_int, first, tallies=tallies)
+    chip_text, chip = chip_report(graph_int, tallies)
     cores = cores_by_bits(pipe, bits + [ft.weight_bits for ft in finetuned], weight_sharing)
     lines = [sweep_table(points, energy_model)]
     for path, pts in tuned:

@@ -38,19 +38,15 @@ def chip_tallies(graph_int) -> dict:
     return tallies
 
 
-def chip_report(graph_int, result: RunResult, simulator: str | None = None,
-                simulator_samples: int = SIMULATOR_SAMPLES, tallies: dict | None = None,
-                ) -> tuple[str, dict]:
+def chip_report(graph_int, tallies: dict, result: RunResult | None = None,
+                simulator: str | None = None,
+                simulator_samples: int = SIMULATOR_SAMPLES) -> tuple[str, dict]:
     """Our Loihi 1 bill of the binary and graded lowerings (graded at each assumed payload-op
-    ratio), and with ``simulator="sanafe"`` SANA-FE's figures for the binary lowering on the first
-    samples of ``result``. ``tallies`` (:func:`chip_tallies`, filled chunk by chunk) price a
-    streamed run; without them ``result`` alone is priced."""
+    ratio) from ``tallies`` (:func:`chip_tallies`, filled with every run, chunk by chunk), and
+    with ``simulator="sanafe"`` SANA-FE's figures for the binary lowering on the first samples
+    of ``result``."""
     if simulator not in (None, *SIMULATORS):
         raise UserError(f"unknown simulator {simulator!r}; choose {', '.join(SIMULATORS)}")
-    if tallies is None:
-        tallies = chip_tallies(graph_int)
-        for tally in tallies.values():
-            tally.add(result)
     bills = {name: tally.bill() for name, tally in tallies.items()}
     mapping, graded_mapping = tallies["binary"].mapping, next(
         t.mapping for name, t in tallies.items() if name != "binary")
