@@ -47,7 +47,8 @@ def test_checkpoint_holds_everything_and_loads(tmp_path):
 
 
 def test_resume_is_bit_identical(tmp_path):
-    straight = train(TrainConfig(epochs=2, out_dir=str(tmp_path / "a"), **TINY), progress=False, log=_quiet)
+    straight = train(TrainConfig(epochs=2, out_dir=str(tmp_path / "a"), **TINY), progress=False,
+                     log=_quiet)
     train(TrainConfig(epochs=1, out_dir=str(tmp_path / "b"), **TINY), progress=False, log=_quiet)
     resumed = train(TrainConfig(epochs=2, resume=True, out_dir=str(tmp_path / "b"), **TINY),
                     progress=False, log=_quiet)
@@ -96,7 +97,8 @@ def test_digits_events_trains_with_two_input_channels(tmp_path):
 def test_bad_settings_fail_before_writing(tmp_path, change, match):
     out = tmp_path / "run"
     with pytest.raises(UserError, match=match):
-        train(TrainConfig(**{**TINY, "epochs": 1, "out_dir": str(out), **change}), progress=False, log=_quiet)
+        train(TrainConfig(**{**TINY, "epochs": 1, "out_dir": str(out), **change}), progress=False,
+              log=_quiet)
     assert not out.exists()
 
 
@@ -111,4 +113,5 @@ def test_resume_refuses_foreign_or_mismatched_checkpoints(tmp_path):
     (tmp_path / "checkpoint.pt").unlink()
     train(TrainConfig(epochs=1, out_dir=str(tmp_path), **TINY), progress=False, log=_quiet)
     with pytest.raises(UserError, match="depth"):
-        train(TrainConfig(resume=True, epochs=2, out_dir=str(tmp_path), **{**TINY, "depth": 14}), log=_quiet)
+        train(TrainConfig(resume=True, epochs=2, out_dir=str(tmp_path), **{**TINY, "depth": 14}),
+              log=_quiet)
