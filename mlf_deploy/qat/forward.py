@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -211,14 +210,3 @@ class IntegerForward(torch.nn.Module):
         steps, _, _, h, w = sources[0].shape
         return (counts @ mant.T) * step / (steps * h * w) + fc.bias.double()
 
-
-def integer_logits(model: DSResNet, grid: IntGrid, x: torch.Tensor,
-                   batch_size: int = 256) -> np.ndarray:
-    """Logits ``(N, classes)`` of the integer forward over ``x`` in batches, without gradients."""
-    events = x.dim() == 5
-    n = x.shape[1 if events else 0]
-    fwd = IntegerForward(model, grid)
-    with torch.no_grad():
-        parts = [fwd(x[:, i:i + batch_size] if events else x[i:i + batch_size]).cpu().numpy()
-                 for i in range(0, n, batch_size)]
-    return np.concatenate(parts)
