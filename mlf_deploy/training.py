@@ -73,9 +73,9 @@ def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
 
     Returns:
         ``test_accuracy`` (last epoch), ``train_accuracy``, ``loss``, ``checkpoint`` and ``metrics``
-        paths, ``epochs`` completed, ``history``, ``seconds`` of this call, ``rank`` and
-        ``world_size``; with ``weight_bits`` also ``post_training_accuracy`` (the int graph's
-        before training) and ``float_accuracy`` (the starting checkpoint's, in float).
+        paths, ``epochs`` completed, ``seconds`` of this call, ``rank`` and ``world_size``; with
+        ``weight_bits`` also ``post_training_accuracy`` (the int graph's before training),
+        ``float_accuracy`` (the starting checkpoint's, in float) and the epochs' ``history``.
     """
     init = read_checkpoint(config.init) if config.init is not None else None
     cfg = resolve(config, init)
@@ -152,13 +152,12 @@ def _result(run: TrainingRun, resumed: dict | None, start_time: float, threads: 
     result = dict(test_accuracy=final.get("test_accuracy"),
                   train_accuracy=final.get("train_accuracy"), loss=final.get("loss"),
                   checkpoint=str(run.out / "checkpoint.pt"), metrics=str(run.out / "metrics.jsonl"),
-                  epochs=len(run.history), history=run.history,
-                  seconds=time.perf_counter() - start_time, dataset=run.cfg.dataset,
+                  epochs=len(run.history), seconds=time.perf_counter() - start_time, dataset=run.cfg.dataset,
                   rank=run.rank, world_size=run.world, threads=threads,
                   already_finished=resumed is not None and run.first_epoch >= run.cfg.epochs)
     tuned = run.extra.get("finetune")
     if tuned is not None:
-        result.update(weight_bits=tuned["weight_bits"],
+        result.update(weight_bits=tuned["weight_bits"], history=run.history,
                       post_training_accuracy=tuned["post_training_accuracy"],
                       float_accuracy=tuned["source_float_accuracy"])
     return result
