@@ -25,7 +25,10 @@ def test_the_docs_show_the_generated_table():
     assert rules_table() in (ROOT / "docs" / "verdict.md").read_text()
 
 
-@pytest.mark.parametrize("name", [n for n, b in BACKENDS.items() if isinstance(b.tolerance, Limits)])
+LIMITED = [n for n, b in BACKENDS.items() if isinstance(b.tolerance, Limits)]
+
+
+@pytest.mark.parametrize("name", LIMITED)
 def test_each_limit_holds_at_its_value_and_fails_past_it(name):
     tol = BACKENDS[name].tolerance
     assert tol(_report(name), 0.9)[0], BACKENDS[name].rule

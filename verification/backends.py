@@ -3,9 +3,9 @@
 Each row names the backend, the graph it runs, the backend it must reproduce and its tolerance,
 given as numbers (:mod:`mlf_deploy.verification.tolerances`) from which both the check and the
 sentence reported beside every verdict (``rule``) are derived; docs/verdict.md shows the table
-:func:`rules_table` prints (a test keeps the two equal). Exact backends must be exact at any sample count; only the
-quantized graph, which is lossy by design, is judged by a statistical rule, so no verdict depends
-on how many samples were run.
+:func:`rules_table` prints (a test keeps the two equal). Exact backends must be exact at any
+sample count; only the quantized graph, which is lossy by design, is judged by a statistical rule,
+so no verdict depends on how many samples were run.
 
 Every backend but torch also runs the graded lowering (``--spikes graded``, docs/graded.md) as
 ``<name>-graded``, compared level by level with the *binary* graph's reference run.
