@@ -104,7 +104,8 @@ class ProcessBuilder:
         self.steps_t, batch = frames.shape[:2]
         self.depth, self.n = lava_step_offsets(graph), self.steps_t * batch
         self.seq = frames.transpose(1, 0, 4, 3, 2).reshape(self.n, *lava_shape(graph.input.shape))
-        self.bits = graph.input.value_bits or 24  # graded RingBuffer messages (num_message_bits > 0)
+        # graded RingBuffer messages (num_message_bits > 0)
+        self.bits = graph.input.value_bits or 24
         self.net = SimpleNamespace(lifs={}, depth={}, steps=self.n + max(self.depth.values()),
                                    procs=[], feeds={}, relays={})
 

@@ -1,17 +1,18 @@
 """NIR import: a NIR graph made of primitives our deployment graph expresses becomes a float Graph.
 
-Accepted: ``Input``, ``Output``, ``Conv2d``/``Linear``/``Affine`` into ``LIF`` or ``IF`` neurons with
-``v_leak = 0`` and reset to 0, fan-in (several edges into one node sum), ``Flatten`` before a dense
-node, and a readout: a whole-map ``Conv2d`` or an ``Affine``/``Linear`` into the ``Output``, or the
-neurons' spikes themselves (logits = spike counts). Anything else is refused naming the node and its
-primitive. Neurons sharing the same input nodes form one layer (its levels, lowest threshold first).
+Accepted: ``Input``, ``Output``, ``Conv2d``/``Linear``/``Affine`` into ``LIF`` or ``IF`` neurons
+with ``v_leak = 0`` and reset to 0, fan-in (several edges into one node sum), ``Flatten`` before a
+dense node, and a readout: a whole-map ``Conv2d`` or an ``Affine``/``Linear`` into the ``Output``,
+or the neurons' spikes themselves (logits = spike counts). Anything else is refused naming the node
+and its primitive. Neurons sharing the same input nodes form one layer (its levels, lowest threshold
+first).
 
 NIR's LIF is continuous; the discretisation is the one of the importer the file was written for
 (``source``: snntorch or norse, as in :mod:`mlf_deploy.exporters.nir.export`). Files written by
 mlf-deploy carry their
-MLF origin in ``metadata["mlf"]``; the importer uses it only where it is *consistent* with the node's
-parameters (re-exporting the hint gives the node's arrays bit for bit), so export -> import returns
-the identical graph and a hand-edited file still imports by its parameters.
+MLF origin in ``metadata["mlf"]``; the importer uses it only where it is *consistent* with the
+node's parameters (re-exporting the hint gives the node's arrays bit for bit), so export -> import
+returns the identical graph and a hand-edited file still imports by its parameters.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Export a deployment graph (float or int) to ONNX: a streaming step model or a whole-run sequence
 model, with every MLF level a single-threshold population (binary graphs) or the K levels of a
-graded population summed into its payload, the level count (graded graphs). Both compute in float64 (int
-graphs: exact integers; projections in float32 where that is exact too); ``precision="float32"`` is
-a faster, inexact variant for float graphs.
+graded population summed into its payload, the level count (graded graphs). Both compute in float64
+(int graphs: exact integers; projections in float32 where that is exact too);
+``precision="float32"`` is a faster, inexact variant for float graphs.
 
 Same-timestep semantics let the sequence model compute each layer's current for all ``T * B``
 frames at once (one im2col ``MatMul``) and unroll only the cheap membrane recurrence over ``T``, as

@@ -22,7 +22,8 @@ def overflow_count(b: Builder, masks: list, name: str) -> str:
     parts = [b.op("ReduceSum", [b.op("Cast", [m], f"{name}/cast{i}", to=DOUBLE)], f"{name}/sum{i}",
                   keepdims=0) for i, m in enumerate(masks)]
     n = b.add(parts, f"{name}/total")
-    return b.op("Cast", [b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")], f"{name}/i64", to=INT64)
+    return b.op("Cast", [b.op("Unsqueeze", [n, b.ints([0])], f"{name}/1d")], f"{name}/i64",
+                to=INT64)
 
 
 class NetworkBuilder:
