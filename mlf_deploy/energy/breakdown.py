@@ -1,12 +1,13 @@
-r"""Energy per inference of a deployment graph from a measured run, against the same network as an ANN.
+r"""Energy per inference of a deployment graph from a measured run, against the same network as an
+ANN.
 
 .. math::
-    E_\text{SNN} = E_\text{MAC}\,\text{MACs}_\text{input} + E_\text{AC}\,(\text{SynOps} + \text{ACs}_\text{input})
-    + E_\text{n}\,U_\text{inactive} + E_\text{n,active}\,U_\text{active},
+    E_\text{SNN} = E_\text{MAC}\,\text{MACs}_\text{input} + E_\text{AC}\,(\text{SynOps} +
+    \text{ACs}_\text{input}) + E_\text{n}\,U_\text{inactive} + E_\text{n,active}\,U_\text{active},
     \qquad E_\text{ANN} = E_\text{MAC}\,\text{MACs}_\text{ANN}
 
-(docs/references.md §4; Horowitz ISSCC 2014). Counts are per inference: totals over the run divided by
-its batch size. Neuron updates count every level LIF at every timestep; a neuron is *active* in a
+(docs/references.md §4; Horowitz ISSCC 2014). Counts are per inference: totals over the run divided
+by its batch size. Neuron updates count every level LIF at every timestep; a neuron is *active* in a
 step when it fires. A neuron position of a layer is *dormant* when none of its K levels fires at
 any timestep on any sample of the run (the paper's dormant units).
 """
@@ -55,10 +56,12 @@ class EnergyBreakdown:
     samples: int
     timesteps: int
     levels: int
-    input_kind: str  # "mac" (static image: dense MACs at each step) or "ac" (events: count x fan-out)
+    # "mac" (static image: dense MACs at each step) or "ac" (events: count x fan-out)
+    input_kind: str
     synops_per_inference: float  # spike-driven ACs inside the network, readout included
     readout_synops_per_inference: float
-    synops_if_levels_replicated_per_inference: float  # if each of K level LIFs stored its own synapses
+    # if each of K level LIFs stored its own synapses
+    synops_if_levels_replicated_per_inference: float
     input_macs_per_inference: float
     input_acs_per_inference: float
     ann_macs_per_inference: float
@@ -81,8 +84,9 @@ class EnergyBreakdown:
                 f"{'dormant':>8} {'energy_pJ':>12}")
         rows = [head, "-" * len(head)]
         for r in self.layers:
-            rows.append(f"{r.name:<24} {r.synops:>12.1f} {r.ann_macs:>12.1f} {r.firing_rate:>11.4f} "
-                        f"{r.dormant_fraction:>8.4f} {r.energy_pj[model]:>12.1f}")
+            rows.append(f"{r.name:<24} {r.synops:>12.1f} {r.ann_macs:>12.1f} "
+                        f"{r.firing_rate:>11.4f} {r.dormant_fraction:>8.4f} "
+                        f"{r.energy_pj[model]:>12.1f}")
         ro_pj = self.readout_synops_per_inference * self.models[model]["e_ac_pj"]
         rows.append(f"{'readout':<24} {self.readout_synops_per_inference:>12.1f} "
                     f"{self.ann_macs_per_inference - sum(r.ann_macs for r in self.layers):>12.1f} "
@@ -92,15 +96,16 @@ class EnergyBreakdown:
                     f"{self.energy_pj[model]:>12.1f}")
         ins = "MACs" if self.input_kind == "mac" else "event ACs"
         ann = self.ann_energy_pj[model]
-        rows.append(f"input {ins}/inference: "
-                    f"{self.input_macs_per_inference if self.input_kind == 'mac' else self.input_acs_per_inference:.1f}"
+        in_ops = self.input_macs_per_inference if self.input_kind == "mac" \
+            else self.input_acs_per_inference
+        rows.append(f"input {ins}/inference: {in_ops:.1f}"
                     f"; energy model {model}: SNN {self.energy_pj[model]:.1f} pJ, ANN "
                     f"{'n/a' if ann is None else f'{ann:.1f} pJ'} per inference "
                     f"({self.samples} samples, T={self.timesteps})")
         fed = [r.name for r in self.layers if r.input_ops]
         if fed:  # their SynOps column counts spikes only; say where their energy comes from
-            rows.append(f"{', '.join(fed)}: fed by the input, so SynOps (from spikes) can be 0 while "
-                        f"the energy holds the input {ins} above")
+            rows.append(f"{', '.join(fed)}: fed by the input, so SynOps (from spikes) can be 0 "
+                        f"while the energy holds the input {ins} above")
         return "\n".join(rows)
 
 
