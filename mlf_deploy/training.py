@@ -152,7 +152,8 @@ def _result(run: TrainingRun, resumed: dict | None, start_time: float, threads: 
     result = dict(test_accuracy=final.get("test_accuracy"),
                   train_accuracy=final.get("train_accuracy"), loss=final.get("loss"),
                   checkpoint=str(run.out / "checkpoint.pt"), metrics=str(run.out / "metrics.jsonl"),
-                  epochs=len(run.history), seconds=time.perf_counter() - start_time, dataset=run.cfg.dataset,
+                  epochs=len(run.history), seconds=time.perf_counter() - start_time,
+                  dataset=run.cfg.dataset,
                   rank=run.rank, world_size=run.world, threads=threads,
                   already_finished=resumed is not None and run.first_epoch >= run.cfg.epochs)
     tuned = run.extra.get("finetune")
