@@ -97,12 +97,12 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
     c, h, w = (int(d) for d in input_shape)
     steps = int(timesteps or model.timesteps)
     b = _Builder()
-    gain = offset = None
-    if model.input_bn is not None:
+    fold = {}
+    if model.input_bn is not None:  # computed on the host: the Input's gain and offset
         with torch.no_grad():
             scale, shift = _bn_scale_shift(model.input_bn)
-        gain, offset = scale.numpy(), shift.numpy()
-    b.add(Input("input", (c, h, w), encoding, steps))
+        fold = {"gain": tuple(scale.numpy().tolist()), "offset": tuple(shift.numpy().tolist())}
+    b.add(Input("input", (c, h, w), encoding, steps, **fold))
 
     def conv_inputs(role, sources, cbn: ConvBN, shape):
         wgt, bias = fold_conv_bn(cbn)
@@ -138,6 +138,4 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
     meta = {"levels": model.stem_mlf.p.levels, "variant": model.variant, "timesteps": steps,
             "vth": model.stem_mlf.p.vth, "level_step": model.stem_mlf.p.level_step,
             "tau": model.stem_mlf.p.tau}
-    if gain is not None:
-        meta["input_gain"], meta["input_offset"] = gain.tolist(), offset.tolist()
     return Graph(b.nodes, "float", meta)

@@ -16,7 +16,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from mlf_deploy.commands.app import main
-from mlf_deploy.ir.serialize import MAGIC, _checksum
+from mlf_deploy.ir.serialize import MAGIC, content_checksum
 
 
 def run(*args):
@@ -58,7 +58,7 @@ def reseal(path, out, edit=None, members_edit=None, raw_json=None, bomb=None):
     if edit:
         edit(header["graph"], arrays)
     try:
-        header["checksum"] = _checksum(header["graph"], arrays)
+        header["checksum"] = content_checksum(header["graph"], arrays)
     except (TypeError, ValueError):
         pass  # a body json cannot hash: the schema refuses it first anyway
     members = {f"arrays/{k}.npy": npy(v) for k, v in arrays.items()}

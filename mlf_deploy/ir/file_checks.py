@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 import numpy as np
 
@@ -18,6 +19,31 @@ from mlf_deploy.errors import UserError
 # The dtypes a node field holds in memory (integer mantissas, float values); a table naming any
 # other type asks for a conversion this tool never makes.
 TABLE_DTYPES = {"<i4", "<i8", "<f8", "<f4", "|i1", "<i2", "|b1"}
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: bytes) -> int:
+    """Deepest nesting of ``[``/``{`` outside strings, counted without parsing."""
+    body = np.frombuffer(_STRING.sub(b'""', text), dtype=np.uint8)
+    step = (body == ord("[")).astype(np.int64) + (body == ord("{")) - (body == ord("]")) \
+        - (body == ord("}"))
+    return int(np.cumsum(step).max()) if body.size else 0
+
+
+def check_npy_header(shape, dtype: np.dtype, payload: int, key: str) -> None:
+    """A .npy member must be a plain numeric array whose data is exactly what its header says."""
+    if dtype.hasobject:  # only pickle could rebuild it, and unpickling can run code
+        raise ValueError(f"array {key} holds pickled objects, which are refused; export the "
+                         "graph again with mlf-deploy")
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise ValueError(f"array {key}: dtype {dtype} is not a plain number type")
+    if any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"array {key}: invalid shape {shape}")
+    if math.prod(shape) * dtype.itemsize != payload:
+        raise ValueError(f"array {key}: shape {shape} of {dtype} needs "
+                         f"{math.prod(shape) * dtype.itemsize} bytes, the member holds {payload}")
 
 
 def check_array_table(refs, stored: dict, budget: int) -> None:

@@ -115,7 +115,8 @@ class Graph:
 
     @property
     def levels(self) -> int:
-        return int(self.metadata.get("levels", len(self.layers[0].populations)))
+        """K, the levels of every layer (the metadata's ``levels`` is checked against it)."""
+        return len(self.levels_of(self.layers[0].name))
 
     @property
     def timesteps(self) -> int:

@@ -184,8 +184,8 @@ def input_max_of_range(graph: Graph, input_range: dict) -> float | None:
     lo = np.asarray(input_range["min"], dtype=np.float64)
     hi = np.asarray(input_range["max"], dtype=np.float64)
     norm = input_normalisation(graph)
-    if norm is None:
+    if norm.gain is None:
         events = input_range["timesteps"] is not None
         return None if events else float(np.maximum(np.abs(lo), np.abs(hi)).max())
-    gain, offset = norm[0][:, 0, 0], norm[1][:, 0, 0]
+    gain, offset = norm.gain[:, 0, 0], norm.offset[:, 0, 0]
     return float(np.maximum(np.abs(lo * gain + offset), np.abs(hi * gain + offset)).max())

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
-from mlf_deploy.ir.semantics import MEMBRANE_GAIN
+from mlf_deploy.ir.semantics import MEMBRANE_GAIN, threshold_value
 
 
 def dequantize_graph(graph: Graph) -> Graph:
@@ -28,8 +28,7 @@ def dequantize_graph(graph: Graph) -> Graph:
             bias = np.asarray(node.bias, np.float64) * 2.0 ** node.bias_exp / MEMBRANE_GAIN * node.scale
             node = dataclasses.replace(node, bias=bias, weight_exp=0, bias_exp=0, scale=1.0)
         elif isinstance(node, Population):
-            unit = graph.nodes[node.layer].scale
-            node = dataclasses.replace(node, v_threshold=float(node.v_threshold * unit))
+            node = dataclasses.replace(node, v_threshold=threshold_value(graph, node))
         elif isinstance(node, Projection):
             layer = graph.nodes[node.target]
             per_input = 1.0 / inp.scale if node.source == inp.name else 1.0
