@@ -26,6 +26,7 @@ from mlf_deploy.exporters.nir import PROFILES, lif_params, nir_module
 from mlf_deploy.exporters.nir_file_checks import check_nir_file, check_nir_values
 from mlf_deploy.exporters.nir_schedule import schedule as _schedule
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir.normalisation import NORMALISATION_FIELDS, normalisation_from_metadata
 from mlf_deploy.ir.semantics import population_name
 
 WEIGHTS = ("Conv2d", "Linear", "Affine")
@@ -134,10 +135,14 @@ class _Importer:
         if len(inputs) != 1 or len(outputs) != 1:
             raise UserError(f"a NIR graph to import needs one Input and one Output, found "
                             f"{len(inputs)} and {len(outputs)}")
-        gm = self.meta.get("graph_metadata", {})
         in_hint = _mlf(g.nodes[inputs[0]])
-        inp = Input(in_hint.get("node", "input"), _shape3(g.nodes[inputs[0]].input_type["input"]),
-                    in_hint.get("encoding", "events"), self.steps)
+        shape = _shape3(g.nodes[inputs[0]].input_type["input"])
+        # files written before the normalisation was the Input's keep it in the graph metadata
+        normal, gm = normalisation_from_metadata(self.meta.get("graph_metadata", {}), shape[0])
+        normal.update({k: in_hint[k] for k in NORMALISATION_FIELDS if k in in_hint})
+        inp = Input(in_hint.get("node", "input"), shape, in_hint.get("encoding", "events"),
+                    self.steps, **{k: tuple(float(x) for x in v) if isinstance(v, list)
+                                   else float(v) for k, v in normal.items()})
         self.names[inputs[0]] = inp.name
         nodes = {inp.name: inp}
         readout_from = self.preds[outputs[0]]

@@ -32,6 +32,8 @@ def host_layers(graph) -> set:
 def sanafe_spikes(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> dict:
     """Level population -> ``(T, B, C, H, W)`` uint8 spikes of SANA-FE's LIFs, each layer fed
     ``result``'s (ir-int's) input spikes; the input layer's populations are ``result``'s."""
+    if graph.numeric != "int":  # its LIFs take our fixed-point mantissas
+        raise UserError("SANA-FE runs the int graph; quantize the float graph first")
     sanafe = import_sanafe()
     if graph.graded:
         raise UserError("SANA-FE sends binary spikes only; check the binary lowering")

@@ -73,6 +73,8 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
     """Run SANA-FE on ``graph`` (binary int form) fed with ``result``'s spikes, placed by our
     mapping onto Loihi 1 cores. Returns energy per inference by SANA-FE's categories (pJ), time
     per inference (s), and how it was run."""
+    if graph.numeric != "int":  # its LIFs take our fixed-point mantissas
+        raise UserError("SANA-FE runs the int graph; quantize the float graph first")
     sanafe = import_sanafe()
     if graph.graded:
         raise UserError("SANA-FE sends binary spikes only; run it on the binary lowering")

@@ -52,6 +52,7 @@ def _normalise(**fields):
         normalise={"divide": 1.0, "mean": [0.0], "std": [1.0]}), "Input node"),
     (lambda g, a: g["metadata"].update(input_gain=[1.0]), "Input node"),
     (lambda g, a: g["metadata"].update(levels=1), "levels"),
+    (lambda g, a: g["metadata"].update(timesteps=3), "timesteps"),
     (lambda g, a: g["metadata"].update(input_pipeline=[1, 2]), "input_pipeline"),
     (lambda g, a: g["metadata"].update(input_pipeline={"normalise": {"divide": "x"}}),
      "input_pipeline"),

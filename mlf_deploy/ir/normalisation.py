@@ -41,17 +41,14 @@ def with_input_pipeline(graph: Graph, pipe: dict) -> Graph:
                  graph.spikes)
 
 
-def upgrade_body(body):
-    """A version 1 or 2 ``graph.json`` body in the version 3 layout (anything else unchanged:
-    the validator says what is wrong with it)."""
-    if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict) \
-            or not isinstance(body.get("nodes"), list):
-        return body
-    meta = dict(body["metadata"])
-    inputs = [n for n in body["nodes"] if isinstance(n, dict) and n.get("type") == "Input"]
-    shape = inputs[0].get("shape") if len(inputs) == 1 else None
-    if not (isinstance(shape, list) and shape and isinstance(shape[0], int)):
-        return body
+NORMALISATION_FIELDS = ("raw_divide", "raw_mean", "raw_std", "gain", "offset")
+
+
+def normalisation_from_metadata(meta: dict, channels: int) -> tuple[dict, dict]:
+    """``(Input fields, the rest of the metadata)`` of a schema version 1 or 2 metadata dict, which
+    held the folded ``input_gain``/``input_offset`` and ``input_pipeline["normalise"]``. Values as
+    stored (lists; the validator or the Input node checks them)."""
+    meta = dict(meta)
     fields = {"raw_divide": 1.0, "raw_mean": [], "raw_std": [], "gain": [], "offset": []}
     if "input_gain" in meta or "input_offset" in meta:
         fields["gain"], fields["offset"] = meta.pop("input_gain", []), meta.pop("input_offset", [])
@@ -59,11 +56,25 @@ def upgrade_body(body):
     if isinstance(pipe, dict) and "normalise" in pipe:
         norm = pipe["normalise"]
         meta["input_pipeline"] = {k: v for k, v in pipe.items() if k != "normalise"}
-        if isinstance(norm, dict):  # values as stored: the validator checks them
+        if isinstance(norm, dict):
             fields.update(raw_divide=norm.get("divide"),
-                          raw_mean=_per_channel(norm.get("mean"), shape[0]),
-                          raw_std=_per_channel(norm.get("std"), shape[0]))
+                          raw_mean=_per_channel(norm.get("mean"), channels),
+                          raw_std=_per_channel(norm.get("std"), channels))
         elif norm is not None:
             fields["raw_mean"] = norm  # for the validator to name
+    return fields, meta
+
+
+def upgrade_body(body):
+    """A version 1 or 2 ``graph.json`` body in the version 3 layout (anything else unchanged:
+    the validator says what is wrong with it)."""
+    if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict) \
+            or not isinstance(body.get("nodes"), list):
+        return body
+    inputs = [n for n in body["nodes"] if isinstance(n, dict) and n.get("type") == "Input"]
+    shape = inputs[0].get("shape") if len(inputs) == 1 else None
+    if not (isinstance(shape, list) and shape and isinstance(shape[0], int)):
+        return body
+    fields, meta = normalisation_from_metadata(body["metadata"], shape[0])
     nodes = [{**n, **fields} if n is inputs[0] else n for n in body["nodes"]]
     return {**body, "metadata": meta, "nodes": nodes}

@@ -196,6 +196,10 @@ class Schema(FieldChecks):
         if "levels" in meta and (isinstance(meta["levels"], bool) or [meta["levels"]] != list(levels)):
             raise ValueError(f"metadata levels: {str(meta['levels'])[:20]!r}, but the layers "
                              f"have {' and '.join(map(str, sorted(levels)))} levels")
+        if "timesteps" in meta and (isinstance(meta["timesteps"], bool)
+                                    or meta["timesteps"] != inp["timesteps"]):
+            raise ValueError(f"metadata timesteps: {str(meta['timesteps'])[:20]!r}, but the Input "
+                             f"has {inp['timesteps']}")
         pipe = meta.get("input_pipeline")
         if isinstance(pipe, dict) and "normalise" in pipe:
             raise ValueError("metadata input_pipeline normalise: the data set normalisation is "

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir import GradedPopulation, Graph, Input, Layer, Population, Projection, Readout
 from mlf_deploy.ir.semantics import MEMBRANE_GAIN, threshold_value
 
 
@@ -29,6 +29,9 @@ def dequantize_graph(graph: Graph) -> Graph:
             node = dataclasses.replace(node, bias=bias, weight_exp=0, bias_exp=0, scale=1.0)
         elif isinstance(node, Population):
             node = dataclasses.replace(node, v_threshold=threshold_value(graph, node))
+        elif isinstance(node, GradedPopulation):
+            node = dataclasses.replace(node, v_thresholds=tuple(
+                threshold_value(graph, level) for level in node.level_views()))
         elif isinstance(node, Projection):
             layer = graph.nodes[node.target]
             per_input = 1.0 / inp.scale if node.source == inp.name else 1.0
@@ -39,4 +42,4 @@ def dequantize_graph(graph: Graph) -> Graph:
                                        scale=1.0, weight_bits=0)
         nodes[name] = node
     meta = {**graph.metadata, "nir_numeric": "int-dequantised (approximation of the int graph)"}
-    return Graph(nodes, "float", meta)
+    return Graph(nodes, "float", meta, graph.spikes)
