@@ -17,10 +17,10 @@ from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import GradedPopulation, Graph, Input, Population, load_graph, save_graph
 from mlf_deploy.ir.normalisation import with_input_pipeline
 from mlf_deploy.ir.portable import read_graph
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.semantics import describe_input, input_values, threshold_value
 from mlf_deploy.ir.serialize import MAGIC, content_checksum, graph_to_dict
 from mlf_deploy.quantization.dequantize import dequantize_graph
-from mlf_deploy.runtimes.reference import run_reference
 
 PIPE = {"dataset": "digits", "normalise": {"divide": 16.0, "mean": 0.25, "std": 0.5},
         "class_names": [str(i) for i in range(10)]}
@@ -128,15 +128,15 @@ def test_dequantising_a_graded_graph_dequantises_every_level(small_graphs):
 
 def test_nir_export_refuses_a_graded_graph(small_graphs):
     pytest.importorskip("nir")
-    from mlf_deploy.exporters.nir import to_nir
+    from mlf_deploy.exporters.nir.export import to_nir
     with pytest.raises(UserError, match="graded"):
         to_nir(to_graded(small_graphs[0]))
 
 
 def test_nir_round_trip_keeps_the_input_normalisation(small_graphs):
     pytest.importorskip("nir")
-    from mlf_deploy.exporters.nir import to_nir
-    from mlf_deploy.exporters.nir_import import from_nir
+    from mlf_deploy.exporters.nir.export import to_nir
+    from mlf_deploy.exporters.nir.importer import from_nir
     g = normalised(small_graphs[0])
     back = from_nir(to_nir(g))
     assert describe_input(back) == describe_input(g)
