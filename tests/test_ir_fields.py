@@ -147,3 +147,14 @@ def test_sanafe_refuses_a_float_graph(small_graphs):
     g = small_graphs[0]
     with pytest.raises(UserError, match="int graph"):
         sanafe_bill(g, run_reference(g, sample_input(1)))
+
+
+def test_sanafe_refuses_a_negative_weight_exponent_on_spikes(small_graphs):
+    from mlf_deploy.runtimes.sanafe_chip import check_sanafe_graph
+    g = small_graphs[1]
+    check_sanafe_graph(g)
+    layer = next(layer for layer in g.layers
+                 if all(p.source != g.input.name for p in g.projections_into(layer.name)))
+    nodes = {**g.nodes, layer.name: dataclasses.replace(layer, weight_exp=-1)}
+    with pytest.raises(UserError, match="weight exponent -1"):
+        check_sanafe_graph(Graph(nodes, g.numeric, g.metadata))
