@@ -83,7 +83,8 @@ def _check_lowerable(model: nn.Module):
                             "zero-padded convolutions are supported")
 
 
-def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int | None = None) -> Graph:
+def lower(model: DSResNet, input_shape, encoding: str = "static",
+          timesteps: int | None = None) -> Graph:
     """The float deployment graph of ``model`` for inputs of ``input_shape`` ``(C, H, W)``.
 
     Args:
@@ -107,7 +108,8 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
     def conv_inputs(role, sources, cbn: ConvBN, shape):
         wgt, bias = fold_conv_bn(cbn)
         k, s, p = cbn.conv.kernel_size[0], cbn.conv.stride[0], cbn.conv.padding[0]
-        out = (wgt.shape[0], conv_output_size(shape[1], k, s, p), conv_output_size(shape[2], k, s, p))
+        out = (wgt.shape[0], conv_output_size(shape[1], k, s, p),
+               conv_output_size(shape[2], k, s, p))
         return (role, sources, wgt, s, p), bias, out
 
     inp, bias, shape = conv_inputs("conv", ["input"], model.stem, (c, h, w))

@@ -16,6 +16,8 @@ from mlf_deploy.ir.field_checks import FieldChecks
 from mlf_deploy.ir.file_checks import check_input_pipeline, check_wiring
 from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size
 
+SENDERS = ("Population", "GradedPopulation")  # the node types that send spikes
+
 
 class Schema(FieldChecks):
     """Checks one graph dict (``graph.json``'s ``graph``) and its arrays; raises ValueError."""
@@ -101,7 +103,8 @@ class Schema(FieldChecks):
             w = self.peek(n, "weight")
             k = tuple(w.shape[2:]) if w is not None and w.ndim == 4 else (0, 0)
             if not all(1 <= d <= limits.MAX_KERNEL for d in k):
-                self.fail(n, "weight", f"a (C_out, C_in, kh, kw) kernel, sides 1..{limits.MAX_KERNEL}",
+                self.fail(n, "weight",
+                          f"a (C_out, C_in, kh, kw) kernel, sides 1..{limits.MAX_KERNEL}",
                           None if w is None else f"shape {w.shape}")
             self.array(n, "weight", (co, ci, *k), bits)
             out = tuple(conv_output_size(d, kd, s, p)
@@ -115,7 +118,7 @@ class Schema(FieldChecks):
     def Readout(self, n):  # noqa: N802
         srcs = n.get("sources")
         if not isinstance(srcs, list) or not srcs or not all(
-                isinstance(s, str) and self.nodes.get(s, {}).get("type") in ("Population", "GradedPopulation")
+                isinstance(s, str) and self.nodes.get(s, {}).get("type") in SENDERS
                 for s in srcs):
             self.fail(n, "sources", "a list of earlier Population names", srcs)
         shapes = {tuple(self.nodes[s]["shape"]) for s in srcs}
@@ -126,7 +129,8 @@ class Schema(FieldChecks):
         w = self.peek(n, "weight")
         classes = w.shape[0] if w is not None and w.ndim == 2 else 0
         if not 1 <= classes <= limits.MAX_DIM:
-            self.fail(n, "weight", "a (classes, C) matrix", None if w is None else f"shape {w.shape}")
+            self.fail(n, "weight", "a (classes, C) matrix",
+                      None if w is None else f"shape {w.shape}")
         self.array(n, "weight", (classes, c), bits)
         self.array(n, "bias", (classes,))
         self.number(n, "scale", 1e-30, 1e30)
@@ -152,7 +156,7 @@ class Schema(FieldChecks):
                 if n["type"] == kind:
                     getattr(self, kind)(n)
         neurons = sum(math.prod(n["shape"]) * len(n.get("v_thresholds", [0]))
-                      for n in self.nodes.values() if n["type"] in ("Population", "GradedPopulation"))
+                      for n in self.nodes.values() if n["type"] in SENDERS)
         weights = sum(self.arrays[k].size for k in self.used)
         if neurons > limits.MAX_NEURONS or weights > limits.MAX_WEIGHTS:
             raise ValueError(f"{neurons} neurons and {weights} weights exceed this tool's limits "
@@ -193,7 +197,8 @@ class Schema(FieldChecks):
                                  "node's gain and offset")
         levels = {len(self.nodes[n["populations"][0]].get("v_thresholds", n["populations"]))
                   for n in self.nodes.values() if n["type"] == "Layer"}
-        if "levels" in meta and (isinstance(meta["levels"], bool) or [meta["levels"]] != list(levels)):
+        if "levels" in meta and (isinstance(meta["levels"], bool)
+                                 or [meta["levels"]] != list(levels)):
             raise ValueError(f"metadata levels: {str(meta['levels'])[:20]!r}, but the layers "
                              f"have {' and '.join(map(str, sorted(levels)))} levels")
         if "timesteps" in meta and (isinstance(meta["timesteps"], bool)
