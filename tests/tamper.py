@@ -45,6 +45,18 @@ def npy(array) -> bytes:
     return buf.getvalue()
 
 
+def write_without_table(path, header: dict, arrays: dict):
+    """A sealed graph file of ``header`` and one ``.npy`` per array, without an array table (the
+    layout of schema version 1)."""
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as zf:
+        zf.writestr("graph.json", json.dumps(header))
+        for key, a in arrays.items():
+            zf.writestr(f"arrays/{key}.npy", npy(a))
+    data = payload.getvalue()
+    path.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+
+
 def reseal(path, out, edit=None, members_edit=None, raw_json=None, bomb=None):
     """Write ``out``: ``path``'s graph after ``edit(graph_dict, arrays)`` (arrays: name -> ndarray,
     editable) and ``members_edit(members)``, with both hashes recomputed."""

@@ -3,14 +3,11 @@ audit table is in docs/ir.md); graph files written before the normalisation move
 node read back with the same meaning."""
 
 import dataclasses
-import hashlib
-import io
-import json
-import zipfile
 
 import numpy as np
 import pytest
 from conftest import sample_input
+from tamper import write_without_table
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
@@ -19,7 +16,7 @@ from mlf_deploy.ir.normalisation import with_input_pipeline
 from mlf_deploy.ir.portable import read_graph
 from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.semantics import describe_input, input_values, threshold_value
-from mlf_deploy.ir.serialize import MAGIC, content_checksum, graph_to_dict
+from mlf_deploy.ir.serialize import content_checksum, graph_to_dict
 from mlf_deploy.quantization.dequantize import dequantize_graph
 
 PIPE = {"dataset": "digits", "normalise": {"divide": 16.0, "mean": 0.25, "std": 0.5},
@@ -78,17 +75,8 @@ def _old_file(graph: Graph, path, version: int):
                         "input_pipeline": {**body["metadata"]["input_pipeline"], "normalise": norm}}
     for f in ("raw_divide", "raw_mean", "raw_std", "gain", "offset"):
         del inp[f]
-    header = {"schema": "mlf-deploy-graph", "schema_version": version,
-              "checksum": content_checksum(body, arrays), "graph": body}
-    payload = io.BytesIO()
-    with zipfile.ZipFile(payload, "w") as zf:
-        zf.writestr("graph.json", json.dumps(header))
-        for key, a in arrays.items():
-            buf = io.BytesIO()
-            np.save(buf, a, allow_pickle=False)
-            zf.writestr(f"arrays/{key}.npy", buf.getvalue())
-    data = payload.getvalue()
-    path.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+    write_without_table(path, {"schema": "mlf-deploy-graph", "schema_version": version,
+                               "checksum": content_checksum(body, arrays), "graph": body}, arrays)
 
 
 @pytest.mark.parametrize("version", [1, 2])
