@@ -1,7 +1,8 @@
-"""Checks of a graph file beyond one node's fields: the array table (sizes known before any array
-is widened), the wiring every backend relies on, and the input pipeline stored in the metadata.
+"""Checks of a graph file beyond one node's fields: the JSON depth and ``.npy`` headers (before
+anything is parsed or allocated), the array table (sizes known before any array is widened), the
+wiring every backend relies on, and the metadata (which must agree with the nodes it restates).
 
-Each raises ValueError naming what is wrong; :mod:`mlf_deploy.ir.serialize` and
+Each raises ValueError naming what is wrong; :mod:`mlf_deploy.ir.graph_reader` and
 :mod:`mlf_deploy.ir.validate` call them before a node is built.
 """
 
@@ -118,6 +119,31 @@ def check_input_pipeline(pipe, channels: int) -> None:
     for key, v in pipe.items():
         if key not in ("normalise", "class_names") and not _plain(v):
             raise ValueError(f"metadata input_pipeline {str(key)[:40]}: expected a plain value")
+
+
+def check_metadata(meta: dict, nodes: dict) -> None:
+    """The metadata describes; what the graph computes is in its nodes (``nodes``: name -> node
+    dict, already checked), so a metadata entry that restates a node must agree with it."""
+    inp = next(n for n in nodes.values() if n["type"] == "Input")
+    for key in ("input_gain", "input_offset"):
+        if key in meta:
+            raise ValueError(f"metadata {key}: a folded input normalisation is the Input "
+                             "node's gain and offset")
+    levels = {len(nodes[n["populations"][0]].get("v_thresholds", n["populations"]))
+              for n in nodes.values() if n["type"] == "Layer"}
+    if "levels" in meta and (isinstance(meta["levels"], bool)
+                             or [meta["levels"]] != list(levels)):
+        raise ValueError(f"metadata levels: {str(meta['levels'])[:20]!r}, but the layers "
+                         f"have {' and '.join(map(str, sorted(levels)))} levels")
+    if "timesteps" in meta and (isinstance(meta["timesteps"], bool)
+                                or meta["timesteps"] != inp["timesteps"]):
+        raise ValueError(f"metadata timesteps: {str(meta['timesteps'])[:20]!r}, but the Input "
+                         f"has {inp['timesteps']}")
+    pipe = meta.get("input_pipeline")
+    if isinstance(pipe, dict) and "normalise" in pipe:
+        raise ValueError("metadata input_pipeline normalise: the data set normalisation is "
+                         "the Input node's raw_divide, raw_mean and raw_std")
+    check_input_pipeline(pipe, inp["shape"][0])
 
 
 def _plain(v) -> bool:

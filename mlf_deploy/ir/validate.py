@@ -13,7 +13,7 @@ import math
 
 from mlf_deploy import limits
 from mlf_deploy.ir.field_checks import FieldChecks
-from mlf_deploy.ir.file_checks import check_input_pipeline, check_wiring
+from mlf_deploy.ir.file_checks import check_metadata, check_wiring
 from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size
 
 SENDERS = ("Population", "GradedPopulation")  # the node types that send spikes
@@ -167,7 +167,7 @@ class Schema(FieldChecks):
         unused = sorted(set(self.arrays) - self.used)
         if unused:
             raise ValueError(f"array {unused[0]!r} belongs to no node")
-        self.check_metadata()
+        check_metadata(self.body["metadata"], self.nodes)
 
     def cross_check(self, name, n):
         first = self.nodes.get(n["populations"][0], {}) if n["type"] == "Layer" else {}
@@ -186,30 +186,6 @@ class Schema(FieldChecks):
         if n["type"] == "Population" and name not in self.nodes.get(n["layer"], {}).get(
                 "populations", ()):
             self.fail(n, "layer", "a Layer that lists this population", n["layer"])
-
-    def check_metadata(self):
-        """The metadata describes; what the graph computes is in its nodes."""
-        meta, inp = self.body["metadata"], next(n for n in self.nodes.values()
-                                                if n["type"] == "Input")
-        for key in ("input_gain", "input_offset"):
-            if key in meta:
-                raise ValueError(f"metadata {key}: a folded input normalisation is the Input "
-                                 "node's gain and offset")
-        levels = {len(self.nodes[n["populations"][0]].get("v_thresholds", n["populations"]))
-                  for n in self.nodes.values() if n["type"] == "Layer"}
-        if "levels" in meta and (isinstance(meta["levels"], bool)
-                                 or [meta["levels"]] != list(levels)):
-            raise ValueError(f"metadata levels: {str(meta['levels'])[:20]!r}, but the layers "
-                             f"have {' and '.join(map(str, sorted(levels)))} levels")
-        if "timesteps" in meta and (isinstance(meta["timesteps"], bool)
-                                    or meta["timesteps"] != inp["timesteps"]):
-            raise ValueError(f"metadata timesteps: {str(meta['timesteps'])[:20]!r}, but the Input "
-                             f"has {inp['timesteps']}")
-        pipe = meta.get("input_pipeline")
-        if isinstance(pipe, dict) and "normalise" in pipe:
-            raise ValueError("metadata input_pipeline normalise: the data set normalisation is "
-                             "the Input node's raw_divide, raw_mean and raw_std")
-        check_input_pipeline(pipe, inp["shape"][0])
 
 
 def validate_graph_dict(body, arrays: dict) -> None:
