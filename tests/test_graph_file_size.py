@@ -45,7 +45,8 @@ def test_version_1_graph_files_still_load(small_graphs, tmp_path):
     g = small_graphs[1]
     body, arrays = graph_to_dict(g)
     checksum = graph_checksum(g)
-    header = {"schema": "mlf-deploy-graph", "schema_version": 1, "checksum": checksum, "graph": body}
+    header = {"schema": "mlf-deploy-graph", "schema_version": 1, "checksum": checksum,
+              "graph": body}
     path = tmp_path / "v1.mlfg"
     write_without_table(path, header, arrays)
     assert graph_checksum(load_graph(path)) == checksum
