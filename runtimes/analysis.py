@@ -163,11 +163,13 @@ def cores_by_bits(pipe: Pipeline, bits, weight_sharing=False) -> dict:
 
 def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None,
                     energy_model="45nm-fp32", weight_sharing=False, plot_dir=None,
-                    finetuned=(), spikes="binary") -> tuple[str, dict]:
+                    finetuned=(), spikes="binary", lowerings_text=True) -> tuple[str, dict]:
     """The sweep (binary int graphs; graded ones compute the same spikes), the mapping of the
     chosen lowering, both lowerings' resources side by side at the first weight width, and
     ``finetuned`` pipelines (fine-tuned checkpoints of the same model), each swept at its own
-    weight width and plotted with the post-training points."""
+    weight width and plotted with the post-training points. ``lowerings_text=False`` leaves the
+    lowerings' tables out of the text (still in the dict), for a report that prints
+    :func:`energy_report`'s beside it."""
     plots = check_evaluate_args(energy_model, plot_dir)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
@@ -196,8 +198,9 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
               f"mapping of the {spikes} lowering:", mapping.table(),
               "cores by weight width (binary lowering): " + ", ".join(
                   f"{b}-bit {n}" + (f" ({top - n} fewer than {max(cores)}-bit)" if b != max(cores)
-                                    else "") for b, n in cores.items()), "", forms_text, "",
-              chip_text]
+                                    else "") for b, n in cores.items())]
+    if lowerings_text:
+        lines += ["", forms_text, "", chip_text]
     text = "\n".join(lines)
     if plot_dir:
         from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers_by_width
