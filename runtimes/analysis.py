@@ -82,7 +82,8 @@ def stream_int(pipe: Pipeline, graph, split="test", samples=None,
     raster is kept for a simulator run on the first samples."""
     binary = graph if not graph.graded else pipe.graph_int  # graded runs record level spikes
     totals, labels, first = RunTotals.empty(), [], None
-    for x, y in pipe.batches(split, samples, chunk_size(pipe.graph_float)):
+    for x, y in pipe.batches(split, samples, chunk_size(pipe.graph_float), graph=graph,
+                             states=False, totals=1):
         result = run_int(graph, x, pipe.device)
         totals.add(result, binary, x)
         for tally in (tallies or {}).values():
@@ -176,7 +177,8 @@ def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None
         raise UserError(f"--timesteps: the event frames of this data set have "
                         f"{pipe.graph_float.timesteps} steps; choose at most that")
     def chunks():  # the same samples for every sweep, one chunk in memory at a time
-        return pipe.batches(split, samples, chunk_size(pipe.graph_float))
+        return pipe.batches(split, samples, chunk_size(pipe.graph_float), states=False,
+                            totals=len(bits))
     points = _sweep_pipeline(pipe, chunks(), bits, steps)
     tuned = _finetuned_sweeps(pipe, finetuned, chunks, steps)
     graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else _quantize(pipe, bits[0])

@@ -114,7 +114,8 @@ def sweep_chunks(graph_float: Graph, chunks, runner: Runner, weight_bits=(8, 6, 
     correct = dict.fromkeys(graphs, 0)
     for x, y in chunks:
         y = np.asarray(y)
-        check_graph_run(graphs[(weight_bits[0], longest_t)], len(y), f"the sweep at T={longest_t}")
+        check_graph_run(graphs[(weight_bits[0], longest_t)], len(y), f"the sweep at T={longest_t}",
+                        states=False, totals=len(totals))
         for bits in weight_bits:
             longest = None
             for steps in sorted(steps_list, reverse=True):
