@@ -14,7 +14,7 @@ PEER_SPECS := norse==1.1.0 neurobench==2.3.0
 # maps exporters/ to mlf_deploy.exporters at run time, is invisible to them). Links are per file, so
 # a module added, removed or renamed (which changes its folder) is re-linked by the next make.
 STRICT := --config-settings editable_mode=strict
-PACKAGE_DIRS := $(shell find mlf_deploy exporters runtimes commands -type d -not -name __pycache__)
+PACKAGE_DIRS := $(shell find mlf_deploy exporters runtimes verification workflows commands -type d -not -name __pycache__)
 
 venv: $(VENV)/.linked
 
@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps $(PEER_SPECS)
 	# lava-nc declares Python<3.11; its real dependencies come from pyproject.toml.
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(LAVA_SPEC)
-	$(BIN)/python -c "import mlf_deploy.exporters.lava_import as l; l.import_lava(); print('lava importable')"
+	$(BIN)/python -c "import mlf_deploy.exporters.lava.lava_import as l; l.import_lava(); print('lava importable')"
 	touch $@
 
 lint: venv

@@ -10,9 +10,9 @@ import json
 import time
 from pathlib import Path
 
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.verify import verify
 from mlf_deploy.training import TrainConfig, train
+from mlf_deploy.workflows.pipeline import load_pipeline
+from mlf_deploy.workflows.verify import verify
 
 CONFIGS = {
     "ds14-k3": dict(dataset="digits", depth=14, levels=3),

@@ -24,8 +24,8 @@ BACKENDS = ["torch", "ir-float", "ir-int"]
 
 
 def timed_verify(ckpt, device, samples, chunk, report_every):
-    from mlf_deploy.runtimes.pipeline import load_pipeline
-    from mlf_deploy.runtimes.verify import verify
+    from mlf_deploy.workflows.pipeline import load_pipeline
+    from mlf_deploy.workflows.verify import verify
 
     start = time.perf_counter()
     pipe = load_pipeline(ckpt, device=device)

@@ -22,10 +22,10 @@ from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import load_split
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.hardware.resources import COLUMNS, compare_forms, format_cell, forms_table
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
-from mlf_deploy.runtimes.reference import run_reference
 
 GEOMETRIES = {"cifar10": ((3, 32, 32), "static"), "dvs_gesture": ((2, 32, 32), "events"),
               "cifar10_dvs": ((2, 42, 42), "events")}

@@ -58,7 +58,7 @@ def build_cases(d: Path) -> dict:
                                                "shape": (640_000_000_000,)})
     (d / "lying.npy").write_bytes(buf.getvalue() + b"\0" * 16)
     save_graph(chain_graph(1, timesteps=100_000, width=4096), d / "long.mlfg")
-    from mlf_deploy.exporters.lava import export_lava
+    from mlf_deploy.exporters.lava.export import export_lava
     export_lava(chain_graph(1400), d / "chain-lava")
     write_checkpoint(d / "c.pt")
     import h5py

@@ -96,10 +96,10 @@ def main(name: str, samples: int, with_profile: bool, spikes: str = "binary") ->
 
     from benchmarks.lava_profile import format_profile
     from mlf_deploy.graded_lowering import with_spikes
+    from mlf_deploy.ir.reference import run_reference
     from mlf_deploy.ir.semantics import prepare_input
     from mlf_deploy.runtimes.lava import SINGLE_THREADED, run_lava
     from mlf_deploy.runtimes.lava_guard import process_count
-    from mlf_deploy.runtimes.reference import run_reference
 
     torch.set_num_threads(1)
     graph = with_spikes(preset_graph(name), spikes)

@@ -45,8 +45,8 @@ class _Timed:
 
 def profile(graph, frames) -> dict:
     """Build, compile and run one network with timed models; times in seconds."""
-    from mlf_deploy.exporters.lava import build_processes
-    from mlf_deploy.exporters.lava_import import import_lava
+    from mlf_deploy.exporters.lava.export import build_processes
+    from mlf_deploy.exporters.lava.lava_import import import_lava
     from mlf_deploy.runtimes.lava_sim import release, run_config
 
     import_lava()

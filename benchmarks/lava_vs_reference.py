@@ -52,8 +52,8 @@ def worker(job: str) -> None:
     """Torch-free: build, compile and run the Lava network with stock and fast Conv; print JSON."""
     import warnings
 
-    from mlf_deploy.exporters.lava import build_processes
-    from mlf_deploy.exporters.lava_import import import_lava
+    from mlf_deploy.exporters.lava.export import build_processes
+    from mlf_deploy.exporters.lava.lava_import import import_lava
     from mlf_deploy.runtimes.lava_sim import run_config
 
     warnings.filterwarnings("ignore", message=".*sparsity structure.*")
@@ -87,7 +87,7 @@ def conv_compute(graph, repeats=5):
     import numpy as np
     from lava.proc.conv import utils
 
-    from mlf_deploy.exporters.lava import correlate, host_fed, lava_shape, lava_weight
+    from mlf_deploy.exporters.lava.export import correlate, host_fed, lava_shape, lava_weight
 
     rng, stock, fast = np.random.default_rng(0), 0.0, 0.0
     for p in graph.projections:
@@ -127,11 +127,11 @@ def main() -> None:
 
     import torch
 
+    from mlf_deploy.ir.reference import run_reference
     from mlf_deploy.ir.semantics import prepare_input
     from mlf_deploy.lowering import lower
     from mlf_deploy.quantization import quantize
     from mlf_deploy.runtimes.lava import SINGLE_THREADED, run_lava
-    from mlf_deploy.runtimes.reference import run_reference
 
     torch.set_num_threads(1)
     print(f"{'net':10} {'procs':>5} {'start s':>8} {'lava ms/step':>12} {'conv ms/step stock/fast':>15} "

@@ -28,9 +28,9 @@ from neurobench.models import TorchModel
 from torch.utils.data import DataLoader, TensorDataset
 
 from mlf_deploy.energy.breakdown import estimate
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.neuron import MLF
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.workflows.pipeline import load_pipeline
 
 
 def our_layer(module_name: str, graph) -> str:

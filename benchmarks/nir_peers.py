@@ -18,14 +18,14 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from mlf_deploy.exporters.nir import write_nir
-from mlf_deploy.exporters.nir_import import read_nir
+from mlf_deploy.exporters.nir.export import write_nir
+from mlf_deploy.exporters.nir.importer import read_nir
 from mlf_deploy.ir import graph_checksum
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.quantization.dequantize import dequantize_graph
 from mlf_deploy.runtimes.nir_peers import run_peer
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.workflows.pipeline import load_pipeline
 
 RUNS = [("snntorch", "snntorch-f64"), ("snntorch", "snntorch"), ("norse", "norse-nirtorch"),
         ("norse", "norse")]

@@ -35,12 +35,12 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
-from mlf_deploy.exporters.onnx import export_onnx  # noqa: E402
+from mlf_deploy.exporters.onnx.export import export_onnx  # noqa: E402
+from mlf_deploy.ir.reference import run_reference  # noqa: E402
 from mlf_deploy.ir.semantics import prepare_input  # noqa: E402
 from mlf_deploy.lowering import lower  # noqa: E402
 from mlf_deploy.models import TdBatchNorm, preset  # noqa: E402
 from mlf_deploy.quantization import quantize  # noqa: E402
-from mlf_deploy.runtimes.reference import run_reference  # noqa: E402
 
 
 def calibrated_model(seed=0):

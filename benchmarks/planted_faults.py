@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from faults import FAULTS, faulty_quantize  # noqa: E402
 
-from mlf_deploy.runtimes import pipeline  # noqa: E402
-from mlf_deploy.runtimes.verify import verify  # noqa: E402
+from mlf_deploy.workflows import pipeline  # noqa: E402
+from mlf_deploy.workflows.verify import verify  # noqa: E402
 
 BACKENDS = ["torch", "ir-float", "ir-int"]
 

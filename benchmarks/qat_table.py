@@ -23,11 +23,11 @@ import torch
 
 from mlf_deploy.checkpoint import read_checkpoint
 from mlf_deploy.hardware import Target, map_graph
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.qat.finetune import FinetuneConfig, finetune
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.reference import run_reference
-from mlf_deploy.runtimes.verify import verify
 from mlf_deploy.training import TrainConfig, train
+from mlf_deploy.workflows.pipeline import load_pipeline
+from mlf_deploy.workflows.verify import verify
 
 
 def int_accuracy(pipe) -> float:

@@ -15,10 +15,10 @@ import torch
 
 from mlf_deploy.checkpoint import load_model
 from mlf_deploy.data import dataset_spec, load_split
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
-from mlf_deploy.runtimes.reference import run_reference
 
 
 def timed(fn, repeats):

@@ -20,12 +20,12 @@ import torch
 from mlf_deploy.energy.chip_bill import SANAFE_GROUPS, chip_bill
 from mlf_deploy.hardware import map_graph
 from mlf_deploy.hardware.loihi1 import LOIHI1
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.reference import run_reference
 from mlf_deploy.runtimes.sanafe_chip import sanafe_bill
+from mlf_deploy.workflows.pipeline import load_pipeline
 
 
 def dvs_gesture_graph(widths, samples):

@@ -44,9 +44,9 @@ def main() -> None:
     from benchmarks.verify_scale import write_inputs
     from mlf_deploy.data import model_input
     from mlf_deploy.data.cifar_pickle import read_cifar10_batch
-    from mlf_deploy.runtimes.export import export_checkpoint
-    from mlf_deploy.runtimes.pipeline import load_pipeline
-    from mlf_deploy.runtimes.run_artifact import run_artifact
+    from mlf_deploy.workflows.export_checkpoint import export_checkpoint
+    from mlf_deploy.workflows.pipeline import load_pipeline
+    from mlf_deploy.workflows.run_artifact import run_artifact
 
     with tempfile.TemporaryDirectory(prefix="test-set-") as folder:
         ckpt = write_inputs(folder, args.samples, args.widths)

@@ -65,8 +65,8 @@ def child(ckpt: str, samples: int, chunk: int | None) -> None:
     """One verify run in this process; prints its numbers as one JSON line."""
     import torch
 
-    from mlf_deploy.runtimes.pipeline import load_pipeline
-    from mlf_deploy.runtimes.verify import verify
+    from mlf_deploy.workflows.pipeline import load_pipeline
+    from mlf_deploy.workflows.verify import verify
 
     start = time.perf_counter()
     pipe = load_pipeline(ckpt)

@@ -27,7 +27,7 @@ from .app import (
 
 
 def _backends(ctx, param, value):
-    from mlf_deploy.runtimes.backends import parse_backends
+    from mlf_deploy.verification.backends import parse_backends
     try:
         return parse_backends(value)
     except UserError as exc:
@@ -69,7 +69,7 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
       mlf-deploy export run/checkpoint.pt --to onnx --logits-only -o deployed.onnx
       mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
-    from mlf_deploy.runtimes.export import export_checkpoint
+    from mlf_deploy.workflows.export_checkpoint import export_checkpoint
     if target != "lava" and (out.endswith(("/", os.sep))
                              or os.path.isdir(out) and not os.path.islink(out)):
         suffix = {"ir": "mlfg", "onnx": "onnx", "nir": "nir"}[target]
@@ -92,7 +92,7 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
 @click.option("--backends", default="torch,ir-float,ir-int", show_default=True, callback=_backends,
               help="Comma-separated: torch, ir-float, ir-int, lava-float, lava-fixed, onnx-float, "
                    "onnx-int, torch-int, and each of the graph backends with -graded (the table "
-                   "in runtimes/backends.py).")
+                   "in verification/backends.py).")
 @click.option("--samples", type=click.IntRange(1), default=16, show_default=True,
               help="Samples of the split to run.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
@@ -129,10 +129,10 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
       mlf-deploy verify run/checkpoint.pt --backends torch,ir-float,ir-int,onnx-int --samples 32
       mlf-deploy verify run/checkpoint.pt --backends ir-int,onnx-int,lava-fixed --spikes graded
     """
-    from mlf_deploy.runtimes.backends import names_for_spikes
-    from mlf_deploy.runtimes.pipeline import load_pipeline
-    from mlf_deploy.runtimes.verify import format_verify_table
-    from mlf_deploy.runtimes.verify import verify as run_verify
+    from mlf_deploy.verification.backends import names_for_spikes
+    from mlf_deploy.workflows.pipeline import load_pipeline
+    from mlf_deploy.workflows.verify import format_verify_table
+    from mlf_deploy.workflows.verify import verify as run_verify
     names = names_for_spikes(backends, spikes)
     using = set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir, device)
@@ -180,7 +180,7 @@ def import_nir(nir_file, out, nir_source, timesteps, force, threads, as_json):
     Example:
       mlf-deploy import model.nir -o model.mlfg
     """
-    from mlf_deploy.runtimes.export import import_nir_file
+    from mlf_deploy.workflows.export_checkpoint import import_nir_file
     set_threads(threads)
     info = import_nir_file(nir_file, out, nir_source, timesteps, force)
     click.echo(f"wrote {info['path']} (float graph, {info['populations']} populations, "
@@ -218,7 +218,7 @@ def run_cmd(artifact, input_path, labels_path, batch_size, trust_input, device, 
       mlf-deploy run model.onnx --input digits.npy
       mlf-deploy run deployed.onnx --input test.npz --labels test_labels.npy
     """
-    from mlf_deploy.runtimes.run_artifact import run_artifact
+    from mlf_deploy.workflows.run_artifact import run_artifact
     set_threads(threads)
     out = run_artifact(artifact, input_path, lambda line: click.echo(line, err=True), batch_size,
                        labels_path, trust_input, device)

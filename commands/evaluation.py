@@ -65,8 +65,8 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
     Example:
       mlf-deploy energy run/checkpoint.pt --samples 200 --plot energy.png --json
     """
-    from mlf_deploy.runtimes.analysis import check_energy_args, energy_report, lowerings_plot_path
-    from mlf_deploy.runtimes.pipeline import load_pipeline
+    from mlf_deploy.workflows.analysis import check_energy_args, energy_report, lowerings_plot_path
+    from mlf_deploy.workflows.pipeline import load_pipeline
     if force and plot_path:  # the plot and its lowerings companion, both written by this command
         allow_replace(plot_path)
         allow_replace(lowerings_plot_path(plot_path))
@@ -121,8 +121,8 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
       mlf-deploy evaluate run/checkpoint.pt --weight-bits 8,4,2 --finetuned run4/checkpoint.pt \\
           --finetuned run2/checkpoint.pt --plot eval/
     """
-    from mlf_deploy.runtimes.analysis import check_evaluate_args, evaluate_report
-    from mlf_deploy.runtimes.pipeline import load_pipeline
+    from mlf_deploy.workflows.analysis import check_evaluate_args, evaluate_report
+    from mlf_deploy.workflows.pipeline import load_pipeline
     if force and plot_dir:
         allow_replace(plot_dir)
     check_evaluate_args(energy_model, plot_dir)
@@ -158,7 +158,7 @@ def demo(out_dir, quick, force, no_progress, threads, as_json):
     Example:
       mlf-deploy demo --out demo-output --quick
     """
-    from mlf_deploy.runtimes.demo import run_demo
+    from mlf_deploy.workflows.demo import run_demo
     summary = run_demo(out_dir, quick, force, log=lambda m: click.echo(m, err=True),
                        progress=not no_progress, threads=threads)
     click.echo(f"{'PASSED' if summary['passed'] else 'FAILED'}: report at "

@@ -2,7 +2,7 @@
 allocates, so the run-size guard (:func:`mlf_deploy.limits.check_graph_run`) estimates the peak
 of the whole process rather than applying a flat rate.
 
-A run of the reference simulator (``mlf_deploy.runtimes.reference``) on a chunk of B samples
+A run of the reference simulator (``mlf_deploy.ir.reference``) on a chunk of B samples
 keeps, per sample and timestep, until the run ends:
 
 - the uint8 spike it records for every level neuron (``RunResult.spikes``);

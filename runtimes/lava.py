@@ -1,7 +1,7 @@
 """Run a deployment graph on Lava's CPU simulator: 'lava-float' (floating_pt) or 'lava-fixed' (fixed_pt).
 
 Lava is imported lazily, so the project works without lava-nc. ``samples_per_run`` samples share one
-compiled network: they are laid back to back in time (see exporters/lava.py::build_processes). Spikes
+compiled network: they are laid back to back in time (see exporters/lava/export.py::build_processes). Spikes
 and the post-reset membrane ``v`` come from Lava's own LIF models (a recording subclass writes them
 to a memory-mapped file each step; Monitors would move them one element at a time), and the logits
 are computed host-side from those spikes.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import mlf_deploy
-from mlf_deploy.exporters.lava_import import import_lava
+from mlf_deploy.exporters.lava.lava_import import import_lava
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.results import RunResult
@@ -144,7 +144,7 @@ def run_lava(graph, x, samples_per_run: int = SAMPLES_PER_RUN, record_states: bo
     seconds to minutes.
     """
     import_lava()
-    from mlf_deploy.exporters.lava import check_lava
+    from mlf_deploy.exporters.lava.export import check_lava
 
     check_lava(graph)
     check_process_budget(graph)

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.lava import host_fed, lava_step_offsets
+from mlf_deploy.exporters.lava.export import host_fed, lava_step_offsets
 from mlf_deploy.limits import available_memory
 
 # Seconds, measured on this project's 2-core machine while it was shared (load average 60-100):
@@ -52,7 +52,7 @@ def check_process_budget(graph) -> None:
 
 
 def process_count(graph) -> int:
-    """Lava processes ``mlf_deploy.exporters.lava.build_processes`` makes for ``graph``."""
+    """Lava processes ``mlf_deploy.exporters.lava.export.build_processes`` makes for ``graph``."""
     depth, feeds, relays, count = lava_step_offsets(graph), set(), set(), 0
     for layer in graph.layers:
         count += len(layer.populations)

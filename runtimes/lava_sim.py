@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.lava_import import import_lava
+from mlf_deploy.exporters.lava.lava_import import import_lava
 
 
 class LavaRunError(UserError):
@@ -31,7 +31,7 @@ def run_config(graph, net=None, fast_conv: bool = True, record: bool = True):
     import_lava()
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    from mlf_deploy.exporters.lava_models import model_table
+    from mlf_deploy.exporters.lava.process_models import model_table
 
     table = model_table(graph.numeric == "int", fast_conv, record)
     models = {p: table[type(p)] for p in net.procs} if net is not None else {}
@@ -128,8 +128,8 @@ def simulate(graph, frames, record_states: bool = True, fast_conv: bool = True,
     """Build and run one compiled network on ``frames`` (T, B, C, H, W) in *this* process; return
     spikes and states per population as (T, B, C, H, W) arrays at model timesteps. The record
     files go under ``scratch`` (default: /dev/shm)."""
-    from mlf_deploy.exporters.lava import build_processes
-    from mlf_deploy.exporters.lava_models import RECORD_KEY
+    from mlf_deploy.exporters.lava.export import build_processes
+    from mlf_deploy.exporters.lava.process_models import RECORD_KEY
 
     steps_t, batch = frames.shape[:2]
     integer = graph.numeric == "int"

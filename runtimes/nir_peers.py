@@ -20,7 +20,7 @@ import functools
 import numpy as np
 import torch
 
-from mlf_deploy.exporters.nir_import import population_ids
+from mlf_deploy.exporters.nir.importer import population_ids
 
 LOADERS = ("snntorch", "snntorch-f64", "norse", "norse-nirtorch")
 

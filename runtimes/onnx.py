@@ -16,8 +16,8 @@ import onnxruntime as ort
 
 from mlf_deploy import limits
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.onnx import FORMAT, export_onnx
-from mlf_deploy.exporters.onnx_validate import check_onnx_model
+from mlf_deploy.exporters.onnx.export import FORMAT, export_onnx
+from mlf_deploy.exporters.onnx.validate import check_onnx_model
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import prepare_input

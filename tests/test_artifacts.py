@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from mlf_deploy.commands.app import main
 from mlf_deploy.data.static import digits_arrays
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.ir.reference import run_reference
+from mlf_deploy.workflows.pipeline import load_pipeline
 
 STANDALONE = Path(__file__).resolve().parents[1] / "runtimes" / "onnx_standalone.py"
 PORTABLE = Path(__file__).resolve().parents[1] / "mlf_deploy" / "ir" / "portable.py"
@@ -95,7 +95,7 @@ def test_run_takes_raw_values_to_classes(ckpt, tmp_path, raw_digits, kind, args)
 
 @pytest.mark.parametrize("kind,args", ARTIFACTS)
 def test_run_in_batches_equals_one_batch(ckpt, tmp_path, raw_digits, kind, args):
-    from mlf_deploy.runtimes.run_artifact import run_artifact
+    from mlf_deploy.workflows.run_artifact import run_artifact
 
     raw_path, expected, _ = raw_digits
     out = exported(ckpt, tmp_path, kind, args)
@@ -156,7 +156,7 @@ def test_mode_is_refused_outside_onnx(ckpt, tmp_path, target):
 
 @pytest.mark.slow
 def test_run_a_lava_folder_with_progress(ckpt, tmp_path, raw_digits):
-    from mlf_deploy.exporters.lava_import import lava_available
+    from mlf_deploy.exporters.lava.lava_import import lava_available
     if not lava_available():
         pytest.skip("lava-nc is not installed")
     raw_path, expected, _ = raw_digits
@@ -170,7 +170,7 @@ def test_run_a_lava_folder_with_progress(ckpt, tmp_path, raw_digits):
 
 
 def test_logits_only_onnx_runs_the_same_and_is_refused_by_verify(ckpt, tmp_path, raw_digits):
-    from mlf_deploy.runtimes.run_artifact import run_artifact
+    from mlf_deploy.workflows.run_artifact import run_artifact
 
     raw_path, expected, _ = raw_digits
     full, lean = tmp_path / "full.onnx", tmp_path / "lean.onnx"

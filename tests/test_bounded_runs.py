@@ -13,14 +13,14 @@ from mlf_deploy.data.ranges import split_range, tensor_range
 from mlf_deploy.data.streaming import TensorSplit
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import graph_checksum
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.semantics import parse_population
 from mlf_deploy.qat.finetune import FinetuneConfig, finetune
 from mlf_deploy.results import RunResult
-from mlf_deploy.runtimes import pipeline
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.reference import run_reference
-from mlf_deploy.runtimes.tally import Tally
-from mlf_deploy.runtimes.verify import CHUNK_ENV, verify
+from mlf_deploy.verification.tally import Tally
+from mlf_deploy.workflows import pipeline
+from mlf_deploy.workflows.pipeline import load_pipeline
+from mlf_deploy.workflows.verify import CHUNK_ENV, verify
 
 BACKENDS = ["ir-float", "ir-int", "onnx-float", "onnx-int", "ir-int-graded", "torch-int"]
 
@@ -142,7 +142,7 @@ def test_finetune_stores_the_range_of_a_checkpoint_without_one(tmp_path):
 
 
 def test_float_work_never_quantizes(ckpt, tmp_path, monkeypatch):
-    from mlf_deploy.runtimes.export import export_checkpoint
+    from mlf_deploy.workflows.export_checkpoint import export_checkpoint
 
     def refuse(*a, **k):
         raise AssertionError("quantized for a float-only command")
@@ -160,7 +160,7 @@ def test_float_work_never_quantizes(ckpt, tmp_path, monkeypatch):
 def test_lava_chunks_are_whole_lava_runs(ckpt, monkeypatch):
     """A forced chunk of 2 rounds up to one Lava run's 8 samples: 9 samples start 2 Lava runs,
     as unchunked, not 5; and the chunked Lava report is exact against ir-int."""
-    from mlf_deploy.exporters.lava_import import lava_available
+    from mlf_deploy.exporters.lava.lava_import import lava_available
     if not lava_available():
         pytest.skip("lava-nc is not installed")
     from mlf_deploy.runtimes import lava

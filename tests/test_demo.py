@@ -59,13 +59,13 @@ def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
 
 def test_a_broken_lava_step_fails_the_demo(tmp_path, monkeypatch):
     # Anything but a missing lava-nc in the Lava step must end the demo, not skip Lava.
-    from mlf_deploy.runtimes import demo
+    from mlf_deploy.workflows import demo
 
     def broken(*args, **kwargs):
         raise UserError("lava export broke")
     monkeypatch.setattr(demo, "train", lambda config, **kw: {"checkpoint": write_checkpoint(
         tmp_path / "ckpt.pt"), "test_accuracy": 0.1, "epochs": 0})
-    monkeypatch.setattr("mlf_deploy.exporters.lava.export_lava", broken)
+    monkeypatch.setattr("mlf_deploy.exporters.lava.export.export_lava", broken)
     with pytest.raises(UserError, match="lava export broke"):
         demo.run_demo(tmp_path / "demo", quick=True, log=lambda *a: None, progress=False)
     assert not (tmp_path / "demo").exists()

@@ -10,10 +10,10 @@ from conftest import make_graphs, make_model, sample_input
 from mlf_deploy.commands.app import main
 from mlf_deploy.device import resolve_device
 from mlf_deploy.errors import UserError
+from mlf_deploy.ir.reference import ReferenceSimulator
 from mlf_deploy.qat import IntegerForward, IntGrid
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.reference import ReferenceSimulator
-from mlf_deploy.runtimes.verify import verify
+from mlf_deploy.workflows.pipeline import load_pipeline
+from mlf_deploy.workflows.verify import verify
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device: the GPU half of --device is "

@@ -7,7 +7,7 @@ from conftest import make_graphs, make_model
 
 from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.hardware.rules import group_violations
-from mlf_deploy.runtimes.demo_report import _drc_lines
+from mlf_deploy.workflows.demo_report import _drc_lines
 
 # small enough that many layers of the tiny net fail two rules
 TIGHT = Target(fan_in_axons=60, synaptic_memory_bytes=256)

@@ -18,11 +18,11 @@ from mlf_deploy.energy import (
     projection_synops,
     worst_case_result,
 )
-from mlf_deploy.energy import models as em
+from mlf_deploy.energy import op_energy as em
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.results import RunResult
-from mlf_deploy.runtimes.reference import run_reference
 
 
 def brute_force_synops(graph, result):

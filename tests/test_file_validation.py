@@ -13,8 +13,8 @@ from tamper import one_error, run
 
 from mlf_deploy.data import dataset_spec, load_split
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.onnx import export_onnx
-from mlf_deploy.exporters.onnx_validate import OPS
+from mlf_deploy.exporters.onnx.export import export_onnx
+from mlf_deploy.exporters.onnx.validate import OPS
 
 
 def test_a_text_file_as_checkpoint(tmp_path):

@@ -6,9 +6,9 @@ import pytest
 from conftest import TINY_ARGS, make_graphs, sample_input, write_checkpoint
 
 from mlf_deploy.ir import load_graph
-from mlf_deploy.runtimes.export import export_checkpoint
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.runtimes.onnx import run_onnx
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.workflows.export_checkpoint import export_checkpoint
 
 
 def test_tau_loihi_cannot_hold_exports_float_and_rounds_int(tmp_path):

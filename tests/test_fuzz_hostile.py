@@ -16,7 +16,7 @@ from tamper import read_members, run, write_container
 from mlf_deploy.checkpoint import build_model, read_checkpoint
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph, save_graph
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.ir.reference import run_reference
 
 TABLE_VALUES = [[], {}, "x", None, ["w"], ["w", "<f8", 1], ["nope", "<f8"], ["w", "<U4"],
                 ["w", "|O"], ["w", "<c16"], ["w", "<f8"], ["w", "<i8"], ["w", "|b1"], [1, 2]]
@@ -84,7 +84,7 @@ def _nir_edit(rng: random.Random, f, h5py):
 def test_fuzz_nir_trees(ckpt, tmp_path):
     h5py = pytest.importorskip("h5py")
     pytest.importorskip("nir")
-    from mlf_deploy.exporters.nir_import import read_nir
+    from mlf_deploy.exporters.nir.importer import read_nir
     source = tmp_path / "m.nir"
     assert run("export", ckpt, "--to", "nir", "-o", source).exit_code == 0
     rng, refused = random.Random(4), 0

@@ -18,12 +18,12 @@ from tamper import reseal
 
 from mlf_deploy.checkpoint import build_model, read_checkpoint
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.onnx import export_onnx, save_onnx
+from mlf_deploy.exporters.onnx.export import export_onnx, save_onnx
 from mlf_deploy.ir import load_graph, save_graph
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.lowering import lower
 from mlf_deploy.quantization import quantize
 from mlf_deploy.runtimes.onnx import OnnxRunner, load_onnx
-from mlf_deploy.runtimes.reference import run_reference
 
 HOSTILE = [None, True, -1, 0, 1, 2 ** 31, 10 ** 12, -(10 ** 12), 0.5, -0.0, 1e308, float("nan"),
            float("inf"), "", "x" * 300, [], [0], [1, 1], [-1, 1], [[1]], {}, {"$array": "nope"}]

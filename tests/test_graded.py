@@ -16,9 +16,9 @@ from conftest import make_graphs, make_model, sample_input
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded, with_spikes
 from mlf_deploy.ir import GradedPopulation, Population, load_graph, save_graph
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.quantization import quantize
 from mlf_deploy.runtimes.onnx import run_onnx
-from mlf_deploy.runtimes.reference import run_reference
 
 CASES = {"ds-k3": dict(), "ds-k2": dict(levels=2), "plain-k3": dict(variant="plain"),
          "events-k3": dict(events=True)}

@@ -14,7 +14,7 @@ from mlf_deploy.commands.app import main
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.hardware.resources import compare_forms, form_resources
 from mlf_deploy.ir import load_graph
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.ir.reference import run_reference
 
 
 def _invoke(*args):

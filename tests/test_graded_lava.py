@@ -9,9 +9,9 @@ import pytest
 from conftest import make_graphs, make_model, sample_input
 from test_graded import assert_equivalent
 
-from mlf_deploy.exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava.lava_import import lava_available
 from mlf_deploy.graded_lowering import to_graded
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.ir.reference import run_reference
 
 pytestmark = [pytest.mark.lava,
               pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")]
@@ -42,7 +42,7 @@ def test_exported_graded_loader_runs_standalone_and_matches(tmp_path):
     import subprocess
     import sys
 
-    from mlf_deploy.exporters.lava import export_lava
+    from mlf_deploy.exporters.lava.export import export_lava
 
     _, q = make_graphs(make_model(widths=(2, 4, 4)))
     graded = to_graded(q)
@@ -72,7 +72,7 @@ def test_graded_export_is_the_first_lava_use_of_a_fresh_process(tmp_path):
     code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests']\n"
             "from conftest import make_graphs, make_model\n"
             "from mlf_deploy.graded_lowering import to_graded\n"
-            "from mlf_deploy.exporters.lava import export_lava\n"
+            "from mlf_deploy.exporters.lava.export import export_lava\n"
             "export_lava(to_graded(make_graphs(make_model())[1]), sys.argv[2])\n")
     subprocess.run([sys.executable, "-c", code, str(root), str(tmp_path / "net")], check=True,
                    capture_output=True, text=True, timeout=300)

@@ -10,8 +10,8 @@ import numpy as np
 from conftest import sample_input
 
 from mlf_deploy.ir import graph_checksum, load_graph, save_graph
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.serialize import MAGIC, graph_to_dict
-from mlf_deploy.runtimes.reference import run_reference
 
 
 def _zip_of(path):

@@ -106,8 +106,8 @@ def test_drc_names_rule_and_layer(graphs):
 from mlf_deploy.errors import UserError  # noqa: E402
 from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers  # noqa: E402
 from mlf_deploy.hardware.sweep import sweep, truncate, with_timesteps  # noqa: E402
+from mlf_deploy.ir.reference import run_reference  # noqa: E402
 from mlf_deploy.ownership import LEDGER  # noqa: E402
-from mlf_deploy.runtimes.reference import run_reference  # noqa: E402
 
 
 def _runner(g, x):

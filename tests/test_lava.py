@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import make_graphs, make_model, sample_input
 
-from mlf_deploy.exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava.lava_import import lava_available
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.quantization.rules import RuleViolation
-from mlf_deploy.runtimes.reference import run_reference
 
 pytestmark = [pytest.mark.lava,
               pytest.mark.skipif(not lava_available(), reason="lava-nc is not installed")]
@@ -117,7 +117,7 @@ def test_stuck_run_is_killed_at_timeout(small_graphs):
 
 def test_missing_lava_raises_one_line_hint(small_graphs, monkeypatch):
     import mlf_deploy.runtimes.lava as rl
-    from mlf_deploy.exporters.lava_import import INSTALL_HINT, LavaUnavailable
+    from mlf_deploy.exporters.lava.lava_import import INSTALL_HINT, LavaUnavailable
 
     def unavailable():
         raise LavaUnavailable(INSTALL_HINT)
@@ -126,8 +126,8 @@ def test_missing_lava_raises_one_line_hint(small_graphs, monkeypatch):
     with pytest.raises(LavaUnavailable, match="pip install") as err:
         rl.run_lava(small_graphs[1], sample_input(1))
     assert "\n" not in str(err.value)
-    code = ("import sys, mlf_deploy, mlf_deploy.ir, mlf_deploy.runtimes.reference, mlf_deploy.runtimes.lava, "
-            "mlf_deploy.exporters.lava; "
+    code = ("import sys, mlf_deploy, mlf_deploy.ir, mlf_deploy.ir.reference, mlf_deploy.runtimes.lava, "
+            "mlf_deploy.exporters.lava.export; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'lava'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -135,7 +135,7 @@ def test_missing_lava_raises_one_line_hint(small_graphs, monkeypatch):
 
 @pytest.mark.slow
 def test_exported_loader_runs_standalone_and_matches(tmp_path):
-    from mlf_deploy.exporters.lava import export_lava
+    from mlf_deploy.exporters.lava.export import export_lava
 
     _, graph = make_graphs(make_model(widths=(2, 4, 4)))
     out = export_lava(graph, tmp_path / "net")

@@ -13,7 +13,7 @@ import pytest
 from conftest import make_graphs, make_model, sample_input
 from lava_probe import running_lifs
 
-from mlf_deploy.exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava.lava_import import lava_available
 from mlf_deploy.runtimes.lava_guard import lava_workers
 
 pytestmark = [pytest.mark.lava,
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.lava,
 
 @pytest.mark.parametrize("variant,levels", [("ds", 3), ("plain", 2)])
 def test_process_count_and_timeout_follow_the_built_network(variant, levels):
-    from mlf_deploy.exporters.lava import build_processes
+    from mlf_deploy.exporters.lava.export import build_processes
     from mlf_deploy.ir.semantics import prepare_input
     from mlf_deploy.runtimes.lava_guard import default_timeout, process_count
 
@@ -40,7 +40,7 @@ def test_spike_delay_reemits_spikes_exactly_delay_steps_later(integer):
     from lava.proc.io.source import RingBuffer
     from lava.proc.monitor.process import Monitor
 
-    from mlf_deploy.exporters.lava_delay import spike_delay_classes
+    from mlf_deploy.exporters.lava.lava_delay import spike_delay_classes
 
     steps, delay = 12, 3
     spikes = (np.random.default_rng(0).random((2, 3, steps)) < 0.5).astype(

@@ -13,7 +13,7 @@ import pytest
 from conftest import make_graphs, make_model, sample_input
 from lava_probe import running_lifs
 
-from mlf_deploy.exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava.lava_import import lava_available
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.runtimes.lava_guard import children
 from mlf_deploy.runtimes.lava_shm import sweep_dead_runs
@@ -128,8 +128,8 @@ def test_run_chunk_still_matches_after_the_isolation(tmp_path, monkeypatch):
     """Run from a folder that shadows the package: the run works and the shadow never runs."""
     import numpy as np
 
+    from mlf_deploy.ir.reference import run_reference
     from mlf_deploy.runtimes.lava import run_chunk
-    from mlf_deploy.runtimes.reference import run_reference
     marker = _shadowing_folder(tmp_path)
     monkeypatch.chdir(tmp_path)
     graph = make_graphs(make_model())[1]

@@ -7,8 +7,8 @@ from conftest import make_model, sample_input
 from torch import nn
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.lowering import fold_conv_bn, lower
-from mlf_deploy.runtimes.reference import run_reference
 from mlf_deploy.runtimes.torch_backend import run_torch
 
 VARIANTS = [

@@ -7,9 +7,9 @@ import torch
 from conftest import make_model, sample_input
 
 from mlf_deploy.energy.neurobench_names import neurobench_fields
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.lowering import lower
 from mlf_deploy.neuron import MLF
-from mlf_deploy.runtimes.reference import run_reference
 
 pytest.importorskip("neurobench")
 from neurobench.benchmarks import Benchmark  # noqa: E402

@@ -10,12 +10,12 @@ from conftest import make_graphs, make_model, sample_input
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import graph_checksum
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.quantization.dequantize import dequantize_graph
-from mlf_deploy.runtimes.reference import run_reference
 
 nir = pytest.importorskip("nir")
-from mlf_deploy.exporters.nir import to_nir, write_nir  # noqa: E402
-from mlf_deploy.exporters.nir_import import from_nir, read_nir  # noqa: E402
+from mlf_deploy.exporters.nir.export import to_nir, write_nir  # noqa: E402
+from mlf_deploy.exporters.nir.importer import from_nir, read_nir  # noqa: E402
 
 
 @pytest.mark.parametrize("variant", ["ds", "plain"])

@@ -12,7 +12,7 @@ from mlf_deploy.checkpoint import save_checkpoint
 from mlf_deploy.commands.app import main
 from mlf_deploy.data import dataset_spec
 from mlf_deploy.ir import graph_checksum
-from mlf_deploy.runtimes.pipeline import load_pipeline
+from mlf_deploy.workflows.pipeline import load_pipeline
 
 pytest.importorskip("nir")
 ARGS = dict(depth=8, widths=(4, 8, 8), in_channels=1, num_classes=10, levels=3, timesteps=4,

@@ -9,13 +9,13 @@ import pytest
 import torch
 from conftest import make_graphs, make_model, sample_input
 
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.semantics import prepare_input
-from mlf_deploy.runtimes.reference import run_reference
 
 nir = pytest.importorskip("nir")
 pytest.importorskip("nirtorch")
-from mlf_deploy.exporters.nir import to_nir  # noqa: E402
-from mlf_deploy.exporters.nir_import import read_nir  # noqa: E402
+from mlf_deploy.exporters.nir.export import to_nir  # noqa: E402
+from mlf_deploy.exporters.nir.importer import read_nir  # noqa: E402
 from mlf_deploy.runtimes.nir_peers import run_peer  # noqa: E402
 
 

@@ -15,16 +15,16 @@ from conftest import make_graphs, make_model, sample_input
 from onnx import helper
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.onnx import export_onnx, save_onnx
-from mlf_deploy.exporters.onnx_int32 import plan
-from mlf_deploy.exporters.onnx_ops import EXACT, Builder, int_bounds
-from mlf_deploy.exporters.onnx_projections import dense
+from mlf_deploy.exporters.onnx.export import export_onnx, save_onnx
+from mlf_deploy.exporters.onnx.int32 import plan
+from mlf_deploy.exporters.onnx.ops import EXACT, Builder, int_bounds
+from mlf_deploy.exporters.onnx.projections import dense
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.nodes import Projection
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.ownership import LEDGER
 from mlf_deploy.runtimes.onnx import OnnxRunner, run_onnx, run_onnx_file
-from mlf_deploy.runtimes.reference import run_reference
 
 ort = pytest.importorskip("onnxruntime")
 

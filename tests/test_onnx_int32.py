@@ -12,12 +12,12 @@ from onnx import TensorProto, helper
 from test_onnx import _scaled, assert_same
 from test_onnx import nets as nets  # the shared module fixture
 
-from mlf_deploy.exporters.onnx_int32 import LIMIT32, decay, decay_terms, plan
-from mlf_deploy.exporters.onnx_ops import Builder
+from mlf_deploy.exporters.onnx.int32 import LIMIT32, decay, decay_terms, plan
+from mlf_deploy.exporters.onnx.ops import Builder
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.semantics import V_MAX, retention_mant
 from mlf_deploy.runtimes.onnx import run_onnx
-from mlf_deploy.runtimes.reference import run_reference
 
 ort = pytest.importorskip("onnxruntime")
 

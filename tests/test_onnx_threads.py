@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from mlf_deploy.commands.app import main
 from mlf_deploy.data.static import digits_arrays
-from mlf_deploy.runtimes.pipeline import load_pipeline
+from mlf_deploy.workflows.pipeline import load_pipeline
 
 
 @pytest.fixture

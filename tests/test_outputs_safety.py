@@ -12,7 +12,7 @@ import pytest
 from tamper import one_error, run
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.lava_import import lava_available
+from mlf_deploy.exporters.lava.lava_import import lava_available
 from mlf_deploy.outputs import MANIFEST, output_lock, sweep_stale_stages
 
 pytestmark = pytest.mark.skipif(not lava_available(), reason="the Lava export needs lava-nc")

@@ -1,5 +1,6 @@
 """What ``pip install`` puts into site-packages: one top-level package, ``mlf_deploy``, with the
-repository's top-level folders (exporters, runtimes, commands) installed beneath it."""
+repository's top-level folders (exporters, runtimes, verification, workflows, commands) installed
+beneath it."""
 
 import importlib.util
 import shutil
@@ -12,13 +13,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MAPPED = ("exporters", "runtimes", "commands")
+MAPPED = ("exporters", "runtimes", "verification", "workflows", "commands")
 
 
 def _package_folders():
     found = {".".join(p.parent.relative_to(ROOT).parts)
              for p in (ROOT / "mlf_deploy").rglob("__init__.py")}
-    return found | {f"mlf_deploy.{name}" for name in MAPPED}
+    return found | {"mlf_deploy." + ".".join(p.parent.relative_to(ROOT).parts)
+                    for name in MAPPED for p in (ROOT / name).rglob("__init__.py")}
 
 
 def test_the_package_list_names_every_package_folder():
@@ -55,7 +57,7 @@ def test_the_wheel_installs_only_mlf_deploy_and_runs_from_it(tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, capture_output=True, timeout=300)
-    probe = ("import mlf_deploy.commands, mlf_deploy.runtimes.lava, mlf_deploy.exporters.onnx as o; "
+    probe = ("import mlf_deploy.commands, mlf_deploy.runtimes.lava, mlf_deploy.exporters.onnx.export as o; "
              "print(o.__file__)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env={"PYTHONPATH": str(site), "PATH": ""})

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from faults import FAULTS, faulty_quantize, skip_projections
 
+from mlf_deploy.ir.reference import ReferenceSimulator
 from mlf_deploy.ir.semantics import prepare_input
-from mlf_deploy.runtimes import pipeline
-from mlf_deploy.runtimes.reference import ReferenceSimulator
-from mlf_deploy.runtimes.verify import verify
+from mlf_deploy.workflows import pipeline
+from mlf_deploy.workflows.verify import verify
 
 BACKENDS = ["torch", "ir-float", "ir-int"]
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import make_graphs, make_model, sample_input
 
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.qat import IntegerForward, IntGrid
-from mlf_deploy.runtimes.reference import run_reference
 
 
 def _compare(model, graph_int, x, grid, firing_share=1.0):

@@ -9,6 +9,7 @@ from conftest import make_graphs, make_model, sample_input
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.quantization import dequantize_state, quantize
 from mlf_deploy.quantization.rules import (
     LOIHI_RULES,
@@ -17,7 +18,6 @@ from mlf_deploy.quantization.rules import (
     check_rules,
     find_violations,
 )
-from mlf_deploy.runtimes.reference import run_reference
 
 
 def test_every_rounding_is_within_half_a_step(small_graphs):

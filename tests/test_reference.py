@@ -9,8 +9,8 @@ from conftest import make_graphs, make_model, sample_input
 from equivalence.naive_int import run_naive
 
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.reference import StateOverflow, run_reference
 from mlf_deploy.ir.semantics import prepare_input
-from mlf_deploy.runtimes.reference import StateOverflow, run_reference
 
 
 @pytest.mark.parametrize("cfg", [dict(), dict(levels=2, variant="plain"),

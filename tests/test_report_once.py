@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlf_deploy.runtimes.analysis import energy_report, evaluate_report
-from mlf_deploy.runtimes.pipeline import load_pipeline
+from mlf_deploy.workflows.analysis import energy_report, evaluate_report
+from mlf_deploy.workflows.pipeline import load_pipeline
 
 TABLES = ("binary (one LIF per level) against graded", "Loihi 1 per-event bill")
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from mlf_deploy.commands.app import main
 from mlf_deploy.data.static import digits_arrays
-from mlf_deploy.runtimes.agreement import clopper_pearson
-from mlf_deploy.runtimes.pipeline import load_pipeline
+from mlf_deploy.verification.agreement import clopper_pearson
+from mlf_deploy.workflows.pipeline import load_pipeline
 
 
 def run(*args):
@@ -96,7 +96,7 @@ def test_bad_label_files(artifacts, tmp_path):
 
 def test_recording_onnx_runs_in_batches_that_fit(artifacts, tmp_path, monkeypatch):
     from mlf_deploy.runtimes import onnx_standalone
-    from mlf_deploy.runtimes.run_artifact import run_artifact
+    from mlf_deploy.workflows.run_artifact import run_artifact
 
     folder, raw, _ = artifacts
     np.save(tmp_path / "x.npy", raw)

@@ -10,9 +10,9 @@ from conftest import make_graphs, make_model, sample_input
 from mlf_deploy import limits, run_memory
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import with_spikes
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.run_totals import RunTotals
-from mlf_deploy.runtimes.reference import run_reference
 
 
 def _nbytes(arrays) -> int:

@@ -16,7 +16,7 @@ from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware import map_graph
 from mlf_deploy.hardware.loihi1 import LOIHI1, LOIHI1_SANAFE
 from mlf_deploy.ir import Graph, Population
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.ir.reference import run_reference
 
 
 def _tiny(seed, events=False):

@@ -54,7 +54,7 @@ def test_the_check_sees_spliced_and_string_held_source():
 
 
 def test_the_lava_export_ships_package_files_whole(tmp_path):
-    from mlf_deploy.exporters import lava
+    from mlf_deploy.exporters.lava import export as lava
     from mlf_deploy.ir import portable
 
     _, graph = make_graphs(make_model(widths=(2, 4, 4)))

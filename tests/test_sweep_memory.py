@@ -8,9 +8,9 @@ import torch
 from conftest import make_graphs, make_model, sample_input
 
 from mlf_deploy.hardware.sweep import sweep, with_timesteps
-from mlf_deploy.ir.compare import graph_differences
+from mlf_deploy.ir.graph_diff import graph_differences
 from mlf_deploy.quantization import quantize
-from mlf_deploy.runtimes.analysis import run_int
+from mlf_deploy.workflows.analysis import run_int
 
 
 @pytest.mark.parametrize("events", [False, True])

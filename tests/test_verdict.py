@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from scipy.stats import binom, binomtest
 
 from mlf_deploy.commands.app import main
-from mlf_deploy.runtimes.agreement import accuracy_verdict, clopper_pearson, one_sided_lower
-from mlf_deploy.runtimes.backends import BACKENDS
+from mlf_deploy.verification.agreement import accuracy_verdict, clopper_pearson, one_sided_lower
+from mlf_deploy.verification.backends import BACKENDS
 
 
 def run(*args):

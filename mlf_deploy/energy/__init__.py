@@ -15,7 +15,7 @@ from mlf_deploy.energy.counting import (
                                         projection_synops,
                                         readout_synops,
 )
-from mlf_deploy.energy.models import PRESETS, EnergyModel
+from mlf_deploy.energy.op_energy import PRESETS, EnergyModel
 
 __all__ = ["EnergyBreakdown", "LayerEnergy", "estimate", "worst_case_result", "ann_macs",
            "conv_fanout", "input_ops", "projection_fanout", "projection_synops", "readout_synops",

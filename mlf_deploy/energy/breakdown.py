@@ -24,7 +24,7 @@ from mlf_deploy.energy.counting import (
     readout_synops,
     spike_counts,
 )
-from mlf_deploy.energy.models import PRESETS, EnergyModel
+from mlf_deploy.energy.op_energy import PRESETS, EnergyModel
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
 from mlf_deploy.results import RunResult

@@ -11,7 +11,7 @@ from mlf_deploy.hardware.plots import _save
 
 
 def plot_lowerings(chip: dict, path) -> None:
-    """``chip``: the dict of :func:`mlf_deploy.runtimes.chip_report.chip_report`."""
+    """``chip``: the dict of :func:`mlf_deploy.workflows.chip_report.chip_report`."""
     bills = chip["bills"]
     sim = chip.get("sanafe")
     fig = Figure(figsize=(10 if sim else 7, 4))

@@ -76,7 +76,7 @@ def sweep(graph_float: Graph, x, y, runner: Runner, weight_bits=(8, 6, 5, 4), ti
     Args:
         graph_float: the lowered float graph.
         x: raw model inputs ``(B, C, H, W)`` or event frames ``(T, B, C, H, W)``; y: labels ``(B,)``.
-        runner: ``(graph, x) -> RunResult``, e.g. ``mlf_deploy.runtimes.reference.run_reference``.
+        runner: ``(graph, x) -> RunResult``, e.g. ``mlf_deploy.ir.reference.run_reference``.
         timesteps: values of T (default: the graph's T only); at most the graph's T for events.
         input_max: passed to :func:`quantize` for static inputs.
         quantizer: optional ``(graph_float, bits) -> int graph`` replacing :func:`quantize`.

@@ -2,7 +2,7 @@
 
 Explicit loops over output positions and kernel taps, Python integers, and the Lava fixed_pt LIF
 step written from docs/references.md §2 (u = wrap24(a << 6); v = trunc0(v * (4096 - dv)
->> 12) + u + bias; saturate; s = v > vth << 6; reset). Shares no code with runtimes/reference.py.
+>> 12) + u + bias; saturate; s = v > vth << 6; reset). Shares no code with mlf_deploy/ir/reference.py.
 """
 
 import numpy as np

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlf_deploy.ir import load_graph
-from mlf_deploy.runtimes.reference import run_reference
+from mlf_deploy.ir.reference import run_reference
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 

@@ -17,7 +17,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent.parent)]
 from conftest import make_graphs, make_model, sample_input  # noqa: E402
 
 from mlf_deploy.ir import save_graph  # noqa: E402
-from mlf_deploy.runtimes.reference import run_reference  # noqa: E402
+from mlf_deploy.ir.reference import run_reference  # noqa: E402
 
 
 def main():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlf_deploy.hardware.rules import group_violations
-from mlf_deploy.runtimes.verdict_text import layer_rows, verdict_lines
+from mlf_deploy.verification.verdict_text import layer_rows, verdict_lines
 
 VERDICT = {True: "every backend agreed within its tolerance", False: "SOME BACKEND DISAGREED"}
 

@@ -1,7 +1,7 @@
 """What an ONNX file must be before a session is built from it: one of our own exports.
 
 ONNX Runtime would load any opset, any custom-domain op and any metadata; a file a user is handed is
-held to what :mod:`mlf_deploy.exporters.onnx` writes: the default domain at our opset, the
+held to what :mod:`mlf_deploy.exporters.onnx.export` writes: the default domain at our opset, the
 operators our
 exporter emits (a test checks this list against real exports), and our metadata, well formed.
 """
@@ -18,7 +18,7 @@ from onnx import numpy_helper
 
 from mlf_deploy import limits
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.onnx import FORMAT, OPSET
+from mlf_deploy.exporters.onnx.export import FORMAT, OPSET
 from mlf_deploy.ir.file_checks import check_input_pipeline
 
 OPS = frozenset({"Abs", "Add", "Cast", "Clip", "Concat", "Conv", "Div", "Flatten", "Floor",

@@ -1,9 +1,9 @@
 r"""Int graphs' membrane arithmetic in int32, for the layers whose bounds allow it (the others keep
-the float64 arithmetic of :mod:`mlf_deploy.exporters.onnx_ops`). Half the bytes of float64 per
+the float64 arithmetic of :mod:`mlf_deploy.exporters.onnx.ops`). Half the bytes of float64 per
 value, and ONNX Runtime's int32 elementwise kernels are ~3x faster.
 
 Exactness. A layer runs in int32 when :func:`plan` says so: every projection into it is
-exact in float32 (:func:`~mlf_deploy.exporters.onnx_projections.fits_float32`; its ``Conv`` result is an
+exact in float32 (:func:`~mlf_deploy.exporters.onnx.projections.fits_float32`; its ``Conv`` result is an
 integer below 2^24, the weight shift multiplies it by a power of two, exactly, and the right shift
 floors it, also in float32), and ``2^23 + max(2^23, 64 A) + B < 2^31``, where ``A`` bounds the
 shifted current ``|a|`` and ``B`` the shifted bias ``|bias << e|``. Then every int32 intermediate
@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 from onnx import TensorProto
 
-from mlf_deploy.exporters.onnx_ops import Builder, fire_and_reset, row_sum, saturate
-from mlf_deploy.exporters.onnx_projections import fits_float32
+from mlf_deploy.exporters.onnx.ops import Builder, fire_and_reset, row_sum, saturate
+from mlf_deploy.exporters.onnx.projections import fits_float32
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import V_MAX
 
@@ -99,7 +99,7 @@ def decay(b: Builder, v: str, retention: float, n: str) -> str | None:
 
 
 def population_step(b: Builder, pop, v: str | None, drive: str, tag: str, saturates: bool = True):
-    """:func:`mlf_deploy.exporters.onnx_ops.population_step` of an int layer, in int32."""
+    """:func:`mlf_deploy.exporters.onnx.ops.population_step` of an int layer, in int32."""
     n = f"{pop.name}/{tag}"
     d = None if v is None else decay(b, v, pop.v_retention, n)
     if d is not None:

@@ -7,7 +7,7 @@ a faster, inexact variant for float graphs.
 Same-timestep semantics let the sequence model compute each layer's current for all ``T * B``
 frames at once (one im2col ``MatMul``) and unroll only the cheap membrane recurrence over ``T``, as
 the reference simulator does. The exactness argument for int graphs is in
-:mod:`mlf_deploy.exporters.onnx_ops`.
+:mod:`mlf_deploy.exporters.onnx.ops`.
 
 Names (``<pop>`` is a population name such as ``blocks.0.mlf1/L2``):
     step inputs: ``input`` ``(B, C, H, W)``, ``v/<pop>`` ``(B, C, H, W)`` (membrane after the last
@@ -30,8 +30,8 @@ import onnx
 from onnx import helper
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters import onnx_int32
-from mlf_deploy.exporters.onnx_ops import (
+from mlf_deploy.exporters.onnx import int32 as onnx_int32
+from mlf_deploy.exporters.onnx.ops import (
     DOUBLE,
     INT64,
     NCHW,
@@ -43,7 +43,7 @@ from mlf_deploy.exporters.onnx_ops import (
     shift,
     wrap24,
 )
-from mlf_deploy.exporters.onnx_projections import project
+from mlf_deploy.exporters.onnx.projections import project
 from mlf_deploy.fileio import atomic_path
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir import semantics as sem

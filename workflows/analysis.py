@@ -17,13 +17,13 @@ from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.hardware.resources import compare_forms, forms_table
 from mlf_deploy.hardware.sweep import sweep_chunks
+from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.quantization import quantize
 from mlf_deploy.results import RunResult
 from mlf_deploy.run_totals import RunTotals
-from mlf_deploy.runtimes.chip_report import SIMULATOR_SAMPLES, chip_report, chip_tallies
-from mlf_deploy.runtimes.pipeline import Pipeline
-from mlf_deploy.runtimes.reference import run_reference
-from mlf_deploy.runtimes.verify import chunk_size
+from mlf_deploy.workflows.chip_report import SIMULATOR_SAMPLES, chip_report, chip_tallies
+from mlf_deploy.workflows.pipeline import Pipeline
+from mlf_deploy.workflows.verify import chunk_size
 
 
 def run_int(graph, x, device="cpu"):

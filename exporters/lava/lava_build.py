@@ -4,7 +4,7 @@ One ``LIFReset`` per Population, one ``Conv`` (or ``Dense``) per Projection; the
 layer all connect to the same ``a_in`` of its K LIFs (Lava sums fan-in). Every connection process
 delays by one step, so a layer at depth ``d`` (connection hops from the input) sees model step ``t``
 at Lava step ``t + d``; skip paths from shallower layers are delay-matched by one ring-buffer
-``SpikeDelay`` process (:mod:`mlf_deploy.exporters.lava_delay`) per (source population, extra
+``SpikeDelay`` process (:mod:`mlf_deploy.exporters.lava.lava_delay`) per (source population, extra
 delay). See docs/lava.md.
 
 This file needs numpy and lava only: ``export_lava`` copies it whole into the exported folder,
@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import numpy as np
 
 if __package__:
-    from mlf_deploy.exporters.lava_delay import spike_delay_classes
-    from mlf_deploy.exporters.lava_import import import_lava
+    from mlf_deploy.exporters.lava.lava_delay import spike_delay_classes
+    from mlf_deploy.exporters.lava.lava_import import import_lava
     from mlf_deploy.ir.portable import DECAY_UNIT, layer_depths, payload_bits, retention_mant
 else:  # a copy in an exported Lava folder, beside copies of these modules
     from lava_delay import spike_delay_classes
@@ -63,7 +63,7 @@ def lava_classes():
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFReset
     if __package__:  # lava_graded imports lava, so only after import_lava()
-        from mlf_deploy.exporters.lava_graded import GRADED_MODELS, GradedMLF
+        from mlf_deploy.exporters.lava.lava_graded import GRADED_MODELS, GradedMLF
     else:
         from lava_graded import GRADED_MODELS, GradedMLF
     return SimpleNamespace(Conv=Conv, Dense=Dense, RingBuffer=RingBuffer, LIFReset=LIFReset,

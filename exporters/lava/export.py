@@ -1,6 +1,6 @@
 """Export a deployment graph as a Lava folder, after refusing what Lava cannot run exactly.
 
-The processes themselves are built by :mod:`mlf_deploy.exporters.lava_build` (numpy + lava only),
+The processes themselves are built by :mod:`mlf_deploy.exporters.lava.lava_build` (numpy + lava only),
 which the exported folder holds a copy of, so the exported network is built by the code the tests
 check. See docs/lava.md.
 """
@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from mlf_deploy.exporters.lava_build import (  # noqa: F401 - the builder's names, as before
+from mlf_deploy.exporters.lava.lava_build import (  # noqa: F401 - the builder's names, as before
     build_processes,
     correlate,
     host_fed,
@@ -19,7 +19,7 @@ from mlf_deploy.exporters.lava_build import (  # noqa: F401 - the builder's name
     lava_step_offsets,
     lava_weight,
 )
-from mlf_deploy.exporters.lava_templates import README as _README
+from mlf_deploy.exporters.lava.readme_text import README as _README
 from mlf_deploy.ir import portable
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.outputs import check_output_dir, staged_output

@@ -39,10 +39,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.runtimes.agreement import DEFAULT_TOLERANCE, accuracy_verdict
-from mlf_deploy.runtimes.compare import BackendReport
-from mlf_deploy.runtimes.layer_check import CHANNEL_FACTOR, FLOOR_FACTOR
-from mlf_deploy.runtimes.verdict_text import verdict_reasons
+from mlf_deploy.verification.agreement import DEFAULT_TOLERANCE, accuracy_verdict
+from mlf_deploy.verification.backend_report import BackendReport
+from mlf_deploy.verification.layer_check import CHANNEL_FACTOR, FLOOR_FACTOR
+from mlf_deploy.verification.verdict_text import verdict_reasons
 
 Tolerance = Callable[[BackendReport, float], "tuple[bool, str]"]  # (report, torch accuracy)
 

@@ -9,7 +9,7 @@ from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import graph_checksum, save_graph
 from mlf_deploy.outputs import check_output_dir, output_lock
 from mlf_deploy.ownership import check_output_file as check_output_file_owned
-from mlf_deploy.runtimes.pipeline import check_spikes, load_pipeline
+from mlf_deploy.workflows.pipeline import check_spikes, load_pipeline
 
 
 def check_output_file(out: Path, target: str, force: bool) -> None:
@@ -52,13 +52,13 @@ def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = No
         if target == "ir":
             save_graph(graph, out)
         elif target == "lava":
-            from mlf_deploy.exporters.lava import export_lava
+            from mlf_deploy.exporters.lava.export import export_lava
             export_lava(graph, out, force=force, protect=[checkpoint])
         elif target == "onnx":
-            from mlf_deploy.exporters.onnx import export_onnx, save_onnx
+            from mlf_deploy.exporters.onnx.export import export_onnx, save_onnx
             save_onnx(export_onnx(graph, mode, record=not logits_only), out)
         else:
-            from mlf_deploy.exporters.nir import write_nir
+            from mlf_deploy.exporters.nir.export import write_nir
             write_nir(graph, out, nir_target)
     info = {"path": str(out), "format": target, "numeric": graph.numeric,
             "checksum": graph_checksum(graph), **graph.summary()}
@@ -73,7 +73,7 @@ def export_checkpoint(checkpoint, target: str, out, weight_bits: int | None = No
 
 def import_nir_file(nir_file, out, source=None, timesteps=None, force: bool = False) -> dict:
     """``mlf-deploy import``: a NIR file as an mlf-deploy float graph file."""
-    from mlf_deploy.exporters.nir_import import read_nir
+    from mlf_deploy.exporters.nir.importer import read_nir
     out = Path(out)
     check_output_file(out, "ir", force)
     graph = read_nir(nir_file, source, timesteps)

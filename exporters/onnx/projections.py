@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.onnx_ops import NCHW, NHWC, Builder, row_sum
+from mlf_deploy.exporters.onnx.ops import NCHW, NHWC, Builder, row_sum
 from mlf_deploy.ir import semantics as sem
 
 

@@ -1,7 +1,7 @@
 """``mlf-deploy verify``: run backends on the same samples and compare each with its reference
 (spikes and states per population, level and timestep), top-1 agreement and logits with torch,
 accuracy with the labels. The references and tolerances are the table in
-:mod:`mlf_deploy.runtimes.backends`.
+:mod:`mlf_deploy.verification.backends`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import numpy as np
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.results import RunResult
-from mlf_deploy.runtimes.agreement import DEFAULT_TOLERANCE
-from mlf_deploy.runtimes.backends import BACKENDS, with_references
-from mlf_deploy.runtimes.compare import BackendReport
 from mlf_deploy.runtimes.lava_guard import SAMPLES_PER_RUN
-from mlf_deploy.runtimes.layer_check import LayerCheck
-from mlf_deploy.runtimes.layer_check import applies as layer_check_applies
-from mlf_deploy.runtimes.pipeline import Pipeline
-from mlf_deploy.runtimes.runners import prepare_backend
-from mlf_deploy.runtimes.tally import Tally
-from mlf_deploy.runtimes.verdict_text import layer_rows, verdict_lines
+from mlf_deploy.verification.agreement import DEFAULT_TOLERANCE
+from mlf_deploy.verification.backend_report import BackendReport
+from mlf_deploy.verification.backends import BACKENDS, with_references
+from mlf_deploy.verification.layer_check import LayerCheck
+from mlf_deploy.verification.layer_check import applies as layer_check_applies
+from mlf_deploy.verification.tally import Tally
+from mlf_deploy.verification.verdict_text import layer_rows, verdict_lines
+from mlf_deploy.workflows.pipeline import Pipeline
+from mlf_deploy.workflows.runners import prepare_backend
 
 CHUNK_BYTES = 128 * 2 ** 20  # one backend's record of one chunk: spikes and states
 RECORD_BYTES = 1 + 8  # per neuron and step: a uint8 spike and a (at most) 8-byte membrane
@@ -31,7 +31,7 @@ CHUNK_ENV = "MLF_DEPLOY_VERIFY_CHUNK"  # samples per chunk, overriding the defau
 
 
 def judge(rep: BackendReport, torch_accuracy: float) -> None:
-    """Apply the backend's tolerance (the table in :mod:`mlf_deploy.runtimes.backends`)."""
+    """Apply the backend's tolerance (the table in :mod:`mlf_deploy.verification.backends`)."""
     rep.tolerance = BACKENDS[rep.name].rule
     ok, why = BACKENDS[rep.name].tolerance(rep, torch_accuracy)
     rep.within_tolerance, rep.reason = bool(ok), "" if ok else why
@@ -76,7 +76,7 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
 
     The samples go through every backend in chunks of ``chunk`` (default :func:`chunk_size`, or
     the environment's ``MLF_DEPLOY_VERIFY_CHUNK``): each chunk's recordings are compared, added to
-    running totals (:class:`~mlf_deploy.runtimes.tally.Tally`) and dropped, so memory does not
+    running totals (:class:`~mlf_deploy.verification.tally.Tally`) and dropped, so memory does not
     grow with ``samples``, and the report equals an unchunked run's. A Lava backend rounds the
     chunk up to whole Lava runs. ir-int is also run layer by layer on ir-float's spikes
     (:mod:`runtimes.layer_check`) and may lose at most ``tolerance`` of accuracy (a fraction)."""

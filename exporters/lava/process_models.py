@@ -1,7 +1,7 @@
 """Custom Lava ProcessModels for the Lava backend: a fast bit-exact Conv and recording LIFs
-(the spike-delay process and its models are in exporters/lava_delay.py).
+(the spike-delay process and its models are in exporters/lava/lava_delay.py).
 
-Imported only lazily (from exporters/lava.py and runtimes/lava.py), after lava itself, so that the
+Imported only lazily (from exporters/lava/export.py and runtimes/lava.py), after lava itself, so that the
 rest of the project never needs lava-nc. Models are plugged in through Lava's own model selection,
 ``Loihi2SimCfg(select_tag=..., exception_proc_model_map={Conv: FastConvFixed, ...})``.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlf_deploy.exporters.lava_build import correlate
-from mlf_deploy.exporters.lava_import import import_lava
+from mlf_deploy.exporters.lava.lava_build import correlate
+from mlf_deploy.exporters.lava.lava_import import import_lava
 
 import_lava()
 
@@ -23,8 +23,8 @@ from lava.proc.io.source import PySendModelFixed, PySendModelFloat, RingBuffer  
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat  # noqa: E402
 from lava.proc.lif.process import LIFReset  # noqa: E402
 
-from mlf_deploy.exporters.lava_delay import spike_delay_classes  # noqa: E402
-from mlf_deploy.exporters.lava_graded import (  # noqa: E402
+from mlf_deploy.exporters.lava.lava_delay import spike_delay_classes  # noqa: E402
+from mlf_deploy.exporters.lava.lava_graded import (  # noqa: E402
     GradedMLF,
     PyGradedMLFModelFixed,
     PyGradedMLFModelFloat,

@@ -18,7 +18,7 @@ from mlf_deploy.device import resolve_device
 from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
-from mlf_deploy.ir.compare import graph_differences
+from mlf_deploy.ir.graph_diff import graph_differences
 from mlf_deploy.ir.semantics import valid_weight_bits
 from mlf_deploy.limits import check_graph_run
 from mlf_deploy.lowering import lower

@@ -6,7 +6,7 @@ every count adds (mismatches, totals, correct and agreeing samples, paired disag
 fired per population, overflow events), every maximum takes the maximum, and the first mismatch is
 the least one in the order an unchunked comparison scans (population, timestep, sample, neuron), so
 a chunked report equals the unchunked one field for field. Rates and the statistical verdict
-(:mod:`mlf_deploy.runtimes.agreement`) are computed from the totals, at the end.
+(:mod:`mlf_deploy.verification.agreement`) are computed from the totals, at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from mlf_deploy.ir.semantics import parse_population
 from mlf_deploy.results import RunResult
-from mlf_deploy.runtimes.compare import BackendReport, compare_states
+from mlf_deploy.verification.backend_report import BackendReport, compare_states
 
 
 def _first_mismatch(result: RunResult, ref: RunResult, offset: int):

@@ -1,4 +1,4 @@
-"""How each kind of backend in :data:`mlf_deploy.runtimes.backends.BACKENDS` is run: everything
+"""How each kind of backend in :data:`mlf_deploy.verification.backends.BACKENDS` is run: everything
 a run needs that does not depend on the samples (ONNX sessions, the reference's weight groups, the
 float64 torch copy, the integer grid) is built once by :func:`prepare_backend`, and the returned
 function is called on every chunk of samples."""
@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.ir.reference import ReferenceSimulator
 from mlf_deploy.results import RunResult
-from mlf_deploy.runtimes.backends import BACKENDS
-from mlf_deploy.runtimes.pipeline import Pipeline
-from mlf_deploy.runtimes.reference import ReferenceSimulator
 from mlf_deploy.runtimes.torch_backend import recording_copy, run_copy, run_torch_int
+from mlf_deploy.verification.backends import BACKENDS
+from mlf_deploy.workflows.pipeline import Pipeline
 
 Runner = Callable[..., RunResult]  # raw model input -> its run
 

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.stats import poisson
 
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.reference import ReferenceSimulator
 from mlf_deploy.ir.semantics import (
     DECAY_UNIT,
     MEMBRANE_GAIN,
@@ -37,7 +38,6 @@ from mlf_deploy.ir.semantics import (
     weight_key,
 )
 from mlf_deploy.quantization import weight_step
-from mlf_deploy.runtimes.reference import ReferenceSimulator
 
 FLOOR_DRAWS = 2  # independent rounding-sized perturbations of the float graph
 FLOOR_FACTOR = 4.0  # a population may deviate up to this many times the largest draw

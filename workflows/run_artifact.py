@@ -18,8 +18,8 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.ir import load_graph
 from mlf_deploy.ir.semantics import describe_input, raw_model_input
 from mlf_deploy.limits import check_graph_run
-from mlf_deploy.runtimes.agreement import clopper_pearson
-from mlf_deploy.runtimes.run_inputs import check_labels, check_samples, load_labels, load_samples
+from mlf_deploy.verification.agreement import clopper_pearson
+from mlf_deploy.workflows.run_inputs import check_labels, check_samples, load_labels, load_samples
 
 GRAPH_MAGIC = b"MLFGRAPH"
 
@@ -47,7 +47,7 @@ def run_artifact(artifact, input_path, log=None, batch_size: int | None = None,
     """Predictions of ``artifact`` on the raw samples in ``input_path`` (``.npy``, or ``.npz``
     with ``x`` and optionally ``y``), ``batch_size`` samples at a time (default 32; fewer for a
     recording ONNX export, whose records would not fit), after checking the samples against the
-    artifact's recorded input (:func:`mlf_deploy.runtimes.run_inputs.check_samples`;
+    artifact's recorded input (:func:`mlf_deploy.workflows.run_inputs.check_samples`;
     ``trust_input`` skips its units check). With labels (``labels_path`` or the ``.npz``'s ``y``),
     also the accuracy and its 95 % Clopper-Pearson interval. ``device`` runs a graph file's
     reference simulator; ONNX Runtime and Lava run on the CPU only."""
@@ -89,7 +89,7 @@ def run_artifact(artifact, input_path, log=None, batch_size: int | None = None,
             from mlf_deploy.runtimes.lava import run_lava as run
             options = dict(record_states=False, log=log)
         else:
-            from mlf_deploy.runtimes.reference import run_reference as run
+            from mlf_deploy.ir.reference import run_reference as run
             options = dict(record_states=False, device=device)
         parts, size = [], batch_size or 32
         check_graph_run(graph, min(size, len(raw)), f"running {path}")

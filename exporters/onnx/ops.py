@@ -1,4 +1,4 @@
-r"""ONNX building blocks for :mod:`mlf_deploy.exporters.onnx`: a small graph builder, the
+r"""ONNX building blocks for :mod:`mlf_deploy.exporters.onnx.export`: a small graph builder, the
 projections as exact
 float64 (or, where exact, float32) arithmetic, and one MLF population's update.
 
@@ -10,7 +10,7 @@ sum of products as ``conv2d``, each output a float64 dot product, so float graph
 reference only by summation order (~1 ulp), and int graphs not at all (see below).
 
 Exactness of int graphs (integers held in float64 here; the int32 form of the membrane arithmetic,
-where bounds allow it, is in :mod:`mlf_deploy.exporters.onnx_int32`). Let ``|x| <= 2^(b-1) - 1`` be the
+where bounds allow it, is in :mod:`mlf_deploy.exporters.onnx.int32`). Let ``|x| <= 2^(b-1) - 1`` be the
 input bound (``prepare_input`` clips), spikes be 0/1 and a fan-in group sum of ``m`` spike trains be
 in ``[0, m]``. Then every partial sum of a projection, in any order and with or without FMA, is an
 integer of magnitude at most ``max|src| * max_o sum|W_o|`` (where that is below 2^24 the

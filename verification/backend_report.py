@@ -1,4 +1,4 @@
-"""The report :mod:`mlf_deploy.runtimes.verify` fills (from :mod:`mlf_deploy.runtimes.tally`)
+"""The report :mod:`mlf_deploy.workflows.verify` fills (from :mod:`mlf_deploy.verification.tally`)
 and judges, and the
 comparison of membrane states."""
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from mlf_deploy.fileio import check_writable
 from mlf_deploy.ir import save_graph
 from mlf_deploy.outputs import check_output_dir, output_lock, staged_output
-from mlf_deploy.runtimes.analysis import energy_report, evaluate_report
-from mlf_deploy.runtimes.backends import demo_backends
-from mlf_deploy.runtimes.demo_report import write_report
-from mlf_deploy.runtimes.pipeline import load_pipeline
-from mlf_deploy.runtimes.verdict_text import drift_plot
-from mlf_deploy.runtimes.verify import verify
 from mlf_deploy.training import TrainConfig, train
+from mlf_deploy.verification.backends import demo_backends
+from mlf_deploy.verification.verdict_text import drift_plot
+from mlf_deploy.workflows.analysis import energy_report, evaluate_report
+from mlf_deploy.workflows.demo_report import write_report
+from mlf_deploy.workflows.pipeline import load_pipeline
+from mlf_deploy.workflows.verify import verify
 
 VERIFY_FIELDS = ("reference", "samples", "accuracy", "top1_agreement", "spike_mismatches",
                  "spike_total", "state_mismatches", "logits_max_abs_diff", "tolerance",
@@ -79,13 +79,13 @@ def _run(stage: Path, quick: bool, log, progress, timings, threads=None) -> dict
     save_graph(pipe.graph_int, exports / "graph-int.mlfg")
     graded = pipe.graph("int", "graded")
     save_graph(graded, exports / "graph-int-graded.mlfg")
-    from mlf_deploy.exporters.onnx import export_onnx, save_onnx
+    from mlf_deploy.exporters.onnx.export import export_onnx, save_onnx
     for graph in (pipe.graph_float, pipe.graph_int):
         for mode in ("sequence", "step"):
             save_onnx(export_onnx(graph, mode), exports / f"model-{graph.numeric}-{mode}.onnx")
     save_onnx(export_onnx(graded, "sequence"), exports / "model-int-graded-sequence.onnx")
-    from mlf_deploy.exporters.lava import export_lava
-    from mlf_deploy.exporters.lava_import import LavaUnavailable, import_lava
+    from mlf_deploy.exporters.lava.export import export_lava
+    from mlf_deploy.exporters.lava.lava_import import LavaUnavailable, import_lava
     export_lava(pipe.graph_int, exports / "lava")  # plain files: needs no lava-nc
     export_lava(graded, exports / "lava-graded")
     lava_note = None

@@ -7,7 +7,7 @@ neurons' spikes themselves (logits = spike counts). Anything else is refused nam
 primitive. Neurons sharing the same input nodes form one layer (its levels, lowest threshold first).
 
 NIR's LIF is continuous; the discretisation is the one of the importer the file was written for
-(``source``: snntorch or norse, as in :mod:`mlf_deploy.exporters.nir`). Files written by
+(``source``: snntorch or norse, as in :mod:`mlf_deploy.exporters.nir.export`). Files written by
 mlf-deploy carry their
 MLF origin in ``metadata["mlf"]``; the importer uses it only where it is *consistent* with the node's
 parameters (re-exporting the hint gives the node's arrays bit for bit), so export -> import returns
@@ -22,9 +22,9 @@ import numpy as np
 
 from mlf_deploy import limits
 from mlf_deploy.errors import UserError
-from mlf_deploy.exporters.nir import PROFILES, lif_params, nir_module
-from mlf_deploy.exporters.nir_file_checks import check_nir_file, check_nir_values
-from mlf_deploy.exporters.nir_schedule import schedule as _schedule
+from mlf_deploy.exporters.nir.export import PROFILES, lif_params, nir_module
+from mlf_deploy.exporters.nir.file_checks import check_nir_file, check_nir_values
+from mlf_deploy.exporters.nir.schedule import schedule as _schedule
 from mlf_deploy.ir import Graph, Input, Layer, Population, Projection, Readout
 from mlf_deploy.ir.semantics import population_name
 

@@ -1,5 +1,5 @@
 """The README `export_lava` writes beside the graph (its Python files are copies of package
-modules, see :data:`mlf_deploy.exporters.lava.SHIPPED`)."""
+modules, see :data:`mlf_deploy.exporters.lava.export.SHIPPED`)."""
 
 README = """# MLF network for Lava
 

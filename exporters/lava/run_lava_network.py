@@ -16,9 +16,9 @@ import time
 import numpy as np
 
 if __package__:
-    from mlf_deploy.exporters.lava_build import build_processes, lava_classes
-    from mlf_deploy.exporters.lava_delay import spike_delay_classes
-    from mlf_deploy.exporters.lava_import import import_lava
+    from mlf_deploy.exporters.lava.lava_build import build_processes, lava_classes
+    from mlf_deploy.exporters.lava.lava_delay import spike_delay_classes
+    from mlf_deploy.exporters.lava.lava_import import import_lava
     from mlf_deploy.ir import portable
 else:  # the exported folder; `python -I` leaves the script's own folder off the import path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
