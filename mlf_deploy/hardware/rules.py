@@ -26,8 +26,8 @@ def core_memory_fits(graph, mapping, target):
         worst[c.layer] = max(worst.get(c.layer, 0), c.synapse_bytes)
     for layer, b in worst.items():
         if b > target.synaptic_memory_bytes:
-            yield layer, (f"one output row needs {b / 1024:.1f} KB of synapses per core; the target "
-                          f"has {target.synaptic_memory_bytes / 1024:.0f} KB"), \
+            yield layer, (f"one output row needs {b / 1024:.1f} KB of synapses per core; the "
+                          f"target has {target.synaptic_memory_bytes / 1024:.0f} KB"), \
                 b / target.synaptic_memory_bytes
 
 
@@ -54,8 +54,8 @@ def residual_delays_fit(graph, mapping, target):
         src = [0 if p.source == graph.input.name else depth[graph.nodes[p.source].layer]
                for p in graph.projections_into(layer.name)]
         if max(src) - min(src) > target.max_delay:
-            yield layer.name, (f"paths into it differ by {max(src) - min(src)} layers; delays reach "
-                               f"only {target.max_delay} steps"), \
+            yield layer.name, (f"paths into it differ by {max(src) - min(src)} layers; delays "
+                               f"reach only {target.max_delay} steps"), \
                 (max(src) - min(src)) / max(target.max_delay, 1)
 
 
