@@ -2,9 +2,9 @@
 
 Each point quantizes the float graph once per weight width, re-sets its Input to ``T`` timesteps
 and runs it with the caller's *runner* ``(graph, x) -> RunResult``, so this module imports no
-backend. Latency is ``T x pipeline depth`` steps (each timestep passes through every layer of the longest path before
-the next starts, as the graph's same-timestep semantics require); a chip that pipelines timesteps
-finishes in ``T + depth - 1`` (also reported).
+backend. Latency is ``T x pipeline depth`` steps (each timestep passes through every layer of the
+longest path before the next starts, as the graph's same-timestep semantics require); a chip that
+pipelines timesteps finishes in ``T + depth - 1`` (also reported).
 """
 
 from __future__ import annotations
