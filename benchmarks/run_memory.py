@@ -23,13 +23,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHILD = ("import atexit, json, sys\n"
-         "from mlf_deploy import run_memory as m\n"
-         "atexit.register(lambda: sys.stderr.write('ESTIMATE ' + json.dumps(max(\n"
-         "    m.ESTIMATES, key=lambda e: e['peak'], default=None)) + '\\n'))\n"
-         "from mlf_deploy.commands.app import main\n"
-         "main(sys.argv[1:], prog_name='mlf-deploy')\n")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from verify_scale import ROOT, calibrated_checkpoint  # noqa: E402
+
 # (name, model, command arguments after the checkpoint)
 CASES = [
     ("digits energy 64", "digits", ["energy", "--samples", "64"]),
@@ -49,42 +45,58 @@ MODELS = {"digits": ("digits", None), "cifar-small": ("cifar10", (16, 32, 64)),
 
 def write_checkpoint(folder: str, dataset: str, widths) -> str:
     """An initialised, calibrated checkpoint of ``dataset``'s preset (``widths`` replaced)."""
-    import torch
-
-    from mlf_deploy.checkpoint import save_checkpoint
-    from mlf_deploy.data import dataset_spec, open_split
+    from mlf_deploy.data import dataset_spec
     from mlf_deploy.data.layouts import make_cifar10_batches
-    from mlf_deploy.data.ranges import split_range
-    from mlf_deploy.models import DSResNet, TdBatchNorm, preset_args
+    from mlf_deploy.models import preset_args
 
     options = {}
     if dataset == "cifar10":
         make_cifar10_batches(folder, per_batch=64)
         options["data_dir"] = folder
     spec = dataset_spec(dataset, 0, **options)
-    train = open_split(spec, "train")
     args = preset_args(dataset, **({"widths": list(widths)} if widths else {}))
-    torch.manual_seed(0)
-    model = DSResNet(**args).train()
-    with torch.no_grad():
-        for i in range(2):
-            model(train.x[8 * i:8 * (i + 1)])
-        for m in model.modules():
-            if isinstance(m, TdBatchNorm) and m.weight is not None:
-                m.weight.uniform_(1.0, 2.5)
-                m.bias.uniform_(0.0, 0.8)
-    path = os.path.join(folder, "checkpoint.pt")
-    save_checkpoint(path, {"model_args": args, "state_dict": model.eval().state_dict(),
-                           "config": {}, "dataset": spec, "input": split_range(train),
-                           "metrics": {}, "epoch": 0})
-    return path
+    return calibrated_checkpoint(folder, spec, args)
 
 
-def measure(argv: list[str], child: str = CHILD) -> tuple[float, int, str]:
+def per_point_sweep() -> None:
+    """Patch the sweep back to a quantized graph per point, ``quantize(with_timesteps(float
+    graph, T), bits)`` (equal graphs: tests/test_sweep_memory.py), for the "before" run of
+    ``benchmarks/sweep_memory.py``."""
+    from mlf_deploy.hardware import sweep
+    real_quantize, real_with_timesteps, seen = sweep.quantize, sweep.with_timesteps, {}
+
+    def quantize(graph, bits, **kw):
+        seen["float"], seen["kw"] = graph, kw
+        return real_quantize(graph, bits, **kw)
+
+    def with_timesteps(graph, steps):
+        if graph.numeric == "float":
+            return real_with_timesteps(graph, steps)
+        bits = graph.metadata["quantization"]["weight_bits"]
+        return real_quantize(real_with_timesteps(seen["float"], steps), bits, **seen["kw"])[0]
+
+    sweep.quantize, sweep.with_timesteps = quantize, with_timesteps
+
+
+def child(mode: str, argv: list[str]) -> None:
+    """One command in this process; at exit, the largest estimate its guard made (stderr)."""
+    import atexit
+
+    from mlf_deploy import run_memory
+    from mlf_deploy.commands.app import main as cli
+
+    if mode == "per-point":
+        per_point_sweep()
+    largest = lambda: max(run_memory.ESTIMATES, key=lambda e: e["peak"], default=None)  # noqa: E731
+    atexit.register(lambda: sys.stderr.write(f"ESTIMATE {json.dumps(largest())}\n"))
+    cli(argv, prog_name="mlf-deploy")
+
+
+def measure(argv: list[str], mode: str = "now") -> tuple[float, int, str]:
     """``(wall seconds, peak RSS bytes, stderr)`` of one command in a fresh process."""
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", child, *argv],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, os.path.abspath(__file__),
+                           "--child", mode, *argv], capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
@@ -92,6 +104,8 @@ def measure(argv: list[str], child: str = CHILD) -> tuple[float, int, str]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        return child(sys.argv[2], sys.argv[3:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", help="case names (default: all); see --list")
     ap.add_argument("--list", action="store_true")

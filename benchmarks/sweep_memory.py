@@ -3,8 +3,8 @@ quantized graph (as before: 12 graphs) against one graph per weight width whose 
 (now: 3 graphs sharing their weights across T), each in a fresh process under /usr/bin/time -v.
 
 The "per point" run patches the sweep back to the old construction, ``quantize(with_timesteps(
-float graph, T), bits)`` for every point (tests/test_sweep_memory.py shows both give equal
-graphs), so the two runs differ in that alone. Printed: peak RSS of each and the ratio.
+float graph, T), bits)`` for every point (``run_memory.per_point_sweep``; tests/test_sweep_memory.py
+shows both give equal graphs), so the two runs differ in that alone. Printed: peak RSS of each and the ratio.
 
 Usage: ``python benchmarks/sweep_memory.py [--model cifar10|cifar-small|digits] [--samples 1]``
 """
@@ -19,24 +19,6 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_memory import MODELS, measure, write_checkpoint  # noqa: E402
 
-PER_POINT = ("import sys\n"
-             "from mlf_deploy.hardware import sweep\n"
-             "real_quantize, real_with_timesteps, seen = sweep.quantize, sweep.with_timesteps, {}\n"
-             "def quantize(graph, bits, **kw):\n"
-             "    seen['float'], seen['kw'] = graph, kw\n"
-             "    return real_quantize(graph, bits, **kw)\n"
-             "def with_timesteps(graph, t):\n"
-             "    if graph.numeric == 'float':\n"
-             "        return real_with_timesteps(graph, t)\n"
-             "    bits = graph.metadata['quantization']['weight_bits']\n"
-             "    return real_quantize(real_with_timesteps(seen['float'], t), bits,\n"
-             "                         **seen['kw'])[0]\n"
-             "sweep.quantize, sweep.with_timesteps = quantize, with_timesteps\n"
-             "from mlf_deploy.commands.app import main\n"
-             "main(sys.argv[1:], prog_name='mlf-deploy')\n")
-NOW = ("import sys\nfrom mlf_deploy.commands.app import main\n"
-       "main(sys.argv[1:], prog_name='mlf-deploy')\n")
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,8 +29,8 @@ def main() -> None:
         ckpt = write_checkpoint(tmp, *MODELS[args.model])
         argv = ["evaluate", ckpt, "--samples", str(args.samples)]  # the default sweep
         rows = {}
-        for label, child in (("per point (before)", PER_POINT), ("per width (now)", NOW)):
-            wall, rss, _ = measure(argv, child)
+        for label, mode in (("per point (before)", "per-point"), ("per width (now)", "now")):
+            wall, rss, _ = measure(argv, mode)
             rows[label] = rss
             print(f"{args.model} evaluate --samples {args.samples}, graphs {label}: peak RSS "
                   f"{rss / 2 ** 30:.3f} GiB ({wall:.0f} s)", flush=True)
