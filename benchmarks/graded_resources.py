@@ -118,7 +118,8 @@ def markdown(results) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--digits", help="trained digits checkpoint [default: untrained digits preset]")
-    ap.add_argument("--samples", type=int, default=16, help="samples per model for the activity columns")
+    ap.add_argument("--samples", type=int, default=16,
+                    help="samples per model for the activity columns")
     ap.add_argument("--preset-samples", type=int, default=2)
     ap.add_argument("--markdown", action="store_true", help="also print one markdown table")
     ap.add_argument("--map-seconds", type=int, default=600, help="time limit of one comparison")
@@ -141,7 +142,8 @@ def main():
         ran = time.perf_counter() - start
         cmp = compare_within(binary, graded, result, args.map_seconds)
         print(f"== {name}: K={binary.levels}, T={binary.timesteps}, {result.batch} samples, "
-              f"lower + run {ran:.0f} s, compare {time.perf_counter() - start - ran:.0f} s", flush=True)
+              f"lower + run {ran:.0f} s, compare {time.perf_counter() - start - ran:.0f} s",
+              flush=True)
         if cmp["binary"]["cores"] is None:
             print(f"(the core mapping did not finish within {args.map_seconds} s: cores n/a)")
         results[name] = cmp

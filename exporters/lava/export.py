@@ -1,8 +1,8 @@
 """Export a deployment graph as a Lava folder, after refusing what Lava cannot run exactly.
 
-The processes themselves are built by :mod:`mlf_deploy.exporters.lava.lava_build` (numpy + lava only),
-which the exported folder holds a copy of, so the exported network is built by the code the tests
-check. See docs/lava.md.
+The processes themselves are built by :mod:`mlf_deploy.exporters.lava.lava_build` (numpy + lava
+only), which the exported folder holds a copy of, so the exported network is built by the code the
+tests check. See docs/lava.md.
 """
 
 from __future__ import annotations

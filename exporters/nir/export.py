@@ -8,7 +8,8 @@ and ``v_threshold`` that make that importer's discrete update equal our
 * ``snntorch``: forward Euler with ``dt = 1e-4``, :math:`\beta = 1 - dt/\tau`, threshold divided by
   :math:`R\,dt/\tau`. We pick :math:`\tau` so that ``1 - dt/tau == rho`` holds exactly in float64
   and :math:`R = \tau / dt`, so the threshold is unchanged.
-* ``norse``: forward Euler with ``dt = 1e-3`` that ignores ``R``: :math:`v \leftarrow v + (dt/\tau)(I - v)`
+* ``norse``: forward Euler with ``dt = 1e-3`` that ignores ``R``:
+  :math:`v \leftarrow v + (dt/\tau)(I - v)`
   is our membrane times :math:`1 - \rho`, so the threshold is scaled by :math:`1 - \rho`.
 
 Mapping: each level population -> one ``nir.LIF`` of shape ``(C, H, W)``; each distinct weight
@@ -120,8 +121,8 @@ def to_nir(graph: Graph, target: str = "snntorch"):
             if first.kind == "conv2d":
                 nodes[wid] = nir.Conv2d(input_shape=tuple(src.shape[1:]), weight=first.weight,
                                         stride=tuple(first.stride), padding=tuple(first.padding),
-                                        dilation=(1, 1), groups=1, bias=np.asarray(bias, np.float64),
-                                        metadata=meta)
+                                        dilation=(1, 1), groups=1,
+                                        bias=np.asarray(bias, np.float64), metadata=meta)
                 feeds = wid
             else:  # dense: NIR's Affine takes a flat vector, so a Flatten comes first
                 feeds = f"{wid}_flatten"
@@ -157,7 +158,8 @@ def _readout(graph: Graph, nodes: dict, edges: list, ids: dict) -> None:
     nodes["readout"] = nir.Conv2d(
         input_shape=(h, w), weight=weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         bias=np.asarray(ro.bias, np.float64) / steps,
-        metadata=_meta(node=ro.name, sources=list(ro.sources), weight=np.asarray(ro.weight).tolist(),
+        metadata=_meta(node=ro.name, sources=list(ro.sources),
+                       weight=np.asarray(ro.weight).tolist(),
                        bias=np.asarray(ro.bias).tolist(), scale=ro.scale,
                        meaning="logits = sum over timesteps of this node's output"))
     nodes["output"] = nir.Output(output_type={"output": np.array([per_step.shape[0], 1, 1])})
@@ -168,7 +170,8 @@ def _check_unique(edges: list, graph: Graph) -> None:
     seen = set()
     for e in edges:
         if e in seen:
-            raise UserError(f"edge {e[0]} -> {e[1]} appears twice; NIR graphs cannot repeat an edge")
+            raise UserError(f"edge {e[0]} -> {e[1]} appears twice; NIR graphs cannot repeat an "
+                            "edge")
         seen.add(e)
 
 

@@ -36,7 +36,8 @@ from mlf_deploy.results import RunResult
 
 TERMS = ("synapse", "dendrite", "soma_access", "soma_update", "spike_out", "message", "hops")
 SANAFE_GROUPS = {"synapse": ("synapse",), "dendrite": ("dendrite",),
-                 "soma": ("soma_access", "soma_update", "spike_out"), "network": ("message", "hops")}
+                 "soma": ("soma_access", "soma_update", "spike_out"),
+                 "network": ("message", "hops")}
 """Our terms summed into SANA-FE's own energy breakdown."""
 
 
