@@ -116,7 +116,8 @@ def _run(stage: Path, quick: bool, log, progress, timings, threads=None) -> dict
 
     _step("evaluate", log, timings)
     eval_text, evaluation = evaluate_report(pipe, [8, 6, 4], None, "test", 128 if quick else None,
-                                            "45nm-fp32", False, stage / "evaluate")
+                                            "45nm-fp32", False, stage / "evaluate",
+                                            lowerings_text=False)  # the energy section has them
     _dump(stage / "evaluate.json", evaluation)
     _done("evaluate", timings)
 
