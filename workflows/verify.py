@@ -15,13 +15,13 @@ import numpy as np
 from mlf_deploy.errors import UserError
 from mlf_deploy.results import RunResult
 from mlf_deploy.runtimes.lava_guard import SAMPLES_PER_RUN
-from mlf_deploy.verification.agreement import DEFAULT_TOLERANCE
 from mlf_deploy.verification.backend_report import BackendReport
 from mlf_deploy.verification.backends import BACKENDS, with_references
 from mlf_deploy.verification.layer_check import LayerCheck
 from mlf_deploy.verification.layer_check import applies as layer_check_applies
 from mlf_deploy.verification.tally import Tally
 from mlf_deploy.verification.verdict_text import layer_rows, verdict_lines
+from mlf_deploy.workflows.options import VerifyOptions
 from mlf_deploy.workflows.pipeline import Pipeline
 from mlf_deploy.workflows.runners import prepare_backend
 
@@ -38,7 +38,8 @@ def judge(rep: BackendReport, torch_accuracy: float) -> None:
 
 
 def int_weight_bits(pipe: Pipeline) -> int | None:
-    """The weight width of the int graph actually run (a graph file may differ from --weight-bits)."""
+    """The weight width of the int graph actually run (a graph file may differ from the
+    pipeline's ``weight_bits``)."""
     return (pipe.graph_int.metadata.get("quantization") or {}).get("weight_bits", pipe.weight_bits)
 
 
@@ -69,25 +70,27 @@ def _logits_only(result: RunResult) -> RunResult:
     return RunResult(result.backend, result.numeric, {}, {}, result.logits, result.overflow)
 
 
-def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "test",
-           progress=None, chunk: int | None = None,
-           tolerance: float = DEFAULT_TOLERANCE) -> dict:
-    """Run ``backends`` (plus their references) on the first ``samples`` of a split and compare.
+def verify(pipe: Pipeline, backends, options: VerifyOptions | None = None,
+           progress=None) -> dict:
+    """Run ``backends`` (plus their references) on the first ``options.samples`` of a split and
+    compare; ``progress(name)`` is told each backend before it runs.
 
-    The samples go through every backend in chunks of ``chunk`` (default :func:`chunk_size`, or
-    the environment's ``MLF_DEPLOY_VERIFY_CHUNK``): each chunk's recordings are compared, added to
-    running totals (:class:`~mlf_deploy.verification.tally.Tally`) and dropped, so memory does not
-    grow with ``samples``, and the report equals an unchunked run's. A Lava backend rounds the
-    chunk up to whole Lava runs. ir-int is also run layer by layer on ir-float's spikes
-    (:mod:`runtimes.layer_check`) and may lose at most ``tolerance`` of accuracy (a fraction)."""
-    if chunk is not None and chunk < 1:
-        raise UserError(f"--chunk must be at least 1 sample, got {chunk}")
+    The samples go through every backend in chunks of ``options.chunk`` (default
+    :func:`chunk_size`, or the environment's ``MLF_DEPLOY_VERIFY_CHUNK``): each chunk's
+    recordings are compared, added to running totals
+    (:class:`~mlf_deploy.verification.tally.Tally`) and dropped, so memory does not grow with the
+    samples, and the report equals an unchunked run's. A Lava backend rounds the chunk up to
+    whole Lava runs. ir-int is also run layer by layer on ir-float's spikes
+    (:mod:`mlf_deploy.verification.layer_check`) and may lose at most ``options.tolerance`` of
+    accuracy (a fraction)."""
+    options = options or VerifyOptions()
+    samples, split, tolerance = options.samples, options.split, options.tolerance
     names = with_references(backends)
     bits = int_weight_bits(pipe) if any(BACKENDS[n].numeric == "int" for n in names) else None
     runners = {n: prepare_backend(n, pipe) for n in names}
     tallies = {n: Tally(n, BACKENDS[n].reference, bits if BACKENDS[n].numeric == "int" else None)
                for n in names}
-    chunk = chunk_size(pipe.graph_float, names, chunk or _env_chunk())
+    chunk = chunk_size(pipe.graph_float, names, options.chunk or _env_chunk())
     check = LayerCheck(pipe.graph_float, pipe.graph_int) if "ir-int" in names and \
         layer_check_applies(pipe.graph_float, pipe.graph_int) else None
     done = 0
@@ -129,7 +132,8 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
     return summary
 
 
-def format_verify_table(summary: dict) -> str:
+def format_verify_table(summary: dict, backends_option: str = "the backends asked for") -> str:
+    """verify's table; ``backends_option``: what the caller calls the backends it asked for."""
     rows = [f"{'backend':<17} {'reference':<9} {'acc':>6} {'top1':>6} {'spike mism':>14} "
             f"{'state mism':>10} {'|dlogit|':>9}  ok"]
     for name, r in summary["backends"].items():
@@ -165,8 +169,8 @@ def format_verify_table(summary: dict) -> str:
         rows += [f"  {line}" for line in supplied["differences"]]
     extra = summary.get("references_only")
     if extra:
-        rows.append(f"run as reference only, shown but not deciding the verdict: {', '.join(extra)} "
-                    "(name it in --backends to have it judged)")
+        rows.append("run as reference only, shown but not deciding the verdict: "
+                    f"{', '.join(extra)} (name it in {backends_option} to have it judged)")
     rows.append(f"{'PASSED' if summary['passed'] else 'FAILED'} on {summary['samples']} samples"
                 + (f" (in chunks of {summary['chunk']})"
                    if summary.get("chunk", summary["samples"]) < summary["samples"] else ""))

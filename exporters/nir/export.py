@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.semantics import readout_norm, weight_key
 
@@ -91,7 +91,7 @@ def to_nir(graph: Graph, target: str = "snntorch"):
         raise UserError(f"unknown NIR target {target!r}; choose one of {', '.join(PROFILES)}")
     if graph.numeric != "float":
         raise UserError("NIR has no fixed-point fields: export the float graph, or dequantise the "
-                        "int graph first (export --nir-dequantised)")
+                        f"int graph first (export {option('nir_dequantised')})")
     profile = PROFILES[target]
     inp = graph.input
     ids = {inp.name: "input"}

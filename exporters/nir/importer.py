@@ -21,7 +21,7 @@ import json
 import numpy as np
 
 from mlf_deploy import limits
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.exporters.nir.export import PROFILES, lif_params, nir_module
 from mlf_deploy.exporters.nir.file_checks import check_nir_file, check_nir_values
 from mlf_deploy.exporters.nir.schedule import schedule as _schedule
@@ -63,7 +63,7 @@ class _Importer:
         written_for = self.meta.get("target")
         if source and written_for and source != written_for:
             raise UserError(f"this NIR file was written for {written_for}, not {source}; drop "
-                            "--nir-source or export it again for that target")
+                            f"{option('nir_source')} or export it again for that target")
         self.source = written_for or source or "snntorch"
         if self.source not in PROFILES:
             raise UserError(f"unknown NIR source {self.source!r}; choose one of {', '.join(PROFILES)}")
@@ -74,7 +74,7 @@ class _Importer:
         steps = gm.get("timesteps") or timesteps
         if steps is None:
             raise UserError("this NIR file does not say how many timesteps a sample has; pass "
-                            "--timesteps N")
+                            f"{option('timesteps', 'N')}")
         if isinstance(steps, bool) or not isinstance(steps, int) \
                 or not 1 <= steps <= limits.MAX_TIMESTEPS:
             raise UserError(f"the NIR file's timesteps is {str(steps)[:40]!r}; expected an integer "

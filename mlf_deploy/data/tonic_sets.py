@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.npy_files import load_npy
 
 _BASE = {"data_dir": None, "window_us": None}
@@ -86,15 +86,16 @@ def tonic_spec(spec: dict) -> dict:
 def _files(spec: dict, key: str) -> list[tuple[Path, int]]:
     layout = LAYOUTS[spec["name"]]
     if not spec.get("data_dir"):
-        raise UserError(f"{spec['name']} needs --data-dir DIR holding DIR/{layout.folder}/ with the "
-                        f"extracted {layout.suffix} files (no download: this tool works offline)")
+        raise UserError(f"{spec['name']} needs {option('data_dir', 'DIR')} holding "
+                        f"DIR/{layout.folder}/ with the extracted {layout.suffix} files (no "
+                        "download: this tool works offline)")
     root = Path(os.path.expanduser(spec["data_dir"]), layout.folder)
     folder = root / layout.subfolders[key]
     found = sorted(folder.rglob(f"*{layout.suffix}")) if folder.is_dir() else []
     if not root.parent.is_dir():
         raise UserError(f"{spec['name']} files not found: {root.parent} does not exist (the folder "
-                        f"recorded at training); if the data moved, pass --data-dir DIR, the "
-                        f"folder that now holds {layout.folder}/")
+                        "recorded at training); if the data moved, pass "
+                        f"{option('data_dir', 'DIR')}, the folder that now holds {layout.folder}/")
     if not found:
         archive = root / layout.archives[key]
         hint = (f"{archive} is there but not extracted: extract it into {root}" if archive.is_file()
