@@ -79,11 +79,14 @@ class IntList(click.ParamType):
 
 
 def flag_of(name: str, command: click.Command | None = None) -> str:
-    """The flag of a library option ``name`` in ``command``: the option whose parameter has that
-    name (``input_path`` is ``--input``), else the name spelt as a flag (``lava_timeout``)."""
-    for param in command.params if command is not None else ():
-        if isinstance(param, click.Option) and param.name == name:
-            return max(param.opts, key=len)
+    """The flag of a library option ``name``: the option of ``command`` whose parameter has that
+    name (``input_path`` is ``--input``), else of the first other command that has one (a message
+    may name another command's option: export's ``target`` is ``--to``), else the name spelt as
+    a flag."""
+    for cmd in [command, *main.commands.values()]:
+        for param in cmd.params if cmd is not None else ():
+            if isinstance(param, click.Option) and param.name == name:
+                return max(param.opts, key=len)
     return name if name.startswith("-") else "--" + name.replace("_", "-")
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 # An option mark: the name, and optionally the value given, between two unit separators (a
 # character no message text holds), so a message can still hold braces and quotes of its own.
 _MARK = "\x1f"
-_MARKED = re.compile(f"{_MARK}([A-Za-z_][A-Za-z0-9_-]*)(?:=([^{_MARK}]*))?{_MARK}")
+_MARKED = re.compile(f"{_MARK}(-*[A-Za-z_][A-Za-z0-9_-]*)(?:=([^{_MARK}]*))?{_MARK}")
 
 
 def option(name: str, value=None) -> str:
@@ -44,6 +44,9 @@ class UserError(Exception):
     def options(self) -> list[str]:
         """The options the message names, in order."""
         return [m.group(1) for m in _MARKED.finditer(self.template)]
+
+    def __reduce__(self):  # another process (a worker) gets the marks, not their rendering
+        return type(self), (self.template,)
 
     def render(self, spell: Callable[[str, str | None], str] = as_keyword) -> str:
         return _MARKED.sub(lambda m: spell(m.group(1), m.group(2)), self.template)

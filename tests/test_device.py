@@ -36,7 +36,7 @@ def assert_same_run(a, b):
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if CUDA else "cpu")
-    with pytest.raises(UserError, match="--device must be one of"):
+    with pytest.raises(UserError, match="device must be one of"):
         resolve_device("tpu")
 
 
