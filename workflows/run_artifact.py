@@ -76,7 +76,7 @@ def run_artifact(artifact, input_path, options: RunOptions | None = None, log=No
     if kind == "onnx":
         run = _run_onnx(path, raw, input_path, options)
     else:
-        run = _run_graph(path, kind, raw, input_path, options, log=log, device=device)
+        run = _run_graph(path, kind, raw, input_path, options, log=log)
     return _predictions(path, kind, run, labels)
 
 
@@ -103,8 +103,8 @@ def _run_onnx(path: Path, raw, input_path, options: RunOptions) -> ArtifactLogit
     return ArtifactLogits(logits, backend, pipeline)
 
 
-def _run_graph(path: Path, kind: str, raw, input_path, options: RunOptions, log,
-               device) -> ArtifactLogits:
+def _run_graph(path: Path, kind: str, raw, input_path, options: RunOptions,
+               log) -> ArtifactLogits:
     """A graph file on the reference simulator, or a Lava folder's graph on Lava, batch by
     batch, keeping each batch's logits and dropping its records."""
     graph = load_graph(path / "graph.mlfg" if kind == "lava" else path)
@@ -115,7 +115,7 @@ def _run_graph(path: Path, kind: str, raw, input_path, options: RunOptions, log,
         settings = dict(record_states=False, log=log)
     else:
         from mlf_deploy.ir.reference import run_reference as run
-        settings = dict(record_states=False, device=device)
+        settings = dict(record_states=False, device=resolve_device(options.device))
     parts, size = [], options.batch_size or 32
     check_graph_run(graph, min(size, len(raw)), f"running {path}", option="batch_size")
     for i in range(0, len(raw), size):
