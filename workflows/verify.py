@@ -70,6 +70,50 @@ def _logits_only(result: RunResult) -> RunResult:
     return RunResult(result.backend, result.numeric, {}, {}, result.logits, result.overflow)
 
 
+class _Comparison:
+    """What verify runs on every chunk and what it sums: each backend's runner and tally, and
+    ir-int's per-layer check (None where it does not apply)."""
+
+    def __init__(self, pipe: Pipeline, backends):
+        self.names = with_references(backends)
+        bits = int_weight_bits(pipe) if any(BACKENDS[n].numeric == "int" for n in self.names) \
+            else None
+        self.runners = {n: prepare_backend(n, pipe) for n in self.names}
+        self.tallies = {n: Tally(n, BACKENDS[n].reference,
+                                 bits if BACKENDS[n].numeric == "int" else None)
+                        for n in self.names}
+        self.check = LayerCheck(pipe.graph_float, pipe.graph_int) if "ir-int" in self.names \
+            and layer_check_applies(pipe.graph_float, pipe.graph_int) else None
+
+    def add(self, x, labels: np.ndarray, done: int, chunk: int, progress=None) -> None:
+        """Run every backend on one chunk (``done`` samples before it) and add it to the totals."""
+        results = {}
+        for i, name in enumerate(self.names):
+            if progress:
+                one_chunk = done == 0 and len(labels) < chunk
+                progress(name if one_chunk else f"{name} (samples {done + 1}-{done + len(labels)})")
+            start = time.perf_counter()
+            results[name] = self.runners[name](x)
+            self.tallies[name].add(results[name], results, labels, done,
+                                   time.perf_counter() - start)
+            if name == "ir-int" and self.check is not None:
+                self.check.add(x, results["ir-float"], done)
+            # Keep a chunk's full records only while a later backend is compared with them.
+            needed = {BACKENDS[n].reference for n in self.names[i + 1:]}
+            results = {n: r if n in needed else _logits_only(r) for n, r in results.items()}
+
+    def reports(self, tolerance: float) -> dict[str, BackendReport]:
+        """Each backend's report over every chunk, judged against its tolerance."""
+        reports = {n: t.report() for n, t in self.tallies.items()}
+        torch_accuracy = reports["torch"].accuracy
+        if self.check is not None:
+            reports["ir-int"].layer_check = self.check.report()
+        for rep in reports.values():
+            rep.accuracy_tolerance = tolerance
+            judge(rep, torch_accuracy)
+        return reports
+
+
 def verify(pipe: Pipeline, backends, options: VerifyOptions | None = None,
            progress=None) -> dict:
     """Run ``backends`` (plus their references) on the first ``options.samples`` of a split and
@@ -84,47 +128,22 @@ def verify(pipe: Pipeline, backends, options: VerifyOptions | None = None,
     (:mod:`mlf_deploy.verification.layer_check`) and may lose at most ``options.tolerance`` of
     accuracy (a fraction)."""
     options = options or VerifyOptions()
-    samples, split, tolerance = options.samples, options.split, options.tolerance
-    names = with_references(backends)
-    bits = int_weight_bits(pipe) if any(BACKENDS[n].numeric == "int" for n in names) else None
-    runners = {n: prepare_backend(n, pipe) for n in names}
-    tallies = {n: Tally(n, BACKENDS[n].reference, bits if BACKENDS[n].numeric == "int" else None)
-               for n in names}
-    chunk = chunk_size(pipe.graph_float, names, options.chunk or _env_chunk())
-    check = LayerCheck(pipe.graph_float, pipe.graph_int) if "ir-int" in names and \
-        layer_check_applies(pipe.graph_float, pipe.graph_int) else None
+    comparison = _Comparison(pipe, backends)
+    chunk = chunk_size(pipe.graph_float, comparison.names, options.chunk or _env_chunk())
     done = 0
-    for x, y in pipe.batches(split, samples, chunk):
-        labels, results = y.numpy(), {}
-        for i, name in enumerate(names):
-            if progress:
-                one_chunk = done == 0 and len(labels) < chunk
-                progress(name if one_chunk else f"{name} (samples {done + 1}-{done + len(labels)})")
-            start = time.perf_counter()
-            results[name] = runners[name](x)
-            tallies[name].add(results[name], results, labels, done, time.perf_counter() - start)
-            if name == "ir-int" and check is not None:
-                check.add(x, results["ir-float"], done)
-            # Keep a chunk's full records only while a later backend is compared with them.
-            needed = {BACKENDS[n].reference for n in names[i + 1:]}
-            results = {n: r if n in needed else _logits_only(r) for n, r in results.items()}
-        done += len(labels)
+    for x, y in pipe.batches(options.split, options.samples, chunk):
+        comparison.add(x, y.numpy(), done, chunk, progress)
+        done += len(y)
     if done == 0:
-        raise UserError(f"the {split} split of {pipe.path} holds no samples to verify")
-    reports = {n: t.report() for n, t in tallies.items()}
-    torch_accuracy = reports["torch"].accuracy
-    if check is not None:
-        reports["ir-int"].layer_check = check.report()
-    for rep in reports.values():
-        rep.accuracy_tolerance = tolerance
-        judge(rep, torch_accuracy)
-    # A reference added only to compare a requested backend with is reported, but the exit
-    # status answers what was asked: `--backends lava-fixed` judges lava-fixed against ir-int.
+        raise UserError(f"the {options.split} split of {pipe.path} holds no samples to verify")
+    reports = comparison.reports(options.tolerance)
+    # A reference added only to compare a requested backend with is reported, but the verdict
+    # answers what was asked: asking for lava-fixed alone judges lava-fixed against ir-int.
     asked = {"torch", *backends}
     summary = {"passed": all(r.within_tolerance for n, r in reports.items() if n in asked),
-               "references_only": [n for n in names if n not in asked],
-               "samples": done, "split": split, "checkpoint": pipe.path,
-               "weight_bits": pipe.weight_bits, "chunk": chunk, "tolerance": tolerance,
+               "references_only": [n for n in comparison.names if n not in asked],
+               "samples": done, "split": options.split, "checkpoint": pipe.path,
+               "weight_bits": pipe.weight_bits, "chunk": chunk, "tolerance": options.tolerance,
                "backends": {n: r.to_dict() for n, r in reports.items()}}
     if pipe.graph_file is not None:  # a supplied graph must be this checkpoint's own lowering
         summary["graph_file"] = pipe.graph_file
