@@ -1,6 +1,6 @@
 """Checkpoints: everything export, verify and energy need, in one ``.pt`` file.
 
-A checkpoint is a plain dict (loaded with ``weights_only=True``, so loading never runs code from it):
+A checkpoint is a plain dict (loaded with ``weights_only=True``, so loading never runs its code):
 
 ``format``      "mlf-deploy-checkpoint"; ``version`` 1
 ``model_args``  the keyword arguments of :class:`mlf_deploy.models.DSResNet`
@@ -55,7 +55,7 @@ def read_checkpoint(path) -> dict:
                         "the checkpoint.pt that `mlf-deploy train` wrote")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - the safe unpickler raises many kinds on a foreign file
+    except Exception as exc:  # noqa: BLE001 - the safe unpickler raises many kinds
         if "weights only" in str(exc).lower() or "weights_only" in str(exc):
             # torch's paragraph suggests loading with weights_only=False: never for a file of
             # unknown origin, and ours never need it

@@ -19,8 +19,9 @@ from mlf_deploy.errors import UserError
 _POSITIVE = (lambda v: v > 0, "> 0")
 MODEL_ARGS = {
     "depth": (int, (lambda v: 8 <= v <= 1000 and (v - 2) % 6 == 0, "6n+2 from 8 to 1000")),
-    "widths": (list, (lambda v: len(v) == 3 and all(_is_int(w) and 1 <= w <= limits.MAX_DIM
-                                                    for w in v), f"3 integers in 1..{limits.MAX_DIM}")),
+    "widths": (list, (lambda v: len(v) == 3
+                      and all(_is_int(w) and 1 <= w <= limits.MAX_DIM for w in v),
+                      f"3 integers in 1..{limits.MAX_DIM}")),
     "in_channels": (int, (lambda v: 1 <= v <= limits.MAX_DIM, f"1..{limits.MAX_DIM}")),
     "num_classes": (int, (lambda v: 1 <= v <= limits.MAX_DIM, f"1..{limits.MAX_DIM}")),
     "levels": (int, (lambda v: 1 <= v <= limits.MAX_LEVELS, f"1..{limits.MAX_LEVELS}")),
@@ -35,7 +36,8 @@ SPEC_RANGES = {
     "test_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
     "timesteps": (lambda v: 1 <= v <= limits.MAX_TIMESTEPS, f"1..{limits.MAX_TIMESTEPS}"),
     "steps_per_saccade": (lambda v: 1 <= v <= 1000, "1..1000"),
-    "contrast": _POSITIVE, "step_us": _POSITIVE, "window_us": _POSITIVE, "spatial_factor": _POSITIVE,
+    "contrast": _POSITIVE, "step_us": _POSITIVE, "window_us": _POSITIVE,
+    "spatial_factor": _POSITIVE,
     "train_per_class": (lambda v: v >= 1, ">= 1"), "mismatch": (lambda v: v >= 0, ">= 0"),
     "std": (lambda v: v > 0 if not isinstance(v, list) else all(x > 0 for x in v), "> 0"),
 }
@@ -132,7 +134,8 @@ def model_weights(args: dict) -> int:
     total = 9 * args.get("in_channels", 3) * cin
     for stage, width in enumerate(widths):
         for i in range((depth - 2) // 6):
-            total += 9 * cin * width + 9 * width * width + (cin * width if cin != width or (stage and not i) else 0)
+            shortcut = cin * width if cin != width or (stage and not i) else 0
+            total += 9 * cin * width + 9 * width * width + shortcut
             cin = width
     return total + cin * args.get("num_classes", 10)
 

@@ -1,4 +1,5 @@
-r"""Spiking DS-ResNets with MLF neurons (Feng et al., IJCAI 2022), and the plain spiking ResNet baseline.
+r"""Spiking DS-ResNets with MLF neurons (Feng et al., IJCAI 2022), and the plain spiking ResNet
+baseline.
 
 Tensors inside the network are ``(T, B, C, H, W)``; convolutions and tdBN fold time into the batch.
 A block computes ``h = MLF(tdBN(conv(x)))``, ``r = tdBN(conv(h))`` and then
@@ -7,8 +8,8 @@ A block computes ``h = MLF(tdBN(conv(x)))``, ``r = tdBN(conv(h))`` and then
 * ``variant="plain"`` (fire after the add): ``out = MLF(r + shortcut(x))``.
 
 A downsampling shortcut is ``conv1x1(stride) -> tdBN`` (``-> MLF`` in the DS variant). The stem is
-``conv3x3 -> tdBN -> MLF``; the readout is a global average pool and a linear layer per timestep, the
-logits averaged over time.
+``conv3x3 -> tdBN -> MLF``; the readout is a global average pool and a linear layer per timestep,
+the logits averaged over time.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ class DSResNet(nn.Module):
             return x.unsqueeze(0).expand(self.timesteps, *x.shape)
         if x.dim() == 5:
             return x
-        raise ValueError(f"expected (B, C, H, W) or (T, B, C, H, W) input, got shape {tuple(x.shape)}")
+        raise ValueError("expected (B, C, H, W) or (T, B, C, H, W) input, got shape "
+                         f"{tuple(x.shape)}")
 
     def forward(self, x):
         x = self.encode(x)
@@ -178,7 +180,8 @@ PRESETS = {
     "cifar10": dict(depth=20, widths=(64, 128, 256), in_channels=3, num_classes=10, timesteps=4),
     "dvs_gesture": dict(depth=20, widths=(16, 32, 64), in_channels=2, num_classes=11, timesteps=40,
                         input_bn=True),
-    "cifar10_dvs": dict(depth=14, widths=(32, 64, 128), in_channels=2, num_classes=10, timesteps=10),
+    "cifar10_dvs": dict(depth=14, widths=(32, 64, 128), in_channels=2, num_classes=10,
+                        timesteps=10),
     "digits": dict(depth=14, widths=(16, 32, 64), in_channels=1, num_classes=10, timesteps=4),
 }
 

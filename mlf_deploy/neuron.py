@@ -9,8 +9,9 @@ A K-level MLF neuron is K leaky integrate-and-fire compartments that receive the
     o[t] = \sum_k s_k[t]
 
 with :math:`H` the strict step (``u > vth`` fires), :math:`\tau = 0.25`, :math:`V_{th} = 0.6`,
-:math:`\Delta = 1`. The gradient of :math:`H` is the rectangle :math:`\frac{1}{a}1\{|u-\vartheta_k| < a/2\}`
-(width ``a = 1``), and by default it also flows through the reset term, as in STBP.
+:math:`\Delta = 1`. The gradient of :math:`H` is the rectangle
+:math:`\frac{1}{a}1\{|u-\vartheta_k| < a/2\}` (width ``a = 1``), and by default it also flows
+through the reset term, as in STBP.
 
 Two forms: :func:`mlf_step`, a pure step with explicit state (runtimes, streaming), and
 :class:`MLF`, the module over a ``(T, B, ...)`` sequence. The module runs the whole sequence inside
@@ -109,7 +110,8 @@ def _chunks(n, device):
 
 
 def _integrate(u, x_t, tau, first):
-    """``u <- tau * u + x_t`` in place, rounded like the paper's ``tau * u * (1 - s) + x`` (no FMA)."""
+    """``u <- tau * u + x_t`` in place, rounded like the paper's ``tau * u * (1 - s) + x``
+    (no FMA)."""
     if first:
         return u.copy_(x_t.expand_as(u))  # u[-1] = 0, and 0 + x == x
     return u.mul_(tau).add_(x_t)

@@ -1,5 +1,6 @@
 """Which implementation runs the MLF layers of a model: the torch reference path or the fused Triton
-kernels (:mod:`mlf_deploy.neuron_triton`). Kept apart from both so that choosing never imports triton.
+kernels (:mod:`mlf_deploy.neuron_triton`). Kept apart from both so that choosing never imports
+triton.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def resolve_neuron_kernel(kernel: str, device) -> str:
     """``auto`` -> ``triton`` on CUDA when triton is installed, else ``torch``; ``triton`` on a
     device without CUDA is refused unless ``TRITON_INTERPRET=1`` (triton's CPU interpreter)."""
     if kernel not in NEURON_KERNELS:
-        raise ValueError(f"neuron kernel must be one of {', '.join(NEURON_KERNELS)}, got {kernel!r}")
+        raise ValueError(f"neuron kernel must be one of {', '.join(NEURON_KERNELS)}, "
+                         f"got {kernel!r}")
     on_cuda = torch.device(device).type == "cuda"
     has_triton = importlib.util.find_spec("triton") is not None
     if kernel == "auto":

@@ -1,5 +1,5 @@
-r"""The MLF sequence as two fused Triton kernels: the training path of :class:`mlf_deploy.neuron.MLF`
-on CUDA.
+r"""The MLF sequence as two fused Triton kernels: the training path of
+:class:`mlf_deploy.neuron.MLF` on CUDA.
 
 Same mathematics and the same float32 rounding as the torch path (:class:`mlf_deploy.neuron.
 _MLFSequence`, the reference; docs/gpu.md): each program owns a block of neurons with its K
@@ -20,7 +20,8 @@ are kept apart (``enable_fp_fusion=False``): the torch path rounds ``tau * u`` b
 and a fused multiply-add would move membranes near a threshold across it.
 
 Importing this module imports triton; :mod:`mlf_deploy.neuron` imports it only when the kernel is
-used. With ``TRITON_INTERPRET=1`` set before this import, the kernels run on CPU tensors (the tests).
+used. With ``TRITON_INTERPRET=1`` set before this import, the kernels run on CPU tensors (the
+tests).
 """
 
 from __future__ import annotations

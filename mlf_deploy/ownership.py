@@ -39,7 +39,8 @@ def sha256_file(path) -> str:
 
 
 def read_ledger(folder) -> dict[str, str]:
-    """The ledger of ``folder`` as {path relative to it: SHA-256}; empty when it has none of ours."""
+    """The ledger of ``folder`` as {path relative to it: SHA-256}; empty when it has none of
+    ours."""
     path = Path(folder) / LEDGER
     try:
         if path.is_symlink() or path.stat().st_size > _LEDGER_BYTES:
@@ -118,12 +119,13 @@ def _is_ledger(path: Path) -> bool:
         data = json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return False
-    return isinstance(data, dict) and data.get("tool") == TOOL and isinstance(data.get("files"), dict)
+    return (isinstance(data, dict) and data.get("tool") == TOOL
+            and isinstance(data.get("files"), dict))
 
 
 def owned(path, top=None) -> bool:
-    """True when ``path`` is a plain file whose bytes a ledger of its folder, or of a folder above it
-    (up to ``top``), records as ours."""
+    """True when ``path`` is a plain file whose bytes a ledger of its folder, or of a folder above
+    it (up to ``top``), records as ours."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():
         return False
@@ -136,7 +138,8 @@ def owned(path, top=None) -> bool:
             digest = digest or sha256_file(path)
             if entry == digest:
                 return True
-        if stop is not None and folder.resolve() == stop or folder.resolve() == folder.parent.resolve():
+        if (stop is not None and folder.resolve() == stop
+                or folder.resolve() == folder.parent.resolve()):
             return False
         folder = folder.parent
     return False
@@ -176,7 +179,8 @@ def adopt(path) -> None:
 
 
 def check_replace(path) -> None:
-    """Called before an existing file is replaced: fail unless it is ours and replacing is allowed."""
+    """Called before an existing file is replaced: fail unless it is ours and replacing is
+    allowed."""
     real = os.path.realpath(path)
     if real in _written_here and _written_here[real] == sha256_file(path):
         return
@@ -191,7 +195,8 @@ def check_replace(path) -> None:
 
 
 def check_output_file(path, force: bool) -> Path:
-    """Early check of a file a command will write: free, or (``force``) an earlier output of ours."""
+    """Early check of a file a command will write: free, or (``force``) an earlier output of
+    ours."""
     path = Path(path)
     if path.is_symlink():
         raise UserError(f"{path} is a symbolic link; give the real path of the file to write")

@@ -100,5 +100,6 @@ def input_event_counts(graph, x) -> tuple[np.ndarray, int]:
         if x.input_events is None:
             raise UserError("counting the input ACs of an event graph needs the input frames")
         return x.input_events.sum(axis=0), x.batch
-    frames = prepare_input(graph, x)  # raw counts are integers; the int graph keeps them as they are
+    # raw counts are integers; the int graph keeps them as they are
+    frames = prepare_input(graph, x)
     return np.abs(frames).sum(axis=(0, 1)), frames.shape[1]

@@ -57,7 +57,8 @@ TINY_ARGS = dict(depth=8, widths=(4, 8, 8), in_channels=1, num_classes=10, level
 
 
 def write_checkpoint(path, seed=0, **changes):
-    """A checkpoint of :func:`make_model` on the embedded digits data; ``changes`` replace entries."""
+    """A checkpoint of :func:`make_model` on the embedded digits data; ``changes`` replace
+    entries."""
     model = make_model(seed=seed)
     ckpt = {"model_args": dict(TINY_ARGS), "state_dict": model.state_dict(),
             "dataset": dataset_spec("digits", seed=0), "config": {}, "metrics": {}, "epoch": 0}

@@ -66,7 +66,8 @@ def test_every_artifact_carries_the_input_pipeline(ckpt, tmp_path, raw_digits):
     assert desc["normalise"]["std"] == pytest.approx(pipe.spec["std"])
     assert desc["encoding"] == "static" and desc["timesteps"] == pipe.graph_int.timesteps
     assert desc["input_scale"] == pipe.graph_int.input.scale
-    assert desc["input_value_bits"] == pipe.graph_int.input.value_bits == int(meta["input_value_bits"])
+    assert desc["input_value_bits"] == pipe.graph_int.input.value_bits \
+        == int(meta["input_value_bits"])
     assert json.loads(meta["class_names"]) == [str(i) for i in range(10)]
     assert run("export", ckpt, "-o", tmp_path / "g.mlfg").exit_code == 0
     from mlf_deploy.ir import load_graph
@@ -138,9 +139,11 @@ def test_run_bad_input_is_one_error_line(ckpt, tmp_path, raw_digits):
     assert run("export", ckpt, "--to", "onnx", "-o", tmp_path / "m.onnx").exit_code == 0
     np.save(tmp_path / "wrong.npy", np.zeros((2, 3, 8, 8)))
     np.save(tmp_path / "empty.npy", np.zeros((0, 1, 8, 8)))
-    for artifact, inp, fragment in [(tmp_path / "m.onnx", tmp_path / "wrong.npy", "takes (B, 1, 8, 8)"),
+    for artifact, inp, fragment in [(tmp_path / "m.onnx", tmp_path / "wrong.npy",
+                                     "takes (B, 1, 8, 8)"),
                                     (tmp_path / "m.onnx", tmp_path / "empty.npy", "no samples"),
-                                    (tmp_path / "nothing", tmp_path / "wrong.npy", "does not exist"),
+                                    (tmp_path / "nothing", tmp_path / "wrong.npy",
+                                     "does not exist"),
                                     (tmp_path / "m.onnx", tmp_path / "nope.npy", "nope.npy")]:
         res = run("run", artifact, "--input", inp)
         lines = [line for line in res.stderr.splitlines() if line.strip()]

@@ -88,7 +88,8 @@ def test_first_mismatch_is_the_unchunked_one_when_a_later_chunk_has_an_earlier_p
         tally.add(_run(spikes, [[0, 1]]), results, np.array([1]), offset, 0.0)
     rep = tally.report()
     layer, level = parse_population("l/L0")
-    assert rep.first_mismatch == {"layer": layer, "level": level, "timestep": 1, "index": [1, 0, 0, 0]}
+    assert rep.first_mismatch == {"layer": layer, "level": level, "timestep": 1,
+                                  "index": [1, 0, 0, 0]}
     assert (rep.spike_mismatches, rep.spike_total, rep.samples) == (2, 8, 2)
 
 

@@ -13,7 +13,8 @@ from mlf_deploy.errors import UserError
 @pytest.mark.slow
 def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
     out = tmp_path / "demo"
-    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--quick", "--no-progress", "--json"])
+    res = CliRunner().invoke(main,
+                             ["demo", "--out", str(out), "--quick", "--no-progress", "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.splitlines()[-1])
     assert summary["passed"] is True
@@ -28,7 +29,8 @@ def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
     assert verify["backends"]["onnx-int"]["spike_mismatches"] == 0
     for graded in ("ir-int-graded", "onnx-int-graded"):  # against the binary ir-int, per level
         b = verify["backends"][graded]
-        assert b["reference"] == "ir-int" and b["spike_mismatches"] == 0 and b["state_mismatches"] == 0
+        assert b["reference"] == "ir-int"
+        assert b["spike_mismatches"] == 0 and b["state_mismatches"] == 0
     assert verify["backends"]["ir-float"]["top1_agreement"] == 1.0
     assert summary["lava"] == "ran"  # lava-nc is installed wherever the tests run (make venv)
     for name in ("lava-fixed", "lava-fixed-graded"):

@@ -41,7 +41,8 @@ def test_loader_reads_the_real_layout_without_its_archive(tmp_path, name):
             want_label, ev = items[str(split.path(i))]
             assert label == want_label == int(split.labels[i])
             np.testing.assert_array_equal(x.numpy(), expected_frames(spec, ev, suffix))
-    assert x.dtype == torch.float32 and x.shape == (spec["timesteps"], 2, spec["size"], spec["size"])
+    assert x.dtype == torch.float32 and x.shape == (spec["timesteps"], 2, spec["size"],
+                                                    spec["size"])
     xs, ys = load_split(spec, "test")
     assert torch.equal(xs[-1], x) and torch.equal(ys, test.labels)
 
@@ -109,7 +110,8 @@ def test_frame_cache_is_keyed_by_file_and_options(tmp_path, monkeypatch):
     monkeypatch.setattr(tonic_sets, "recording_frames", lambda *a: calls.append(a) or real(*a))
     assert torch.equal(first[0][0], x0) and calls == []  # served from the cache
     other = open_split(dataset_spec("nmnist", data_dir=str(tmp_path), timesteps=3), "train")
-    assert other.cache.folder != first.cache.folder and other[0][0].shape[0] == 3 and len(calls) == 1
+    assert other.cache.folder != first.cache.folder
+    assert other[0][0].shape[0] == 3 and len(calls) == 1
     cached[0].write_bytes(b"torn")  # a damaged cache file is made again, not trusted
     assert torch.equal(first[0][0], x0) and len(calls) == 2
     monkeypatch.setenv("MLF_DEPLOY_CACHE", "off")
@@ -158,9 +160,11 @@ def test_train_cli_names_a_malformed_recording_in_one_line(tmp_path):
 
     written = make_event_set("nmnist", tmp_path / "data", per_class=2, classes=2, events=50)
     written[2][0].write_bytes(b"\x01\x02\x03")
-    res = CliRunner().invoke(main, ["train", "--dataset", "nmnist", "--data-dir", str(tmp_path / "data"),
+    res = CliRunner().invoke(main, ["train", "--dataset", "nmnist",
+                                    "--data-dir", str(tmp_path / "data"),
                                     "--depth", "8", "--widths", "2,4,4", "--timesteps", "2",
-                                    "--workers", "2", "--no-progress", "--out", str(tmp_path / "run")])
+                                    "--workers", "2", "--no-progress",
+                                    "--out", str(tmp_path / "run")])
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.exit_code == 2 and len(lines) == 1, res.stderr
     assert lines[0].startswith(f"error: {written[2][0]} is not a readable nmnist recording")

@@ -24,7 +24,8 @@ def test_a_text_file_as_checkpoint(tmp_path):
     one_error(run("energy", bad), "not a readable")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint.pt").write_text("hello\n")
-    one_error(run("train", "--out", tmp_path / "run", "--resume", "--no-progress"), "not a readable")
+    one_error(run("train", "--out", tmp_path / "run", "--resume", "--no-progress"),
+              "not a readable")
     assert not (tmp_path / "y.mlfg").exists()
 
 
@@ -153,15 +154,16 @@ def test_genuine_cifar_batches_still_load(tmp_path, protocol):
     spec = dataset_spec("cifar10", data_dir=str(_cifar_dir(tmp_path, batch)))
     x, y = load_split(spec, "train")
     assert x.shape == (2 + 4 * 4, 3, 32, 32) and y[:2].tolist() == [3, 7]
-    expected = (torch.from_numpy(data[:1].reshape(1, 3, 32, 32)).float() / 255.0
-                - torch.tensor(spec["mean"]).view(1, 3, 1, 1)) / torch.tensor(spec["std"]).view(1, 3, 1, 1)
+    mean, std = (torch.tensor(spec[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    expected = (torch.from_numpy(data[:1].reshape(1, 3, 32, 32)).float() / 255.0 - mean) / std
     assert torch.equal(x[:1], expected)
 
 
 # -- DVS recordings -------------------------------------------------------------------------------
 
 def _gesture_dir(tmp_path, columns: int, odd_label: int | None = None):
-    """A DVS128 Gesture layout of tonic's: 10 users x labels 0..9, each a few (x, y, p, t_ms) rows."""
+    """A DVS128 Gesture layout of tonic's: 10 users x labels 0..9, each a few (x, y, p, t_ms)
+    rows."""
     root = tmp_path / "DVSGesture"
     (root / "ibmGestureTrain").mkdir(parents=True)
     (root / "ibmGestureTrain.tar.gz").write_bytes(b"")
@@ -170,8 +172,8 @@ def _gesture_dir(tmp_path, columns: int, odd_label: int | None = None):
         folder = root / "ibmGestureTrain" / f"user{user:02d}_led"
         folder.mkdir()
         for label in range(10):
-            np.save(folder / f"{odd_label if (odd_label and user == 1 and label == 0) else label}.npy",
-                    rows)
+            odd = odd_label and user == 1 and label == 0
+            np.save(folder / f"{odd_label if odd else label}.npy", rows)
     return tmp_path
 
 

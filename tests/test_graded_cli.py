@@ -22,7 +22,8 @@ def _invoke(*args):
 
 
 def test_export_graded_ir_and_onnx(ckpt, tmp_path):
-    res = _invoke("export", ckpt, "--to", "ir", "--spikes", "graded", "-o", tmp_path / "g.mlfg", "--json")
+    res = _invoke("export", ckpt, "--to", "ir", "--spikes", "graded", "-o", tmp_path / "g.mlfg",
+                  "--json")
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout.strip().splitlines()[-1])
     assert info["spikes"] == "graded" and info["populations"] == info["layers"]
@@ -34,7 +35,9 @@ def test_export_graded_ir_and_onnx(ckpt, tmp_path):
 
 
 def test_bad_spikes_value_is_one_line(ckpt, tmp_path):
-    res = CliRunner().invoke(main, ["export", str(ckpt), "--spikes", "ternary", "-o", str(tmp_path / "x")])
+    res = CliRunner().invoke(main,
+                             ["export", str(ckpt), "--spikes", "ternary", "-o",
+                              str(tmp_path / "x")])
     assert res.exit_code == 2 and "ternary" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x").exists()
 
@@ -61,7 +64,8 @@ def test_evaluate_maps_the_chosen_form(ckpt):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout.strip().splitlines()[-1])
     assert data["spikes"] == "graded" and "mapping of the graded lowering" in res.stdout
-    assert sum(layer["neurons"] for layer in data["mapping"]["layers"]) == data["forms"]["graded"]["neurons"]
+    assert sum(layer["neurons"]
+               for layer in data["mapping"]["layers"]) == data["forms"]["graded"]["neurons"]
 
 
 def test_resources_match_counts_by_hand():

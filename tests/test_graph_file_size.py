@@ -46,7 +46,8 @@ def test_version_1_graph_files_still_load(small_graphs, tmp_path):
     g = small_graphs[1]
     body, arrays = graph_to_dict(g)
     checksum = graph_checksum(g)
-    header = {"schema": "mlf-deploy-graph", "schema_version": 1, "checksum": checksum, "graph": body}
+    header = {"schema": "mlf-deploy-graph", "schema_version": 1, "checksum": checksum,
+              "graph": body}
     payload = io.BytesIO()
     with zipfile.ZipFile(payload, "w") as zf:
         zf.writestr("graph.json", json.dumps(header))

@@ -45,7 +45,8 @@ def test_imports_point_one_way():
 
 
 def test_the_check_sees_a_lazy_import_from_the_core_into_a_backend():
-    source = "def f():\n    from mlf_deploy.workflows.verify import verify\n    import mlf_deploy.ir\n"
+    source = ("def f():\n    from mlf_deploy.workflows.verify import verify\n"
+              "    import mlf_deploy.ir\n")
     assert _breaches(source, LAYERS["mlf_deploy"]) == ["mlf_deploy.workflows.verify"]
     assert _breaches(source, LAYERS["workflows"]) == []
 

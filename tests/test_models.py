@@ -141,7 +141,8 @@ def test_tdbn_training_formula_and_running_stats():
                                  bn.weight.detach(), bn.bias.detach())
     torch.testing.assert_close(bn(x2), eval_expected, rtol=1e-12, atol=1e-12)
     scale, shift = bn.scale_shift(bn.running_mean, bn.running_var)
-    torch.testing.assert_close(x2 * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1), eval_expected)
+    torch.testing.assert_close(x2 * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1),
+                               eval_expected)
 
 
 def test_tdbn_without_affine():

@@ -1,4 +1,5 @@
-"""The NeuroBench-named fields of `energy --json` equal NeuroBench 2.3.0's own metrics on the same spikes."""
+"""The NeuroBench-named fields of `energy --json` equal NeuroBench 2.3.0's own metrics on the
+same spikes."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_fields_equal_neurobench_on_the_float_graph():
     nb_model.add_activation_module(MLF)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=6)
     nb = Benchmark(nb_model, loader, [], [lambda out: out.argmax(-1)],
-                   [[ConnectionSparsity], [ActivationSparsity, ClassificationAccuracy]]).run(quiet=True)
+                   [[ConnectionSparsity],
+                    [ActivationSparsity, ClassificationAccuracy]]).run(quiet=True)
     assert ours["activation_sparsity"] == pytest.approx(nb["ActivationSparsity"], abs=1e-12)
     # NeuroBench rounds connection sparsity to 4 decimals
     assert round(ours["connection_sparsity"], 4) == nb["ConnectionSparsity"]

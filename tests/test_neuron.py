@@ -32,8 +32,10 @@ def near(values, eps=(0.0, 1e-7, -1e-7, 1e-6, -1e-6)):
 
 
 # Exactly on / just around each default threshold and surrogate edge (vth +- a/2), and constant
-# inputs whose decayed sum lands on a threshold: x + tau*x = 0.6 -> x = 0.48; 1.6 -> 1.28; 2.6 -> 2.08.
-SPECIAL = near([0.6, 1.6, 2.6, 3.6, 0.1, 1.1, 2.1, 3.1]) + [0.48, 1.28, 2.08, 0.0, -0.5, 0.5, 1.0, 2.0, 3.0]
+# inputs whose decayed sum lands on a threshold: x + tau*x = 0.6 -> x = 0.48; 1.6 -> 1.28;
+# 2.6 -> 2.08.
+SPECIAL = near([0.6, 1.6, 2.6, 3.6, 0.1, 1.1, 2.1, 3.1]) + [0.48, 1.28, 2.08, 0.0, -0.5, 0.5, 1.0,
+                                                             2.0, 3.0]
 
 
 @st.composite
@@ -149,7 +151,8 @@ def test_recorded_spikes_and_states(case, chunk):
 def test_float64(case, seed, chunk):
     p, x = case
     x = x.double()
-    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.float64)
     ref_out, ref_grad = forward_backward(lambda z: oracle(z, p)[0], x, weight)
     for fn in (module(p), lambda z: run_steps(z, p)[0]):
         with slice_size(chunk):
@@ -218,6 +221,7 @@ def test_runs_on_input_device(device):
     out.sum().backward()
     assert out.device == x.device and x.grad.device == x.device
     assert m.recorded["spikes"].device == x.device and m.recorded["state"].device == x.device
-    ref_out, ref_grad = forward_backward(lambda z: mlf_loop(z)[0], x.detach().cpu(), torch.ones(4, 2, 3))
+    ref_out, ref_grad = forward_backward(lambda z: mlf_loop(z)[0], x.detach().cpu(),
+                                         torch.ones(4, 2, 3))
     assert torch.equal(out.detach().cpu(), ref_out)
     torch.testing.assert_close(x.grad.cpu(), ref_grad, **TOL)

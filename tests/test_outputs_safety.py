@@ -57,8 +57,10 @@ def test_force_onto_a_symlink_or_a_file(tmp_path, ckpt):
     target = tmp_path / "real"
     target.mkdir()
     (tmp_path / "link").symlink_to(target)
-    one_error(run("export", ckpt, "--to", "lava", "-o", tmp_path / "link", "--force"), "symbolic link")
-    one_error(run("export", ckpt, "--to", "ir", "-o", tmp_path / "link", "--force"), "symbolic link")
+    one_error(run("export", ckpt, "--to", "lava", "-o", tmp_path / "link", "--force"),
+              "symbolic link")
+    one_error(run("export", ckpt, "--to", "ir", "-o", tmp_path / "link", "--force"),
+              "symbolic link")
     (tmp_path / "plain").write_text("keep")
     one_error(run("export", ckpt, "--to", "lava", "-o", tmp_path / "plain", "--force"),
               "not a folder")
@@ -95,7 +97,8 @@ def test_full_disk_is_one_error_and_leaves_nothing(tmp_path, ckpt):
     """A file-size limit (SIGXFSZ ignored) makes writes fail as on a full disk, in a real CLI."""
     script = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
               "resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000)); "
-              "from mlf_deploy.commands.app import main; sys.argv = ['mlf-deploy'] + sys.argv[1:]; main()")
+              "from mlf_deploy.commands.app import main; "
+              "sys.argv = ['mlf-deploy'] + sys.argv[1:]; main()")
     for target, out in (("onnx", tmp_path / "m.onnx"), ("lava", tmp_path / "lava")):
         res = subprocess.run([sys.executable, "-c", script, "export", str(ckpt), "--to", target,
                               "-o", str(out)], capture_output=True, text=True, timeout=300,
@@ -186,4 +189,5 @@ def test_sigterm_inside_code_run_from_c_still_exits_130(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo)])}
     done = subprocess.run([sys.executable, "-m", "snippet_from_c"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 130 and done.stderr.strip().splitlines()[-1] == "interrupted", done.stderr
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "interrupted", done.stderr

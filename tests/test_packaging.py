@@ -57,7 +57,8 @@ def test_the_wheel_installs_only_mlf_deploy_and_runs_from_it(tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, capture_output=True, timeout=300)
-    probe = ("import mlf_deploy.commands, mlf_deploy.runtimes.lava, mlf_deploy.exporters.onnx.export as o; "
+    probe = ("import mlf_deploy.commands, mlf_deploy.runtimes.lava, "
+             "mlf_deploy.exporters.onnx.export as o; "
              "print(o.__file__)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env={"PYTHONPATH": str(site), "PATH": ""})
@@ -66,7 +67,8 @@ def test_the_wheel_installs_only_mlf_deploy_and_runs_from_it(tmp_path):
     # The Lava worker runs isolated (-I) and finds the package through the root run_chunk passes;
     # a missing job file makes it fail right after its imports, naming the file it ran from.
     worker = ("import subprocess, sys; from mlf_deploy.runtimes.lava import _WORKER, package_root; "
-              "r = subprocess.run([sys.executable, '-I', '-c', _WORKER, package_root(), 'no-job.pkl'], "
+              "r = subprocess.run([sys.executable, '-I', '-c', _WORKER, package_root(), "
+              "'no-job.pkl'], "
               "capture_output=True, text=True); print(r.stderr)")
     out = subprocess.run([sys.executable, "-c", worker], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env={"PYTHONPATH": str(site), "PATH": ""})

@@ -31,7 +31,8 @@ def test_the_correct_graph_passes_and_chunking_changes_nothing(ckpt):
     whole = verify(pipeline.load_pipeline(ckpt, 8), BACKENDS, VerifyOptions(samples=12))
     chunked = verify(pipeline.load_pipeline(ckpt, 8), BACKENDS, VerifyOptions(samples=12, chunk=5))
     assert whole["passed"] and whole["backends"]["ir-int"]["layer_check"]["passed"]
-    assert whole["backends"]["ir-int"]["layer_check"] == chunked["backends"]["ir-int"]["layer_check"]
+    ir_int = "ir-int"
+    assert whole["backends"][ir_int]["layer_check"] == chunked["backends"][ir_int]["layer_check"]
     assert whole["backends"]["ir-int"]["statistics"] == chunked["backends"]["ir-int"]["statistics"]
 
 

@@ -91,7 +91,8 @@ def test_bad_label_files(artifacts, tmp_path):
                             (["--labels", tmp_path / "big.npy"], "classes 0..9"),
                             (["--labels", tmp_path / "words.txt"], "whole-number class")]:
         one_error(run("run", folder / "m.onnx", "--input", tmp_path / "x.npy", *extra), fragment)
-    one_error(run("run", folder / "m.onnx", "--input", tmp_path / "unnamed.npz"), "name the samples")
+    one_error(run("run", folder / "m.onnx", "--input", tmp_path / "unnamed.npz"),
+              "name the samples")
 
 
 def test_recording_onnx_runs_in_batches_that_fit(artifacts, tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
 Explicit loops over output positions and kernel taps, Python integers, and the Lava fixed_pt LIF
 step written from docs/references.md §2 (u = wrap24(a << 6); v = trunc0(v * (4096 - dv)
->> 12) + u + bias; saturate; s = v > vth << 6; reset). Shares no code with mlf_deploy/ir/reference.py.
+>> 12) + u + bias; saturate; s = v > vth << 6; reset). Shares no code with
+mlf_deploy/ir/reference.py.
 """
 
 import numpy as np
@@ -58,7 +59,8 @@ def run_naive(graph, frames):
                     dv = 4096 - round(pop.v_retention * 4096)
                     v[pop.name], s = lif_fixed(v[pop.name], a, dv, pop.v_threshold, bias)
                     values[pop.name].append(s.astype(np.int64))
-                    spikes.setdefault(pop.name, np.zeros((steps, batch, *pop.shape), np.uint8))[t, b] = s
-                    states.setdefault(pop.name, np.zeros((steps, batch, *pop.shape), np.int64))[t, b] = \
+                    shape = (steps, batch, *pop.shape)
+                    spikes.setdefault(pop.name, np.zeros(shape, np.uint8))[t, b] = s
+                    states.setdefault(pop.name, np.zeros(shape, np.int64))[t, b] = \
                         v[pop.name].astype(np.int64)
     return spikes, states

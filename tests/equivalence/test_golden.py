@@ -23,9 +23,11 @@ def test_reference_reproduces_golden_trace(numeric):
     for pop in res.spikes:
         s_gt, v_gt = trace[f"{pop}|s"], trace[f"{pop}|v"]
         s, v = res.spikes[pop], res.states[pop]
-        assert (s != s_gt).sum() == 0, f"{pop}: spikes differ at {np.argwhere(s != s_gt)[:5].tolist()}"
+        assert (s != s_gt).sum() == 0, \
+            f"{pop}: spikes differ at {np.argwhere(s != s_gt)[:5].tolist()}"
         if numeric == "int":
-            assert (v != v_gt).sum() == 0, f"{pop}: states differ: {v[v != v_gt][:5]} vs {v_gt[v != v_gt][:5]}"
+            assert (v != v_gt).sum() == 0, \
+                f"{pop}: states differ: {v[v != v_gt][:5]} vs {v_gt[v != v_gt][:5]}"
         else:
             np.testing.assert_allclose(v, v_gt, rtol=0, atol=1e-12, err_msg=pop)
     assert np.array_equal(res.logits, trace["logits"]) if numeric == "int" else \
