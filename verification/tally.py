@@ -75,7 +75,8 @@ class Tally:
         self.samples += len(labels)
         self.correct += int((pred == labels).sum())
         self.agree += int((pred == torch_res.logits.argmax(1)).sum())
-        self.logit_diff = max(self.logit_diff, float(np.abs(result.logits - torch_res.logits).max()))
+        self.logit_diff = max(self.logit_diff,
+                              float(np.abs(result.logits - torch_res.logits).max()))
         for layer, count in result.overflow.items():
             self.overflow[layer] = self.overflow.get(layer, 0) + count
         self.seconds += seconds

@@ -152,8 +152,8 @@ def _finetuned_sweeps(pipe: Pipeline, finetuned, chunks, steps) -> list:
     out = []
     for ft in finetuned:
         if ft.spec != pipe.spec:
-            raise UserError(f"{option('finetuned', ft.path)} was trained on another data set or split than "
-                            f"{pipe.path}; compare checkpoints of the same data")
+            raise UserError(f"{option('finetuned', ft.path)} was trained on another data set or "
+                            f"split than {pipe.path}; compare checkpoints of the same data")
         out.append((ft.path, _sweep_pipeline(ft, chunks(), [ft.weight_bits], steps)))
     return out
 
