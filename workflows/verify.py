@@ -151,7 +151,7 @@ def verify(pipe: Pipeline, backends, options: VerifyOptions | None = None,
     return summary
 
 
-def format_verify_table(summary: dict, backends_option: str = "the backends asked for") -> str:
+def format_verify_table(summary: dict, backends_option: str = "the backends") -> str:
     """verify's table; ``backends_option``: what the caller calls the backends it asked for."""
     rows = [f"{'backend':<17} {'reference':<9} {'acc':>6} {'top1':>6} {'spike mism':>14} "
             f"{'state mism':>10} {'|dlogit|':>9}  ok"]
