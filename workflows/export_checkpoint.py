@@ -31,12 +31,14 @@ def export_checkpoint(checkpoint, out, options: ExportOptions | None = None) -> 
     else:
         check_output_file(out, target, options.force)
     pipe = load_pipeline(checkpoint, options.weight_bits, options.data_dir)
-    graph, numeric = _export_graph(pipe, options)
+    graph = _export_graph(pipe, options)
     check_writable(out.parent / f".{out.name}.probe")  # creates the parent folder, nothing else
     with output_lock(out):
         _write(graph, out, options, protect=[checkpoint])
-    info = {"path": str(out), "format": target, "numeric": numeric,
-            "checksum": graph_checksum(graph), **graph.summary()}
+    # write_nir records in the graph's metadata what the file's numbers are
+    numeric = graph.metadata.get("nir_numeric", "float") if target == "nir" else graph.numeric
+    info = {"path": str(out), "format": target, "checksum": graph_checksum(graph),
+            **graph.summary(), "numeric": numeric}
     if target == "onnx":
         info.update(mode=options.onnx_mode, logits_only=options.logits_only)
     if target == "nir":
@@ -47,16 +49,14 @@ def export_checkpoint(checkpoint, out, options: ExportOptions | None = None) -> 
 
 
 def _export_graph(pipe, options: ExportOptions):
-    """The graph written and the numeric it is reported as."""
+    """The graph the export writes."""
     if options.target != "nir":
-        graph = pipe.graph("float" if options.as_float else "int", options.spikes)
-        return graph, graph.numeric
+        return pipe.graph("float" if options.as_float else "int", options.spikes)
     # NIR has no fixed-point fields: the float graph, or the int one dequantised.
     if not options.nir_dequantised:
-        return pipe.graph_float, pipe.graph_float.metadata.get("nir_numeric", "float")
+        return pipe.graph_float
     from mlf_deploy.quantization.dequantize import dequantize_graph
-    graph = dequantize_graph(pipe.graph_int)
-    return graph, graph.metadata.get("nir_numeric", "float")
+    return dequantize_graph(pipe.graph_int)
 
 
 def _write(graph, out: Path, options: ExportOptions, protect) -> None:
