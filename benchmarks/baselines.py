@@ -6,8 +6,8 @@ timestep its own surrogate autograd function, so autograd records and saves a gr
 level. It is written here from the equations, independently of ``mlf_deploy.neuron`` and of the
 test oracle, so the benchmark measures the approach and not a shared helper.
 
-``ReLUNeuron`` replaces the neuron by a ReLU: the network's convolution and tdBN work alone, the floor
-any spiking neuron is measured against.
+``ReLUNeuron`` replaces the neuron by a ReLU: the network's convolution and tdBN work alone, the
+floor any spiking neuron is measured against.
 """
 
 import torch

@@ -47,7 +47,8 @@ def tree_rss_bytes(pid: int) -> int:
 def peak_rss(cmd: list[str], env: dict) -> tuple[int, float, str]:
     """Run ``cmd``; return its peak tree RSS (bytes), wall seconds and output tail."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     peak = [0]
 
     def sample():
@@ -87,7 +88,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20000, help="events per recording")
     ap.add_argument("--duration-us", type=int, default=1_300_000, help="length of a recording")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--train-sizes", default="1000", help="sizes at which to also run a training epoch")
+    ap.add_argument("--train-sizes", default="1000",
+                    help="sizes at which to also run a training epoch")
     ap.add_argument("--model", default="--depth 8 --widths 4,8,8",
                     help="model options of the epoch ('' for the cifar10_dvs preset itself)")
     ap.add_argument("--work-dir", default=None, help="where to write the files [a temp dir]")
@@ -96,8 +98,9 @@ def main() -> None:
 
     sizes = sorted(int(s) for s in args.sizes.split(","))
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="mlf-stream-"))
-    print(f"files under {work}; {args.events} events per recording over {args.duration_us / 1e6:.1f} s, "
-          f"{args.workers} workers, model options {args.model!r}", flush=True)
+    print(f"files under {work}; {args.events} events per recording over "
+          f"{args.duration_us / 1e6:.1f} s, {args.workers} workers, model options {args.model!r}",
+          flush=True)
     rows = []
     for n in sizes:
         data = work / f"set{n}"
@@ -117,19 +120,21 @@ def main() -> None:
             train_peak, train_s, train_last = peak_rss(train, env)
             print(f"{n:>6} recordings: one training epoch (cold cache) peak PSS "
                   f"{train_peak / 2**20:,.0f} MiB in {train_s:.0f} s [{train_last}]", flush=True)
-        whole = [sys.executable, "-c", "import sys; from mlf_deploy.data import dataset_spec, load_split; "
+        whole = [sys.executable, "-c",
+                 "import sys; from mlf_deploy.data import dataset_spec, load_split; "
                  "x, _ = load_split(dataset_spec('cifar10-dvs', data_dir=sys.argv[1]), 'train'); "
                  "print(tuple(x.shape))", str(data)]
         whole_peak, whole_s, shape = peak_rss(whole, env)
         rows.append((n, disk, stream_peak, whole_peak))
-        print(f"{n:>6} recordings ({disk / 2**30:.2f} GiB, written in {made:.0f} s): one streamed epoch "
-              f"peak PSS {stream_peak / 2**20:,.0f} MiB in {stream_s:.0f} s [{last}]; whole train split "
-              f"as one tensor {shape}: {whole_peak / 2**20:,.0f} MiB", flush=True)
+        print(f"{n:>6} recordings ({disk / 2**30:.2f} GiB, written in {made:.0f} s): one streamed "
+              f"epoch peak PSS {stream_peak / 2**20:,.0f} MiB in {stream_s:.0f} s [{last}]; whole "
+              f"train split as one tensor {shape}: {whole_peak / 2**20:,.0f} MiB", flush=True)
     n0, _, s0, w0 = rows[0]
     print("\nrecordings | set size vs smallest | streamed epoch peak PSS (vs smallest) "
           "| whole split in memory (vs smallest)")
     for n, _, s, w in rows:
-        print(f"{n:>10} | {n / n0:.1f}x | {s / 2**20:,.0f} MiB ({s / s0:.2f}x) | {w / 2**20:,.0f} MiB ({w / w0:.2f}x)")
+        print(f"{n:>10} | {n / n0:.1f}x | {s / 2**20:,.0f} MiB ({s / s0:.2f}x) | "
+              f"{w / 2**20:,.0f} MiB ({w / w0:.2f}x)")
 
 
 if __name__ == "__main__":

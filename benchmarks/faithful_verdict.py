@@ -4,7 +4,8 @@ failing under the old constant bounds), then run the default `mlf-deploy verify`
 whole split (360). Prints one row per run: command, samples, verdict, both halves of ir-int's
 verdict, and the accuracies.
 
-    .venv/bin/python benchmarks/faithful_verdict.py --out runs/verdict [--only d14-k3] [--train-only]
+    .venv/bin/python benchmarks/faithful_verdict.py --out runs/verdict [--only d14-k3]
+    [--train-only]
 """
 
 import argparse

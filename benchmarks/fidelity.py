@@ -47,7 +47,8 @@ def main():
         b = rep["backends"]
         row = {"config": name, "train_s": round(trained_s, 1), "samples": rep["samples"],
                "torch_acc": b["torch"]["accuracy"], "ir_float_acc": b["ir-float"]["accuracy"],
-               "ir_float_min_pop_agreement": min(p["agreement"] for p in b["ir-float"]["populations"]),
+               "ir_float_min_pop_agreement": min(p["agreement"]
+                                                 for p in b["ir-float"]["populations"]),
                "ir_float_top1": b["ir-float"]["top1_agreement"],
                "ir_int_acc": b["ir-int"]["accuracy"],
                "ir_int_drop_pp": 100 * (b["torch"]["accuracy"] - b["ir-int"]["accuracy"]),

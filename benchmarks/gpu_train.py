@@ -1,9 +1,11 @@
-"""A few hundred real ``train`` steps of the ``cifar10`` preset, and what bf16 autocast does to spikes.
+"""A few hundred real ``train`` steps of the ``cifar10`` preset, and what bf16 autocast does to
+spikes.
 
 No CIFAR-10 can be downloaded here, so the script writes files in the CIFAR-10 python-batch layout
 (``cifar-10-batches-py/data_batch_1..5``, ``test_batch``) holding a synthetic but learnable task:
-each class is a fixed random 3x32x32 pattern, each image that pattern plus noise. ``mlf-deploy``'s own
-``train`` (the loader, augmentation, SGD schedule and checkpointing a user gets) then runs on it.
+each class is a fixed random 3x32x32 pattern, each image that pattern plus noise. ``mlf-deploy``'s
+own ``train`` (the loader, augmentation, SGD schedule and checkpointing a user gets) then runs on
+it.
 
 Printed: samples/s of eager and compiled training (the ratio is what ``--compile`` buys; the
 first epoch includes compilation, so the steady rate is taken from the last epoch), the accuracy the

@@ -79,8 +79,8 @@ def main() -> None:
     for device, (summary, wall) in runs.items():
         per = wall / summary["samples"]
         backends = ", ".join(f"{n} {r['seconds']:.1f}" for n, r in summary["backends"].items())
-        print(f"{device:<8}{summary['samples']:>8}{wall:>9.1f}{per:>10.4f}{per * 1e4 / 60:>17.1f} min"
-              f"  {str(summary['passed']):<8} {backends}")
+        print(f"{device:<8}{summary['samples']:>8}{wall:>9.1f}{per:>10.4f}"
+              f"{per * 1e4 / 60:>17.1f} min  {str(summary['passed']):<8} {backends}")
     if "cpu" in runs and args.device in runs and args.device != "cpu":
         cpu_per = runs["cpu"][1] / runs["cpu"][0]["samples"]
         dev_per = runs[args.device][1] / runs[args.device][0]["samples"]

@@ -23,6 +23,7 @@ from mlf_deploy.data import load_split
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.hardware.resources import COLUMNS, compare_forms, format_cell, forms_table
 from mlf_deploy.ir.reference import run_reference
+from mlf_deploy.ir.semantics import input_normalisation
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
@@ -82,11 +83,12 @@ def compare_within(binary, graded, result, seconds):
 def forms_of(model, shape, encoding, x, x_train):
     graph = lower(model, shape, encoding)
     input_max = None
-    if encoding == "static" or "input_gain" in graph.metadata:
+    norm = input_normalisation(graph)
+    if encoding == "static" or norm.gain is not None:
         input_max = float(x_train.abs().max())
-        if "input_gain" in graph.metadata:  # the normalised input's range
-            gain = torch.tensor(graph.metadata["input_gain"]).view(-1, 1, 1)
-            offset = torch.tensor(graph.metadata["input_offset"]).view(-1, 1, 1)
+        if norm.gain is not None:  # the normalised input's range
+            gain = torch.from_numpy(norm.gain).float()
+            offset = torch.from_numpy(norm.offset).float()
             input_max = float((x_train * gain + offset).abs().max())
     binary, _ = quantize(graph, 8, input_max=input_max)
     graded = to_graded(binary)
@@ -118,7 +120,8 @@ def markdown(results) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--digits", help="trained digits checkpoint [default: untrained digits preset]")
-    ap.add_argument("--samples", type=int, default=16, help="samples per model for the activity columns")
+    ap.add_argument("--samples", type=int, default=16,
+                    help="samples per model for the activity columns")
     ap.add_argument("--preset-samples", type=int, default=2)
     ap.add_argument("--markdown", action="store_true", help="also print one markdown table")
     ap.add_argument("--map-seconds", type=int, default=600, help="time limit of one comparison")
@@ -141,7 +144,8 @@ def main():
         ran = time.perf_counter() - start
         cmp = compare_within(binary, graded, result, args.map_seconds)
         print(f"== {name}: K={binary.levels}, T={binary.timesteps}, {result.batch} samples, "
-              f"lower + run {ran:.0f} s, compare {time.perf_counter() - start - ran:.0f} s", flush=True)
+              f"lower + run {ran:.0f} s, compare {time.perf_counter() - start - ran:.0f} s",
+              flush=True)
         if cmp["binary"]["cores"] is None:
             print(f"(the core mapping did not finish within {args.map_seconds} s: cores n/a)")
         results[name] = cmp

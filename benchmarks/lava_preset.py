@@ -121,8 +121,8 @@ def main(name: str, samples: int, with_profile: bool, spikes: str = "binary") ->
     print(f"  lava-fixed {lava_s:.1f} s per sample (worker start, compile, run, read back), "
           f"ir-int {ref_s:.2f} s per sample; peak memory of the Lava run "
           f"{mem.peak_kb / 2**20:.2f} GB (PSS sum)")
-    print(f"  exact against ir-int: {bad_s} of {spike_total} spikes and {bad_v} of {values} membrane "
-          f"values differ")
+    print(f"  exact against ir-int: {bad_s} of {spike_total} spikes and {bad_v} of {values} "
+          f"membrane values differ")
     if with_profile:
         with tempfile.TemporaryDirectory() as tmp:
             job = os.path.join(tmp, "job.pkl")

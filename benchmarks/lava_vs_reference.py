@@ -10,7 +10,8 @@ lava_preset.py): one user-visible ``run_lava`` per sample against ir-int (spikes
 its wall time, process count, peak memory and the per-process-type profile.
 
     .venv/bin/python benchmarks/lava_vs_reference.py [--samples 2] [--ref-batch 64]
-    .venv/bin/python benchmarks/lava_vs_reference.py --preset cifar10 [--samples 1] [--spikes graded]
+    .venv/bin/python benchmarks/lava_vs_reference.py --preset cifar10 [--samples 1]
+    [--spikes graded]
 """
 
 from __future__ import annotations
@@ -134,8 +135,9 @@ def main() -> None:
     from mlf_deploy.runtimes.lava import SINGLE_THREADED, run_lava
 
     torch.set_num_threads(1)
-    print(f"{'net':10} {'procs':>5} {'start s':>8} {'lava ms/step':>12} {'conv ms/step stock/fast':>15} "
-          f"{'conv x':>6} {'lava s/sample':>13} {'ref ms/sample':>13} {'ref x':>7} exact")
+    print(f"{'net':10} {'procs':>5} {'start s':>8} {'lava ms/step':>12} "
+          f"{'conv ms/step stock/fast':>15} {'conv x':>6} {'lava s/sample':>13} "
+          f"{'ref ms/sample':>13} {'ref x':>7} exact")
     for depth in (int(d) for d in args.depths.split(",")):
         model = calibrated_model(depth)
         graph, _ = quantize(lower(model, (1, 8, 8), "static"), 8, input_max=2.0)
@@ -160,12 +162,14 @@ def main() -> None:
                                  env=dict(os.environ, PYTHONPATH=str(ROOT), **SINGLE_THREADED))
         times = json.loads(res.stdout.split("JSON", 1)[1])
         fast, conv = times["fast"], times["conv_compute"]
-        print(f"ds{depth:<8} {fast['procs']:5d} {fast['start_s']:8.2f} {fast['step_s'] * 1e3:12.1f} "
+        print(f"ds{depth:<8} {fast['procs']:5d} {fast['start_s']:8.2f} "
+              f"{fast['step_s'] * 1e3:12.1f} "
               f"{conv['stock_s'] * 1e3:9.1f}/{conv['fast_s'] * 1e3:5.1f} "
               f"{conv['stock_s'] / conv['fast_s']:6.1f} "
               f"{lava_s:13.2f} {ref_s * 1e3:13.2f} {lava_s / ref_s:7.0f} {exact}")
         if "stock" in times:
-            print(f"  whole network per Lava step: stock Conv {times['stock']['step_s'] * 1e3:.1f} ms, "
+            print(f"  whole network per Lava step: stock Conv "
+                  f"{times['stock']['step_s'] * 1e3:.1f} ms, "
                   f"fast Conv {fast['step_s'] * 1e3:.1f} ms: "
                   f"{times['stock']['step_s'] / fast['step_s']:.2f}x")
         print(f"  detail: {json.dumps(times)}")

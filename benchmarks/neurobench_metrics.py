@@ -1,10 +1,12 @@
-"""NeuroBench 2.3.0's own static and workload metrics on a trained checkpoint, beside ours, layer by layer.
+"""NeuroBench 2.3.0's own static and workload metrics on a trained checkpoint, beside ours, layer by
+layer.
 
 NeuroBench runs the float torch model (its hooks see every Conv2d/Linear input); we count from the
 deployment graph's runs: ir-float (the same spikes as torch) and ir-int (what `mlf-deploy energy`
-reports). Per layer the table prints NeuroBench's effective operations (``single_layer_MACs`` on each
-connection's recorded input, as its SynapticOperations does), the same hook inputs counted by value
-(graded MLF outputs weigh their level count, every synapse in the kernel counted), and our SynOps.
+reports). Per layer the table prints NeuroBench's effective operations (``single_layer_MACs`` on
+each connection's recorded input, as its SynapticOperations does), the same hook inputs counted by
+value (graded MLF outputs weigh their level count, every synapse in the kernel counted), and our
+SynOps.
 
     .venv/bin/python benchmarks/neurobench_metrics.py runs/digits/checkpoint.pt [--samples N]
 """
@@ -41,7 +43,8 @@ def our_layer(module_name: str, graph) -> str:
         return "stem_mlf"
     block, part = module_name.rsplit(".", 2)[0], module_name.split(".")[2]
     if part == "shortcut":
-        return f"{block}.mlf_shortcut" if f"{block}.mlf_shortcut" in graph.nodes else f"{block}.mlf2"
+        shortcut = f"{block}.mlf_shortcut"
+        return shortcut if shortcut in graph.nodes else f"{block}.mlf2"
     return f"{block}.{ {'branch1': 'mlf1', 'branch2': 'mlf2'}[part] }"
 
 
@@ -53,7 +56,8 @@ class OpsByLayer(AccumulatedMetric):
         self.reset()
 
     def reset(self):
-        self.nb, self.by_value, self.kind, self.samples = defaultdict(float), defaultdict(float), {}, 0
+        self.nb, self.by_value = defaultdict(float), defaultdict(float)
+        self.kind, self.samples = {}, 0
 
     def __call__(self, model, preds, data):
         names = {id(m): n for n, m in model.__net__().named_modules()}
@@ -98,7 +102,8 @@ def main():
     loader = DataLoader(TensorDataset(x.float(), y), batch_size=64)
     bench = Benchmark(model, loader, [], [lambda out: out.argmax(-1)],
                       [[Footprint, ConnectionSparsity],
-                       [ActivationSparsity, SynapticOperations, ClassificationAccuracy, OpsByLayer]])
+                       [ActivationSparsity, SynapticOperations, ClassificationAccuracy,
+                        OpsByLayer]])
     nb = bench.run(quiet=True)
     per_module = nb.pop("OpsByLayer")
     ours = {}
@@ -121,12 +126,16 @@ def main():
           f"{br_f.synops_per_inference + br_f.input_macs_per_inference:>11.2f} "
           f"{br_i.synops_per_inference + br_i.input_macs_per_inference:>11.2f}")
     print("Why the columns differ:\n"
-          "  NB ops < by value: NeuroBench binarises every non-zero input, so a graded MLF output of\n"
-          "    level count 2 or 3 (or a residual sum of several populations) counts once per synapse;\n"
-          "  NB kind MAC: an input outside {-1, 0, 1} makes NeuroBench call the whole layer a MAC layer;\n"
+          "  NB ops < by value: NeuroBench binarises every non-zero input, so a graded MLF "
+          "output of\n"
+          "    level count 2 or 3 (or a residual sum of several populations) counts once per "
+          "synapse;\n"
+          "  NB kind MAC: an input outside {-1, 0, 1} makes NeuroBench call the whole layer a "
+          "MAC layer;\n"
           "  by value == ours float: the same spikes counted by value x fan-out (exact borders);\n"
           "  ours int: the 8-bit integer graph's own spikes (what `mlf-deploy energy` reports);\n"
-          "  stem: a real-valued image, dense MACs in both; fc: NeuroBench sees the time- and map-\n"
+          "  stem: a real-valued image, dense MACs in both; fc: NeuroBench sees the time- and "
+          "map-\n"
           "    averaged input (1/(T H W) of our per-spike readout count).")
     if args.json:
         print(json.dumps({"neurobench": nb, "per_module": per_module,

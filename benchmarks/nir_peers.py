@@ -1,7 +1,8 @@
-"""NIR files of a trained checkpoint run in the peers' own importers, against ir-float, on a whole split.
+"""NIR files of a trained checkpoint run in the peers' own importers, against ir-float, on a whole
+split.
 
-For each target profile the float graph is written with ``nir.write``, read back with ``nir.read`` and
-run by each loader of :mod:`mlf_deploy.runtimes.nir_peers`; every population's spikes at every
+For each target profile the float graph is written with ``nir.write``, read back with ``nir.read``
+and run by each loader of :mod:`mlf_deploy.runtimes.nir_peers`; every population's spikes at every
 timestep are
 compared with the reference simulator's. Also: the export -> import round trip (graph checksum) and
 the dequantised int graph against ir-int. Prints one row per loader.
@@ -38,7 +39,8 @@ def compare(spikes: dict, logits: np.ndarray, ref, y) -> dict:
             "spike_total": int(sum(s.size for s in ref.spikes.values())),
             "populations_with_mismatches": sum(v > 0 for v in per_pop.values()),
             "populations": len(per_pop),
-            "top1_vs_ir_float": float((logits.argmax(1) == ref.logits.argmax(1)).mean()) if same_shape else None,
+            "top1_vs_ir_float": float((logits.argmax(1) == ref.logits.argmax(1)).mean())
+            if same_shape else None,
             "accuracy": float((logits.argmax(1) == y).mean()) if same_shape else None,
             "logits_max_abs_diff": float(np.abs(logits - ref.logits).max()) if same_shape else None,
             "output_shape": list(logits.shape)}
@@ -61,14 +63,16 @@ def main():
         for target in ("snntorch", "norse"):
             path = Path(tmp) / f"{target}.nir"
             write_nir(graph, path, target)
-            rows[f"round-trip {target}"] = {"identical": graph_checksum(read_nir(path)) == graph_checksum(graph)}
+            same = graph_checksum(read_nir(path)) == graph_checksum(graph)
+            rows[f"round-trip {target}"] = {"identical": same}
             g = nir.read(str(path))
             for tgt, loader in RUNS:
                 if tgt != target:
                     continue
                 start = time.perf_counter()
                 spikes, logits = run_peer(g, loader, frames)
-                rows[loader] = {**compare(spikes, logits, ref, y), "seconds": time.perf_counter() - start}
+                rows[loader] = {**compare(spikes, logits, ref, y),
+                                "seconds": time.perf_counter() - start}
         deq = dequantize_graph(pipe.graph_int)
         ref_int, ref_deq = run_reference(pipe.graph_int, x), run_reference(deq, x)
         rows["dequantised int vs ir-int"] = compare(ref_deq.spikes, ref_deq.logits, ref_int, y)
@@ -81,11 +85,12 @@ def main():
             print(f"{name:<28} graph identical after export -> import: {r['identical']}")
             continue
         fmt = (lambda v: "n/a" if v is None else f"{v:.4f}")
+        diff = r["logits_max_abs_diff"]
+        shape = "" if r["top1_vs_ir_float"] is not None else f"  (output shape {r['output_shape']})"
         print(f"{name:<28} {r['spike_mismatches']:>10,} / {r['spike_total']:<10,} "
-              f"{r['populations_with_mismatches']:>3}/{r['populations']:<5} {fmt(r['top1_vs_ir_float']):>12} "
-              f"{fmt(r['accuracy']):>9} "
-              f"{'n/a' if r['logits_max_abs_diff'] is None else format(r['logits_max_abs_diff'], '.2e'):>12}"
-              + ("" if r["top1_vs_ir_float"] is not None else f"  (output shape {r['output_shape']})"))
+              f"{r['populations_with_mismatches']:>3}/{r['populations']:<5} "
+              f"{fmt(r['top1_vs_ir_float']):>12} {fmt(r['accuracy']):>9} "
+              f"{'n/a' if diff is None else format(diff, '.2e'):>12}" + shape)
     if args.json:
         print(json.dumps(rows, sort_keys=True))
 

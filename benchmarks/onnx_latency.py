@@ -135,8 +135,8 @@ def main():
     g_float = lower(model, (1, 8, 8), "static")
     g_int, _ = quantize(g_float, 8, input_max=2.0)
     print(f"digits preset: {g_float.summary()}")
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}, "
-          f"{os.cpu_count()} CPUs")
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"onnxruntime {ort.__version__}, {os.cpu_count()} CPUs")
 
     backends = {"torch eager (float32)": lambda x: model(torch.as_tensor(x))}
     if args.profile:
@@ -159,13 +159,15 @@ def main():
         onnx_float = next(fn for name, fn in backends.items() if name.startswith("onnx-float"))
         diff = np.abs(onnx_float(inputs[64]) - model(torch.as_tensor(inputs[64])).numpy()).max()
         ref = run_reference(g_float, inputs[64]).logits
-        exact, fast_diff = np.abs(onnx_float(inputs[64]) - ref).max(), np.abs(fast(inputs[64]) - ref).max()
+        exact = np.abs(onnx_float(inputs[64]) - ref).max()
+        fast_diff = np.abs(fast(inputs[64]) - ref).max()
         b1, r1 = timed(backends, inputs[1], args.repeat)
         b64, r64 = timed(backends, inputs[64], max(5, args.repeat // 5))
     print(f"max |logits - reference ir-float| on 64 samples: onnx-float {exact:.1e}, float32 fast "
           f"{fast_diff:.1e}, torch eager float32 {diff:.1e} (torch and ir-float differ where a "
           f"membrane lies within float32 rounding of a threshold; the difference then propagates)")
-    print(f"{'backend':44s} {'batch-1 ms':>10s} {'vs torch':>9s} {'batch-64 samples/s':>19s} {'vs torch':>9s}")
+    print(f"{'backend':44s} {'batch-1 ms':>10s} {'vs torch':>9s} {'batch-64 samples/s':>19s} "
+          f"{'vs torch':>9s}")
     for name in backends:
         print(f"{name:44s} {b1[name]:10.3f} {r1[name]:8.2f}x {64e3 / b64[name]:19.0f} "
               f"{r64[name]:8.2f}x")

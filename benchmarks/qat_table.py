@@ -6,7 +6,8 @@ width, and the fine-tuned checkpoint's int graph accuracy, measured again by low
 and running the integer reference on the written checkpoint (not the number fine-tuning printed),
 plus `verify`'s torch-int row against it and the Loihi-2-like core count. Prints one row per width.
 
-    .venv/bin/python benchmarks/qat_table.py --out runs/qat [--bits 8,6,4,3,2] [--epochs 5] [--jobs 5]
+    .venv/bin/python benchmarks/qat_table.py --out runs/qat [--bits 8,6,4,3,2] [--epochs 5]
+    [--jobs 5]
 
 ``--jobs N`` runs the widths in N processes (each fine-tuning is independent and seeded, so the
 numbers do not depend on N).
@@ -88,8 +89,8 @@ def main():
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     print(f"float model (torch, float32) test accuracy {float_acc:.4f}: {base}; fine-tuning "
           f"{args.epochs} epochs at lr {args.lr}")
-    head = (f"{'bits':>4} {'post-training':>13} {'fine-tuned':>10} {'gain pp':>7} {'vs float pp':>11} "
-            f"{'torch-int spike mism':>20} {'cores':>5} {'samples/s':>9}")
+    head = (f"{'bits':>4} {'post-training':>13} {'fine-tuned':>10} {'gain pp':>7} "
+            f"{'vs float pp':>11} {'torch-int spike mism':>20} {'cores':>5} {'samples/s':>9}")
     print(head)
     print("-" * len(head))
     rows = []

@@ -61,7 +61,8 @@ def main():
             rows.append((label, *timed(lambda g=g, s=states: run_reference(g, x, record_states=s),
                                        args.repeats)))
     base = rows[0][1]
-    print(f"{len(x)} test samples, T={graph.timesteps}, {graph.summary()['populations']} populations")
+    print(f"{len(x)} test samples, T={graph.timesteps}, "
+          f"{graph.summary()['populations']} populations")
     for label, sec, _ in rows:
         print(f"{label:<22} {sec * 1000:8.1f} ms  {sec / len(x) * 1e3:7.3f} ms/sample  "
               f"{sec / base:5.2f}x torch")

@@ -75,9 +75,10 @@ def main() -> None:
     same = onnx["predictions"] == ref["predictions"] == rec["predictions"]
     agree = float(np.mean(np.asarray(onnx["predictions"]) == np.asarray(torch_pred)))
     print(f"cifar10 preset, widths {args.widths}, {args.samples} test samples, "
-          f"{torch.get_num_threads()} torch thread(s), load average at the end {os.getloadavg()[0]:.1f}")
-    print(f"both ONNX exports and the int graph file predict the same class on every sample: {same}; "
-          f"top-1 agreement of the int network with torch {agree:.4f}")
+          f"{torch.get_num_threads()} torch thread(s), load average at the end "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"both ONNX exports and the int graph file predict the same class on every sample: "
+          f"{same}; top-1 agreement of the int network with torch {agree:.4f}")
     print(f"{'path':34} {'s/sample':>9} {'vs torch':>9} {'10,000 samples':>15}")
     for name, seconds in (("torch eval (float32, batch 32)", torch_s),
                           ("mlf-deploy run int.onnx (logits)", onnx_s),

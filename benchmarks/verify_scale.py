@@ -33,18 +33,27 @@ BACKENDS = ["ir-float", "ir-int", "onnx-float", "onnx-int"]
 
 def write_inputs(folder: str, test_samples: int, widths) -> str:
     """CIFAR-format batches and an initialised, calibrated ``cifar10``-preset checkpoint."""
-    import torch
-
-    from mlf_deploy.checkpoint import save_checkpoint
-    from mlf_deploy.data import dataset_spec, open_split
+    from mlf_deploy.data import dataset_spec
     from mlf_deploy.data.layouts import make_cifar10_batches
-    from mlf_deploy.data.ranges import split_range
-    from mlf_deploy.models import DSResNet, TdBatchNorm, preset_args
+    from mlf_deploy.models import preset_args
 
     make_cifar10_batches(folder, per_batch=max(16, test_samples))
     spec = dataset_spec("cifar10", 0, data_dir=folder)
+    return calibrated_checkpoint(folder, spec, preset_args("cifar10", widths=list(widths)))
+
+
+def calibrated_checkpoint(folder: str, spec: dict, args: dict) -> str:
+    """``folder/checkpoint.pt``: a model of ``args`` on ``spec``'s data, initialised with seed 0
+    and calibrated so every level fires (BN statistics from two training-split batches, BN gains
+    and shifts raised)."""
+    import torch
+
+    from mlf_deploy.checkpoint import save_checkpoint
+    from mlf_deploy.data import open_split
+    from mlf_deploy.data.ranges import split_range
+    from mlf_deploy.models import DSResNet, TdBatchNorm
+
     train = open_split(spec, "train")
-    args = preset_args("cifar10", widths=list(widths))
     torch.manual_seed(0)
     model = DSResNet(**args).train()
     with torch.no_grad():

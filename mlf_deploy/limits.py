@@ -25,7 +25,7 @@ MAX_NEURONS = 50_000_000          # neurons of one graph
 MAX_WEIGHTS = 200_000_000         # weights of one graph or checkpoint
 MAX_LEVELS = 16                   # MLF levels K
 # Bytes a run keeps per sample, timestep and neuron: spikes (1) and states (8) for up to three
-# backends compared at once, plus the working copies of one step.
+# backends compared at once, plus the working copies of one step (the training checks' unit).
 RUN_BYTES_PER_NEURON_STEP = 32
 
 
@@ -64,8 +64,27 @@ def check_run_size(neurons: int, timesteps: int, samples: int, what: str = "this
 
 
 def check_graph_run(graph, samples: int, what: str = "this run", option: str = "samples",
-                    bytes_per: int = RUN_BYTES_PER_NEURON_STEP) -> None:
-    """:func:`check_run_size` for ``samples`` of ``graph`` at its own timesteps: every command that
-    runs samples through a graph (a graph file's T, a sweep's T included) passes here first."""
+                    bytes_per: int | None = None, states: bool = True, totals: int = 0) -> None:
+    """Refuse a run of ``samples`` of ``graph`` at its own timesteps whose buffers
+    (:func:`mlf_deploy.run_memory.run_bytes`: ``states`` recorded, ``totals`` sets of streamed
+    totals kept) would not fit in half of the available memory; every command that runs samples
+    through a graph (a graph file's T, a sweep's T included) passes here first. ``bytes_per``:
+    a flat rate per neuron-step instead (the training checks)."""
+    from mlf_deploy import run_memory
     summary = graph.summary()
-    check_run_size(summary["neurons"], summary["timesteps"], samples, what, option, bytes_per)
+    if bytes_per is not None:
+        check_run_size(summary["neurons"], summary["timesteps"], samples, what, option, bytes_per)
+        return
+    need = run_memory.run_bytes(graph, samples, states, totals)
+    run_memory.record(what, graph, samples, need)
+    have = available_memory() // 2
+    if need > have:
+        per = run_memory.run_bytes(graph, 1, states, 0)
+        fit = (have - run_memory.run_bytes(graph, 0, states, totals)) // per
+        hint = f"use {option_named(option, fit)} or fewer" if fit > 0 else \
+            "not even one sample fits: use fewer timesteps"
+        raise UserError(f"{what} needs about {need / 2 ** 30:.1f} GiB for {samples} samples x "
+                        f"{summary['timesteps']} timesteps x {summary['neurons']} neurons "
+                        f"(this process then holds about "
+                        f"{(need + run_memory.resident_bytes()) / 2 ** 30:.1f} GiB), more than "
+                        f"half of the {2 * have / 2 ** 30:.1f} GiB available; {hint}")

@@ -1,10 +1,11 @@
-"""Run a deployment graph on Lava's CPU simulator: 'lava-float' (floating_pt) or 'lava-fixed' (fixed_pt).
+"""Run a deployment graph on Lava's CPU simulator: 'lava-float' (floating_pt) or 'lava-fixed'
+(fixed_pt).
 
 Lava is imported lazily, so the project works without lava-nc. ``samples_per_run`` samples share one
-compiled network: they are laid back to back in time (see exporters/lava/export.py::build_processes). Spikes
-and the post-reset membrane ``v`` come from Lava's own LIF models (a recording subclass writes them
-to a memory-mapped file each step; Monitors would move them one element at a time), and the logits
-are computed host-side from those spikes.
+compiled network: they are laid back to back in time (see
+exporters/lava/lava_build.py::build_processes). Spikes and the post-reset membrane ``v`` come from
+Lava's own LIF models (a recording subclass writes them to a memory-mapped file each step; Monitors
+would move them one element at a time), and the logits are computed host-side from those spikes.
 """
 
 from __future__ import annotations
@@ -80,13 +81,15 @@ def _worker(job: str) -> None:
 
 
 # ``-I`` drops the working directory, PYTHONPATH and user site from the import path; the one path
-# added is the folder holding the mlf_deploy package, so no module from the caller's folder can shadow ours.
+# added is the folder holding the mlf_deploy package, so no module from the caller's folder can
+# shadow ours.
 def package_root() -> str:
     """The folder holding the mlf_deploy package: a source tree or site-packages."""
     return str(Path(mlf_deploy.__file__).resolve().parents[1])
 
 
-_WORKER = "import sys; sys.path.insert(0, sys.argv[1]); import mlf_deploy.runtimes.lava as m; m._worker(sys.argv[2])"
+_WORKER = ("import sys; sys.path.insert(0, sys.argv[1]); "
+           "import mlf_deploy.runtimes.lava as m; m._worker(sys.argv[2])")
 
 
 def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,

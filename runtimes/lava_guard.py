@@ -46,9 +46,9 @@ def check_process_budget(graph) -> None:
     procs = len(graph.populations)
     procs = procs if procs > most else process_count(graph)
     if procs > most:
-        raise UserError(f"this graph needs at least {procs} Lava processes (one OS process each, about "
-                        f"{PROCESS_BYTES >> 20} MiB apiece); this machine holds {most} now. Run "
-                        "it on the reference or ONNX backend, or free memory")
+        raise UserError(f"this graph needs at least {procs} Lava processes (one OS process each, "
+                        f"about {PROCESS_BYTES >> 20} MiB apiece); this machine holds {most} now. "
+                        "Run it on the reference or ONNX backend, or free memory")
 
 
 def process_count(graph) -> int:
@@ -119,8 +119,8 @@ def wait_for_worker(proc, timeout: float):
 def failure_text(returncode: int, output: str, dead, graph, batch: int) -> str:
     """One clear cause first: a Lava process or the worker killed by a signal (SIGKILL: most
     likely the kernel's out-of-memory killer), else the worker's last output."""
-    memory = (f"most likely out of memory, the kernel's out-of-memory killer ({process_count(graph)} "
-              f"Lava processes, {batch} samples "
+    memory = (f"most likely out of memory, the kernel's out-of-memory killer "
+              f"({process_count(graph)} Lava processes, {batch} samples "
               "per run): run fewer samples per run or free memory")
     if dead is not None:
         hint = f"; {memory}" if dead[1] == "SIGKILL" else ""

@@ -1,4 +1,5 @@
-"""Run a NIR file in the peers' own importers (snnTorch, Norse) and record every population's spikes.
+"""Run a NIR file in the peers' own importers (snnTorch, Norse) and record every population's
+spikes.
 
 Each loader returns a torch module built by the peer's NIR importer; :func:`run_peer` steps it over
 the timesteps, reading each LIF module's spikes with a forward hook. The loaders:
@@ -53,8 +54,8 @@ def load_peer(g, loader: str):
         return from_nir(g)
     if loader == "norse-nirtorch":
         from norse.torch.utils.import_nir import _import_norse_module
-        mapping = {t: _import_norse_module for t in (nir.Affine, nir.Conv2d, nir.Flatten, nir.Linear,
-                                                     nir.IF, nir.LIF, nir.SumPool2d)}
+        mapping = {t: _import_norse_module for t in (nir.Affine, nir.Conv2d, nir.Flatten,
+                                                     nir.Linear, nir.IF, nir.LIF, nir.SumPool2d)}
         return nirtorch.nir_to_torch(g, mapping)
     raise ValueError(f"unknown peer loader {loader!r}; choose one of {', '.join(LOADERS)}")
 
@@ -85,12 +86,14 @@ def run_peer(g, loader: str, frames: np.ndarray, batch_size: int = 128) -> tuple
     for start in range(0, frames.shape[1], batch_size):
         x = torch.from_numpy(np.ascontiguousarray(frames[:, start:start + batch_size])).to(dtype)
         record: dict = {p: [] for p in mods}
-        hooks = [m.register_forward_hook(functools.partial(_keep, record[p])) for p, m in mods.items()]
+        hooks = [m.register_forward_hook(functools.partial(_keep, record[p]))
+                 for p, m in mods.items()]
         _reset(net)
         state, total = None, 0.0
         for t in range(x.shape[0]):
             out, state = net(x[t], state) if state is not None else net(x[t])
-            total = total + (out[0] if isinstance(out, tuple) else out).reshape(x.shape[1], -1).double()
+            step_out = out[0] if isinstance(out, tuple) else out
+            total = total + step_out.reshape(x.shape[1], -1).double()
         for h in hooks:
             h.remove()
         for p in mods:

@@ -33,6 +33,19 @@ def default_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have]
 
 
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Options of every ONNX Runtime session the tool opens: ``threads`` (None: the count the
+    command set for torch, ``--threads`` or its fixed default, :mod:`mlf_deploy.threads`) for
+    both intra- and inter-op work. ONNX Runtime's own default is a thread per core, which
+    oversubscribes a loaded machine as torch's did."""
+    import torch
+    count = int(threads or torch.get_num_threads())
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = count
+    opts.inter_op_num_threads = count
+    return opts
+
+
 def load_onnx(path) -> onnx.ModelProto:
     """Read an ``.onnx`` file; anything else is a UserError naming the file."""
     if not os.path.isfile(path):
@@ -95,7 +108,7 @@ class OnnxRunner:
         self.graph, self.meta = graph, check_model_matches(model, graph, where)
         self.mode, self.integer = self.meta["mode"], graph.numeric == "int"
         try:
-            self.session = ort.InferenceSession(model.SerializeToString(),
+            self.session = ort.InferenceSession(model.SerializeToString(), session_options(),
                                                 providers=providers or default_providers())
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types, one per cause
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

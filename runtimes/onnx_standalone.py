@@ -33,11 +33,12 @@ RECORD_BUDGET = 128 * 2 ** 20  # bytes of recorded outputs one batch may produce
 
 
 def open_model(path: str, threads: int | None = None):
-    """``(session, metadata)`` of an exported model; ``threads``: ONNX Runtime's intra-op threads
-    (None: its default, every core)."""
+    """``(session, metadata)`` of an exported model; ``threads``: ONNX Runtime's intra- and
+    inter-op threads (None: its default, every core)."""
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = int(threads)
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     return sess, sess.get_modelmeta().custom_metadata_map
 

@@ -17,12 +17,19 @@ import tempfile
 
 import numpy as np
 
-from mlf_deploy.errors import UserError
 from mlf_deploy.hardware.loihi1 import LOIHI1, LOIHI1_SANAFE
 from mlf_deploy.hardware.mapping import map_graph
 from mlf_deploy.hardware.placement import core_of_positions
 from mlf_deploy.runtimes.sanafe_arch import arch_file, unit_counts
-from mlf_deploy.runtimes.sanafe_chip import EDGE_BUDGET, _build, _gap, _plan, _runs, import_sanafe
+from mlf_deploy.runtimes.sanafe_chip import (
+    EDGE_BUDGET,
+    _gap,
+    _plan,
+    _runs,
+    check_sanafe_graph,
+    import_sanafe,
+)
+from mlf_deploy.runtimes.sanafe_network import NetworkBuilder
 
 
 def host_layers(graph) -> set:
@@ -32,9 +39,8 @@ def host_layers(graph) -> set:
 def sanafe_spikes(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> dict:
     """Level population -> ``(T, B, C, H, W)`` uint8 spikes of SANA-FE's LIFs, each layer fed
     ``result``'s (ir-int's) input spikes; the input layer's populations are ``result``'s."""
+    check_sanafe_graph(graph)
     sanafe = import_sanafe()
-    if graph.graded:
-        raise UserError("SANA-FE sends binary spikes only; check the binary lowering")
     mapping = mapping or map_graph(graph, LOIHI1)
     steps, batch = result.timesteps, result.batch
     gap = _gap(graph, batch)
@@ -51,8 +57,8 @@ def sanafe_spikes(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -
             plan = _plan(graph, cores, set(run), False)
             units = unit_counts(graph, cores, plan, set(), bias_cores=run)
             arch = arch_file(sanafe, tiles, units, tmp)
-            net = _build(sanafe, arch, graph, result, cores, plan, window[-1] + 2, window, set(),
-                         reproduce=True)
+            net = NetworkBuilder(sanafe, arch, graph, result, cores, window[-1] + 2, window,
+                                 reproduce=True).build(plan, set())
             chip = sanafe.SpikingChip(arch)
             chip.load(net)
             trace = chip.sim(window[-1] + 2, spike_trace=True, processing_threads=1)

@@ -30,9 +30,24 @@ from mlf_deploy.hardware.mapping import map_graph
 from mlf_deploy.hardware.placement import core_of_positions, projection_taps
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.runtimes.sanafe_arch import arch_file, unit_counts
+from mlf_deploy.runtimes.sanafe_network import NetworkBuilder
 
 INSTALL_HINT = "SANA-FE is not installed: pip install 'mlf-deploy[sanafe]' (sanafe==2.2.9)"
 EDGE_BUDGET = 600_000  # synapses per SANA-FE run (~1.5 GB of its memory)
+
+
+def check_sanafe_graph(graph) -> None:
+    """Refuse a graph whose fields our SANA-FE network cannot honour, naming the field."""
+    if graph.numeric != "int":  # its LIFs take our fixed-point mantissas
+        raise UserError("SANA-FE runs the int graph; quantize the float graph first")
+    if graph.graded:
+        raise UserError("SANA-FE sends binary spikes only; run it on the binary lowering")
+    for p in graph.projections:  # its synapses scale by 2^e; ours floor each projection's sum
+        if p.source != graph.input.name and graph.nodes[p.target].weight_exp < 0:
+            raise UserError(f"layer {p.target}: weight exponent "
+                            f"{graph.nodes[p.target].weight_exp} < 0 floors each projection's "
+                            "sum, which SANA-FE's synapses cannot; run this graph on ir-int or "
+                            "ONNX")
 
 
 def import_sanafe():
@@ -73,9 +88,8 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
     """Run SANA-FE on ``graph`` (binary int form) fed with ``result``'s spikes, placed by our
     mapping onto Loihi 1 cores. Returns energy per inference by SANA-FE's categories (pJ), time
     per inference (s), and how it was run."""
+    check_sanafe_graph(graph)
     sanafe = import_sanafe()
-    if graph.graded:
-        raise UserError("SANA-FE sends binary spikes only; run it on the binary lowering")
     mapping = mapping or map_graph(graph, LOIHI1)
     start = time.perf_counter()
     steps, batch = result.timesteps, result.batch
@@ -90,7 +104,8 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
         for r, run in enumerate(runs):
             plan = _plan(graph, cores, set(run), r == 0)
             arch = arch_file(sanafe, tiles, unit_counts(graph, cores, plan, charged), tmp)
-            net = _build(sanafe, arch, graph, result, cores, plan, total_steps, window, charged)
+            net = NetworkBuilder(sanafe, arch, graph, result, cores, total_steps,
+                                 window).build(plan, charged)
             chip = sanafe.SpikingChip(arch)
             chip.load(net)
             out = chip.sim(total_steps, perf_trace=True, processing_threads=1)
@@ -109,26 +124,6 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
             "runs": len(runs), "cores": len(mapping.core_list), "tiles": tiles,
             "samples": batch, "seconds": time.perf_counter() - start,
             "sanafe_version": getattr(sanafe, "__version__", "2.2.9")}
-
-
-def _bias_neurons(net, cores_hw, group, where, current, levels, total_steps, window, name):
-    spikes = np.zeros(total_steps, dtype=bool)
-    spikes[window] = True
-    on = sorted(set(where.tolist()))
-    bias = net.create_neuron_group(f"bias:{name}", len(on))
-    for i, core in enumerate(on):
-        bias.neurons[i].set_attributes(soma_hw_name="mlf_bias[0]",
-                                       model_attributes={"spikes": spikes.tolist()})
-        bias.neurons[i].map_to_core(cores_hw[core])
-    slot = {core: i for i, core in enumerate(on)}
-    pairs = [(slot[c], k * len(where) + j) for k in range(levels) for j, c in enumerate(where)]
-    bias.connect_neurons_sparse(group, {"weight": np.tile(current, levels).tolist()}, pairs)
-
-
-def _lif_attributes(graph, layer) -> dict:
-    retention = sem.retention_mant(graph.populations_of(layer.name)[0].v_retention)
-    return {"threshold": 1e30, "leak_decay": retention / sem.DECAY_UNIT, "input_decay": 0.0,
-            "reset_mode": "hard"}
 
 
 def _plan(graph, cores, run: set, first: bool) -> dict:
@@ -156,76 +151,3 @@ def _plan(graph, cores, run: set, first: bool) -> dict:
             if not any(p.source == pop.name for p in graph.projections):
                 replays.setdefault(pop.name, set()).update(range(int(np.prod(pop.shape))))
     return {"layers": layers, "replays": {k: sorted(v) for k, v in replays.items()}}
-
-
-def _build(sanafe, arch, graph, result, cores, plan, total_steps, window, charged,
-           reproduce=False):
-    """One SANA-FE network: the LIFs of the run's cores and the replays of what they read.
-    ``reproduce``: the LIFs get the graph's thresholds and log their spikes, and the bias comes
-    as a current from one replaying neuron per core firing every step, so that it reaches the
-    membrane in the same step as the replayed spikes (SANA-FE integrates a spike the step after
-    it is sent; its soma bias would start a step early)."""
-    net = sanafe.Network()
-    cores_hw = [core for tile in arch.tiles for core in tile.cores]
-    targets = {}
-    for name, (mine, taps) in plan["layers"].items():
-        layer = graph.nodes[name]
-        where = cores[name].ravel()
-        host = any(p.source == graph.input.name for p in graph.projections_into(name))
-        kind = graph.projections_into(name)[0].kind
-        bias = sem.shift(np.asarray(layer.bias, dtype=np.float64), layer.bias_exp)
-        attrs = _lif_attributes(graph, layer)
-        if host:
-            attrs["force_update"] = True
-        levels = len(layer.populations)
-        group = net.create_neuron_group(
-            f"lif:{name}", len(mine) * levels, model_attributes=attrs, log_spikes=reproduce,
-            soma_hw_name="loihi_lif", default_synapse_hw_name="loihi_conv_synapse"
-            if kind == "conv2d" else "loihi_dense_synapse")
-        hw = int(np.prod(layer.shape[1:]))
-        current = bias[mine // hw] / sem.MEMBRANE_GAIN
-        for k, pop in enumerate(graph.populations_of(name)):
-            extra = {"threshold": float(pop.v_threshold)} if reproduce else {}
-            for j, pos in enumerate(mine):
-                n = group.neurons[k * len(mine) + j]
-                n.set_attributes(model_attributes={"bias": 0.0 if reproduce else current[j],
-                                                   **extra})
-                n.map_to_core(cores_hw[where[pos]])
-        if reproduce:
-            _bias_neurons(net, cores_hw, group, where[mine], current, levels, total_steps, window,
-                          name)
-        targets[name] = (group, len(mine), taps)
-    replays, used = {}, {}
-    for name, positions in plan["replays"].items():
-        where = cores[graph.nodes[name].layer].ravel()
-        group = net.create_neuron_group(f"replay:{name}", len(positions))
-        trains = result.spikes[name].reshape(result.timesteps, result.batch, -1)
-        for j, pos in enumerate(positions):
-            core = int(where[pos])
-            family = int((name, pos) in charged)
-            charged.add((name, pos))
-            unit = used.setdefault((core, family), 0)
-            used[core, family] = unit + 1
-            spikes = np.zeros(total_steps, dtype=bool)
-            spikes[window] = trains[:, :, pos].T.ravel() > 0
-            n = group.neurons[j]
-            n.set_attributes(soma_hw_name=f"{('mlf_replay', 'mlf_relay')[family]}[{unit}]",
-                             model_attributes={"spikes": spikes.tolist()})
-            n.map_to_core(cores_hw[core])
-        lookup = np.full(int(np.prod(graph.nodes[name].shape)), -1)
-        lookup[positions] = np.arange(len(positions))
-        replays[name] = (group, lookup)
-    for layer_name, (group, count, taps) in targets.items():
-        layer = graph.nodes[layer_name]
-        exp = 2.0 ** layer.weight_exp
-        for p in graph.projections_into(layer_name):
-            if p.name not in taps:
-                continue
-            src, dst, widx = taps[p.name]
-            src_group, lookup = replays[p.source]
-            w = (np.asarray(p.weight, dtype=np.float64)[widx] * exp).tolist()
-            s = lookup[src].tolist()
-            for k in range(len(layer.populations)):
-                src_group.connect_neurons_sparse(group, {"weight": w},
-                                                 list(zip(s, (dst + k * count).tolist())))
-    return net

@@ -1,4 +1,5 @@
-"""The trained torch model as a backend: the ground truth every deployed backend is compared with."""
+"""The trained torch model as a backend: the ground truth every deployed backend is compared
+with."""
 
 from __future__ import annotations
 

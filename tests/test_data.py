@@ -93,7 +93,8 @@ def test_cifar10_reads_the_python_pickle_format(tmp_path):
     with open(folder / "test_batch", "rb") as f:
         raw = pickle.load(f, encoding="bytes")[b"data"][0].reshape(3, 32, 32)
     # Channel-major rows of 1024 bytes: red plane first, then the paper's Normalize constants.
-    assert torch.allclose(xt[0, 0], (torch.from_numpy(raw[0]).float() / 255 - 0.4914) / 0.2023, atol=1e-5)
+    red = (torch.from_numpy(raw[0]).float() / 255 - 0.4914) / 0.2023
+    assert torch.allclose(xt[0, 0], red, atol=1e-5)
     (folder / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(UserError, match="data_batch_3"):
         load_split(spec, "train")

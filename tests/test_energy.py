@@ -80,7 +80,8 @@ def test_conv_fanout_borders_and_stride():
 
 
 def _tiny_graph(levels=2):
-    """Input (1,3,3) -> conv 3x3 pad 1 (2 ch) -> layer A (K levels) -> conv 1x1 (3 ch) -> layer B."""
+    """Input (1,3,3) -> conv 3x3 pad 1 (2 ch) -> layer A (K levels) -> conv 1x1 (3 ch) ->
+    layer B."""
     nodes = [Input("in", (1, 3, 3), "static", 2)]
     nodes.append(Projection("A<-in", "in", "A", "conv2d", np.ones((2, 1, 3, 3)), (1, 1), (1, 1)))
     pops_a = tuple(f"A/L{k}" for k in range(levels))
@@ -142,7 +143,8 @@ def test_ann_macs_by_hand():
     br = estimate(g, worst_case_result(g))
     assert br.ann_macs_per_inference == 98 + 54 + 12
     assert br.input_macs_per_inference == 2 * 98  # the static image is fed at both timesteps
-    # worst case: every neuron fires at both steps; B's synops = 2 levels * 18 positions * 2 steps * 3
+    # worst case: every neuron fires at both steps;
+    # B's synops = 2 levels * 18 positions * 2 steps * 3
     assert br.layers[1].synops == 2 * 18 * 2 * 3
     fp32 = PRESETS["45nm-fp32"]
     assert br.ann_energy_pj["45nm-fp32"] == pytest.approx(164 * 4.6)
@@ -156,8 +158,9 @@ def test_plain_identity_shortcut_is_not_an_ann_mac():
     macs = ann_macs(graph)
     # block 0 of the plain variant keeps the width: its mlf2 has conv2 plus an identity shortcut
     conv2 = [p for p in graph.projections_into("blocks.0.mlf2") if ".conv2<-" in p.name][0]
-    assert macs["blocks.0.mlf2"] == int(conv_fanout(conv2.weight.shape, graph.nodes[conv2.source].shape,
-                                                    conv2.stride, conv2.padding).sum())
+    fanout = conv_fanout(conv2.weight.shape, graph.nodes[conv2.source].shape, conv2.stride,
+                         conv2.padding)
+    assert macs["blocks.0.mlf2"] == int(fanout.sum())
 
 
 def test_energy_models_cited_and_custom():
@@ -185,7 +188,8 @@ def test_event_input_counted_as_acs():
     assert br.input_kind == "ac" and br.input_macs_per_inference == 0
     stem = [p for p in qgraph.projections if p.source == "input"][0]
     fan = conv_fanout(stem.weight.shape, qgraph.input.shape, stem.stride, stem.padding)
-    want = sum(float((x[t, b].numpy() * fan).sum()) for t in range(x.shape[0]) for b in range(2)) / 2
+    want = sum(float((x[t, b].numpy() * fan).sum())
+               for t in range(x.shape[0]) for b in range(2)) / 2
     assert br.input_acs_per_inference == pytest.approx(want)
     with pytest.raises(UserError, match="needs the input frames"):
         estimate(qgraph, run_reference(qgraph, x, record_states=False))

@@ -67,7 +67,8 @@ def test_evaluate_table_matches_json(ckpt, tmp_path):
         assert float(row[2]) == pytest.approx(p["accuracy"], abs=6e-5)
         assert float(row[3]) == pytest.approx(p["synops_per_inference"], abs=0.06)
         assert float(row[4]) == pytest.approx(p["energy_pj"]["45nm-fp32"], abs=0.06)
-        assert int(row[5]) == p["latency_steps"] == p["timesteps"] * data["mapping"]["pipeline_depth"]
+        assert int(row[5]) == p["latency_steps"] \
+            == p["timesteps"] * data["mapping"]["pipeline_depth"]
     mapping = data["mapping"]
     assert f"{mapping['cores']} cores on {mapping['chips_needed']} chip(s)" in res.stdout
     for layer in mapping["layers"]:

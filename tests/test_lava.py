@@ -28,7 +28,8 @@ def assert_same(lava, ref, states=True):
     assert set(lava.spikes) == set(ref.spikes)
     for name in ref.spikes:
         bad = np.argwhere(lava.spikes[name] != ref.spikes[name])
-        assert bad.size == 0, f"{name}: {len(bad)} spike mismatches, first (t, b, c, h, w) {bad[:5]}"
+        assert bad.size == 0, \
+            f"{name}: {len(bad)} spike mismatches, first (t, b, c, h, w) {bad[:5]}"
         if states:
             diff = np.argwhere(lava.states[name] != ref.states[name])
             assert diff.size == 0, f"{name}: {len(diff)} membrane mismatches, first {diff[:5]}: " \
@@ -126,8 +127,8 @@ def test_missing_lava_raises_one_line_hint(small_graphs, monkeypatch):
     with pytest.raises(LavaUnavailable, match="pip install") as err:
         rl.run_lava(small_graphs[1], sample_input(1))
     assert "\n" not in str(err.value)
-    code = ("import sys, mlf_deploy, mlf_deploy.ir, mlf_deploy.ir.reference, mlf_deploy.runtimes.lava, "
-            "mlf_deploy.exporters.lava.export; "
+    code = ("import sys, mlf_deploy, mlf_deploy.ir, mlf_deploy.ir.reference, "
+            "mlf_deploy.runtimes.lava, mlf_deploy.exporters.lava.export; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'lava'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

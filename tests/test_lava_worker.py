@@ -28,7 +28,8 @@ def _shadowing_folder(tmp_path):
     (tmp_path / "mlf_deploy" / "runtimes").mkdir(parents=True)
     (tmp_path / "mlf_deploy" / "__init__.py").write_text("")
     (tmp_path / "mlf_deploy" / "runtimes" / "__init__.py").write_text("")
-    (tmp_path / "mlf_deploy" / "runtimes" / "lava.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "mlf_deploy" / "runtimes" / "lava.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n")
     return marker
 
 
@@ -43,8 +44,8 @@ def test_worker_imports_nothing_from_the_working_directory(tmp_path):
     assert ROOT / "runtimes" / "lava.py" in ran and not marker.exists()  # (a strict install links)
     # The same folder does shadow the package for a plain `python -c` (what the worker used to
     # run), so this test can fail.
-    subprocess.run([sys.executable, "-c", "import mlf_deploy.runtimes.lava"], cwd=tmp_path, timeout=120,
-                   env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    subprocess.run([sys.executable, "-c", "import mlf_deploy.runtimes.lava"], cwd=tmp_path,
+                   timeout=120, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert marker.exists()
 
 

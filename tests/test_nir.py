@@ -1,4 +1,5 @@
-"""NIR export and import: NIR's own checks, the exact round trip, refusals, the dequantised label."""
+"""NIR export and import: NIR's own checks, the exact round trip, refusals, the dequantised
+label."""
 
 from __future__ import annotations
 
@@ -80,4 +81,5 @@ def test_int_graph_goes_out_only_as_labelled_dequantised_float(small_graphs, tmp
     ref_int, ref_deq = run_reference(qgraph, x), run_reference(deq, x)
     flips = sum(int((ref_int.spikes[p] != ref_deq.spikes[p]).sum()) for p in ref_int.spikes)
     total = sum(s.size for s in ref_int.spikes.values())
-    assert flips < 0.05 * total  # an approximation: close, not exact (rates measured in docs/nir.md)
+    # an approximation: close, not exact (rates measured in docs/nir.md)
+    assert flips < 0.05 * total

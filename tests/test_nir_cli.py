@@ -49,12 +49,15 @@ def test_export_import_verify_round_trip(ckpt, tmp_path):
 
 
 def test_dequantised_export_is_labelled_and_bad_input_is_one_line(ckpt, tmp_path):
-    res = _invoke("export", ckpt, "--to", "nir", "--nir-dequantised", "-o", tmp_path / "q.nir", "--json")
+    res = _invoke("export", ckpt, "--to", "nir", "--nir-dequantised", "-o", tmp_path / "q.nir",
+                  "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.strip().splitlines()[-1])["numeric"].startswith("int-dequantised")
     (tmp_path / "junk.nir").write_text("not hdf5")
-    res = CliRunner().invoke(main, ["import", str(tmp_path / "junk.nir"), "-o", str(tmp_path / "g")])
+    res = CliRunner().invoke(main, ["import", str(tmp_path / "junk.nir"), "-o",
+                                    str(tmp_path / "g")])
     assert res.exit_code == 2 and res.output.startswith("error:") and "Traceback" not in res.output
     assert not (tmp_path / "g").exists()
-    res = CliRunner().invoke(main, ["import", str(tmp_path / "missing.nir"), "-o", str(tmp_path / "g")])
+    res = CliRunner().invoke(main, ["import", str(tmp_path / "missing.nir"), "-o",
+                                    str(tmp_path / "g")])
     assert res.exit_code == 2 and "does not exist" in res.output

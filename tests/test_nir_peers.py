@@ -77,20 +77,23 @@ def test_snntorch_written_conv_net_imports_and_runs_exactly(tmp_path):
         for m in net:
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                 m.weight.mul_(3.0)  # enough drive that every layer fires
-    nir.write(str(tmp_path / "snn.nir"), export_to_nir(net, torch.rand(1, 1, 8, 8), ignore_dims=[0]))
+    nir.write(str(tmp_path / "snn.nir"),
+              export_to_nir(net, torch.rand(1, 1, 8, 8), ignore_dims=[0]))
     steps = 6
     graph = read_nir(tmp_path / "snn.nir", timesteps=steps)
     frames = torch.rand(steps, 5, 1, 8, 8, generator=torch.Generator().manual_seed(3)) * 2
     ref = run_reference(graph, frames)
 
-    net = net.double()  # snnTorch's own run, in float64 like ir-float; its 0/1 spikes come out float32
+    # snnTorch's own run, in float64 like ir-float; its 0/1 spikes come out float32
+    net = net.double()
     for m in net:
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
             m.register_forward_pre_hook(lambda mod, a: tuple(t.double() for t in a))
     record = {i: [] for i, m in enumerate(net) if isinstance(m, snn.Leaky)}
     for i, store in record.items():
         net[i].register_forward_hook(functools.partial(
-            lambda keep, mod, a, out: keep.append(out[0] if isinstance(out, tuple) else out), store))
+            lambda keep, mod, a, out: keep.append(out[0] if isinstance(out, tuple) else out),
+            store))
         net[i].reset_mem()
     with torch.no_grad():
         for t in range(steps):

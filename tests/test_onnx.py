@@ -37,7 +37,8 @@ def nets():
     out = {}
     for name, kw in CASES.items():
         model = make_model(depth=kw["depth"], widths=(4, 8, 8), levels=3, events=kw["events"])
-        out[name] = (*make_graphs(model, events=kw["events"]), sample_input(16, events=kw["events"]))
+        out[name] = (*make_graphs(model, events=kw["events"]),
+                     sample_input(16, events=kw["events"]))
     return out
 
 
@@ -134,7 +135,8 @@ def test_int_intermediates_are_exact_integers(nets):
 
 
 def _scaled(graph: Graph, exp_shift: int, bias_shift: int) -> Graph:
-    """``graph`` with larger weight and bias exponents, so that currents wrap and membranes saturate."""
+    """``graph`` with larger weight and bias exponents, so that currents wrap and membranes
+    saturate."""
     nodes = dict(graph.nodes)
     for layer in graph.layers:
         nodes[layer.name] = dataclasses.replace(layer, weight_exp=layer.weight_exp + exp_shift,

@@ -31,8 +31,10 @@ def _decay_model(retention):
     if d is None:  # r = 0: the reference's term is 0
         d = b.op("Mul", ["v", b.const(0, np.int32)], "zero")
     b.emit("Identity", [d], ["d"], "out")
-    graph = helper.make_graph(b.nodes, "decay", [helper.make_tensor_value_info("v", TensorProto.INT32, [None])],
-                              [helper.make_tensor_value_info("d", TensorProto.INT32, [None])], b.inits)
+    graph = helper.make_graph(b.nodes, "decay",
+                              [helper.make_tensor_value_info("v", TensorProto.INT32, [None])],
+                              [helper.make_tensor_value_info("d", TensorProto.INT32, [None])],
+                              b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
@@ -63,7 +65,8 @@ def _with_retention(graph: Graph, retention: float) -> Graph:
     return Graph(nodes, graph.numeric, graph.metadata)
 
 
-@pytest.mark.parametrize("retention,mode", [(0.75, "sequence"), (2 / 3, "sequence"), (2 / 3, "step")])
+@pytest.mark.parametrize("retention,mode",
+                         [(0.75, "sequence"), (2 / 3, "sequence"), (2 / 3, "step")])
 def test_networks_with_each_decay_form_are_exact(nets, retention, mode):
     _, g_int, x = nets["d8-static"]
     graph = _with_retention(g_int, retention)

@@ -83,7 +83,8 @@ def stream_int(pipe: Pipeline, graph, split="test", samples=None,
     raster is kept for a simulator run on the first samples."""
     binary = graph if not graph.graded else pipe.graph_int  # graded runs record level spikes
     totals, labels, first = RunTotals.empty(), [], None
-    for x, y in pipe.batches(split, samples, chunk_size(pipe.graph_float)):
+    for x, y in pipe.batches(split, samples, chunk_size(pipe.graph_float), graph=graph,
+                             states=False, totals=1):
         result = run_int(graph, x, pipe.device)
         totals.add(result, binary, x)
         for tally in (tallies or {}).values():
@@ -165,11 +166,13 @@ def cores_by_bits(pipe: Pipeline, bits, weight_sharing=False) -> dict:
 
 
 def evaluate_report(pipe: Pipeline, options: EvaluateOptions | None = None,
-                    finetuned=()) -> tuple[str, dict]:
+                    finetuned=(), lowerings_text=True) -> tuple[str, dict]:
     """The sweep (binary int graphs; graded ones compute the same spikes), the mapping of the
     chosen lowering, both lowerings' resources side by side at the first weight width, and
     ``finetuned`` pipelines (fine-tuned checkpoints of the same model), each swept at its own
-    weight width and plotted with the post-training points."""
+    weight width and plotted with the post-training points. ``lowerings_text=False`` leaves the
+    lowerings' tables out of the text (still in the dict), for a report that prints
+    :func:`energy_report`'s beside it."""
     o = options or EvaluateOptions()
     bits, steps, split, samples, energy_model, weight_sharing, plot_dir, spikes = (
         o.widths(pipe.weight_bits), list(o.timesteps or ()), o.split, o.samples, o.energy_model,
@@ -180,7 +183,8 @@ def evaluate_report(pipe: Pipeline, options: EvaluateOptions | None = None,
         raise UserError(f"{option('timesteps')}: the event frames of this data set have "
                         f"{pipe.graph_float.timesteps} steps; choose at most that")
     def chunks():  # the same samples for every sweep, one chunk in memory at a time
-        return pipe.batches(split, samples, chunk_size(pipe.graph_float))
+        return pipe.batches(split, samples, chunk_size(pipe.graph_float), states=False,
+                            totals=len(bits))
     points = _sweep_pipeline(pipe, chunks(), bits, steps)
     tuned = _finetuned_sweeps(pipe, finetuned, chunks, steps)
     graph_int = pipe.graph_int if bits[0] == pipe.weight_bits else _quantize(pipe, bits[0])
@@ -202,8 +206,9 @@ def evaluate_report(pipe: Pipeline, options: EvaluateOptions | None = None,
               f"mapping of the {spikes} lowering:", mapping.table(),
               "cores by weight width (binary lowering): " + ", ".join(
                   f"{b}-bit {n}" + (f" ({top - n} fewer than {max(cores)}-bit)" if b != max(cores)
-                                    else "") for b, n in cores.items()), "", forms_text, "",
-              chip_text]
+                                    else "") for b, n in cores.items())]
+    if lowerings_text:
+        lines += ["", forms_text, "", chip_text]
     text = "\n".join(lines)
     if plot_dir:
         from mlf_deploy.hardware.plots import plot_accuracy_energy, plot_layers_by_width

@@ -86,7 +86,8 @@ def _run(stage: Path, options: DemoOptions, log) -> dict:
         _dump(stage / "energy.json", energy)
     with steps.step("evaluate"):
         eval_text, evaluation = evaluate_report(pipe, EvaluateOptions(
-            weight_bits=(8, 6, 4), samples=128 if quick else None, plot_dir=stage / "evaluate"))
+            weight_bits=(8, 6, 4), samples=128 if quick else None, plot_dir=stage / "evaluate"),
+            lowerings_text=False)  # the energy section has them
         _dump(stage / "evaluate.json", evaluation)
     summary = {
         "checkpoint": str(Path("train") / "checkpoint.pt"), "quick": quick,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlf_deploy.hardware.rules import group_violations
 from mlf_deploy.verification.verdict_text import layer_rows, verdict_lines
 from mlf_deploy.workflows.demo_results import DemoResults
 
@@ -93,11 +94,13 @@ def _drc_lines(mapping: dict) -> list[str]:
              f"modelled target `{target.get('name', '?')}`. These say whether the network would "
              "fit that chip budget, not whether any backend computed it correctly, so they do not "
              "change the verdict above:"]
-    for v in violations:
+    for g in group_violations(violations):
         why = ("the network needs more neuron cores than the target's chips hold; deploy it on "
-               "more chips or with fewer or narrower layers" if v["rule"] == "cores_fit_chips"
+               "more chips or with fewer or narrower layers" if g["rule"] == "cores_fit_chips"
                else "see docs/energy.md for the rule")
-        lines.append(f"- `{v['rule']}` at `{v['node']}`: {v['message']} ({why}).")
+        where = (f"at `{g['node']}`" if g["count"] == 1 else
+                 f"{g['count']} times in {g['nodes']} node(s), worst at `{g['node']}`")
+        lines.append(f"- `{g['rule']}` {where}: {g['message']} ({why}).")
     return lines
 
 

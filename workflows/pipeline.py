@@ -20,6 +20,7 @@ from mlf_deploy.errors import UserError, option
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.ir.graph_diff import graph_differences
+from mlf_deploy.ir.normalisation import with_input_pipeline
 from mlf_deploy.ir.semantics import valid_weight_bits
 from mlf_deploy.limits import check_graph_run
 from mlf_deploy.lowering import lower
@@ -171,23 +172,24 @@ class Pipeline:
         self.check_run(len(x))
         return model_input(x), y
 
-    def check_run(self, samples: int) -> None:
-        """The run-size check for the checkpoint's graph and a supplied graph file (its own T)."""
-        check_graph_run(self.graph_float, samples, f"running {self.path}")
+    def check_run(self, samples: int, graph=None, **run) -> None:
+        """The run-size check for ``graph`` (None: the checkpoint's) and a supplied graph file
+        (its own T); ``run``: what the run keeps (:func:`check_graph_run`)."""
+        check_graph_run(graph or self.graph_float, samples, f"running {self.path}", **run)
         if getattr(self, "file_graph", None) is not None:
             check_graph_run(self.file_graph, samples, f"running {self.graph_file['path']}")
 
-    def batches(self, split: str, samples: int | None, size: int):
+    def batches(self, split: str, samples: int | None, size: int, **run):
         """The first ``samples`` of a split (None: all) as ``(x, y)`` chunks of ``size`` samples,
         ``x`` in the model's input layout. An event set is read from disk chunk by chunk, so
-        memory holds one chunk whatever the number of samples."""
+        memory holds one chunk whatever the number of samples. ``run``: :meth:`check_run`'s."""
         check_samples(samples)
         if split not in ("train", "test"):
             raise UserError(f"{option('split')} must be 'train' or 'test', got {split!r}")
         dataset = TensorSplit(*self._splits[split]) if split in self._splits else \
             open_split(self.spec, split, self.data_dir)
         n = len(dataset) if samples is None else min(samples, len(dataset))
-        self.check_run(min(size, max(n, 1)))
+        self.check_run(min(size, max(n, 1)), **run)
         for x, y in batches(dataset, range(n), size):
             yield model_input(x), y
 
@@ -210,9 +212,8 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
     graph = lower(model, tuple(info["shape"]), "events" if events else "static", info["timesteps"])
     # Ties exported files to the weights they came from (verify checks a graph file), and carries
     # the raw-input pipeline into every artifact, so each one can be run without the checkpoint.
-    graph_float = Graph(graph.nodes, graph.numeric,
-                        {**graph.metadata, "model_sha256": weights_sha256(model),
-                         "input_pipeline": input_pipeline(spec)})
+    graph_float = with_input_pipeline(Graph(graph.nodes, graph.numeric, {
+        **graph.metadata, "model_sha256": weights_sha256(model)}), input_pipeline(spec))
     return Pipeline(str(ckpt_path), model, ckpt, graph_float, input_max_of_range(graph_float, info),
                     weight_bits, data_dir, device=device)
 

@@ -89,85 +89,123 @@ def lava_weight(graph, p):
 def build_processes(graph, frames):
     """``frames`` (T, B, C, H, W): the values the Input delivers. Sample ``j`` occupies Lava steps
     ``j*T .. j*T+T-1`` shifted by each layer's depth; LIFReset zeroes each population when its
-    next sample starts, so samples tile back to back with no blank steps."""
-    lv, integer = lava_classes(), graph.numeric == "int"
-    steps_t, batch = frames.shape[:2]
-    depth, n = lava_step_offsets(graph), steps_t * batch
-    steps = n + max(depth.values())
-    seq = frames.transpose(1, 0, 4, 3, 2).reshape(n, *lava_shape(graph.input.shape))
-    bits = graph.input.value_bits or 24  # graded RingBuffer messages (num_message_bits > 0)
-    net = SimpleNamespace(lifs={}, depth={}, steps=steps, procs=[], feeds={}, relays={})
+    next sample starts, so samples tile back to back with no blank steps. Returns the network:
+    ``procs`` (all processes, in creation order), ``lifs`` and ``depth`` per population,
+    ``steps`` (Lava steps to run), ``feeds`` (RingBuffers by offset), ``relays`` (delays)."""
+    return ProcessBuilder(graph, frames).build()
 
-    def add(proc):
-        net.procs.append(proc)
+
+class ProcessBuilder:
+    """The processes of one network, made layer by layer in the graph's schedule: each layer's
+    level LIFs, then the connections into them (host-fed current, Conv or Dense)."""
+
+    def __init__(self, graph, frames):
+        self.graph, self.lv, self.integer = graph, lava_classes(), graph.numeric == "int"
+        self.steps_t, batch = frames.shape[:2]
+        self.depth, self.n = lava_step_offsets(graph), self.steps_t * batch
+        self.seq = frames.transpose(1, 0, 4, 3, 2).reshape(self.n, *lava_shape(graph.input.shape))
+        # graded RingBuffer messages (num_message_bits > 0)
+        self.bits = graph.input.value_bits or 24
+        self.net = SimpleNamespace(lifs={}, depth={}, steps=self.n + max(self.depth.values()),
+                                   procs=[], feeds={}, relays={})
+
+    def build(self):
+        for layer in self.graph.layers:
+            targets = [lif.a_in for lif in self.add_populations(layer)]
+            host = [p for p in self.graph.projections_into(layer.name) if host_fed(self.graph, p)]
+            if host:
+                self.add_host_current(layer, host, targets)
+            for p in self.graph.projections_into(layer.name):
+                if p not in host:
+                    self.add_connection(layer, p, targets)
+        return self.net
+
+    def add(self, proc):
+        self.net.procs.append(proc)
         return proc
 
-    def feed(values, offset):  # (n, *shape) -> RingBuffer, row j*T+t+offset: sample j, step t
-        data = np.zeros((*values.shape[1:], steps), np.int32 if integer else np.float64)
-        data[..., offset:offset + n] = np.moveaxis(values, 0, -1)
-        return add(lv.RingBuffer(data=data))
+    def feed(self, values, offset):
+        """A RingBuffer of ``values`` (n, *shape): row ``j*T+t+offset`` is sample j, step t."""
+        data = np.zeros((*values.shape[1:], self.net.steps),
+                        np.int32 if self.integer else np.float64)
+        data[..., offset:offset + self.n] = np.moveaxis(values, 0, -1)
+        return self.add(self.lv.RingBuffer(data=data))
 
-    def relay(pop, extra):  # pop's spikes (or graded payloads) delayed by `extra` steps, shared
+    def relay(self, pop, extra):
+        """``pop``'s spikes (or graded payloads) delayed by ``extra`` steps, one per pair."""
+        net = self.net
         if (pop, extra) not in net.relays:
-            ring = add(lv.SpikeDelay(shape=lava_shape(graph.nodes[pop].shape), delay=extra))
+            ring = self.add(self.lv.SpikeDelay(shape=lava_shape(self.graph.nodes[pop].shape),
+                                               delay=extra))
             net.lifs[pop].s_out.connect(ring.s_in)
             net.relays[pop, extra] = ring
         return net.relays[pop, extra]
 
-    for layer in graph.layers:
-        d, shape = depth[layer.name], lava_shape(layer.shape)
+    def add_populations(self, layer) -> list:
+        """The layer's level LIFs (one GradedMLF with K membranes, in a graded graph)."""
+        d, shape = self.depth[layer.name], lava_shape(layer.shape)
         bias = np.broadcast_to(np.asarray(layer.bias), shape)
-        targets = []
-        for pop in graph.populations_of(layer.name):
+        lifs = []
+        for pop in self.graph.populations_of(layer.name):
             rho = float(pop.v_retention)
             kw = dict(du=DECAY_UNIT - 1, dv=DECAY_UNIT - retention_mant(rho),
-                      bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) if integer \
+                      bias_mant=bias.astype(np.int64), bias_exp=int(layer.bias_exp)) \
+                if self.integer \
                 else dict(du=1.0, dv=1.0 - rho, bias_mant=bias.astype(np.float64), bias_exp=0)
-            if graph.graded:  # one neuron with K membranes, Lava's LIF arithmetic
-                cls = lv.GradedMLF
-                vth = np.asarray(pop.v_thresholds, np.int64 if integer else float)
+            if self.graph.graded:  # one neuron with K membranes, Lava's LIF arithmetic
+                cls = self.lv.GradedMLF
+                vth = np.asarray(pop.v_thresholds, np.int64 if self.integer else float)
             else:
-                cls, vth = lv.LIFReset, int(pop.v_threshold) if integer else float(pop.v_threshold)
-            proc = add(cls(shape=shape, reset_interval=steps_t, reset_offset=(1 + d) % steps_t,
-                           name=pop.name, vth=vth, **kw))
-            net.lifs[pop.name], net.depth[pop.name] = proc, d
-            targets.append(proc.a_in)
-        host = [p for p in graph.projections_into(layer.name) if host_fed(graph, p)]
-        if host:
-            cur = 0
-            for p in host:
-                w, x = lava_weight(graph, p), seq.astype(np.int64)
-                a = x.reshape(n, -1) @ w.T if p.kind == "dense" else np.stack(
-                    [correlate(f, w[:, ::-1, ::-1, :], p.stride[::-1], p.padding[::-1]) for f in x])
-                cur = cur + (a >> -layer.weight_exp)  # floor, per projection, as the IR defines
-            src = feed(cur.reshape(n, *shape), d)
-            for t in targets:
-                src.s_out.connect(t)
-        for p in graph.projections_into(layer.name):
-            if p in host:
-                continue
-            if p.source == graph.input.name:
-                if d - 1 not in net.feeds:
-                    net.feeds[d - 1] = feed(seq, d - 1)
-                src, src_shape, graded = net.feeds[d - 1], seq.shape[1:], bits
-            else:
-                extra = d - depth[graph.nodes[p.source].layer] - 1
-                src = relay(p.source, extra) if extra else net.lifs[p.source]
-                src_shape = lava_shape(graph.nodes[p.source].shape)
-                graded = payload_bits(len(graph.nodes[p.source].v_thresholds)) \
-                    if graph.graded else 0
-            w = lava_weight(graph, p)
-            if p.kind == "conv2d":
-                conn = add(lv.Conv(weight=w, input_shape=src_shape, stride=tuple(p.stride[::-1]),
-                                   padding=tuple(p.padding[::-1]), num_message_bits=graded,
-                                   name=p.name))
-                src.s_out.connect(conn.s_in)
-                out = conn.a_out
-            else:  # num_weight_bits=9: Lava's Dense drops a mixed-sign weight's LSB otherwise
-                conn = add(lv.Dense(weights=w, weight_exp=int(layer.weight_exp) if integer else 0,
-                                    num_weight_bits=9, num_message_bits=graded, name=p.name))
-                src.s_out.flatten().connect(conn.s_in)
-                out = conn.a_out.reshape(shape)
-            for t in targets:
-                out.connect(t)
-    return net
+                cls = self.lv.LIFReset
+                vth = int(pop.v_threshold) if self.integer else float(pop.v_threshold)
+            proc = self.add(cls(shape=shape, reset_interval=self.steps_t,
+                                reset_offset=(1 + d) % self.steps_t, name=pop.name, vth=vth, **kw))
+            self.net.lifs[pop.name], self.net.depth[pop.name] = proc, d
+            lifs.append(proc)
+        return lifs
+
+    def add_host_current(self, layer, host, targets) -> None:
+        """The current of the host-fed projections ``host``, computed here, fed into ``targets``."""
+        cur, x = 0, self.seq.astype(np.int64)
+        for p in host:
+            w = lava_weight(self.graph, p)
+            a = x.reshape(self.n, -1) @ w.T if p.kind == "dense" else np.stack(
+                [correlate(f, w[:, ::-1, ::-1, :], p.stride[::-1], p.padding[::-1]) for f in x])
+            cur = cur + (a >> -layer.weight_exp)  # floor, per projection, as the IR defines
+        src = self.feed(cur.reshape(self.n, *lava_shape(layer.shape)), self.depth[layer.name])
+        for t in targets:
+            src.s_out.connect(t)
+
+    def source_of(self, layer, p):
+        """``(process, Lava shape, num_message_bits)`` that sends ``p``'s input into ``layer``:
+        the input's RingBuffer, the source's LIF, or its delay-matching relay."""
+        graph, d = self.graph, self.depth[layer.name]
+        if p.source == graph.input.name:
+            if d - 1 not in self.net.feeds:
+                self.net.feeds[d - 1] = self.feed(self.seq, d - 1)
+            return self.net.feeds[d - 1], self.seq.shape[1:], self.bits
+        source = graph.nodes[p.source]
+        extra = d - self.depth[source.layer] - 1
+        src = self.relay(p.source, extra) if extra else self.net.lifs[p.source]
+        graded = payload_bits(len(source.v_thresholds)) if graph.graded else 0
+        return src, lava_shape(source.shape), graded
+
+    def add_connection(self, layer, p, targets) -> None:
+        """``p`` as a Conv or Dense process from its source into ``targets``."""
+        src, src_shape, graded = self.source_of(layer, p)
+        w = lava_weight(self.graph, p)
+        if p.kind == "conv2d":
+            conn = self.add(self.lv.Conv(weight=w, input_shape=src_shape,
+                                         stride=tuple(p.stride[::-1]),
+                                         padding=tuple(p.padding[::-1]), num_message_bits=graded,
+                                         name=p.name))
+            src.s_out.connect(conn.s_in)
+            out = conn.a_out
+        else:  # num_weight_bits=9: Lava's Dense drops a mixed-sign weight's LSB otherwise
+            conn = self.add(self.lv.Dense(weights=w,
+                                          weight_exp=int(layer.weight_exp) if self.integer else 0,
+                                          num_weight_bits=9, num_message_bits=graded, name=p.name))
+            src.s_out.flatten().connect(conn.s_in)
+            out = conn.a_out.reshape(lava_shape(layer.shape))
+        for t in targets:
+            out.connect(t)

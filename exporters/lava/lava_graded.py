@@ -6,8 +6,9 @@ shared current ``u`` and K membranes ``v[k]``; each level is updated by Lava's o
 (the models inherit ``subthr_dynamics`` from Lava's abstract LIF models, which broadcast over the
 level axis), fires on ``v[k] > vth[k]`` (``vth << 6`` in fixed point), resets only itself, and the
 neuron sends ``sum_k s_k`` as an int32 payload (24-bit precision, Loihi 2's graded spike) into
-``Conv``/``Dense`` with ``num_message_bits > 0``, which multiply it by the weight. Like ``LIFReset``,
-every state is zeroed when ``time_step % reset_interval == reset_offset`` (samples tile in time).
+``Conv``/``Dense`` with ``num_message_bits > 0``, which multiply it by the weight. Like
+``LIFReset``, every state is zeroed when ``time_step % reset_interval == reset_offset`` (samples
+tile in time).
 
 Uses numpy and lava only: the Lava exporter copies this file whole into the exported folder.
 """

@@ -1,10 +1,11 @@
 """Import lava-nc 0.10.0 on Python 3.11, reproducibly, without touching site-packages.
 
-lava-nc 0.10.0 (the last release; upstream is archived) declares Python<3.11. On 3.11 it fails at import:
-``lava/magma/compiler/var_model.py`` gives dataclass fields a shared mutable default (``x: ByteEncoder =
-ByteEncoder()``), which Python 3.11's dataclasses reject. While that one module is imported we wrap
-``dataclasses.dataclass`` so that such defaults become ``default_factory`` (a fresh instance per object,
-which is also what the field meant). Everything else in lava is imported untouched.
+lava-nc 0.10.0 (the last release; upstream is archived) declares Python<3.11. On 3.11 it fails at
+import: ``lava/magma/compiler/var_model.py`` gives dataclass fields a shared mutable default (``x:
+ByteEncoder = ByteEncoder()``), which Python 3.11's dataclasses reject. While that one module is
+imported we wrap ``dataclasses.dataclass`` so that such defaults become ``default_factory`` (a fresh
+instance per object, which is also what the field meant). Everything else in lava is imported
+untouched.
 """
 
 from __future__ import annotations

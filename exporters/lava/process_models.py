@@ -1,9 +1,9 @@
 """Custom Lava ProcessModels for the Lava backend: a fast bit-exact Conv and recording LIFs
 (the spike-delay process and its models are in exporters/lava/lava_delay.py).
 
-Imported only lazily (from exporters/lava/export.py and runtimes/lava.py), after lava itself, so that the
-rest of the project never needs lava-nc. Models are plugged in through Lava's own model selection,
-``Loihi2SimCfg(select_tag=..., exception_proc_model_map={Conv: FastConvFixed, ...})``.
+Imported only lazily (from exporters/lava/export.py and runtimes/lava.py), after lava itself, so
+that the rest of the project never needs lava-nc. Models are plugged in through Lava's own model
+selection, ``Loihi2SimCfg(select_tag=..., exception_proc_model_map={Conv: FastConvFixed, ...})``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class _Recording:
     (a graded population: its K levels' spikes and membranes, ``v`` being ``(K, *shape)``).
 
     Monitor/Var.get move data one element at a time over a channel (~20 us each), which is minutes
-    for a ResNet; a shared file mapping costs a memcpy. Row ``time_step - 1`` holds step ``time_step``.
+    for a ResNet; a shared file mapping costs a memcpy. Row ``time_step - 1`` holds step
+    ``time_step``.
     """
 
     def spiking_activation(self):

@@ -30,9 +30,9 @@ With `--model-units`, `x.npy` holds values after steps 1-2 (`(B, C, H, W)` image
 `(T, B, C, H, W)` frames). Class names are `class_names` in `input.json`.
 
 Mapping: one `LIFReset` per population (fixed_pt: du=4095, dv=4096-round(rho*4096), vth mantissa,
-bias_mant/bias_exp), one `Conv` per projection (kernel flipped, (W, H, C) layout, weight_exp folded in),
-fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths are delayed by a
-ring-buffer `SpikeDelay` process (`lava_delay.py`) and layer `l` at depth `d` shows model
+bias_mant/bias_exp), one `Conv` per projection (kernel flipped, (W, H, C) layout, weight_exp folded
+in), fan-in summed at each LIF's `a_in`. Each connection adds one step, so skip paths are delayed by
+a ring-buffer `SpikeDelay` process (`lava_delay.py`) and layer `l` at depth `d` shows model
 step `t` at Lava step `t + d`.
 Input projections with a negative weight exponent are computed host-side and fed by a RingBuffer.
 A graded graph (`--spikes graded`) has one `GradedMLF` per layer instead (K membranes, sending the

@@ -8,7 +8,8 @@ and ``v_threshold`` that make that importer's discrete update equal our
 * ``snntorch``: forward Euler with ``dt = 1e-4``, :math:`\beta = 1 - dt/\tau`, threshold divided by
   :math:`R\,dt/\tau`. We pick :math:`\tau` so that ``1 - dt/tau == rho`` holds exactly in float64
   and :math:`R = \tau / dt`, so the threshold is unchanged.
-* ``norse``: forward Euler with ``dt = 1e-3`` that ignores ``R``: :math:`v \leftarrow v + (dt/\tau)(I - v)`
+* ``norse``: forward Euler with ``dt = 1e-3`` that ignores ``R``:
+  :math:`v \leftarrow v + (dt/\tau)(I - v)`
   is our membrane times :math:`1 - \rho`, so the threshold is scaled by :math:`1 - \rho`.
 
 Mapping: each level population -> one ``nir.LIF`` of shape ``(C, H, W)``; each distinct weight
@@ -29,6 +30,7 @@ import numpy as np
 
 from mlf_deploy.errors import UserError, option
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.normalisation import NORMALISATION_FIELDS
 from mlf_deploy.ir.semantics import readout_norm, weight_key
 
 
@@ -89,22 +91,25 @@ def to_nir(graph: Graph, target: str = "snntorch"):
 
     if target not in PROFILES:
         raise UserError(f"unknown NIR target {target!r}; choose one of {', '.join(PROFILES)}")
+    if graph.graded:
+        raise UserError("NIR has no graded-spike neuron: export the binary lowering")
     if graph.numeric != "float":
         raise UserError("NIR has no fixed-point fields: export the float graph, or dequantise the "
                         f"int graph first (export {option('nir_dequantised')})")
     profile = PROFILES[target]
     inp = graph.input
     ids = {inp.name: "input"}
+    # NIR has no host-side step: its input is what our Input delivers, and the normalisation
+    # before it travels as the Input's metadata (the importer reads it back)
+    normal = {f: getattr(inp, f) for f in NORMALISATION_FIELDS}
     nodes = {"input": nir.Input(input_type={"input": np.array(inp.shape)},
-                                metadata=_meta(node=inp.name, encoding=inp.encoding))}
+                                metadata=_meta(node=inp.name, encoding=inp.encoding, **normal))}
     edges = []
     for layer in graph.layers:
         pops = graph.populations_of(layer.name)
         for pop in pops:
             ids[pop.name] = node_id(pop.name)
             p = lif_params(pop.v_retention, pop.v_threshold, profile)
-            if pop.v_reset != 0.0:
-                raise UserError(f"population {pop.name}: reset to {pop.v_reset} is not supported")
             full = {k: np.full(pop.shape, v, dtype=np.float64) for k, v in p.items()}
             nodes[ids[pop.name]] = nir.LIF(
                 **full, v_leak=np.zeros(pop.shape), v_reset=np.zeros(pop.shape),
@@ -120,8 +125,8 @@ def to_nir(graph: Graph, target: str = "snntorch"):
             if first.kind == "conv2d":
                 nodes[wid] = nir.Conv2d(input_shape=tuple(src.shape[1:]), weight=first.weight,
                                         stride=tuple(first.stride), padding=tuple(first.padding),
-                                        dilation=(1, 1), groups=1, bias=np.asarray(bias, np.float64),
-                                        metadata=meta)
+                                        dilation=(1, 1), groups=1,
+                                        bias=np.asarray(bias, np.float64), metadata=meta)
                 feeds = wid
             else:  # dense: NIR's Affine takes a flat vector, so a Flatten comes first
                 feeds = f"{wid}_flatten"
@@ -157,7 +162,8 @@ def _readout(graph: Graph, nodes: dict, edges: list, ids: dict) -> None:
     nodes["readout"] = nir.Conv2d(
         input_shape=(h, w), weight=weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
         bias=np.asarray(ro.bias, np.float64) / steps,
-        metadata=_meta(node=ro.name, sources=list(ro.sources), weight=np.asarray(ro.weight).tolist(),
+        metadata=_meta(node=ro.name, sources=list(ro.sources),
+                       weight=np.asarray(ro.weight).tolist(),
                        bias=np.asarray(ro.bias).tolist(), scale=ro.scale,
                        meaning="logits = sum over timesteps of this node's output"))
     nodes["output"] = nir.Output(output_type={"output": np.array([per_step.shape[0], 1, 1])})
@@ -168,7 +174,8 @@ def _check_unique(edges: list, graph: Graph) -> None:
     seen = set()
     for e in edges:
         if e in seen:
-            raise UserError(f"edge {e[0]} -> {e[1]} appears twice; NIR graphs cannot repeat an edge")
+            raise UserError(f"edge {e[0]} -> {e[1]} appears twice; NIR graphs cannot repeat an "
+                            "edge")
         seen.add(e)
 
 

@@ -12,13 +12,15 @@ def schedule(nodes: dict) -> list[str]:
     placed = {n for n, v in nodes.items() if isinstance(v, Input)}
     order = list(placed)
     while layers:
-        ready = [lay for lay in layers if all(p.source in placed for p in nodes.values()
-                                              if isinstance(p, Projection) and p.target == lay.name)]
+        ready = [lay for lay in layers
+                 if all(p.source in placed for p in nodes.values()
+                        if isinstance(p, Projection) and p.target == lay.name)]
         if not ready:
             raise UserError(f"the NIR graph has a cycle through {layers[0].name!r}; recurrent "
                             "connections are not expressible")
         for lay in ready:
-            order += [p.name for p in nodes.values() if isinstance(p, Projection) and p.target == lay.name]
+            order += [p.name for p in nodes.values()
+                      if isinstance(p, Projection) and p.target == lay.name]
             order += [lay.name, *lay.populations]
             placed.update(lay.populations)
             layers.remove(lay)

@@ -3,9 +3,9 @@ the float64 arithmetic of :mod:`mlf_deploy.exporters.onnx.ops`). Half the bytes 
 value, and ONNX Runtime's int32 elementwise kernels are ~3x faster.
 
 Exactness. A layer runs in int32 when :func:`plan` says so: every projection into it is
-exact in float32 (:func:`~mlf_deploy.exporters.onnx.projections.fits_float32`; its ``Conv`` result is an
-integer below 2^24, the weight shift multiplies it by a power of two, exactly, and the right shift
-floors it, also in float32), and ``2^23 + max(2^23, 64 A) + B < 2^31``, where ``A`` bounds the
+exact in float32 (:func:`~mlf_deploy.exporters.onnx.projections.fits_float32`; its ``Conv`` result
+is an integer below 2^24, the weight shift multiplies it by a power of two, exactly, and the right
+shift floors it, also in float32), and ``2^23 + max(2^23, 64 A) + B < 2^31``, where ``A`` bounds the
 shifted current ``|a|`` and ``B`` the shifted bias ``|bias << e|``. Then every int32 intermediate
 is below 2^31: ``u = 64 a`` is at most ``64 A``; after the single conditional wrap at most
 ``max(2^23, 64 A)``; the decay ``|trunc0(v r / 2^12)| <= |v| <= 2^23 - 1`` (``v`` is saturated and
@@ -14,8 +14,8 @@ is below 2^31: ``u = 64 a`` is at most ``64 A``; after the single conditional wr
 The decay ``trunc0(v r / 2^12)``: write ``r / 2^12 = r' / 2^k`` with ``r'`` odd (or ``r' = 1``).
 ONNX Runtime's integer ``Div`` truncates toward zero (C++ semantics), which is ``trunc0``. When
 ``r' (2^23 - 1) < 2^31`` it is ``Div(v r', 2^k)``. Otherwise ``v = q 2^k + m`` with ``q =
-Div(v, 2^k)`` and ``m`` of ``v``'s sign and ``|m| < 2^k``: ``v r' / 2^k = q r' + m r' / 2^k``, and as
-``q r'`` is an integer of the same sign as ``m r'``, ``trunc0`` of the sum is ``q r' + Div(m r',
+Div(v, 2^k)`` and ``m`` of ``v``'s sign and ``|m| < 2^k``: ``v r' / 2^k = q r' + m r' / 2^k``, and
+as ``q r'`` is an integer of the same sign as ``m r'``, ``trunc0`` of the sum is ``q r' + Div(m r',
 2^k)``, where ``|q r'| < 2^23`` and ``|m r'| < 2^24``.
 """
 
@@ -58,7 +58,8 @@ def plan(graph, layer) -> LayerPlan:
     """The :class:`LayerPlan` of ``layer``, from ``A`` (the bound of the shifted current ``|a|``),
     ``B`` (of ``|bias << e|``) and the largest retention ``rho``. From ``v = 0``, ``|v| <= M`` with
     ``M = (W + B) / (1 - rho)``, ``W`` the bound of the wrapped ``u``: by induction, ``|trunc0(v r
-    / 2^12)| <= rho M``, so the next ``|v| <= rho M + W + B = M``; no saturation if ``M <= V_MAX``."""
+    / 2^12)| <= rho M``, so the next ``|v| <= rho M + W + B = M``; no saturation if
+    ``M <= V_MAX``."""
     current, exact32 = 0.0, True
     for p, sources in sem.projection_groups(graph, layer):
         src = source_limits(graph, sources)
@@ -68,7 +69,8 @@ def plan(graph, layer) -> LayerPlan:
     bias = np.abs(sem.shift(np.asarray(layer.bias, np.float64), layer.bias_exp)).max(initial=0)
     half, u = sem.STATE_HALF, sem.MEMBRANE_GAIN * current
     wrapped = u if u <= half else max(half, u - sem.STATE_WRAP)  # Lava wraps once
-    rho = max(sem.retention_mant(p.v_retention) for p in graph.levels_of(layer.name)) / sem.DECAY_UNIT
+    rho = max(sem.retention_mant(p.v_retention)
+              for p in graph.levels_of(layer.name)) / sem.DECAY_UNIT
     saturates = wrapped + bias > (1 - rho) * V_MAX
     return LayerPlan(exact32 and half + max(half, u) + bias < LIMIT32, u >= half, saturates)
 

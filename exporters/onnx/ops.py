@@ -10,13 +10,13 @@ sum of products as ``conv2d``, each output a float64 dot product, so float graph
 reference only by summation order (~1 ulp), and int graphs not at all (see below).
 
 Exactness of int graphs (integers held in float64 here; the int32 form of the membrane arithmetic,
-where bounds allow it, is in :mod:`mlf_deploy.exporters.onnx.int32`). Let ``|x| <= 2^(b-1) - 1`` be the
-input bound (``prepare_input`` clips), spikes be 0/1 and a fan-in group sum of ``m`` spike trains be
-in ``[0, m]``. Then every partial sum of a projection, in any order and with or without FMA, is an
-integer of magnitude at most ``max|src| * max_o sum|W_o|`` (where that is below 2^24 the
-projection runs as a float32 ``Conv``, exact for the same reason); shifts multiply by powers of two (exact)
-or divide by one (exact, then ``Floor``); ``u = 64 a`` is wrapped once by ``2^24``; the decay
-``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact, and
+where bounds allow it, is in :mod:`mlf_deploy.exporters.onnx.int32`). Let ``|x| <= 2^(b-1) - 1`` be
+the input bound (``prepare_input`` clips), spikes be 0/1 and a fan-in group sum of ``m`` spike
+trains be in ``[0, m]``. Then every partial sum of a projection, in any order and with or without
+FMA, is an integer of magnitude at most ``max|src| * max_o sum|W_o|`` (where that is below 2^24 the
+projection runs as a float32 ``Conv``, exact for the same reason); shifts multiply by powers of two
+(exact) or divide by one (exact, then ``Floor``); ``u = 64 a`` is wrapped once by ``2^24``; the
+decay ``v * (r / 4096)`` has ``|v * r| <= 2^23 * 2^12 = 2^35``, so the product is exact, and
 ``trunc0(d) = Sign(d) * Floor(|d|)``; the membrane before saturation is bounded by
 ``2^23 + |u| + |bias << e|``; the readout accumulator by ``T H W * sources * max_o sum|W_o|``.
 :func:`int_bounds` computes these bounds from the graph and the exporter refuses a graph where any
@@ -152,7 +152,8 @@ def population_step(b: Builder, pop, v: str | None, drive: str, bias: str | None
     saturated = None
     if integer:
         if v is not None:
-            d = b.op("Mul", [v, b.const(sem.retention_mant(pop.v_retention) / sem.DECAY_UNIT)], f"{n}/decay")
+            retention = b.const(sem.retention_mant(pop.v_retention) / sem.DECAY_UNIT)
+            d = b.op("Mul", [v, retention], f"{n}/decay")
             d = b.op("Mul", [b.op("Sign", [d], f"{n}/sign"),
                              b.op("Floor", [b.op("Abs", [d], f"{n}/abs")], f"{n}/floor")],
                      f"{n}/trunc0")
@@ -199,7 +200,8 @@ def int_bounds(graph) -> dict:
         decayed = float(sem.STATE_HALF * sem.DECAY_UNIT)  # |v r| before the shift
         bounds[layer.name] = max(a * sem.MEMBRANE_GAIN, decayed) + 2.0 ** STATE_BITS + bias
     ro = graph.readout
-    bounds[ro.name] = (sem.readout_norm(graph) * sum(len(graph.sender_levels(s)) for s in ro.sources)
+    bounds[ro.name] = (sem.readout_norm(graph)
+                       * sum(len(graph.sender_levels(s)) for s in ro.sources)
                        * np.abs(np.asarray(ro.weight, np.float64)).sum(1).max())
     return bounds
 

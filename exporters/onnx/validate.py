@@ -83,7 +83,8 @@ def check_initializer(init: onnx.TensorProto) -> None:
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"initializer {init.name!r}: {exc}") from None
     if value.shape != tuple(init.dims):
-        raise ValueError(f"initializer {init.name!r}: holds {value.shape}, declares {list(init.dims)}")
+        raise ValueError(f"initializer {init.name!r}: holds {value.shape}, declares "
+                         f"{list(init.dims)}")
     if value.dtype.kind == "f" and not np.isfinite(value).all():
         raise ValueError(f"initializer {init.name!r} holds NaN or infinite values")
 

@@ -1,9 +1,9 @@
 """Data sets, each rebuilt from a small JSON-serialisable *spec*: small ones in memory, the DVS
 sets streamed from their files on disk.
 
-A spec (``dataset_spec``) is stored in every checkpoint as ``ckpt['dataset']``, so export, verify and
-energy rebuild exactly the test split the model was trained and evaluated on (same seed, same split,
-same normalisation constants, same event binning).
+A spec (``dataset_spec``) is stored in every checkpoint as ``ckpt['dataset']``, so export, verify
+and energy rebuild exactly the test split the model was trained and evaluated on (same seed, same
+split, same normalisation constants, same event binning).
 
 Static sets give ``x`` of shape ``(N, C, H, W)``; event sets give frames ``(N, T, C, H, W)`` of
 integer event counts (float32 holding integers: later integer backends rely on it).
@@ -19,10 +19,13 @@ from mlf_deploy.errors import UserError
 
 DATASETS = {
     "digits": "scikit-learn 8x8 digits (shipped, offline), normalised; the embedded default",
-    "digits-events": "digits moved through saccades in front of a simulated event camera; (T, 2, 8, 8) counts",
+    "digits-events": "digits moved through saccades in front of a simulated event camera; "
+                     "(T, 2, 8, 8) counts",
     "cifar10": "CIFAR-10 python pickle batches under DATA_DIR/cifar-10-batches-py/",
-    "dvs-gesture": "IBM DVS128 Gesture (tonic's .npy) in tonic's layout, 128->32 downsampled, T=40 frames of 30 ms",
-    "cifar10-dvs": "CIFAR10-DVS (.aedat4) in tonic's layout, 128->42 downsampled, T=10 frames of 10 ms",
+    "dvs-gesture": "IBM DVS128 Gesture (tonic's .npy) in tonic's layout, 128->32 downsampled, "
+                   "T=40 frames of 30 ms",
+    "cifar10-dvs": "CIFAR10-DVS (.aedat4) in tonic's layout, 128->42 downsampled, "
+                   "T=10 frames of 10 ms",
     "nmnist": "N-MNIST (.bin) in tonic's layout, 34x34, T=10 frames of 30 ms",
 }
 
@@ -33,7 +36,8 @@ _REGISTRY = {
     "digits-events": (events.DIGITS_EVENTS_OPTIONS, events.digits_events_spec,
                       events.load_digits_events_split),
     "cifar10": (static.CIFAR10_OPTIONS, static.cifar10_spec, static.load_cifar10_split),
-    **{name: (options, tonic_sets.tonic_spec, None) for name, options in tonic_sets.TONIC_OPTIONS.items()},
+    **{name: (options, tonic_sets.tonic_spec, None)
+       for name, options in tonic_sets.TONIC_OPTIONS.items()},
 }
 
 
@@ -86,7 +90,8 @@ def open_split(spec: dict, split: str, data_dir: str | None = None) -> Dataset:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if spec.get("name") not in _REGISTRY:
-        raise UserError(f"unknown dataset {spec.get('name')!r} in spec; choose one of {', '.join(DATASETS)}")
+        raise UserError(f"unknown dataset {spec.get('name')!r} in spec; choose one of "
+                        f"{', '.join(DATASETS)}")
     if data_dir is not None:
         spec = {**spec, "data_dir": str(data_dir)}
     loader = _REGISTRY[spec["name"]][2]
@@ -96,7 +101,8 @@ def open_split(spec: dict, split: str, data_dir: str | None = None) -> Dataset:
     return streaming.TensorSplit(x.float().contiguous(), y.long())
 
 
-def load_split(spec: dict, split: str, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(spec: dict, split: str,
+               data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A whole split as tensors (see :func:`open_split`); prefer streaming with
     :func:`open_split` where the split may not fit in memory.
 
@@ -131,7 +137,8 @@ def model_input(xb: torch.Tensor) -> torch.Tensor:
         return xb
     if xb.dim() == 5:
         return xb.transpose(0, 1).contiguous()
-    raise ValueError(f"expected a (B, C, H, W) or (B, T, C, H, W) batch, got shape {tuple(xb.shape)}")
+    raise ValueError(f"expected a (B, C, H, W) or (B, T, C, H, W) batch, got shape "
+                     f"{tuple(xb.shape)}")
 
 
 def augment(xb: torch.Tensor, spec: dict, generator: torch.Generator) -> torch.Tensor:

@@ -18,8 +18,10 @@ DIGITS_EVENTS_OPTIONS = {
     "test_fraction": 0.2,
     "timesteps": 4,          # frames T; the digits preset runs T=4
     "contrast": 0.2,         # log-intensity change per event, as in DVS pixel models (v2e uses 0.2)
-    "mismatch": 0.05,        # relative per-pixel spread of the contrast threshold (fixed pattern noise)
-    "amplitude": 1.0,        # saccade size in pixels; 8x8 digits lose too much at the border beyond ~1
+    "mismatch": 0.05,        # relative per-pixel spread of the contrast threshold (fixed pattern
+                             # noise)
+    "amplitude": 1.0,        # saccade size in pixels; 8x8 digits lose too much at the border
+                             # beyond ~1
     "steps_per_saccade": 4,  # sub-pixel positions per saccade; more steps, finer time stamps
     "step_us": 1000,         # time per sub-step in microseconds
 }
@@ -63,9 +65,11 @@ def simulate_events(images: np.ndarray, spec: dict, rng: np.random.Generator) ->
     """
     n = len(images)
     steps = int(spec["steps_per_saccade"])
-    path = np.concatenate([np.linspace(a, b, steps + 1)[1:] for a, b in zip(_WAYPOINTS, _WAYPOINTS[1:])])
+    path = np.concatenate([np.linspace(a, b, steps + 1)[1:]
+                           for a, b in zip(_WAYPOINTS, _WAYPOINTS[1:])])
     path = path[None] * spec["amplitude"] + rng.normal(0, 0.1, (n, len(path), 2))  # hand tremor
-    threshold = spec["contrast"] * (1 + spec["mismatch"] * rng.standard_normal(images.shape)).clip(0.5)
+    threshold = spec["contrast"] * (1 + spec["mismatch"]
+                                    * rng.standard_normal(images.shape)).clip(0.5)
     ref = np.log(images / 16.0 + _LOG_OFFSET)
     parts = []
     for k in range(path.shape[1]):
@@ -97,7 +101,8 @@ def digits_event_streams(spec: dict, split: str) -> tuple[list[np.ndarray], np.n
 
     data = load_digits()
     # Simulate all 1797 images in their original order so a stream does not depend on the split.
-    streams = simulate_events(data.images.astype(np.float64), spec, np.random.default_rng(spec["seed"]))
+    streams = simulate_events(data.images.astype(np.float64), spec,
+                              np.random.default_rng(spec["seed"]))
     idx = static.digits_split_indices(spec)[split]
     return [streams[i] for i in idx], data.target[idx].astype(np.int64)
 

@@ -30,7 +30,8 @@ _AEDAT4_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "u1")
 
 
 def random_events(rng: np.random.Generator, count: int, side: int, duration_us: int) -> dict:
-    """``count`` events uniform over a ``side`` x ``side`` sensor and ``duration_us``, sorted by t."""
+    """``count`` events uniform over a ``side`` x ``side`` sensor and ``duration_us``, sorted by
+    t."""
     return {"x": rng.integers(0, side, count), "y": rng.integers(0, side, count),
             "t": np.sort(rng.integers(0, duration_us, count)), "p": rng.integers(0, 2, count)}
 

@@ -1,4 +1,5 @@
-"""The range of a training split's inputs, measured once at training time and kept in the checkpoint.
+"""The range of a training split's inputs, measured once at training time and kept in the
+checkpoint.
 
 Quantization needs the largest value the network's input can deliver (``input_max``), which is a
 property of the training data. Measuring it means reading the whole training split: 2.3 GB for

@@ -51,7 +51,8 @@ class FrameCache:
 
     def __init__(self, root: Path, spec: dict):
         options = json.dumps({k: spec[k] for k in _FRAME_OPTIONS}, sort_keys=True)
-        self.folder = Path(root, f"{spec['name']}-{hashlib.sha256(options.encode()).hexdigest()[:16]}")
+        digest = hashlib.sha256(options.encode()).hexdigest()[:16]
+        self.folder = Path(root, f"{spec['name']}-{digest}")
 
     def path(self, recording: Path) -> Path:
         st = recording.stat()

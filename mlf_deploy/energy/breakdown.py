@@ -1,12 +1,13 @@
-r"""Energy per inference of a deployment graph from a measured run, against the same network as an ANN.
+r"""Energy per inference of a deployment graph from a measured run, against the same network as an
+ANN.
 
 .. math::
-    E_\text{SNN} = E_\text{MAC}\,\text{MACs}_\text{input} + E_\text{AC}\,(\text{SynOps} + \text{ACs}_\text{input})
-    + E_\text{n}\,U_\text{inactive} + E_\text{n,active}\,U_\text{active},
+    E_\text{SNN} = E_\text{MAC}\,\text{MACs}_\text{input} + E_\text{AC}\,(\text{SynOps} +
+    \text{ACs}_\text{input}) + E_\text{n}\,U_\text{inactive} + E_\text{n,active}\,U_\text{active},
     \qquad E_\text{ANN} = E_\text{MAC}\,\text{MACs}_\text{ANN}
 
-(docs/references.md §4; Horowitz ISSCC 2014). Counts are per inference: totals over the run divided by
-its batch size. Neuron updates count every level LIF at every timestep; a neuron is *active* in a
+(docs/references.md §4; Horowitz ISSCC 2014). Counts are per inference: totals over the run divided
+by its batch size. Neuron updates count every level LIF at every timestep; a neuron is *active* in a
 step when it fires. A neuron position of a layer is *dormant* when none of its K levels fires at
 any timestep on any sample of the run (the paper's dormant units).
 """
@@ -55,10 +56,12 @@ class EnergyBreakdown:
     samples: int
     timesteps: int
     levels: int
-    input_kind: str  # "mac" (static image: dense MACs at each step) or "ac" (events: count x fan-out)
+    # "mac" (static image: dense MACs at each step) or "ac" (events: count x fan-out)
+    input_kind: str
     synops_per_inference: float  # spike-driven ACs inside the network, readout included
     readout_synops_per_inference: float
-    synops_if_levels_replicated_per_inference: float  # if each of K level LIFs stored its own synapses
+    # if each of K level LIFs stored its own synapses
+    synops_if_levels_replicated_per_inference: float
     input_macs_per_inference: float
     input_acs_per_inference: float
     ann_macs_per_inference: float
@@ -81,8 +84,9 @@ class EnergyBreakdown:
                 f"{'dormant':>8} {'energy_pJ':>12}")
         rows = [head, "-" * len(head)]
         for r in self.layers:
-            rows.append(f"{r.name:<24} {r.synops:>12.1f} {r.ann_macs:>12.1f} {r.firing_rate:>11.4f} "
-                        f"{r.dormant_fraction:>8.4f} {r.energy_pj[model]:>12.1f}")
+            rows.append(f"{r.name:<24} {r.synops:>12.1f} {r.ann_macs:>12.1f} "
+                        f"{r.firing_rate:>11.4f} {r.dormant_fraction:>8.4f} "
+                        f"{r.energy_pj[model]:>12.1f}")
         ro_pj = self.readout_synops_per_inference * self.models[model]["e_ac_pj"]
         rows.append(f"{'readout':<24} {self.readout_synops_per_inference:>12.1f} "
                     f"{self.ann_macs_per_inference - sum(r.ann_macs for r in self.layers):>12.1f} "
@@ -92,15 +96,16 @@ class EnergyBreakdown:
                     f"{self.energy_pj[model]:>12.1f}")
         ins = "MACs" if self.input_kind == "mac" else "event ACs"
         ann = self.ann_energy_pj[model]
-        rows.append(f"input {ins}/inference: "
-                    f"{self.input_macs_per_inference if self.input_kind == 'mac' else self.input_acs_per_inference:.1f}"
+        in_ops = self.input_macs_per_inference if self.input_kind == "mac" \
+            else self.input_acs_per_inference
+        rows.append(f"input {ins}/inference: {in_ops:.1f}"
                     f"; energy model {model}: SNN {self.energy_pj[model]:.1f} pJ, ANN "
                     f"{'n/a' if ann is None else f'{ann:.1f} pJ'} per inference "
                     f"({self.samples} samples, T={self.timesteps})")
         fed = [r.name for r in self.layers if r.input_ops]
         if fed:  # their SynOps column counts spikes only; say where their energy comes from
-            rows.append(f"{', '.join(fed)}: fed by the input, so SynOps (from spikes) can be 0 while "
-                        f"the energy holds the input {ins} above")
+            rows.append(f"{', '.join(fed)}: fed by the input, so SynOps (from spikes) can be 0 "
+                        f"while the energy holds the input {ins} above")
         return "\n".join(rows)
 
 
@@ -129,7 +134,8 @@ def resolve_models(models=None) -> dict:
 
 def estimate(graph: Graph, result: RunResult, x=None, models=None,
              skip_zero_weights: bool = False) -> EnergyBreakdown:
-    """Count SynOps, MACs, firing and dormant units of ``result`` (a run of ``graph``) and price them.
+    """Count SynOps, MACs, firing and dormant units of ``result`` (a run of ``graph``) and price
+    them.
 
     Args:
         graph: the deployment graph that produced ``result`` (float or int).
@@ -149,39 +155,19 @@ def estimate(graph: Graph, result: RunResult, x=None, models=None,
     ro_ops = readout_synops(graph, result) / batch
     kind, in_ops = input_ops(graph, x, skip_zero_weights)
     ann = ann_macs(graph)
-    by_pop = {p.name: 0.0 for p in graph.populations}
-    for p in graph.projections:
-        if p.name in proj:
-            by_pop[p.source] += proj[p.name]
-    for s in graph.readout.sources:
-        by_pop[s] += float(spike_counts(result, s).sum()) * graph.readout.weight.shape[0] / batch
+    by_pop = _synops_caused(graph, result, proj)
     layers, level_spikes, dormant, positions_all = [], np.zeros(graph.levels), 0, 0
     for layer in graph.layers:
-        pops = graph.populations_of(layer.name)
-        n = int(np.prod(layer.shape))
-        counts = np.stack([spike_counts(result, p.name) for p in pops])  # (K, C, H, W)
-        per_level = counts.reshape(len(pops), -1).sum(1)
-        level_spikes[:len(pops)] += per_level
-        dead = int((counts.sum(0) == 0).sum())
-        dormant, positions_all = dormant + dead, positions_all + n
-        syn = sum(proj.get(p.name, 0.0) for p in graph.projections_into(layer.name))
-        inp = in_ops if any(p.source == graph.input.name for p in graph.projections_into(layer.name)) else 0.0
-        active = float(per_level.sum()) / batch
-        updates = len(pops) * n * steps
-        energy, ann_energy = {}, {}
-        for m in models.values():
-            e_in = (inp * (m.e_mac_pj or 0.0)) if kind == "mac" else inp * m.e_ac_pj
-            energy[m.name] = (syn * m.e_ac_pj + e_in + (updates - active) * m.e_neuron_pj
-                              + active * m.e_neuron_active_pj)
-            ann_energy[m.name] = None if m.e_mac_pj is None else ann[layer.name] * m.e_mac_pj
-        layers.append(LayerEnergy(
-            layer.name, n, len(pops), syn, inp, float(ann[layer.name]),
-            sum(by_pop[p.name] for p in pops), float(per_level.sum()) / (n * steps * batch),
-            (per_level / (n * steps * batch)).tolist(), dead / n, energy, ann_energy))
+        row, per_level, dead = _layer_energy(graph, layer, result, proj, by_pop, (kind, in_ops),
+                                             ann, models)
+        layers.append(row)
+        level_spikes[:len(per_level)] += per_level
+        dormant, positions_all = dormant + dead, positions_all + row.positions
     total_ann = float(sum(ann.values()))
     energy_pj = {name: sum(r.energy_pj[name] for r in layers) + ro_ops * m.e_ac_pj
                  for name, m in models.items()}
-    ann_pj = {name: None if m.e_mac_pj is None else total_ann * m.e_mac_pj for name, m in models.items()}
+    ann_pj = {name: None if m.e_mac_pj is None else total_ann * m.e_mac_pj
+              for name, m in models.items()}
     total_spikes = level_spikes.sum()
     return EnergyBreakdown(
         samples=batch, timesteps=steps, levels=graph.levels, input_kind=kind,
@@ -193,6 +179,47 @@ def estimate(graph: Graph, result: RunResult, x=None, models=None,
         level_fraction=(level_spikes / total_spikes if total_spikes else level_spikes).tolist(),
         dormant_fraction=dormant / positions_all, layers=layers, projections=proj,
         populations=by_pop, models={k: m.to_dict() for k, m in models.items()})
+
+
+def _synops_caused(graph: Graph, result: RunResult, proj: dict) -> dict:
+    """Population -> the SynOps its spikes cause per inference, the readout's included."""
+    by_pop = {p.name: 0.0 for p in graph.populations}
+    for p in graph.projections:
+        if p.name in proj:
+            by_pop[p.source] += proj[p.name]
+    for s in graph.readout.sources:
+        by_pop[s] += (float(spike_counts(result, s).sum()) * graph.readout.weight.shape[0]
+                      / result.batch)
+    return by_pop
+
+
+def _layer_energy(graph: Graph, layer, result: RunResult, proj: dict, by_pop: dict, input_load,
+                  ann: dict, models: dict):
+    """``(LayerEnergy, spikes per level (K,), dormant positions)`` of one layer;
+    ``input_load`` is :func:`input_ops`' ``(kind, ops)``, charged to layers the input feeds."""
+    batch, steps = result.batch, result.timesteps
+    pops = graph.populations_of(layer.name)
+    n = int(np.prod(layer.shape))
+    counts = np.stack([spike_counts(result, p.name) for p in pops])  # (K, C, H, W)
+    per_level = counts.reshape(len(pops), -1).sum(1)
+    dead = int((counts.sum(0) == 0).sum())
+    syn = sum(proj.get(p.name, 0.0) for p in graph.projections_into(layer.name))
+    kind, in_ops = input_load
+    fed = any(p.source == graph.input.name for p in graph.projections_into(layer.name))
+    inp = in_ops if fed else 0.0
+    active = float(per_level.sum()) / batch
+    updates = len(pops) * n * steps
+    energy, ann_energy = {}, {}
+    for m in models.values():
+        e_in = (inp * (m.e_mac_pj or 0.0)) if kind == "mac" else inp * m.e_ac_pj
+        energy[m.name] = (syn * m.e_ac_pj + e_in + (updates - active) * m.e_neuron_pj
+                          + active * m.e_neuron_active_pj)
+        ann_energy[m.name] = None if m.e_mac_pj is None else ann[layer.name] * m.e_mac_pj
+    row = LayerEnergy(
+        layer.name, n, len(pops), syn, inp, float(ann[layer.name]),
+        sum(by_pop[p.name] for p in pops), float(per_level.sum()) / (n * steps * batch),
+        (per_level / (n * steps * batch)).tolist(), dead / n, energy, ann_energy)
+    return row, per_level, dead
 
 
 def worst_case_result(graph: Graph) -> RunResult:

@@ -39,7 +39,8 @@ def conv_fanout(weight_shape, in_shape, stride, padding, mask=None) -> np.ndarra
         mask: optional ``(C_out, C_in, kh, kw)`` bool; ``None`` counts every synapse of the kernel.
     """
     if mask is None:
-        return _dense_fanout(tuple(weight_shape), tuple(in_shape), tuple(stride), tuple(padding)).copy()
+        return _dense_fanout(tuple(weight_shape), tuple(in_shape), tuple(stride),
+                             tuple(padding)).copy()
     return _fanout(tuple(weight_shape), tuple(in_shape), tuple(stride), tuple(padding), mask)
 
 
@@ -97,8 +98,8 @@ def projection_synops(graph: Graph, result: RunResult, skip_zero_weights: bool =
         if p.source not in result.spikes:
             raise UserError(f"the run has no spikes for population {p.source!r}; it does not match "
                             "this graph")
-        out[p.name] = int((spike_counts(result, p.source) * projection_fanout(graph, p,
-                                                                             skip_zero_weights)).sum())
+        fanout = projection_fanout(graph, p, skip_zero_weights)
+        out[p.name] = int((spike_counts(result, p.source) * fanout).sum())
     return out
 
 
@@ -148,7 +149,8 @@ def unique_convs(graph: Graph, layer: str) -> list[Projection]:
 def _is_identity(p: Projection) -> bool:
     w = np.asarray(p.weight)
     return (p.kind == "conv2d" and w.shape[2:] == (1, 1) and w.shape[0] == w.shape[1]
-            and tuple(p.stride) == (1, 1) and np.array_equal(w[:, :, 0, 0] != 0, np.eye(w.shape[0], dtype=bool)))
+            and tuple(p.stride) == (1, 1)
+            and np.array_equal(w[:, :, 0, 0] != 0, np.eye(w.shape[0], dtype=bool)))
 
 
 def ann_macs(graph: Graph) -> dict:
@@ -160,6 +162,7 @@ def ann_macs(graph: Graph) -> dict:
     """
     out = {}
     for layer in graph.layers:
-        out[layer.name] = sum(int(projection_fanout(graph, p).sum()) for p in unique_convs(graph, layer.name))
+        out[layer.name] = sum(int(projection_fanout(graph, p).sum())
+                              for p in unique_convs(graph, layer.name))
     out[graph.readout.name] = int(np.asarray(graph.readout.weight).size)
     return out

@@ -10,8 +10,8 @@ Only where the definition is the same (differences measured in docs/nir.md):
 * ``classification_accuracy``: correct / samples (NeuroBench ``ClassificationAccuracy``).
 
 NeuroBench's ``SynapticOperations`` is *not* one of them: it binarises graded inputs and calls every
-MLF-fed layer a MAC layer, so our ``synops_per_inference`` (graded spikes by count) has no NeuroBench
-name.
+MLF-fed layer a MAC layer, so our ``synops_per_inference`` (graded spikes by count) has no
+NeuroBench name.
 """
 
 from __future__ import annotations

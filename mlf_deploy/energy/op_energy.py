@@ -1,4 +1,5 @@
-"""Per-operation energy constants, each with its source, and the :class:`EnergyModel` that holds them.
+"""Per-operation energy constants, each with its source, and the :class:`EnergyModel` that holds
+them.
 
 Sources (docs/references.md §4 and §6):
 

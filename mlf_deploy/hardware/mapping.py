@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from mlf_deploy.energy.counting import conv_fanout
 from mlf_deploy.hardware.paths import pipeline_depth
-from mlf_deploy.hardware.rules import HARDWARE_RULES, check_mapping
+from mlf_deploy.hardware.rules import HARDWARE_RULES, check_mapping, violation_lines
 from mlf_deploy.hardware.target import LOIHI2, Target
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.semantics import weight_key
@@ -81,11 +81,11 @@ class Mapping:
         # the DRC lines below contradict
         verdict = ("fits the target" if not self.violations else
                    f"does NOT fit the target ({self.target.get('chips', 1)} chip(s)): "
-                   f"{len(self.violations)} DRC failure(s) below")
+                   f"{len(self.violations)} DRC failure(s), by rule below")
         rows.append(f"{self.cores} cores on {self.chips_needed} chip(s) of {self.target['name']}; "
                     f"neuron use {self.neuron_utilisation:.1%}, memory use {self.memory_utilisation:.1%}, "
                     f"pipeline depth {self.pipeline_depth}; {verdict}")
-        rows += [f"DRC {rule} failed at {node}: {msg}" for rule, node, msg in self.violations]
+        rows += violation_lines(self.violations)
         return "\n".join(rows)
 
 

@@ -47,9 +47,20 @@ def projection_taps(graph: Graph, p):
 def destinations(graph: Graph, mapping, source: str) -> tuple[np.ndarray, np.ndarray]:
     """``(position, core)`` pairs: each flat position of population ``source`` with every
     distinct core its spike reaches (one message each); the readout is off chip and not counted.
-    Computed over spatial taps (a conv source channel reaches every output channel), so large
-    layers stay cheap."""
-    cores = core_of_positions(graph, mapping)
+    Channel by channel: :func:`spatial_destinations` offset to each channel's plane."""
+    pos, core = spatial_destinations(graph, mapping, source)
+    c_in, h, w = graph.nodes[source].shape
+    chans = np.arange(c_in)[:, None] * (h * w)
+    return (chans + pos).ravel(), np.broadcast_to(core, (c_in, len(core))).ravel()
+
+
+def spatial_destinations(graph: Graph, mapping, source: str,
+                         cores: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(position in a channel's plane, core)`` pairs, the same for every channel of ``source``
+    (a conv source channel reaches every output channel): channel ``c``'s pairs are these with
+    ``c * H * W`` added. Computed over spatial taps, so large layers stay cheap, and a caller can
+    walk the channels without holding ``C x`` the pairs. ``cores``: :func:`core_of_positions`."""
+    cores = core_of_positions(graph, mapping) if cores is None else cores
     c_in, h, w = graph.nodes[source].shape
     pairs = []
     for p in graph.projections:
@@ -71,10 +82,15 @@ def destinations(graph: Graph, mapping, source: str) -> tuple[np.ndarray, np.nda
     if not pairs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     uniq = np.unique(np.concatenate(pairs), axis=0)
-    chans = np.arange(c_in)[:, None] * (h * w)
-    return (chans + uniq[:, 0]).ravel(), np.broadcast_to(uniq[:, 1], (c_in, len(uniq))).ravel()
+    return uniq[:, 0], uniq[:, 1]
 
 
 def level_spike_counts(result, population: str) -> np.ndarray:
     """Spikes per flat position over time and batch."""
     return result.spikes[population].sum(axis=(0, 1), dtype=np.int64).ravel()
+
+
+def plane_size(graph: Graph, population: str) -> int:
+    """Positions in one channel of ``population`` (H x W)."""
+    _, h, w = graph.nodes[population].shape
+    return int(h) * int(w)

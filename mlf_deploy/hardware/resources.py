@@ -22,6 +22,7 @@ import numpy as np
 from mlf_deploy.energy.counting import projection_fanout, spike_counts
 from mlf_deploy.energy.op_energy import INT8_AC_PJ, INT8_MAC_PJ, LOIHI1_SYNOP_PJ
 from mlf_deploy.hardware.mapping import map_graph, mapped_weight_bits, registers_per_neuron
+from mlf_deploy.hardware.rules import violation_lines
 from mlf_deploy.hardware.target import LOIHI2, Target
 from mlf_deploy.ir import Graph
 from mlf_deploy.results import RunResult
@@ -147,8 +148,8 @@ def forms_table(cmp: dict) -> str:
                     f"{'' if r is None else f'{r:.2f}x':>13}")
     drc = cmp["graded"]["violations"]
     rows.append(f"{'DRC violations':<22} {len(cmp['binary']['violations']):>14} {len(drc):>14}"
-                + "".join(f"\n  {form}: {v[0]} at {v[1]}: {v[2]}" for form in ("binary", "graded")
-                          for v in cmp[form]["violations"][:3]))
+                + "".join(f"\n  {form}: {line}" for form in ("binary", "graded")
+                          for line in violation_lines(cmp[form]["violations"])))
     rows.append(f"synaptic ops: binary = one AC per spike per synapse; graded = one multiply by the "
                 f"payload per message per synapse. Graded wins on synaptic energy while a graded op "
                 f"costs < {cmp['break_even_graded_op_ratio']:.2f}x a binary op. These are "

@@ -1,10 +1,10 @@
 """Accuracy, SynOps, energy and latency of the integer deployment over weight bits and timesteps.
 
-Each point quantizes the float graph (with its Input re-set to ``T`` timesteps) and runs it with the
-caller's *runner* ``(graph, x) -> RunResult``, so this module imports no backend. Latency is
-``T x pipeline depth`` steps (each timestep passes through every layer of the longest path before
-the next starts, as the graph's same-timestep semantics require); a chip that pipelines timesteps
-finishes in ``T + depth - 1`` (also reported).
+Each point quantizes the float graph once per weight width, re-sets its Input to ``T`` timesteps
+and runs it with the caller's *runner* ``(graph, x) -> RunResult``, so this module imports no
+backend. Latency is ``T x pipeline depth`` steps (each timestep passes through every layer of the
+longest path before the next starts, as the graph's same-timestep semantics require); a chip that
+pipelines timesteps finishes in ``T + depth - 1`` (also reported).
 """
 
 from __future__ import annotations
@@ -100,7 +100,11 @@ def sweep_chunks(graph_float: Graph, chunks, runner: Runner, weight_bits=(8, 6, 
     if graph_float.input.encoding == "events" and max(steps_list) > graph_float.timesteps:
         raise UserError(f"event inputs have {graph_float.timesteps} frames; cannot sweep beyond")
     quantizer = quantizer or (lambda g, b: quantize(g, b, input_max=input_max)[0])
-    graphs = {(b, t): quantizer(with_timesteps(graph_float, int(t)), int(b))
+    # One int graph per width: quantizing reads no timestep count (test_sweep_memory holds it),
+    # so each T is that graph with its Input re-set, sharing every weight array; the sweep's
+    # memory then holds one copy of the weights per width, not per point.
+    quantized = {b: quantizer(graph_float, b) for b in weight_bits}
+    graphs = {(b, t): with_timesteps(quantized[b], int(t))
               for b in weight_bits for t in sorted(steps_list, reverse=True)}
     # With prefix reuse only the longest T keeps totals; a shorter T is a prefix of them (plus
     # its own logits), so memory holds one set of totals per weight width.
@@ -110,7 +114,8 @@ def sweep_chunks(graph_float: Graph, chunks, runner: Runner, weight_bits=(8, 6, 
     correct = dict.fromkeys(graphs, 0)
     for x, y in chunks:
         y = np.asarray(y)
-        check_graph_run(graphs[(weight_bits[0], longest_t)], len(y), f"the sweep at T={longest_t}")
+        check_graph_run(graphs[(weight_bits[0], longest_t)], len(y), f"the sweep at T={longest_t}",
+                        states=False, totals=len(totals))
         for bits in weight_bits:
             longest = None
             for steps in sorted(steps_list, reverse=True):
