@@ -123,7 +123,7 @@ def load_graph(path) -> Graph:
     try:
         header, stored = _read_container(data)
     except UserError as exc:
-        raise UserError(f"{path} is not a valid graph file: {exc}") from exc
+        raise UserError(f"{path} is not a valid graph file: {exc.template}") from exc
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error,
             NotImplementedError, RecursionError) as exc:
         raise UserError(f"{path} is not a valid graph file (corrupt or truncated: {exc})") from exc
