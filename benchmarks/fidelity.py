@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from mlf_deploy.training import TrainConfig, train
+from mlf_deploy.workflows.options import VerifyOptions
 from mlf_deploy.workflows.pipeline import load_pipeline
 from mlf_deploy.workflows.verify import verify
 
@@ -42,7 +43,7 @@ def main():
             train(TrainConfig(out_dir=str(out), **cfg), progress=False, log=lambda *_: None)
         trained_s = time.perf_counter() - start
         pipe = load_pipeline(ckpt, 8)
-        rep = verify(pipe, MAIN, samples=None)
+        rep = verify(pipe, MAIN, VerifyOptions(samples=None))
         b = rep["backends"]
         row = {"config": name, "train_s": round(trained_s, 1), "samples": rep["samples"],
                "torch_acc": b["torch"]["accuracy"], "ir_float_acc": b["ir-float"]["accuracy"],
@@ -55,7 +56,7 @@ def main():
                "onnx_int_spike_mism": b["onnx-int"]["spike_mismatches"],
                "onnx_int_state_mism": b["onnx-int"]["state_mismatches"], "passed": rep["passed"]}
         if args.lava:
-            lrep = verify(pipe, ["lava-float", "lava-fixed"], samples=8)
+            lrep = verify(pipe, ["lava-float", "lava-fixed"], VerifyOptions(samples=8))
             lb = lrep["backends"]
             row.update(lava_fixed_spike_mism=lb["lava-fixed"]["spike_mismatches"],
                        lava_fixed_state_mism=lb["lava-fixed"]["state_mismatches"],

@@ -24,6 +24,7 @@ BACKENDS = ["torch", "ir-float", "ir-int"]
 
 
 def timed_verify(ckpt, device, samples, chunk, report_every):
+    from mlf_deploy.workflows.options import VerifyOptions
     from mlf_deploy.workflows.pipeline import load_pipeline
     from mlf_deploy.workflows.verify import verify
 
@@ -41,7 +42,7 @@ def timed_verify(ckpt, device, samples, chunk, report_every):
                 print(f"  {device}: {wall:.0f} s, {done} samples done{rate}", file=sys.stderr,
                       flush=True)
 
-    summary = verify(pipe, BACKENDS, samples=samples, chunk=chunk, progress=progress)
+    summary = verify(pipe, BACKENDS, VerifyOptions(samples=samples, chunk=chunk), progress=progress)
     return summary, time.perf_counter() - start
 
 

@@ -29,6 +29,7 @@ from mlf_deploy.hardware import Target, map_graph
 from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.threads import TRAIN_THREADS
 from mlf_deploy.training import TrainConfig, train
+from mlf_deploy.workflows.options import VerifyOptions
 from mlf_deploy.workflows.pipeline import load_pipeline
 from mlf_deploy.workflows.verify import verify
 
@@ -59,7 +60,7 @@ def one_width(base: Path, out: Path, bits: int, args, threads: int) -> dict:
     pipe = load_pipeline(tuned / "checkpoint.pt", None)  # the width it was fine-tuned for
     history = pipe.ckpt["history"]
     acc = int_accuracy(pipe)
-    rep = verify(pipe, ["torch-int"], samples=None)["backends"]["torch-int"]
+    rep = verify(pipe, ["torch-int"], VerifyOptions(samples=None))["backends"]["torch-int"]
     return dict(bits=bits, post_training=post, finetuned=acc,
                 reported=pipe.ckpt["metrics"]["test_accuracy"],
                 torch_int_spike_mismatches=rep["spike_mismatches"],

@@ -45,6 +45,7 @@ def main() -> None:
     from mlf_deploy.data import model_input
     from mlf_deploy.data.cifar_pickle import read_cifar10_batch
     from mlf_deploy.workflows.export_checkpoint import export_checkpoint
+    from mlf_deploy.workflows.options import ExportOptions
     from mlf_deploy.workflows.pipeline import load_pipeline
     from mlf_deploy.workflows.run_artifact import run_artifact
 
@@ -54,9 +55,10 @@ def main() -> None:
         raw = read_cifar10_batch(os.path.join(folder, "cifar-10-batches-py", "test_batch"))[0]
         raw = raw[:args.samples]  # (B, 3, 32, 32) pixel values 0..255, as the data set stores them
         np.save(os.path.join(folder, "raw.npy"), raw)
-        export_checkpoint(ckpt, "onnx", os.path.join(folder, "int.onnx"), logits_only=True)
-        export_checkpoint(ckpt, "onnx", os.path.join(folder, "int-recording.onnx"))
-        export_checkpoint(ckpt, "ir", os.path.join(folder, "int.mlfg"))
+        export_checkpoint(ckpt, os.path.join(folder, "int.onnx"),
+                          ExportOptions("onnx", logits_only=True))
+        export_checkpoint(ckpt, os.path.join(folder, "int-recording.onnx"), ExportOptions("onnx"))
+        export_checkpoint(ckpt, os.path.join(folder, "int.mlfg"))
         x = pipe.split("test")[0][:args.samples]  # normalised images, as training reads them
 
         def torch_eval():

@@ -74,6 +74,7 @@ def child(ckpt: str, samples: int, chunk: int | None) -> None:
     """One verify run in this process; prints its numbers as one JSON line."""
     import torch
 
+    from mlf_deploy.workflows.options import VerifyOptions
     from mlf_deploy.workflows.pipeline import load_pipeline
     from mlf_deploy.workflows.verify import verify
 
@@ -87,7 +88,7 @@ def child(ckpt: str, samples: int, chunk: int | None) -> None:
             if chunks[0] % 25 == 1:
                 print(f"  {time.perf_counter() - start:.0f} s: {message}", file=sys.stderr,
                       flush=True)
-    summary = verify(pipe, BACKENDS, samples=samples, chunk=chunk, progress=progress)
+    summary = verify(pipe, BACKENDS, VerifyOptions(samples=samples, chunk=chunk), progress=progress)
     wall = time.perf_counter() - start
     print(json.dumps({
         "samples": summary["samples"], "chunk": summary["chunk"], "passed": summary["passed"],

@@ -78,6 +78,30 @@ class IntList(click.ParamType):
         return items
 
 
+def flag_of(name: str, command: click.Command | None = None) -> str:
+    """The flag of a library option ``name``: the option of ``command`` whose parameter has that
+    name (``input_path`` is ``--input``), else of the first other command that has one (a message
+    may name another command's option: export's ``target`` is ``--to``), else the name spelt as
+    a flag."""
+    for cmd in [command, *main.commands.values()]:
+        for param in cmd.params if cmd is not None else ():
+            if isinstance(param, click.Option) and param.name == name:
+                return max(param.opts, key=len)
+    return name if name.startswith("-") else "--" + name.replace("_", "-")
+
+
+def flag_spelling(command: click.Command | None = None):
+    """How a command writes the options a library message names: ``--flag value``."""
+    if command is None:
+        ctx = click.get_current_context(silent=True)
+        command = ctx.command if ctx is not None else None
+
+    def spell(name: str, value: str | None) -> str:
+        flag = flag_of(name, command)
+        return flag if value is None else f"{flag} {value}"
+    return spell
+
+
 def user_errors(fn):
     """Report UserError (and Ctrl-C or SIGTERM) as one line and a non-zero exit, never as a
     traceback; a full or read-only disk met outside our own writers is one line too."""
@@ -88,7 +112,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {exc.render(flag_spelling())}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -154,4 +178,5 @@ def set_threads(threads: int | None, default: int | None = None) -> str:
     """Apply ``--threads`` (see :mod:`mlf_deploy.threads`); returns the line that says which
     count runs and why, for the command's own progress line (stderr stays one line on errors)."""
     from mlf_deploy.threads import RUN_THREADS, describe, use_threads
-    return describe(*use_threads(threads, RUN_THREADS if default is None else default))
+    return describe(*use_threads(threads, RUN_THREADS if default is None else default),
+                    name="--threads")

@@ -70,17 +70,18 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
       mlf-deploy export run/checkpoint.pt --to nir --nir-target norse -o model.nir
     """
     from mlf_deploy.workflows.export_checkpoint import export_checkpoint
+    from mlf_deploy.workflows.options import ExportOptions
     if target != "lava" and (out.endswith(("/", os.sep))
                              or os.path.isdir(out) and not os.path.islink(out)):
         suffix = {"ir": "mlfg", "onnx": "onnx", "nir": "nir"}[target]
         raise UserError(f"-o {out} names a folder; --to {target} writes one file: give its name, "
                         f"e.g. -o {os.path.join(out, 'model.' + suffix)}")
-    if as_float and weight_bits is not None:
-        raise UserError(f"--weight-bits {weight_bits} sets the integer graph's width and --float "
-                        "exports the float graph; drop one of them")
+    options = ExportOptions(target=target, weight_bits=weight_bits, as_float=as_float, mode=mode,
+                            logits_only=logits_only, nir_target=nir_target,
+                            nir_dequantised=nir_dequantised, spikes=spikes, force=force,
+                            data_dir=data_dir)
     set_threads(threads)
-    info = export_checkpoint(checkpoint, target, out, weight_bits, as_float, mode, force, data_dir,
-                             nir_target, nir_dequantised, spikes, logits_only)
+    info = export_checkpoint(checkpoint, out, options)
     click.echo(f"wrote {info['path']} ({info['format']}, {info['numeric']} {spikes} graph, "
                f"{info['populations']} populations, checksum {info['checksum'][:12]})")
     if as_json:
@@ -130,9 +131,11 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
       mlf-deploy verify run/checkpoint.pt --backends ir-int,onnx-int,lava-fixed --spikes graded
     """
     from mlf_deploy.verification.backends import names_for_spikes
+    from mlf_deploy.workflows.options import VerifyOptions
     from mlf_deploy.workflows.pipeline import load_pipeline
     from mlf_deploy.workflows.verify import format_verify_table
     from mlf_deploy.workflows.verify import verify as run_verify
+    options = VerifyOptions(samples=samples, split=split, chunk=chunk, tolerance=tolerance / 100)
     names = names_for_spikes(backends, spikes)
     using = set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir, device)
@@ -155,9 +158,8 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
         if unsaid or "(samples" not in name or "(samples 1-" in name or now - last[0] >= 10:
             last[0] = now
             click.echo(f"running {name} ..." + (f" ({unsaid.pop()})" if unsaid else ""), err=True)
-    summary = run_verify(pipe, names, samples, split, progress=progress, chunk=chunk,
-                         tolerance=tolerance / 100)
-    click.echo(format_verify_table(summary))
+    summary = run_verify(pipe, names, options, progress=progress)
+    click.echo(format_verify_table(summary, "--backends"))
     if as_json:
         emit_json(summary)
     sys.exit(0 if summary["passed"] else 1)
@@ -181,8 +183,10 @@ def import_nir(nir_file, out, nir_source, timesteps, force, threads, as_json):
       mlf-deploy import model.nir -o model.mlfg
     """
     from mlf_deploy.workflows.export_checkpoint import import_nir_file
+    from mlf_deploy.workflows.options import ImportOptions
+    options = ImportOptions(nir_source=nir_source, timesteps=timesteps, force=force)
     set_threads(threads)
-    info = import_nir_file(nir_file, out, nir_source, timesteps, force)
+    info = import_nir_file(nir_file, out, options)
     click.echo(f"wrote {info['path']} (float graph, {info['populations']} populations, "
                f"checksum {info['checksum'][:12]})")
     if as_json:
@@ -218,10 +222,12 @@ def run_cmd(artifact, input_path, labels_path, batch_size, trust_input, device, 
       mlf-deploy run model.onnx --input digits.npy
       mlf-deploy run deployed.onnx --input test.npz --labels test_labels.npy
     """
+    from mlf_deploy.workflows.options import RunOptions
     from mlf_deploy.workflows.run_artifact import run_artifact
+    options = RunOptions(batch_size=batch_size, labels_path=labels_path, trust_input=trust_input,
+                         device=device)
     set_threads(threads)
-    out = run_artifact(artifact, input_path, lambda line: click.echo(line, err=True), batch_size,
-                       labels_path, trust_input, device)
+    out = run_artifact(artifact, input_path, options, log=lambda line: click.echo(line, err=True))
     for i, (p, name) in enumerate(zip(out["predictions"], out["classes"])):
         click.echo(f"sample {i}: class {name} (index {p})")
     click.echo(f"{out['samples']} samples on {out['backend']} ({out['kind']} artifact)")

@@ -66,7 +66,11 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
       mlf-deploy energy run/checkpoint.pt --samples 200 --plot energy.png --json
     """
     from mlf_deploy.workflows.analysis import check_energy_args, energy_report, lowerings_plot_path
+    from mlf_deploy.workflows.options import EnergyOptions
     from mlf_deploy.workflows.pipeline import load_pipeline
+    options = EnergyOptions(split=split, samples=samples, energy_model=energy_model,
+                            plot_path=plot_path, spikes=spikes, simulator=simulator,
+                            simulator_samples=simulator_samples)
     if force and plot_path:  # the plot and its lowerings companion, both written by this command
         allow_replace(plot_path)
         allow_replace(lowerings_plot_path(plot_path))
@@ -77,8 +81,7 @@ def energy(checkpoint, split, samples, weight_bits, energy_model, plot_path, sim
     using = set_threads(threads)
     pipe = load_pipeline(checkpoint, weight_bits, data_dir, device)
     click.echo(f"running the integer reference on the {split} split, {using} ...", err=True)
-    text, result = energy_report(pipe, split, samples, energy_model, plot_path, spikes,
-                                 simulator, simulator_samples)
+    text, result = energy_report(pipe, options)
     click.echo(text + (f"\nwrote {plot_path}" if plot_path else ""))
     if as_json:
         emit_json(result)
@@ -122,17 +125,21 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
           --finetuned run2/checkpoint.pt --plot eval/
     """
     from mlf_deploy.workflows.analysis import check_evaluate_args, evaluate_report
+    from mlf_deploy.workflows.options import EvaluateOptions
     from mlf_deploy.workflows.pipeline import load_pipeline
+    options = EvaluateOptions(weight_bits=tuple(bits) if bits else None,
+                              timesteps=tuple(steps) if steps else None, split=split,
+                              samples=samples, energy_model=energy_model,
+                              weight_sharing=weight_sharing, plot_dir=plot_dir, spikes=spikes)
     if force and plot_dir:
         allow_replace(plot_dir)
     check_evaluate_args(energy_model, plot_dir)
     using = set_threads(threads)
     pipe = load_pipeline(checkpoint, bits[0] if bits else None, data_dir, device)
-    bits = bits or list(dict.fromkeys([pipe.weight_bits, 8, 6, 4]))
     tuned = [load_pipeline(path, None, data_dir, device) for path in finetuned]
-    click.echo(f"sweeping weight widths {bits} on the {split} split, {using} ...", err=True)
-    text, result = evaluate_report(pipe, bits, steps, split, samples, energy_model, weight_sharing,
-                                   plot_dir, tuned, spikes)
+    click.echo(f"sweeping weight widths {options.widths(pipe.weight_bits)} on the {split} split, "
+               f"{using} ...", err=True)
+    text, result = evaluate_report(pipe, options, tuned)
     click.echo(text + (f"\nwrote {', '.join(result['plots'].values())}" if plot_dir else ""))
     if as_json:
         emit_json(result)
@@ -159,8 +166,9 @@ def demo(out_dir, quick, force, no_progress, threads, as_json):
       mlf-deploy demo --out demo-output --quick
     """
     from mlf_deploy.workflows.demo import run_demo
-    summary = run_demo(out_dir, quick, force, log=lambda m: click.echo(m, err=True),
-                       progress=not no_progress, threads=threads)
+    from mlf_deploy.workflows.options import DemoOptions
+    options = DemoOptions(quick=quick, force=force, progress=not no_progress, threads=threads)
+    summary = run_demo(out_dir, options, log=lambda m: click.echo(m, err=True))
     click.echo(f"{'PASSED' if summary['passed'] else 'FAILED'}: report at "
                f"{summary['out']}/report.md (test accuracy {summary['test_accuracy']:.4f}, "
                f"{summary['seconds']['total']:.0f} s)")

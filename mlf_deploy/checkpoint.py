@@ -22,7 +22,7 @@ import torch
 
 from mlf_deploy import limits
 from mlf_deploy.checkpoint_schema import check_checkpoint
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.fileio import atomic_path
 from mlf_deploy.models import DSResNet
 
@@ -41,7 +41,7 @@ def read_checkpoint(path) -> dict:
         inside = os.path.join(path, "checkpoint.pt")
         raise UserError(f"checkpoint {path} is a folder; give the checkpoint file"
                         + (f" {inside}" if os.path.isfile(inside) else " (checkpoint.pt in the "
-                           "folder `mlf-deploy train --out` wrote)"))
+                           f"folder `mlf-deploy train {option('out')}` wrote)"))
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist")
     size, budget = os.path.getsize(path), limits.available_memory() // 2
@@ -86,10 +86,10 @@ def what_file_is(head: bytes, name: str = "") -> str | None:
     if not head:
         return "an empty file"
     if head.startswith(b"MLFGRAPH"):
-        return ("a deployment graph file (`export --to ir`: verify takes it with --graph, run "
-                "takes it as ARTIFACT)")
+        return (f"a deployment graph file (`export {option('target', 'ir')}`: verify takes it "
+                f"with {option('graph_file')}, run takes it as ARTIFACT)")
     if name.endswith(".onnx") or head[:1] == b"\x08":  # ONNX: protobuf, field 1 ir_version
-        return "an ONNX model (run it with `mlf-deploy run MODEL --input x.npy`)"
+        return f"an ONNX model (run it with `mlf-deploy run MODEL {option('input_path', 'x.npy')}`)"
     if head.startswith(b"\x93NUMPY"):
         return "a numpy array"
     text = head.lstrip()

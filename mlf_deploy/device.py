@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -22,15 +22,17 @@ def resolve_device(name: str | torch.device = "cpu") -> torch.device:
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text != "cpu" and text.split(":")[0] != "cuda":
-        raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {name!r}")
+        raise UserError(f"{option('device')} must be one of {', '.join(DEVICES)}, got {name!r}")
     if text.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {text}: torch sees no CUDA device here (torch "
+        raise UserError(f"{option('device', text)}: torch sees no CUDA device here (torch "
                         f"{torch.__version__}, built {'with' if torch.version.cuda else 'without'}"
-                        " CUDA); use --device cpu, or auto to take a GPU when there is one")
+                        f" CUDA); use {option('device', 'cpu')}, or auto to take a GPU when "
+                        "there is one")
     try:
         device = torch.device(text)
     except RuntimeError as exc:
-        raise UserError(f"--device {name!r}: {exc}") from exc
+        raise UserError(f"{option('device', repr(name))}: {exc}") from exc
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
+        raise UserError(f"{option('device', text)}: only {torch.cuda.device_count()} CUDA "
+                        "device(s) here")
     return device

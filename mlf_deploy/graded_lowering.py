@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.ir import GradedPopulation, Graph, Layer, Population, Projection, Readout
 from mlf_deploy.ir.semantics import weight_key
 
@@ -47,7 +47,7 @@ def _check_exponents(graph: Graph) -> None:
         if p.source != graph.input.name and layer.weight_exp < 0:
             raise UserError(f"layer {layer.name} has weight exponent {layer.weight_exp} < 0: its "
                             "binary projections floor each level's current separately, which a "
-                            "graded payload cannot reproduce; use --spikes binary")
+                            f"graded payload cannot reproduce; use {option('spikes', 'binary')}")
 
 
 def _merged_projections(graph: Graph) -> dict:
@@ -109,11 +109,12 @@ def to_graded(graph: Graph) -> Graph:
 
 
 def with_spikes(graph: Graph, spikes: str) -> Graph:
-    """``graph`` in the lowering the user chose (``--spikes binary|graded``)."""
+    """``graph`` in the lowering the user chose (``spikes``: binary or graded)."""
     if spikes == "graded":
         return to_graded(graph)
     if spikes != "binary":
-        raise UserError(f"--spikes must be 'binary' or 'graded', got {spikes!r}")
+        raise UserError(f"{option('spikes')} must be 'binary' or 'graded', got {spikes!r}")
     if graph.graded:
-        raise UserError("this graph is graded; lower the checkpoint again for --spikes binary")
+        raise UserError("this graph is graded; lower the checkpoint again for "
+                        f"{option('spikes', 'binary')}")
     return graph

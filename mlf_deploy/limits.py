@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from mlf_deploy.errors import UserError
+from mlf_deploy.errors import option as option_named
 
 MAX_GRAPH_NODES = 10_000          # nodes in one graph file
 MAX_MEMBER_BYTES = 512 * 2 ** 20  # one inflated zip member of a graph file
@@ -49,20 +50,20 @@ def max_graph_bytes() -> int:
 
 
 def check_run_size(neurons: int, timesteps: int, samples: int, what: str = "this run",
-                   option: str = "--samples", bytes_per: int = RUN_BYTES_PER_NEURON_STEP) -> None:
+                   option: str = "samples", bytes_per: int = RUN_BYTES_PER_NEURON_STEP) -> None:
     """Refuse a run whose recordings would not fit in half of the available memory."""
     need = int(neurons) * int(timesteps) * int(samples) * bytes_per
     have = available_memory() // 2
     if need > have:
         fit = have // max(1, int(neurons) * int(timesteps) * bytes_per)
-        hint = f"use {option} {fit} or fewer" if fit else \
+        hint = f"use {option_named(option, fit)} or fewer" if fit else \
             "not even one sample fits: use fewer timesteps"
         raise UserError(f"{what} needs about {need / 2 ** 30:.1f} GiB for {samples} samples x "
                         f"{timesteps} timesteps x {neurons} neurons, more than half of the "
                         f"{2 * have / 2 ** 30:.1f} GiB available; {hint}")
 
 
-def check_graph_run(graph, samples: int, what: str = "this run", option: str = "--samples",
+def check_graph_run(graph, samples: int, what: str = "this run", option: str = "samples",
                     bytes_per: int | None = None, states: bool = True, totals: int = 0) -> None:
     """Refuse a run of ``samples`` of ``graph`` at its own timesteps whose buffers
     (:func:`mlf_deploy.run_memory.run_bytes`: ``states`` recorded, ``totals`` sets of streamed
@@ -80,7 +81,7 @@ def check_graph_run(graph, samples: int, what: str = "this run", option: str = "
     if need > have:
         per = run_memory.run_bytes(graph, 1, states, 0)
         fit = (have - run_memory.run_bytes(graph, 0, states, totals)) // per
-        hint = f"use {option} {fit} or fewer" if fit > 0 else \
+        hint = f"use {option_named(option, fit)} or fewer" if fit > 0 else \
             "not even one sample fits: use fewer timesteps"
         raise UserError(f"{what} needs about {need / 2 ** 30:.1f} GiB for {samples} samples x "
                         f"{summary['timesteps']} timesteps x {summary['neurons']} neurons "

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.fileio import WRITE_ERRNOS, write_error
 from mlf_deploy.ownership import LEDGER, foreign_files, record_tree
 
@@ -46,13 +46,13 @@ def check_output_dir(out, force: bool, protect=(), what: str = "output") -> Path
     if not any(out.iterdir()):
         return out
     if not force:
-        raise UserError(f"{what} {out} exists and is not empty; pass --force to replace an "
+        raise UserError(f"{what} {out} exists and is not empty; pass {option('force')} to replace an "
                         "earlier output of mlf-deploy, or choose another path")
     foreign = foreign_files(out)
     if foreign is None:
         raise UserError(f"{what} {out} was not written by mlf-deploy (no {MANIFEST} with file "
                         "hashes; outputs of versions before the hashes have none: remove such "
-                        "a folder yourself); --force replaces only earlier outputs of this tool: "
+                        f"a folder yourself); {option('force')} replaces only earlier outputs of this tool: "
                         "choose another path")
     if foreign:
         raise UserError(f"{what} {out} holds files mlf-deploy did not write, or that changed since "

@@ -19,7 +19,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 
 LEDGER = ".mlf-deploy-output.json"
 TOOL = "mlf-deploy"
@@ -188,10 +188,10 @@ def check_replace(path) -> None:
     if ours and (real in _allowed or os.path.dirname(real) in _allowed):
         return
     if ours:
-        raise UserError(f"{path} already exists (an earlier output of mlf-deploy); pass --force "
+        raise UserError(f"{path} already exists (an earlier output of mlf-deploy); pass {option('force')} "
                         "to replace it, or choose another path")
     raise UserError(f"{path} already exists and mlf-deploy did not write it (or it changed "
-                    "since); it is never replaced, even with --force: choose another path")
+                    f"since); it is never replaced, even with {option('force')}: choose another path")
 
 
 def check_output_file(path, force: bool) -> Path:

@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 
 TRAIN_THREADS = 1  # train, finetune, demo: the count behind the README's figures
 RUN_THREADS = 1    # verify, energy, evaluate, run: throughput without oversubscription
@@ -29,12 +29,12 @@ def choose(threads: int | None, default: int) -> tuple[int, str]:
     """``(threads, where the number came from)``: ``threads``, else ``OMP_NUM_THREADS``, else
     ``default``. Never the machine's load."""
     if threads is not None:
-        source = "--threads"
+        source = "threads"
     elif os.environ.get("OMP_NUM_THREADS", "").strip():
         text = os.environ["OMP_NUM_THREADS"].strip()
         if not text.isdigit() or int(text) < 1:
             raise UserError(f"OMP_NUM_THREADS={text[:20]!r} is not a positive whole number; "
-                            "unset it or pass --threads N")
+                            f"unset it or pass {option('threads', 'N')}")
         threads, source = int(text), "OMP_NUM_THREADS"
     else:
         threads, source = default, "default"
@@ -50,8 +50,9 @@ def use_threads(threads: int | None = None, default: int = RUN_THREADS) -> tuple
     return threads, source
 
 
-def describe(threads: int, source: str) -> str:
-    """The line a command prints, so the count behind its numbers is on record."""
-    why = {"--threads": "from --threads", "OMP_NUM_THREADS": "from OMP_NUM_THREADS",
-           "default": "the fixed default; change with --threads"}[source]
+def describe(threads: int, source: str, name: str = "the threads option") -> str:
+    """The line a command prints, so the count behind its numbers is on record; ``name``: what
+    the caller calls the ``threads`` option (a command: its flag)."""
+    why = {"threads": f"from {name}", "OMP_NUM_THREADS": "from OMP_NUM_THREADS",
+           "default": f"the fixed default; change with {name}"}[source]
     return f"{threads} torch thread(s) ({why})"

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import mlf_deploy
+from mlf_deploy.errors import option
 from mlf_deploy.exporters.lava.lava_import import import_lava
 from mlf_deploy.ir import semantics as sem
 from mlf_deploy.ir.semantics import prepare_input
@@ -124,7 +125,7 @@ def run_chunk(graph, frames, record_states: bool = True, fast_conv: bool = True,
         if out is None:
             raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s "
                                f"({process_count(graph)} Lava processes); its processes were "
-                               "killed. Allow more with --lava-timeout SECONDS")
+                               f"killed. Allow more with {option('lava_timeout', 'SECONDS')}")
         if dead is not None or proc.returncode != 0:
             raise LavaRunError(failure_text(proc.returncode, out.decode(errors="replace"), dead,
                                             graph, frames.shape[1]))

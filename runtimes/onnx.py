@@ -15,7 +15,7 @@ import onnx
 import onnxruntime as ort
 
 from mlf_deploy import limits
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.exporters.onnx.export import FORMAT, export_onnx
 from mlf_deploy.exporters.onnx.validate import check_onnx_model
 from mlf_deploy.ir import Graph
@@ -70,16 +70,17 @@ def check_model_matches(model: onnx.ModelProto, graph: Graph, where: str = "mode
     if meta.get("format") != FORMAT:
         raise UserError(f"{where} is not an mlf-deploy ONNX export (producer "
                         f"{model.producer_name or 'unknown'!r}); export it with "
-                        f"`mlf-deploy export --to onnx`")
+                        f"`mlf-deploy export {option('target', 'onnx')}`")
     if meta.get("spikes", "binary") != graph.spikes:
         raise UserError(f"{where} is a {meta.get('spikes', 'binary')}-spike model but the graph is "
-                        f"{graph.spikes}; export it with --spikes {graph.spikes}")
+                        f"{graph.spikes}; export it with {option('spikes', graph.spikes)}")
     if meta.get("numeric") != graph.numeric:
         raise UserError(f"{where} is a {meta.get('numeric')} model but the graph is "
                         f"{graph.numeric}")
     if meta.get("recorded") == "false":
-        raise UserError(f"{where} was exported with --logits-only: it has no spikes or membranes "
-                        "to compare; export it without --logits-only to verify it")
+        raise UserError(f"{where} was exported with {option('logits_only')}: it has no spikes or "
+                        f"membranes to compare; export it without {option('logits_only')} to "
+                        "verify it")
     checksum = graph_checksum(graph)
     if meta.get("graph_checksum") != checksum:
         raise UserError(f"{where} was exported from another graph (checksum "

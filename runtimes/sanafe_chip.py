@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from mlf_deploy.energy.chip_bill import SANAFE_GROUPS
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.hardware.loihi1 import LOIHI1, LOIHI1_SANAFE
 from mlf_deploy.hardware.mapping import map_graph
 from mlf_deploy.hardware.placement import core_of_positions, projection_taps
@@ -67,7 +67,7 @@ def _gap(graph, samples: int) -> int:
     if rho >= 1:
         if samples > 1:
             raise UserError("SANA-FE runs samples one after another and a retention of 1 never "
-                            "forgets a membrane; run one sample (--simulator-samples 1)")
+                            f"forgets a membrane; run one sample ({option('simulator_samples', 1)})")
         return 0
     return math.ceil(sem.STATE_BITS / -math.log2(rho)) + 1
 

@@ -98,12 +98,13 @@ def test_run_takes_raw_values_to_classes(ckpt, tmp_path, raw_digits, kind, args)
 
 @pytest.mark.parametrize("kind,args", ARTIFACTS)
 def test_run_in_batches_equals_one_batch(ckpt, tmp_path, raw_digits, kind, args):
+    from mlf_deploy.workflows.options import RunOptions
     from mlf_deploy.workflows.run_artifact import run_artifact
 
     raw_path, expected, _ = raw_digits
     out = exported(ckpt, tmp_path, kind, args)
-    whole = run_artifact(out, raw_path, batch_size=len(expected))
-    batched = run_artifact(out, raw_path, batch_size=5)  # 12 samples: batches of 5, 5 and 2
+    whole = run_artifact(out, raw_path, RunOptions(batch_size=len(expected)))
+    batched = run_artifact(out, raw_path, RunOptions(batch_size=5))  # 12 samples: batches of 5, 5 and 2
     assert batched["predictions"] == whole["predictions"] == expected
     np.testing.assert_array_equal(np.asarray(batched["logits"]), np.asarray(whole["logits"]))
 

@@ -19,6 +19,7 @@ from mlf_deploy.qat.finetune import FinetuneConfig, finetune
 from mlf_deploy.results import RunResult
 from mlf_deploy.verification.tally import Tally
 from mlf_deploy.workflows import pipeline
+from mlf_deploy.workflows.options import VerifyOptions
 from mlf_deploy.workflows.pipeline import load_pipeline
 from mlf_deploy.workflows.verify import CHUNK_ENV, verify
 
@@ -34,17 +35,17 @@ def _without_timing(summary: dict) -> dict:
 
 
 def test_verify_in_chunks_reports_what_one_chunk_reports(ckpt, monkeypatch):
-    whole = verify(load_pipeline(ckpt), BACKENDS, samples=11, chunk=11)
-    chunked = verify(load_pipeline(ckpt), BACKENDS, samples=11, chunk=3)
+    whole = verify(load_pipeline(ckpt), BACKENDS, VerifyOptions(samples=11, chunk=11))
+    chunked = verify(load_pipeline(ckpt), BACKENDS, VerifyOptions(samples=11, chunk=3))
     assert (whole["chunk"], chunked["chunk"], chunked["samples"]) == (11, 3, 11)
     assert _without_timing(chunked) == _without_timing(whole)
     assert whole["backends"]["ir-int"]["spike_mismatches"] > 0  # something to sum and locate
     assert whole["backends"]["ir-int"]["statistics"]["task"]["samples"] == 11
     monkeypatch.setenv(CHUNK_ENV, "4")
-    assert verify(load_pipeline(ckpt), ["ir-float"], samples=5)["chunk"] == 4
+    assert verify(load_pipeline(ckpt), ["ir-float"], VerifyOptions(samples=5))["chunk"] == 4
     monkeypatch.setenv(CHUNK_ENV, "four")
     with pytest.raises(UserError, match=CHUNK_ENV):
-        verify(load_pipeline(ckpt), ["ir-float"], samples=5)
+        verify(load_pipeline(ckpt), ["ir-float"], VerifyOptions(samples=5))
 
 
 def test_chunked_counts_equal_a_whole_run_compared_directly(ckpt):
@@ -52,7 +53,7 @@ def test_chunked_counts_equal_a_whole_run_compared_directly(ckpt):
     pipe = load_pipeline(ckpt)
     x, y = pipe.data("test", 10)
     ref, got = run_reference(pipe.graph_float, x), run_reference(pipe.graph_int, x)
-    rep = verify(pipe, ["ir-int"], samples=10, chunk=4)["backends"]["ir-int"]
+    rep = verify(pipe, ["ir-int"], VerifyOptions(samples=10, chunk=4))["backends"]["ir-int"]
     diffs = {p: got.spikes[p] != s for p, s in ref.spikes.items()}
     assert rep["spike_mismatches"] == sum(int(d.sum()) for d in diffs.values())
     assert rep["spike_total"] == sum(d.size for d in diffs.values())
@@ -111,7 +112,8 @@ def test_input_range_from_the_checkpoint_gives_the_same_graphs(tmp_path, monkeyp
     assert from_ckpt.input_max == from_split.input_max
     assert graph_checksum(from_ckpt.graph_float) == graph_checksum(from_split.graph_float)
     assert graph_checksum(from_ckpt.graph_int) == graph_checksum(from_split.graph_int)
-    assert verify(from_ckpt, ["ir-int"], samples=4)["samples"] == 4  # the test split still reads
+    # the test split still reads
+    assert verify(from_ckpt, ["ir-int"], VerifyOptions(samples=4))["samples"] == 4
 
 
 def test_a_range_read_in_batches_equals_the_whole_split():
@@ -144,13 +146,14 @@ def test_finetune_stores_the_range_of_a_checkpoint_without_one(tmp_path):
 
 def test_float_work_never_quantizes(ckpt, tmp_path, monkeypatch):
     from mlf_deploy.workflows.export_checkpoint import export_checkpoint
+    from mlf_deploy.workflows.options import ExportOptions
 
     def refuse(*a, **k):
         raise AssertionError("quantized for a float-only command")
 
     monkeypatch.setattr(pipeline, "quantize", refuse)
-    export_checkpoint(ckpt, "ir", tmp_path / "f.mlfg", as_float=True)
-    summary = verify(load_pipeline(ckpt), ["ir-float", "onnx-float"], samples=3)
+    export_checkpoint(ckpt, tmp_path / "f.mlfg", ExportOptions(as_float=True))
+    summary = verify(load_pipeline(ckpt), ["ir-float", "onnx-float"], VerifyOptions(samples=3))
     assert summary["passed"]
     with pytest.raises(AssertionError, match="quantized"):
         _ = load_pipeline(ckpt).graph_int
@@ -174,7 +177,7 @@ def test_lava_chunks_are_whole_lava_runs(ckpt, monkeypatch):
         return real(graph, frames, *args, **kwargs)
 
     monkeypatch.setattr(lava, "run_chunk", counting)
-    summary = verify(load_pipeline(ckpt), ["lava-fixed"], samples=9, chunk=2)
+    summary = verify(load_pipeline(ckpt), ["lava-fixed"], VerifyOptions(samples=9, chunk=2))
     assert summary["chunk"] == 8 and started == [8, 1]
     rep = summary["backends"]["lava-fixed"]
     assert rep["within_tolerance"] and rep["spike_total"] > 0 and rep["state_mismatches"] == 0

@@ -67,7 +67,7 @@ def test_missing_files_fail_fast_naming_them(tmp_path, name, fragment):
     with pytest.raises(UserError, match=fragment):
         load_split(spec, "train")
     assert list(tmp_path.iterdir()) == []  # tonic never created its folder or downloaded anything
-    with pytest.raises(UserError, match="--data-dir"):
+    with pytest.raises(UserError, match="data_dir=DIR"):
         load_split(dataset_spec(name), "train")
 
 

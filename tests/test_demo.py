@@ -62,6 +62,7 @@ def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
 def test_a_broken_lava_step_fails_the_demo(tmp_path, monkeypatch):
     # Anything but a missing lava-nc in the Lava step must end the demo, not skip Lava.
     from mlf_deploy.workflows import demo
+    from mlf_deploy.workflows.options import DemoOptions
 
     def broken(*args, **kwargs):
         raise UserError("lava export broke")
@@ -69,7 +70,8 @@ def test_a_broken_lava_step_fails_the_demo(tmp_path, monkeypatch):
         tmp_path / "ckpt.pt"), "test_accuracy": 0.1, "epochs": 0})
     monkeypatch.setattr("mlf_deploy.exporters.lava.export.export_lava", broken)
     with pytest.raises(UserError, match="lava export broke"):
-        demo.run_demo(tmp_path / "demo", quick=True, log=lambda *a: None, progress=False)
+        demo.run_demo(tmp_path / "demo", DemoOptions(quick=True, progress=False),
+                      log=lambda *a: None)
     assert not (tmp_path / "demo").exists()
 
 

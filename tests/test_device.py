@@ -12,6 +12,7 @@ from mlf_deploy.device import resolve_device
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir.reference import ReferenceSimulator
 from mlf_deploy.qat import IntegerForward, IntGrid
+from mlf_deploy.workflows.options import VerifyOptions
 from mlf_deploy.workflows.pipeline import load_pipeline
 from mlf_deploy.workflows.verify import verify
 
@@ -35,7 +36,7 @@ def assert_same_run(a, b):
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if CUDA else "cpu")
-    with pytest.raises(UserError, match="--device must be one of"):
+    with pytest.raises(UserError, match="device must be one of"):
         resolve_device("tpu")
 
 
@@ -66,7 +67,7 @@ def test_verify_with_device_cpu(ckpt):
     """The device reaches every torch backend: a verify on ``device='cpu'`` and the CLI option."""
     pipe = load_pipeline(ckpt, device="cpu")
     assert pipe.device == torch.device("cpu")
-    summary = verify(pipe, ["torch", "ir-float", "ir-int", "torch-int"], samples=4)
+    summary = verify(pipe, ["torch", "ir-float", "ir-int", "torch-int"], VerifyOptions(samples=4))
     assert summary["passed"], summary
     res = run("verify", ckpt, "--samples", "3", "--device", "auto")
     assert res.exit_code == 0 and "PASSED" in res.output, res.output

@@ -9,16 +9,17 @@ from mlf_deploy.ir import load_graph
 from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.runtimes.onnx import run_onnx
 from mlf_deploy.workflows.export_checkpoint import export_checkpoint
+from mlf_deploy.workflows.options import ExportOptions
 
 
 def test_tau_loihi_cannot_hold_exports_float_and_rounds_int(tmp_path):
     path = write_checkpoint(tmp_path / "tau.pt", model_args={**TINY_ARGS, "tau": 0.3})
-    info = export_checkpoint(path, "ir", tmp_path / "f.mlfg", as_float=True)
+    info = export_checkpoint(path, tmp_path / "f.mlfg", ExportOptions(as_float=True))
     assert info["numeric"] == "float"
     graph = load_graph(tmp_path / "f.mlfg")
     assert {p.v_retention for p in graph.populations} == {0.3}
-    export_checkpoint(path, "onnx", tmp_path / "f.onnx", as_float=True)
-    info = export_checkpoint(path, "ir", tmp_path / "i.mlfg")
+    export_checkpoint(path, tmp_path / "f.onnx", ExportOptions("onnx", as_float=True))
+    info = export_checkpoint(path, tmp_path / "i.mlfg")
     err = info["quantization"]["worst_retention_error"]
     assert err["value"] == pytest.approx(abs(1229 / 4096 - 0.3)) and err["population"]
     g_int = load_graph(tmp_path / "i.mlfg")

@@ -103,13 +103,13 @@ def test_negative_weight_exponent_on_spike_input_is_refused(nets):
     nodes = dict(q.nodes)
     nodes[layer.name] = dataclasses.replace(layer, weight_exp=-1)
     bad = type(q)(nodes, q.numeric, q.metadata)
-    with pytest.raises(UserError, match="weight exponent -1 < 0.*--spikes binary"):
+    with pytest.raises(UserError, match="weight exponent -1 < 0.*spikes=binary"):
         to_graded(bad)
 
 
 def test_forms_are_checked(nets):
     (g, q), _ = nets["ds-k3"]
-    with pytest.raises(UserError, match="--spikes must be"):
+    with pytest.raises(UserError, match="spikes must be"):
         with_spikes(g, "ternary")
     with pytest.raises(UserError, match="binary float graph"):
         quantize(to_graded(g), 8, input_max=2.0)

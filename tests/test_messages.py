@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mlf_deploy.commands.app import main
+from mlf_deploy.commands.app import flag_spelling, main
 
 
 def run(*args):
@@ -65,6 +65,7 @@ def test_wrong_input_shape_is_blamed_on_the_input(exports, tmp_path):
     line = one_error(run("run", exports / "m.onnx", "--input", tmp_path / "flat.npy"),
                      "has shape (4, 64); this model takes (B, 1, 8, 8)")
     assert "not a readable ONNX model" not in line
+    assert line.startswith(f"error: --input {tmp_path / 'flat.npy'} has shape")  # the flag
 
 
 def test_a_moved_data_folder_names_data_dir(tmp_path):
@@ -76,8 +77,10 @@ def test_a_moved_data_folder_names_data_dir(tmp_path):
     spec = dataset_spec("cifar10", 0, data_dir=str(tmp_path / "old"))
     assert len(open_split(spec, "test")) > 0
     (tmp_path / "old").rename(tmp_path / "new")
-    with pytest.raises(UserError, match="if the data moved, pass --data-dir DIR"):
+    with pytest.raises(UserError, match="if the data moved, pass data_dir=DIR") as info:
         open_split(spec, "test")
+    # the library names its option; the command line names the flag
+    assert "if the data moved, pass --data-dir DIR" in info.value.render(flag_spelling())
     assert len(open_split(spec, "test", str(tmp_path / "new"))) > 0
 
 

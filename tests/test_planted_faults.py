@@ -9,6 +9,7 @@ from faults import FAULTS, faulty_quantize, skip_projections
 from mlf_deploy.ir.reference import ReferenceSimulator
 from mlf_deploy.ir.semantics import prepare_input
 from mlf_deploy.workflows import pipeline
+from mlf_deploy.workflows.options import VerifyOptions
 from mlf_deploy.workflows.verify import verify
 
 BACKENDS = ["torch", "ir-float", "ir-int"]
@@ -27,8 +28,8 @@ def test_a_planted_fault_fails_and_names_its_layer(ckpt, monkeypatch, fault, see
 
 
 def test_the_correct_graph_passes_and_chunking_changes_nothing(ckpt):
-    whole = verify(pipeline.load_pipeline(ckpt, 8), BACKENDS, samples=12)
-    chunked = verify(pipeline.load_pipeline(ckpt, 8), BACKENDS, samples=12, chunk=5)
+    whole = verify(pipeline.load_pipeline(ckpt, 8), BACKENDS, VerifyOptions(samples=12))
+    chunked = verify(pipeline.load_pipeline(ckpt, 8), BACKENDS, VerifyOptions(samples=12, chunk=5))
     assert whole["passed"] and whole["backends"]["ir-int"]["layer_check"]["passed"]
     ir_int = "ir-int"
     assert whole["backends"][ir_int]["layer_check"] == chunked["backends"][ir_int]["layer_check"]

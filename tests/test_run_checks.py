@@ -97,6 +97,7 @@ def test_bad_label_files(artifacts, tmp_path):
 
 def test_recording_onnx_runs_in_batches_that_fit(artifacts, tmp_path, monkeypatch):
     from mlf_deploy.runtimes import onnx_standalone
+    from mlf_deploy.workflows.options import RunOptions
     from mlf_deploy.workflows.run_artifact import run_artifact
 
     folder, raw, _ = artifacts
@@ -105,7 +106,7 @@ def test_recording_onnx_runs_in_batches_that_fit(artifacts, tmp_path, monkeypatc
     per_sample = sum(8 * int(np.prod([d for d in o.shape if isinstance(d, int)]))
                      for o in sess.get_outputs())
     assert per_sample > 8 * 10  # more than the logits: the budget, not 32, sets the batch
-    whole = run_artifact(folder / "m.onnx", tmp_path / "x.npy", batch_size=20)
+    whole = run_artifact(folder / "m.onnx", tmp_path / "x.npy", RunOptions(batch_size=20))
     monkeypatch.setattr(onnx_standalone, "RECORD_BUDGET", 3 * per_sample)
     assert onnx_standalone.batch_size_for(sess) == 3
     batched = run_artifact(folder / "m.onnx", tmp_path / "x.npy")  # batches of 3

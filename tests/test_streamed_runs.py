@@ -16,6 +16,7 @@ from mlf_deploy.hardware.sweep import sweep, sweep_chunks, with_timesteps
 from mlf_deploy.quantization import quantize
 from mlf_deploy.run_totals import RunTotals
 from mlf_deploy.workflows.analysis import energy_report, run_int
+from mlf_deploy.workflows.options import EnergyOptions
 from mlf_deploy.workflows.pipeline import load_pipeline
 
 
@@ -114,8 +115,8 @@ def test_event_sweep_in_chunks_equals_rasters(reuse_prefix):
 
 def test_energy_report_does_not_depend_on_the_chunk(ckpt, monkeypatch):
     pipe = load_pipeline(ckpt)
-    _, one = energy_report(pipe, samples=24)
+    _, one = energy_report(pipe, EnergyOptions(samples=24))
     monkeypatch.setattr("mlf_deploy.workflows.analysis.chunk_size", lambda graph: 5)
-    _, five = energy_report(pipe, samples=24)
+    _, five = energy_report(pipe, EnergyOptions(samples=24))
     assert one["samples"] == five["samples"] == 24
     assert_same_report(one, five)

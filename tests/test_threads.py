@@ -29,10 +29,10 @@ def keep_threads(monkeypatch):
 
 def test_choice_order_flag_then_environment_then_fixed_default(monkeypatch):
     assert choose(None, TRAIN_THREADS) == (TRAIN_THREADS, "default")
-    assert choose(3, TRAIN_THREADS) == (3, "--threads")
+    assert choose(3, TRAIN_THREADS) == (3, "threads")
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
     assert choose(None, RUN_THREADS) == (5, "OMP_NUM_THREADS")
-    assert choose(1, RUN_THREADS) == (1, "--threads")
+    assert choose(1, RUN_THREADS) == (1, "threads")
     monkeypatch.setenv("OMP_NUM_THREADS", "many")
     with pytest.raises(UserError, match="OMP_NUM_THREADS"):
         choose(None, RUN_THREADS)

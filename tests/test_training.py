@@ -92,7 +92,7 @@ def test_digits_events_trains_with_two_input_channels(tmp_path):
 @pytest.mark.parametrize("change,match", [
     (dict(preset="resnet50"), "unknown preset"),
     (dict(depth=10), "6n\\+2"),
-    (dict(dataset="cifar10"), "--data-dir"),
+    (dict(dataset="cifar10"), "data_dir=DIR"),
 ])
 def test_bad_settings_fail_before_writing(tmp_path, change, match):
     out = tmp_path / "run"

@@ -22,6 +22,7 @@ result does not depend on the chunking.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import poisson
@@ -99,11 +100,19 @@ def _mismatches(result, teacher) -> dict:
             for pop, s in result.spikes.items()}
 
 
-def _test(count: int, floor: int, factor: float, level: float) -> tuple[float, float, bool]:
-    """``(bound, p, passed)``: is ``count`` shown above ``factor`` times the floor (at least 1)?"""
+class FloorTest(NamedTuple):
+    """Is a mismatch count shown above ``factor`` times its rounding floor?"""
+
+    bound: float  # factor x the floor (at least 1)
+    p_value: float  # Poisson probability of at least the count at that bound
+    passed: bool  # the count is not shown above the bound
+
+
+def _test(count: int, floor: int, factor: float, level: float) -> FloorTest:
+    """Is ``count`` shown above ``factor`` times the floor (at least 1), at ``level``?"""
     bound = factor * max(floor, 1)
     p = float(poisson.sf(count - 1, bound)) if count > 0 else 1.0
-    return bound, p, p > level
+    return FloorTest(bound, p, p > level)
 
 
 class LayerCheck:
@@ -145,15 +154,17 @@ class LayerCheck:
             bound, p, ok = _test(int(m.sum()), floor, FLOOR_FACTOR, level)
             tests = [_test(int(mc), int(fc), CHANNEL_FACTOR, level)
                      for mc, fc in zip(m, floors.max(0))]
-            ch = int(np.argmin([t[1] for t in tests]))
+            ch = int(np.argmin([t.p_value for t in tests]))
             spikes = int(np.sum(c["spikes"]))
             rows.append({"population": pop, "layer": parse_population(pop)[0],
                          "mismatches": int(m.sum()), "floor": [int(f) for f in floors.sum(1)],
                          "bound": bound, "p_value": p, "spikes": spikes, "total": c["total"],
-                         "rate": int(m.sum()) / max(spikes, 1), "floor_rate": floor / max(spikes, 1),
+                         "rate": int(m.sum()) / max(spikes, 1),
+                         "floor_rate": floor / max(spikes, 1),
                          "worst_channel": {"channel": ch, "mismatches": int(m[ch]),
-                                           "floor": int(floors.max(0)[ch]), "p_value": tests[ch][1]},
-                         "passed": ok and tests[ch][2]})
+                                           "floor": int(floors.max(0)[ch]),
+                                           "p_value": tests[ch].p_value},
+                         "passed": ok and tests[ch].passed})
         failed = [r for r in rows if not r["passed"]]
         worst = max(rows, key=lambda r: r["mismatches"] / r["bound"])
         return {"passed": not failed, "populations": rows,

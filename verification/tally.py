@@ -11,6 +11,9 @@ a chunked report equals the unchunked one field for field. Rates and the statist
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 
 from mlf_deploy.ir.semantics import parse_population
@@ -18,17 +21,34 @@ from mlf_deploy.results import RunResult
 from mlf_deploy.verification.backend_report import BackendReport, compare_states
 
 
-def _first_mismatch(result: RunResult, ref: RunResult, offset: int):
-    """``(sort key, first mismatch)`` of this chunk, or None: the first population (in the
-    reference's order) with a mismatch, its first timestep, then sample (``offset`` + index in the
-    chunk), then neuron."""
+class FirstMismatch(NamedTuple):
+    """Where a run first differs from its reference, with the key that orders such places."""
+
+    key: tuple  # (population rank, timestep, sample, *neuron index): the order of a full scan
+    where: dict  # layer, level, timestep and index (sample, *neuron) as the report shows it
+
+
+@dataclass
+class PopulationCount:
+    """One population's spike comparison, summed over the chunks."""
+
+    mismatches: int = 0
+    total: int = 0  # spikes compared (neurons x timesteps x samples)
+    fired: int = 0  # spikes the backend fired
+
+
+def _first_mismatch(result: RunResult, ref: RunResult, offset: int) -> FirstMismatch | None:
+    """The first mismatch of this chunk, or None: the first population (in the reference's order)
+    with a mismatch, its first timestep, then sample (``offset`` + index in the chunk), then
+    neuron."""
     for rank, (pop, s_ref) in enumerate(ref.spikes.items()):
         diff = result.spikes[pop] != s_ref
         if diff.any():
             t, b, *idx = (int(i) for i in np.argwhere(diff)[0])
             layer, level = parse_population(pop)
             key = (rank, t, b + offset, *idx)
-            return key, {"layer": layer, "level": level, "timestep": t, "index": [b + offset, *idx]}
+            return FirstMismatch(key, {"layer": layer, "level": level, "timestep": t,
+                                       "index": [b + offset, *idx]})
     return None
 
 
@@ -42,8 +62,8 @@ class Tally:
         self.logit_diff = self.logit_vs_ref = 0.0
         self.unreferenced_total = 0  # torch's spikes, which nothing is compared with
         self.states: int | None = None
-        self.first: tuple | None = None  # (sort key, first mismatch)
-        self.pops: dict = {}  # population -> [mismatches, total, spikes fired]
+        self.first: FirstMismatch | None = None
+        self.pops: dict[str, PopulationCount] = {}
         self.overflow: dict = {}
         self.seconds = 0.0
 
@@ -55,7 +75,8 @@ class Tally:
         self.samples += len(labels)
         self.correct += int((pred == labels).sum())
         self.agree += int((pred == torch_res.logits.argmax(1)).sum())
-        self.logit_diff = max(self.logit_diff, float(np.abs(result.logits - torch_res.logits).max()))
+        self.logit_diff = max(self.logit_diff,
+                              float(np.abs(result.logits - torch_res.logits).max()))
         for layer, count in result.overflow.items():
             self.overflow[layer] = self.overflow.get(layer, 0) + count
         self.seconds += seconds
@@ -65,12 +86,12 @@ class Tally:
         ref = results[self.reference]
         for pop, s_ref in ref.spikes.items():
             s = result.spikes[pop]
-            row = self.pops.setdefault(pop, [0, 0, 0])
-            row[0] += int((s != s_ref).sum())
-            row[1] += int(s.size)
-            row[2] += int(s.sum(dtype=np.int64))
+            count = self.pops.setdefault(pop, PopulationCount())
+            count.mismatches += int((s != s_ref).sum())
+            count.total += int(s.size)
+            count.fired += int(s.sum(dtype=np.int64))
         first = _first_mismatch(result, ref, offset)
-        if first is not None and (self.first is None or first[0] < self.first[0]):
+        if first is not None and (self.first is None or first.key < self.first.key):
             self.first = first
         states = compare_states(result, ref)
         if states is not None:
@@ -84,10 +105,12 @@ class Tally:
     def report(self) -> BackendReport:
         """The report an unchunked comparison of all samples gives (not yet judged)."""
         n = max(self.samples, 1)
-        mismatches = sum(row[0] for row in self.pops.values())
-        total = sum(row[1] for row in self.pops.values()) if self.pops else self.unreferenced_total
-        pops = [{"population": p, "mismatches": m, "total": t, "agreement": 1 - m / t,
-                 "firing_rate": fired / t} for p, (m, t, fired) in self.pops.items()]
+        mismatches = sum(c.mismatches for c in self.pops.values())
+        total = sum(c.total for c in self.pops.values()) if self.pops else \
+            self.unreferenced_total
+        pops = [{"population": p, "mismatches": c.mismatches, "total": c.total,
+                 "agreement": 1 - c.mismatches / c.total, "firing_rate": c.fired / c.total}
+                for p, c in self.pops.items()]
         return BackendReport(
             self.name, self.reference, accuracy=self.correct / n, top1_agreement=self.agree / n,
             logits_max_abs_diff=self.logit_diff, logits_vs_ref=self.logit_vs_ref,
@@ -95,5 +118,5 @@ class Tally:
             ref_only_correct=self.ref_only_correct, only_correct=self.only_correct,
             weight_bits=self.weight_bits, spike_mismatches=mismatches,
             spike_total=total, state_mismatches=self.states,
-            first_mismatch=self.first[1] if self.first else None, populations=pops,
+            first_mismatch=self.first.where if self.first else None, populations=pops,
             overflow=dict(self.overflow), seconds=self.seconds)

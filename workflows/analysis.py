@@ -11,7 +11,7 @@ import numpy as np
 
 from mlf_deploy.energy import PRESETS, estimate
 from mlf_deploy.energy.neurobench_names import neurobench_fields
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.fileio import check_writable
 from mlf_deploy.graded_lowering import with_spikes
 from mlf_deploy.hardware import Target, map_graph
@@ -21,7 +21,8 @@ from mlf_deploy.ir.reference import run_reference
 from mlf_deploy.quantization import quantize
 from mlf_deploy.results import RunResult
 from mlf_deploy.run_totals import RunTotals
-from mlf_deploy.workflows.chip_report import SIMULATOR_SAMPLES, chip_report, chip_tallies
+from mlf_deploy.workflows.chip_report import chip_report, chip_tallies
+from mlf_deploy.workflows.options import EnergyOptions, EvaluateOptions
 from mlf_deploy.workflows.pipeline import Pipeline
 from mlf_deploy.workflows.verify import chunk_size
 
@@ -37,7 +38,7 @@ def check_energy_model(name: str) -> str:
 
 
 def lowerings_plot_path(plot_path) -> str:
-    """``energy --plot X.png`` also writes ``X_lowerings.png``: both lowerings' chip bill."""
+    """A plot at ``X.png`` comes with ``X_lowerings.png``: both lowerings' chip bill."""
     root, ext = os.path.splitext(str(plot_path))
     return f"{root}_lowerings{ext or '.png'}"
 
@@ -95,12 +96,14 @@ def stream_int(pipe: Pipeline, graph, split="test", samples=None,
     return totals, np.concatenate(labels), first
 
 
-def energy_report(pipe: Pipeline, split="test", samples=None, energy_model="45nm-fp32",
-                  plot_path=None, spikes="binary", simulator=None,
-                  simulator_samples=SIMULATOR_SAMPLES) -> tuple[str, dict]:
+def energy_report(pipe: Pipeline, options: EnergyOptions | None = None) -> tuple[str, dict]:
     """The SynOps/energy table (spikes by count, as every SNN paper counts them) of a run of the
     int graph in the chosen lowering, the resources of both lowerings side by side, their Loihi 1
     per-event bill, and with ``simulator="sanafe"`` SANA-FE's figures beside it."""
+    o = options or EnergyOptions()
+    split, samples, energy_model, plot_path, spikes, simulator, simulator_samples = (
+        o.split, o.samples, o.energy_model, o.plot_path, o.spikes, o.simulator,
+        o.simulator_samples)
     check_energy_args(energy_model, plot_path)
     tallies = chip_tallies(pipe.graph_int)
     result, y, first = stream_int(pipe, pipe.graph("int", spikes), split, samples, tallies)
@@ -150,8 +153,8 @@ def _finetuned_sweeps(pipe: Pipeline, finetuned, chunks, steps) -> list:
     out = []
     for ft in finetuned:
         if ft.spec != pipe.spec:
-            raise UserError(f"--finetuned {ft.path} was trained on another data set or split than "
-                            f"{pipe.path}; compare checkpoints of the same data")
+            raise UserError(f"{option('finetuned', ft.path)} was trained on another data set or "
+                            f"split than {pipe.path}; compare checkpoints of the same data")
         out.append((ft.path, _sweep_pipeline(ft, chunks(), [ft.weight_bits], steps)))
     return out
 
@@ -162,19 +165,22 @@ def cores_by_bits(pipe: Pipeline, bits, weight_sharing=False) -> dict:
             for b in sorted(set(bits), reverse=True)}
 
 
-def evaluate_report(pipe: Pipeline, bits, steps=None, split="test", samples=None,
-                    energy_model="45nm-fp32", weight_sharing=False, plot_dir=None,
-                    finetuned=(), spikes="binary", lowerings_text=True) -> tuple[str, dict]:
+def evaluate_report(pipe: Pipeline, options: EvaluateOptions | None = None,
+                    finetuned=(), lowerings_text=True) -> tuple[str, dict]:
     """The sweep (binary int graphs; graded ones compute the same spikes), the mapping of the
     chosen lowering, both lowerings' resources side by side at the first weight width, and
     ``finetuned`` pipelines (fine-tuned checkpoints of the same model), each swept at its own
     weight width and plotted with the post-training points. ``lowerings_text=False`` leaves the
     lowerings' tables out of the text (still in the dict), for a report that prints
     :func:`energy_report`'s beside it."""
+    o = options or EvaluateOptions()
+    bits, steps, split, samples, energy_model, weight_sharing, plot_dir, spikes = (
+        o.widths(pipe.weight_bits), list(o.timesteps or ()), o.split, o.samples, o.energy_model,
+        o.weight_sharing, o.plot_dir, o.spikes)
     plots = check_evaluate_args(energy_model, plot_dir)
     steps = steps or list(range(1, pipe.graph_float.timesteps + 1))
     if pipe.graph_float.input.encoding == "events" and max(steps) > pipe.graph_float.timesteps:
-        raise UserError(f"--timesteps: the event frames of this data set have "
+        raise UserError(f"{option('timesteps')}: the event frames of this data set have "
                         f"{pipe.graph_float.timesteps} steps; choose at most that")
     def chunks():  # the same samples for every sweep, one chunk in memory at a time
         return pipe.batches(split, samples, chunk_size(pipe.graph_float), states=False,

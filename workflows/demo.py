@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlf_deploy.fileio import check_writable
@@ -19,6 +20,8 @@ from mlf_deploy.verification.backends import demo_backends
 from mlf_deploy.verification.verdict_text import drift_plot
 from mlf_deploy.workflows.analysis import energy_report, evaluate_report
 from mlf_deploy.workflows.demo_report import write_report
+from mlf_deploy.workflows.demo_results import DemoResults
+from mlf_deploy.workflows.options import DemoOptions, EnergyOptions, EvaluateOptions, VerifyOptions
 from mlf_deploy.workflows.pipeline import load_pipeline
 from mlf_deploy.workflows.verify import verify
 
@@ -39,41 +42,74 @@ def _dump(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True, default=float) + "\n")
 
 
-def run_demo(out_dir, quick: bool = False, force: bool = False, log=print, progress=True,
-             threads: int | None = None) -> dict:
+def run_demo(out_dir, options: DemoOptions | None = None, log=print) -> dict:
     """Run the demo into ``out_dir``; returns the summary also written to ``summary.json``.
-    ``threads``: torch threads of every step (None: ``OMP_NUM_THREADS``, else training's fixed
-    default), so the demo's figures do not depend on the machine's load."""
-    out = check_output_dir(out_dir, force, what="demo output folder")
+    ``options.threads``: torch threads of every step (None: ``OMP_NUM_THREADS``, else training's
+    fixed default), so the demo's figures do not depend on the machine's load."""
+    options = options or DemoOptions()
+    out = check_output_dir(out_dir, options.force, what="demo output folder")
     check_writable(out.parent / f".{out.name}.probe")  # creates the parent folder, nothing else
-    timings: dict = {}
     with output_lock(out), staged_output(out, "demo") as stage:
-        summary = _run(stage, quick, log, progress, timings, threads)
-        check_output_dir(out, force, what="demo output folder")  # changed while we ran?
+        summary = _run(stage, options, log)
+        check_output_dir(out, options.force, what="demo output folder")  # changed while we ran?
     summary["out"] = str(out)
     return summary
 
 
-def _step(name, log, timings):
-    log(f"==> {name}")
-    timings[name] = time.perf_counter()
+class _Steps:
+    """Logs each step as it starts and records its seconds."""
+
+    def __init__(self, log):
+        self.log, self.seconds = log, {}
+
+    @contextmanager
+    def step(self, name: str):
+        self.log(f"==> {name}")
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
 
 
-def _done(name, timings):
-    timings[name] = round(time.perf_counter() - timings[name], 2)
+def _run(stage: Path, options: DemoOptions, log) -> dict:
+    start, steps, quick = time.perf_counter(), _Steps(log), options.quick
+    with steps.step("train"):
+        trained = train(TrainConfig(dataset="digits", out_dir=str(stage / "train"), seed=0,
+                                    epochs=4 if quick else None, threads=options.threads),
+                        progress=options.progress, log=log)
+    with steps.step("lower + quantize + export"):
+        pipe = load_pipeline(trained["checkpoint"], weight_bits=8)
+        lava_note = _export(pipe, stage / "exports")
+    with steps.step("verify"):
+        report, lava_report = _verify(pipe, stage, quick, lava_note is None, log)
+    with steps.step("energy"):
+        energy_text, energy = energy_report(pipe, EnergyOptions(plot_path=stage / "energy.png"))
+        _dump(stage / "energy.json", energy)
+    with steps.step("evaluate"):
+        eval_text, evaluation = evaluate_report(pipe, EvaluateOptions(
+            weight_bits=(8, 6, 4), samples=128 if quick else None, plot_dir=stage / "evaluate"),
+            lowerings_text=False)  # the energy section has them
+        _dump(stage / "evaluate.json", evaluation)
+    summary = {
+        "checkpoint": str(Path("train") / "checkpoint.pt"), "quick": quick,
+        "test_accuracy": trained["test_accuracy"], "epochs": trained["epochs"],
+        "passed": report["passed"] and (lava_report is None or lava_report["passed"]),
+        "verify": verify_block(report),
+        "verify_lava": verify_block(lava_report) if lava_report else None,
+        "lava": lava_note or "ran", "synops_per_inference": energy["synops_per_inference"],
+        "energy_pj": energy["energy_pj"], "ann_energy_pj": energy.get("ann_energy_pj"),
+        "cores": evaluation["mapping"].get("cores"), "seconds": steps.seconds,
+    }
+    summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
+    write_report(stage / "report.md", DemoResults(
+        summary, trained, pipe, report, lava_report, energy_text, energy.get("models", {}),
+        eval_text, evaluation["mapping"]))
+    _dump(stage / "summary.json", summary)
+    return summary
 
 
-def _run(stage: Path, quick: bool, log, progress, timings, threads=None) -> dict:
-    start = time.perf_counter()
-    _step("train", log, timings)
-    config = TrainConfig(dataset="digits", out_dir=str(stage / "train"), seed=0,
-                         epochs=4 if quick else None, threads=threads)
-    trained = train(config, progress=progress, log=log)
-    _done("train", timings)
-
-    _step("lower + quantize + export", log, timings)
-    pipe = load_pipeline(trained["checkpoint"], weight_bits=8)
-    exports = stage / "exports"
+def _export(pipe, exports: Path) -> str | None:
+    """Every artifact of the trained model into ``exports``; returns why Lava cannot run here,
+    or None when it can."""
     exports.mkdir()
     save_graph(pipe.graph_float, exports / "graph-float.mlfg")
     save_graph(pipe.graph_int, exports / "graph-int.mlfg")
@@ -88,51 +124,25 @@ def _run(stage: Path, quick: bool, log, progress, timings, threads=None) -> dict
     from mlf_deploy.exporters.lava.lava_import import LavaUnavailable, import_lava
     export_lava(pipe.graph_int, exports / "lava")  # plain files: needs no lava-nc
     export_lava(graded, exports / "lava-graded")
-    lava_note = None
     try:
         import_lava()
     except LavaUnavailable as exc:  # only a missing lava-nc skips the Lava run; any other
-        lava_note = str(exc)  # failure of the Lava step fails the demo
-    _done("lower + quantize + export", timings)
+        return str(exc)  # failure of the Lava step fails the demo
+    return None
 
-    _step("verify", log, timings)
-    report = verify(pipe, demo_backends("main"), samples=64 if quick else 360,
+
+def _verify(pipe, stage: Path, quick: bool, with_lava: bool, log) -> tuple[dict, dict | None]:
+    """verify's summaries on the reference and ONNX backends and, when Lava runs here, on Lava
+    (8 samples), written to verify.json and verify-lava.json with the per-layer drift plot."""
+    report = verify(pipe, demo_backends("main"), VerifyOptions(samples=64 if quick else 360),
                     progress=lambda n: log(f"    running {n}"))
     lava_report = None
-    if lava_note is None:
-        lava_report = verify(pipe, demo_backends("lava"), samples=8,
+    if with_lava:
+        lava_report = verify(pipe, demo_backends("lava"), VerifyOptions(samples=8),
                              progress=lambda n: log(f"    running {n} (8 samples)"))
     _dump(stage / "verify.json", report)
     ir_int = report["backends"]["ir-int"]
     drift_plot(ir_int["layer_check"], ir_int["populations"], stage / "drift.png")
     if lava_report:
         _dump(stage / "verify-lava.json", lava_report)
-    _done("verify", timings)
-
-    _step("energy", log, timings)
-    energy_text, energy = energy_report(pipe, "test", None, "45nm-fp32", stage / "energy.png")
-    _dump(stage / "energy.json", energy)
-    _done("energy", timings)
-
-    _step("evaluate", log, timings)
-    eval_text, evaluation = evaluate_report(pipe, [8, 6, 4], None, "test", 128 if quick else None,
-                                            "45nm-fp32", False, stage / "evaluate",
-                                            lowerings_text=False)  # the energy section has them
-    _dump(stage / "evaluate.json", evaluation)
-    _done("evaluate", timings)
-
-    summary = {
-        "checkpoint": str(Path("train") / "checkpoint.pt"), "quick": quick,
-        "test_accuracy": trained["test_accuracy"], "epochs": trained["epochs"],
-        "passed": report["passed"] and (lava_report is None or lava_report["passed"]),
-        "verify": verify_block(report),
-        "verify_lava": verify_block(lava_report) if lava_report else None,
-        "lava": lava_note or "ran", "synops_per_inference": energy["synops_per_inference"],
-        "energy_pj": energy["energy_pj"], "ann_energy_pj": energy.get("ann_energy_pj"),
-        "cores": evaluation["mapping"].get("cores"), "seconds": timings,
-    }
-    summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
-    write_report(stage / "report.md", summary, report, lava_report, energy_text, eval_text,
-                 trained, pipe, energy.get("models", {}), evaluation["mapping"])
-    _dump(stage / "summary.json", summary)
-    return summary
+    return report, lava_report

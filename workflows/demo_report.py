@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mlf_deploy.hardware.rules import group_violations
 from mlf_deploy.verification.verdict_text import layer_rows, verdict_lines
+from mlf_deploy.workflows.demo_results import DemoResults
 
 VERDICT = {True: "every backend agreed within its tolerance", False: "SOME BACKEND DISAGREED"}
 
@@ -103,9 +104,11 @@ def _drc_lines(mapping: dict) -> list[str]:
     return lines
 
 
-def write_report(path: Path, summary: dict, report: dict, lava_report: dict | None,
-                 energy_text: str, eval_text: str, trained: dict, pipe, energy_models: dict,
-                 mapping: dict) -> None:
+def write_report(path: Path, results: DemoResults) -> None:
+    r = results
+    summary, report, lava_report, energy_text, eval_text, trained, pipe = (
+        r.summary, r.report, r.lava_report, r.energy_text, r.eval_text, r.trained, r.pipe)
+    energy_models, mapping = r.energy_models, r.mapping
     g = pipe.graph_int.summary()
     args = pipe.ckpt["model_args"]
     q = pipe.quant_report.to_dict()

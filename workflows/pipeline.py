@@ -7,6 +7,7 @@ sample the checkpoint's own test split the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -15,7 +16,7 @@ from mlf_deploy.data import input_kind, input_pipeline, load_split, model_input,
 from mlf_deploy.data.ranges import split_range
 from mlf_deploy.data.streaming import TensorSplit, batches
 from mlf_deploy.device import resolve_device
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.ir.graph_diff import graph_differences
@@ -30,14 +31,36 @@ from mlf_deploy.training_files import weights_sha256
 
 def check_spikes(spikes: str) -> str:
     if spikes not in ("binary", "graded"):
-        raise UserError(f"--spikes must be 'binary' or 'graded', got {spikes!r}")
+        raise UserError(f"{option('spikes')} must be 'binary' or 'graded', got {spikes!r}")
     return spikes
 
 
 def check_samples(samples: int | None) -> int | None:
     if samples is not None and samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
+        raise UserError(f"{option('samples')} must be at least 1, got {samples}")
     return samples
+
+
+class OnnxFile(NamedTuple):
+    """An exported ONNX model verify runs as the onnx backend of its numeric and lowering."""
+
+    path: str
+    numeric: str  # "float" or "int"
+    spikes: str  # "binary" or "graded"
+
+
+class Quantized(NamedTuple):
+    """The int graph and the report of the quantization that made it."""
+
+    graph: Graph
+    report: QuantizationReport
+
+
+class GradedForm(NamedTuple):
+    """The graded lowering of a binary graph, kept with the graph it was rewritten from."""
+
+    binary: Graph
+    graded: Graph
 
 
 @dataclass
@@ -49,28 +72,29 @@ class Pipeline:
     input_max: float | None
     weight_bits: int
     data_dir: str | None = None
-    onnx_file: tuple | None = None  # (path, numeric, spikes): run that onnx backend from a file
+    onnx_file: OnnxFile | None = None  # run that onnx backend from a file
     graph_file: dict | None = None  # path and differences from this checkpoint's own lowering
     lava_timeout: float | None = None  # seconds per Lava run; None: derived from the network
     device: torch.device = torch.device("cpu")  # where torch, torch-int and the reference run
     _splits: dict = field(default_factory=dict)
-    _graded: dict = field(default_factory=dict)
-    _int: tuple | None = None  # (int graph, quantization report), made on first use
+    _int: Quantized | None = None  # made on first use
+    _graded: dict = field(default_factory=dict)  # numeric -> GradedForm
 
-    def _quantized(self) -> tuple:
+    def _quantized(self) -> Quantized:
         # On first use only: a float export or a float backend never quantizes, so it never
         # meets a fixed-point rule and never pays for quantizing a large network.
         if self._int is None:
-            self._int = quantize(self.graph_float, self.weight_bits, input_max=self.input_max)
+            self._int = Quantized(*quantize(self.graph_float, self.weight_bits,
+                                            input_max=self.input_max))
         return self._int
 
     @property
     def graph_int(self) -> Graph:
-        return self._quantized()[0]
+        return self._quantized().graph
 
     @property
     def quant_report(self) -> QuantizationReport:
-        return self._quantized()[1]
+        return self._quantized().report
 
     def graph(self, numeric: str, spikes: str = "binary") -> Graph:
         """The float or int graph in the binary or graded lowering (graded: rewritten from the
@@ -79,11 +103,10 @@ class Pipeline:
         if spikes == "binary":
             return binary
         check_spikes(spikes)
-        source, graded = self._graded.get(numeric, (None, None))
-        if source is not binary:  # rewritten again after use_graph_file replaced the binary graph
-            graded = to_graded(binary)
-            self._graded[numeric] = (binary, graded)
-        return graded
+        form = self._graded.get(numeric)
+        if form is None or form.binary is not binary:  # again after use_graph_file replaced it
+            form = self._graded[numeric] = GradedForm(binary, to_graded(binary))
+        return form.graded
 
     @property
     def spec(self) -> dict:
@@ -92,7 +115,7 @@ class Pipeline:
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in self._splits:
             if name not in ("train", "test"):
-                raise UserError(f"--split must be 'train' or 'test', got {name!r}")
+                raise UserError(f"{option('split')} must be 'train' or 'test', got {name!r}")
             self._splits[name] = load_split(self.spec, name, self.data_dir)
         return self._splits[name]
 
@@ -111,15 +134,15 @@ class Pipeline:
             # in the differences below either way.
             own, report = quantize(self.graph_float, bits, input_max=self.input_max) \
                 if valid_weight_bits(bits) else self._quantized()
-            self._int = (own if graph.graded else graph, report)
+            self._int = Quantized(own if graph.graded else graph, report)
         else:
             own = self.graph_float
             if not graph.graded:
                 self.graph_float = graph
         if graph.graded:
             own = self.graph(graph.numeric, "graded")
-            self._graded[graph.numeric] = (self.graph_int if graph.numeric == "int"
-                                           else self.graph_float, graph)
+            self._graded[graph.numeric] = GradedForm(self.graph_int if graph.numeric == "int"
+                                                     else self.graph_float, graph)
         diffs = graph_differences(graph, own)
         self.graph_file = {"path": str(path), "identical": not diffs, "differences": diffs,
                            "spikes": "graded" if graph.graded else "binary"}
@@ -135,10 +158,10 @@ class Pipeline:
         numeric = meta.get("numeric")
         if numeric not in ("float", "int"):
             raise UserError(f"{path} is not an mlf-deploy ONNX export; export it with "
-                            "`mlf-deploy export --to onnx`")
+                            f"`mlf-deploy export {option('target', 'onnx')}`")
         spikes = meta.get("spikes", "binary")
         check_model_matches(model, self.graph(numeric, check_spikes(spikes)), str(path))
-        self.onnx_file = (str(path), numeric, spikes)
+        self.onnx_file = OnnxFile(str(path), numeric, spikes)
         return f"onnx-{numeric}" + ("-graded" if spikes == "graded" else "")
 
     def data(self, split: str = "test", samples: int | None = None):
@@ -162,7 +185,7 @@ class Pipeline:
         memory holds one chunk whatever the number of samples. ``run``: :meth:`check_run`'s."""
         check_samples(samples)
         if split not in ("train", "test"):
-            raise UserError(f"--split must be 'train' or 'test', got {split!r}")
+            raise UserError(f"{option('split')} must be 'train' or 'test', got {split!r}")
         dataset = TensorSplit(*self._splits[split]) if split in self._splits else \
             open_split(self.spec, split, self.data_dir)
         n = len(dataset) if samples is None else min(samples, len(dataset))
@@ -187,7 +210,7 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
                            f"the training split of dataset {spec.get('name')!r}")
     events = input_kind(spec) == "events"
     graph = lower(model, tuple(info["shape"]), "events" if events else "static", info["timesteps"])
-    # Ties exported files to the weights they came from (verify --graph checks it), and carries
+    # Ties exported files to the weights they came from (verify checks a graph file), and carries
     # the raw-input pipeline into every artifact, so each one can be run without the checkpoint.
     graph_float = with_input_pipeline(Graph(graph.nodes, graph.numeric, {
         **graph.metadata, "model_sha256": weights_sha256(model)}), input_pipeline(spec))

@@ -4,7 +4,7 @@ of the samples against the input pipeline the artifact records.
 A model fed the wrong units still answers with confident classes, so the samples are checked
 before anything runs: shape and layout, real finite numbers, and the range of the recorded raw
 units (the scikit-learn digits' 0..16, CIFAR-10's 0..255, whole event counts). Images scaled to
-0..1 (torchvision's ``ToTensor`` habit) are named as such. ``--trust-input`` skips the units check
+0..1 (torchvision's ``ToTensor`` habit) are named as such. ``trust_input`` skips the units check
 only; shape, NaN and infinity are always refused.
 """
 
@@ -14,13 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.npy_files import load_npy
 
 # The raw units of each data set as (low, high); None: unbounded. Event sets count events.
 RAW_RANGE = {"digits": (0.0, 16.0), "cifar10": (0.0, 255.0)}
 NPZ_SAMPLES = ("x", "inputs", "images", "samples", "data")
 NPZ_LABELS = ("y", "labels", "targets")
+
+
+def _input(path) -> str:
+    return option("input_path", path)
+
+
+def _labels(path=None) -> str:
+    return option("labels_path", path)
 
 
 def _npz_array(archive, names, what, path):
@@ -31,8 +39,9 @@ def _npz_array(archive, names, what, path):
         return archive[archive.files[0]]
     if what == "labels":
         return None
-    raise UserError(f"--input {path} holds arrays {', '.join(archive.files) or 'none'}; name the "
-                    f"samples one of {', '.join(NPZ_SAMPLES)} (np.savez(path, x=samples, y=labels))")
+    raise UserError(f"{_input(path)} holds arrays {', '.join(archive.files) or 'none'}; name "
+                    f"the samples one of {', '.join(NPZ_SAMPLES)} "
+                    "(np.savez(path, x=samples, y=labels))")
 
 
 def load_samples(path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -43,9 +52,9 @@ def load_samples(path) -> tuple[np.ndarray, np.ndarray | None]:
             zipped = f.read(2) == b"PK"  # an .npz is a zip archive
         # a .npy's header is checked against the file before anything is allocated
         loaded = (np.load(path, allow_pickle=False) if zipped
-                  else load_npy(path, f"--input {path}"))
+                  else load_npy(path, _input(path)))
     except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"cannot read --input {path} as a .npy or .npz array: {exc}") from exc
+        raise UserError(f"cannot read {_input(path)} as a .npy or .npz array: {exc}") from exc
     labels = None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
@@ -54,11 +63,11 @@ def load_samples(path) -> tuple[np.ndarray, np.ndarray | None]:
     else:
         raw = loaded
     if np.iscomplexobj(raw):
-        raise UserError(f"--input {path} holds complex values; give real pixel values or counts")
+        raise UserError(f"{_input(path)} holds complex values; give real pixel values or counts")
     if not np.issubdtype(raw.dtype, np.number):
-        raise UserError(f"--input {path} holds {raw.dtype} values; give numbers")
+        raise UserError(f"{_input(path)} holds {raw.dtype} values; give numbers")
     if raw.ndim == 0 or len(raw) == 0:
-        raise UserError(f"--input {path} holds no samples (shape {raw.shape}); give a batch of "
+        raise UserError(f"{_input(path)} holds no samples (shape {raw.shape}); give a batch of "
                         "samples along the first axis")
     return raw, labels
 
@@ -71,14 +80,14 @@ def load_labels(path) -> np.ndarray:
         try:
             loaded = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
-            raise UserError(f"cannot read --labels {path}: {exc}") from exc
+            raise UserError(f"cannot read {_labels(path)}: {exc}") from exc
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
                 labels = _npz_array(loaded, NPZ_LABELS, "labels", path)
                 if labels is None and len(loaded.files) == 1:
                     labels = loaded[loaded.files[0]]
             if labels is None:
-                raise UserError(f"--labels {path} has no array named y or labels")
+                raise UserError(f"{_labels(path)} has no array named y or labels")
         else:
             labels = loaded
     else:
@@ -86,21 +95,21 @@ def load_labels(path) -> np.ndarray:
             words = path.read_text().replace(",", " ").split()
             labels = np.array([int(w) for w in words])
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise UserError(f"cannot read --labels {path} as whole-number class indices: "
+            raise UserError(f"cannot read {_labels(path)} as whole-number class indices: "
                             f"{exc}") from exc
     labels = np.asarray(labels).reshape(-1)
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        raise UserError(f"--labels {path} holds {labels.dtype} values; give class indices")
+        raise UserError(f"{_labels(path)} holds {labels.dtype} values; give class indices")
     return labels
 
 
 def check_labels(labels: np.ndarray, samples: int, classes: int) -> np.ndarray:
     if len(labels) != samples:
-        raise UserError(f"--labels has {len(labels)} labels for {samples} samples; give one "
+        raise UserError(f"{_labels()} has {len(labels)} labels for {samples} samples; give one "
                         "class index per sample, in the same order")
     bad = labels[(labels < 0) | (labels >= classes)]
     if bad.size:
-        raise UserError(f"--labels holds class index {int(bad[0])}; this model has classes "
+        raise UserError(f"{_labels()} holds class index {int(bad[0])}; this model has classes "
                         f"0..{classes - 1}")
     return labels
 
@@ -121,27 +130,27 @@ def check_samples(raw: np.ndarray, pipe: dict, path, trust: bool = False) -> Non
         if raw.ndim == len(want) + 1 and raw.shape[-1] == want[-3] and \
                 tuple(raw.shape[-3:-1]) == tuple(want[-2:]):
             hint = "; the channels look last: np.moveaxis(x, -1, -3) puts them first"
-        raise UserError(f"--input {path} has shape {tuple(raw.shape)}; this model takes "
+        raise UserError(f"{_input(path)} has shape {tuple(raw.shape)}; this model takes "
                         f"{layout} samples of {units}{hint}")
     finite = np.isfinite(raw)
     if not finite.all():
         nan = int(np.isnan(raw).sum())
-        raise UserError(f"--input {path} holds {nan} NaN and {raw.size - int(finite.sum()) - nan} "
+        raise UserError(f"{_input(path)} holds {nan} NaN and {raw.size - int(finite.sum()) - nan} "
                         f"infinite values; give finite {units}")
     if trust:
         return
     low, high = float(raw.min()), float(raw.max())
     bounds = RAW_RANGE.get(pipe.get("dataset"))
-    override = "; pass --trust-input to run them anyway"
+    override = f"; pass {option('trust_input')} to run them anyway"
     if pipe["encoding"] == "events":
         if low < 0 or not np.array_equal(raw, np.round(raw)):
-            raise UserError(f"--input {path} holds values {low:g}..{high:g}; this model takes "
+            raise UserError(f"{_input(path)} holds values {low:g}..{high:g}; this model takes "
                             f"whole, non-negative {units}{override}")
     elif bounds is not None:
         lo, hi = bounds
         if low < lo or high > hi:
-            raise UserError(f"--input {path} holds values {low:g}..{high:g}; this model takes "
+            raise UserError(f"{_input(path)} holds values {low:g}..{high:g}; this model takes "
                             f"{units} (the range its pipeline was trained on){override}")
         if hi > 1 and 0 < high <= 1:
-            raise UserError(f"--input {path} holds values {low:g}..{high:g}: scaled to 0..1, "
+            raise UserError(f"{_input(path)} holds values {low:g}..{high:g}: scaled to 0..1, "
                             f"but this model takes {units}; multiply by {hi:g}{override}")

@@ -33,8 +33,10 @@ def _prepare_lava(pipe: Pipeline, graph) -> Runner:
 
 def _prepare_onnx(pipe: Pipeline, graph) -> Runner:
     from mlf_deploy.runtimes.onnx import OnnxRunner
-    if pipe.onnx_file is not None and pipe.onnx_file[1:] == (graph.numeric, graph.spikes):
-        return OnnxRunner(graph, pipe.onnx_file[0]).run
+    supplied = pipe.onnx_file
+    if supplied is not None and (supplied.numeric, supplied.spikes) == (graph.numeric,
+                                                                          graph.spikes):
+        return OnnxRunner(graph, supplied.path).run
     return OnnxRunner(graph, None, "sequence").run
 
 

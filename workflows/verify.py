@@ -15,13 +15,13 @@ import numpy as np
 from mlf_deploy.errors import UserError
 from mlf_deploy.results import RunResult
 from mlf_deploy.runtimes.lava_guard import SAMPLES_PER_RUN
-from mlf_deploy.verification.agreement import DEFAULT_TOLERANCE
 from mlf_deploy.verification.backend_report import BackendReport
 from mlf_deploy.verification.backends import BACKENDS, with_references
 from mlf_deploy.verification.layer_check import LayerCheck
 from mlf_deploy.verification.layer_check import applies as layer_check_applies
 from mlf_deploy.verification.tally import Tally
 from mlf_deploy.verification.verdict_text import layer_rows, verdict_lines
+from mlf_deploy.workflows.options import VerifyOptions
 from mlf_deploy.workflows.pipeline import Pipeline
 from mlf_deploy.workflows.runners import prepare_backend
 
@@ -38,7 +38,8 @@ def judge(rep: BackendReport, torch_accuracy: float) -> None:
 
 
 def int_weight_bits(pipe: Pipeline) -> int | None:
-    """The weight width of the int graph actually run (a graph file may differ from --weight-bits)."""
+    """The weight width of the int graph actually run (a graph file may differ from the
+    pipeline's ``weight_bits``)."""
     return (pipe.graph_int.metadata.get("quantization") or {}).get("weight_bits", pipe.weight_bits)
 
 
@@ -69,59 +70,80 @@ def _logits_only(result: RunResult) -> RunResult:
     return RunResult(result.backend, result.numeric, {}, {}, result.logits, result.overflow)
 
 
-def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "test",
-           progress=None, chunk: int | None = None,
-           tolerance: float = DEFAULT_TOLERANCE) -> dict:
-    """Run ``backends`` (plus their references) on the first ``samples`` of a split and compare.
+class _Comparison:
+    """What verify runs on every chunk and what it sums: each backend's runner and tally, and
+    ir-int's per-layer check (None where it does not apply)."""
 
-    The samples go through every backend in chunks of ``chunk`` (default :func:`chunk_size`, or
-    the environment's ``MLF_DEPLOY_VERIFY_CHUNK``): each chunk's recordings are compared, added to
-    running totals (:class:`~mlf_deploy.verification.tally.Tally`) and dropped, so memory does not
-    grow with ``samples``, and the report equals an unchunked run's. A Lava backend rounds the
-    chunk up to whole Lava runs. ir-int is also run layer by layer on ir-float's spikes
-    (:mod:`runtimes.layer_check`) and may lose at most ``tolerance`` of accuracy (a fraction)."""
-    if chunk is not None and chunk < 1:
-        raise UserError(f"--chunk must be at least 1 sample, got {chunk}")
-    names = with_references(backends)
-    bits = int_weight_bits(pipe) if any(BACKENDS[n].numeric == "int" for n in names) else None
-    runners = {n: prepare_backend(n, pipe) for n in names}
-    tallies = {n: Tally(n, BACKENDS[n].reference, bits if BACKENDS[n].numeric == "int" else None)
-               for n in names}
-    chunk = chunk_size(pipe.graph_float, names, chunk or _env_chunk())
-    check = LayerCheck(pipe.graph_float, pipe.graph_int) if "ir-int" in names and \
-        layer_check_applies(pipe.graph_float, pipe.graph_int) else None
-    done = 0
-    for x, y in pipe.batches(split, samples, chunk):
-        labels, results = y.numpy(), {}
-        for i, name in enumerate(names):
+    def __init__(self, pipe: Pipeline, backends):
+        self.names = with_references(backends)
+        bits = int_weight_bits(pipe) if any(BACKENDS[n].numeric == "int" for n in self.names) \
+            else None
+        self.runners = {n: prepare_backend(n, pipe) for n in self.names}
+        self.tallies = {n: Tally(n, BACKENDS[n].reference,
+                                 bits if BACKENDS[n].numeric == "int" else None)
+                        for n in self.names}
+        self.check = LayerCheck(pipe.graph_float, pipe.graph_int) if "ir-int" in self.names \
+            and layer_check_applies(pipe.graph_float, pipe.graph_int) else None
+
+    def add(self, x, labels: np.ndarray, done: int, chunk: int, progress=None) -> None:
+        """Run every backend on one chunk (``done`` samples before it) and add it to the totals."""
+        results = {}
+        for i, name in enumerate(self.names):
             if progress:
                 one_chunk = done == 0 and len(labels) < chunk
                 progress(name if one_chunk else f"{name} (samples {done + 1}-{done + len(labels)})")
             start = time.perf_counter()
-            results[name] = runners[name](x)
-            tallies[name].add(results[name], results, labels, done, time.perf_counter() - start)
-            if name == "ir-int" and check is not None:
-                check.add(x, results["ir-float"], done)
+            results[name] = self.runners[name](x)
+            self.tallies[name].add(results[name], results, labels, done,
+                                   time.perf_counter() - start)
+            if name == "ir-int" and self.check is not None:
+                self.check.add(x, results["ir-float"], done)
             # Keep a chunk's full records only while a later backend is compared with them.
-            needed = {BACKENDS[n].reference for n in names[i + 1:]}
+            needed = {BACKENDS[n].reference for n in self.names[i + 1:]}
             results = {n: r if n in needed else _logits_only(r) for n, r in results.items()}
-        done += len(labels)
+
+    def reports(self, tolerance: float) -> dict[str, BackendReport]:
+        """Each backend's report over every chunk, judged against its tolerance."""
+        reports = {n: t.report() for n, t in self.tallies.items()}
+        torch_accuracy = reports["torch"].accuracy
+        if self.check is not None:
+            reports["ir-int"].layer_check = self.check.report()
+        for rep in reports.values():
+            rep.accuracy_tolerance = tolerance
+            judge(rep, torch_accuracy)
+        return reports
+
+
+def verify(pipe: Pipeline, backends, options: VerifyOptions | None = None,
+           progress=None) -> dict:
+    """Run ``backends`` (plus their references) on the first ``options.samples`` of a split and
+    compare; ``progress(name)`` is told each backend before it runs.
+
+    The samples go through every backend in chunks of ``options.chunk`` (default
+    :func:`chunk_size`, or the environment's ``MLF_DEPLOY_VERIFY_CHUNK``): each chunk's
+    recordings are compared, added to running totals
+    (:class:`~mlf_deploy.verification.tally.Tally`) and dropped, so memory does not grow with the
+    samples, and the report equals an unchunked run's. A Lava backend rounds the chunk up to
+    whole Lava runs. ir-int is also run layer by layer on ir-float's spikes
+    (:mod:`mlf_deploy.verification.layer_check`) and may lose at most ``options.tolerance`` of
+    accuracy (a fraction)."""
+    options = options or VerifyOptions()
+    comparison = _Comparison(pipe, backends)
+    chunk = chunk_size(pipe.graph_float, comparison.names, options.chunk or _env_chunk())
+    done = 0
+    for x, y in pipe.batches(options.split, options.samples, chunk):
+        comparison.add(x, y.numpy(), done, chunk, progress)
+        done += len(y)
     if done == 0:
-        raise UserError(f"the {split} split of {pipe.path} holds no samples to verify")
-    reports = {n: t.report() for n, t in tallies.items()}
-    torch_accuracy = reports["torch"].accuracy
-    if check is not None:
-        reports["ir-int"].layer_check = check.report()
-    for rep in reports.values():
-        rep.accuracy_tolerance = tolerance
-        judge(rep, torch_accuracy)
-    # A reference added only to compare a requested backend with is reported, but the exit
-    # status answers what was asked: `--backends lava-fixed` judges lava-fixed against ir-int.
+        raise UserError(f"the {options.split} split of {pipe.path} holds no samples to verify")
+    reports = comparison.reports(options.tolerance)
+    # A reference added only to compare a requested backend with is reported, but the verdict
+    # answers what was asked: asking for lava-fixed alone judges lava-fixed against ir-int.
     asked = {"torch", *backends}
     summary = {"passed": all(r.within_tolerance for n, r in reports.items() if n in asked),
-               "references_only": [n for n in names if n not in asked],
-               "samples": done, "split": split, "checkpoint": pipe.path,
-               "weight_bits": pipe.weight_bits, "chunk": chunk, "tolerance": tolerance,
+               "references_only": [n for n in comparison.names if n not in asked],
+               "samples": done, "split": options.split, "checkpoint": pipe.path,
+               "weight_bits": pipe.weight_bits, "chunk": chunk, "tolerance": options.tolerance,
                "backends": {n: r.to_dict() for n, r in reports.items()}}
     if pipe.graph_file is not None:  # a supplied graph must be this checkpoint's own lowering
         summary["graph_file"] = pipe.graph_file
@@ -129,7 +151,8 @@ def verify(pipe: Pipeline, backends, samples: int | None = 16, split: str = "tes
     return summary
 
 
-def format_verify_table(summary: dict) -> str:
+def format_verify_table(summary: dict, backends_option: str = "the backends") -> str:
+    """verify's table; ``backends_option``: what the caller calls the backends it asked for."""
     rows = [f"{'backend':<17} {'reference':<9} {'acc':>6} {'top1':>6} {'spike mism':>14} "
             f"{'state mism':>10} {'|dlogit|':>9}  ok"]
     for name, r in summary["backends"].items():
@@ -165,8 +188,8 @@ def format_verify_table(summary: dict) -> str:
         rows += [f"  {line}" for line in supplied["differences"]]
     extra = summary.get("references_only")
     if extra:
-        rows.append(f"run as reference only, shown but not deciding the verdict: {', '.join(extra)} "
-                    "(name it in --backends to have it judged)")
+        rows.append("run as reference only, shown but not deciding the verdict: "
+                    f"{', '.join(extra)} (name it in {backends_option} to have it judged)")
     rows.append(f"{'PASSED' if summary['passed'] else 'FAILED'} on {summary['samples']} samples"
                 + (f" (in chunks of {summary['chunk']})"
                    if summary.get("chunk", summary["samples"]) < summary["samples"] else ""))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.ir import Graph
 from mlf_deploy.ir.normalisation import NORMALISATION_FIELDS
 from mlf_deploy.ir.semantics import readout_norm, weight_key
@@ -95,7 +95,7 @@ def to_nir(graph: Graph, target: str = "snntorch"):
         raise UserError("NIR has no graded-spike neuron: export the binary lowering")
     if graph.numeric != "float":
         raise UserError("NIR has no fixed-point fields: export the float graph, or dequantise the "
-                        "int graph first (export --nir-dequantised)")
+                        f"int graph first (export {option('nir_dequantised')})")
     profile = PROFILES[target]
     inp = graph.input
     ids = {inp.name: "input"}

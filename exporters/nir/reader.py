@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from mlf_deploy import limits
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.exporters.nir.export import PROFILES
 
 WEIGHTS = ("Conv2d", "Linear", "Affine")
@@ -70,7 +70,7 @@ class NirReader:
         written_for = self.meta.get("target")
         if source and written_for and source != written_for:
             raise UserError(f"this NIR file was written for {written_for}, not {source}; drop "
-                            "--nir-source or export it again for that target")
+                            f"{option('nir_source')} or export it again for that target")
         chosen = written_for or source or "snntorch"
         if chosen not in PROFILES:
             raise UserError(f"unknown NIR source {chosen!r}; choose one of {', '.join(PROFILES)}")
@@ -80,7 +80,7 @@ class NirReader:
         steps = self.meta["graph_metadata"].get("timesteps") or timesteps
         if steps is None:
             raise UserError("this NIR file does not say how many timesteps a sample has; pass "
-                            "--timesteps N")
+                            f"{option('timesteps', 'N')}")
         if isinstance(steps, bool) or not isinstance(steps, int) \
                 or not 1 <= steps <= limits.MAX_TIMESTEPS:
             raise UserError(f"the NIR file's timesteps is {str(steps)[:40]!r}; expected an "

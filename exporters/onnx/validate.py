@@ -17,7 +17,7 @@ import onnx
 from onnx import numpy_helper
 
 from mlf_deploy import limits
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.exporters.onnx.export import FORMAT, OPSET
 from mlf_deploy.ir.file_checks import check_input_pipeline
 
@@ -111,4 +111,4 @@ def check_onnx_model(model: onnx.ModelProto, where: str) -> None:
         onnx.checker.check_model(model)
     except (ValueError, onnx.checker.ValidationError) as exc:
         raise UserError(f"{where} is not an mlf-deploy ONNX export: {str(exc).splitlines()[0]}"
-                        "; export it with `mlf-deploy export --to onnx`") from exc
+                        f"; export it with `mlf-deploy export {option('target', 'onnx')}`") from exc

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from mlf_deploy.data.cifar_pickle import read_cifar10_batch
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 
 DIGITS_OPTIONS = {"test_fraction": 0.2}
 # Paper section 4: the CIFAR10 Normalize constants of the reference code, and its flip/crop.
@@ -58,13 +58,14 @@ def cifar10_spec(spec: dict) -> dict:
 
 def _cifar10_dir(spec: dict) -> str:
     if not spec.get("data_dir"):
-        raise UserError("cifar10 needs --data-dir DIR holding cifar-10-batches-py/ "
+        raise UserError(f"cifar10 needs {option('data_dir', 'DIR')} holding cifar-10-batches-py/ "
                         "(the python version of CIFAR-10: data_batch_1..5, test_batch)")
     folder = os.path.join(spec["data_dir"], "cifar-10-batches-py")
     if not os.path.isdir(spec["data_dir"]):
         raise UserError(f"cifar10 files not found: {spec['data_dir']} does not exist (the folder "
-                        "recorded at training); if the data moved, pass --data-dir DIR, the "
-                        "folder that now holds cifar-10-batches-py/")
+                        "recorded at training); if the data moved, pass "
+                        f"{option('data_dir', 'DIR')}, the folder that now holds "
+                        "cifar-10-batches-py/")
     missing = [f for f in CIFAR10_FILES if not os.path.isfile(os.path.join(folder, f))]
     if missing:
         raise UserError(f"cifar10 files missing in {folder}: {', '.join(missing)}; download "

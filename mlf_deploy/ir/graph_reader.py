@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 
 from mlf_deploy import limits
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.ir.file_checks import check_array_table, check_npy_header, json_depth
 from mlf_deploy.ir.graph import Graph
 from mlf_deploy.ir.normalisation import upgrade_body
@@ -46,7 +46,7 @@ def _payload(path) -> bytes:
         raise UserError(f"cannot read graph file {path}: {exc.strerror}") from exc
     if not raw.startswith(MAGIC):
         raise UserError(f"{path} is not a valid graph file (no mlf-deploy graph header); "
-                        "write one with `mlf-deploy export --to ir`")
+                        f"write one with `mlf-deploy export {option('target', 'ir')}`")
     head, _, data = raw[len(MAGIC):].partition(b"\n")
     if head != digest_line(data):
         raise UserError(f"{path} failed its checksum: the file is truncated or was changed after "
@@ -123,7 +123,7 @@ def load_graph(path) -> Graph:
     try:
         header, stored = _read_container(data)
     except UserError as exc:
-        raise UserError(f"{path} is not a valid graph file: {exc}") from exc
+        raise UserError(f"{path} is not a valid graph file: {exc.template}") from exc
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error,
             NotImplementedError, RecursionError) as exc:
         raise UserError(f"{path} is not a valid graph file (corrupt or truncated: {exc})") from exc
