@@ -21,7 +21,7 @@ import torch.distributed as dist
 from mlf_deploy.checkpoint import read_checkpoint
 from mlf_deploy.data import dataset_options, dataset_spec, input_kind, open_split
 from mlf_deploy.data.ranges import split_range
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.fileio import atomic_write_text
 from mlf_deploy.models import preset_args
 from mlf_deploy.outputs import output_lock
@@ -144,7 +144,7 @@ def _note_thread_change(resumed: dict | None, threads: int, out: Path, log) -> N
     if resumed is not None and before not in (None, threads):
         log(f"note: {out / 'checkpoint.pt'} was trained with {before} thread(s); the epochs from "
             f"here run with {threads}, so the weights will not be bit-identical to an "
-            "uninterrupted run (pass --threads to match)")
+            f"uninterrupted run (pass {option('threads')} to match)")
 
 
 def _result(run: TrainingRun, resumed: dict | None, start_time: float, threads: int) -> dict:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mlf_deploy.data import dataset_options
 from mlf_deploy.device import resolve_device
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE, valid_weight_bits
 from mlf_deploy.neuron_kernel import resolve_neuron_kernel
 
@@ -95,27 +95,28 @@ def resolve(config: TrainConfig, init: dict | None = None) -> TrainConfig:
     try:
         resolve_neuron_kernel(cfg.neuron_kernel, cfg.device)
     except ValueError as exc:
-        raise UserError(f"--neuron-kernel: {exc}") from exc
+        raise UserError(f"{option('neuron_kernel')}: {exc}") from exc
     return cfg
 
 
 def _check_start(config: TrainConfig, init: dict | None) -> None:
     """What a run starts from: a model it builds, or ``init``'s (then no model option)."""
     if config.weight_bits is not None and not valid_weight_bits(config.weight_bits):
-        raise UserError("--weight-bits must be an integer from {} to {}, got {}".format(
-            *WEIGHT_BITS_RANGE, config.weight_bits))
+        raise UserError("{} must be an integer from {} to {}, got {}".format(
+            option("weight_bits"), *WEIGHT_BITS_RANGE, config.weight_bits))
     if config.init is None:
         if config.weight_bits is not None:
-            raise UserError("--weight-bits trains through the int graph of a trained model: pass "
-                            "--init CKPT, the checkpoint to start from")
+            raise UserError(f"{option('weight_bits')} trains through the int graph of a trained "
+                            f"model: pass {option('init', 'CKPT')}, the checkpoint to start from")
         return
-    given = [f"--{k}" for k in _MODEL_FIELDS if getattr(config, k) is not None]
+    given = [option(k) for k in _MODEL_FIELDS if getattr(config, k) is not None]
     if given:
-        raise UserError(f"--init takes the model from {config.init}; drop {', '.join(given)}")
+        raise UserError(f"{option('init')} takes the model from {config.init}; drop "
+                        f"{', '.join(given)}")
     name = init["dataset"]["name"]
     if config.dataset not in (None, name):
-        raise UserError(f"--init {config.init} was trained on {name!r}, not {config.dataset!r}; "
-                        "drop --dataset")
+        raise UserError(f"{option('init', config.init)} was trained on {name!r}, not "
+                        f"{config.dataset!r}; drop {option('dataset')}")
 
 
 def _check_numbers(cfg: TrainConfig) -> None:
@@ -138,4 +139,5 @@ def _check_numbers(cfg: TrainConfig) -> None:
     if cfg.lr_schedule not in ("step", "cosine"):
         raise UserError(f"lr_schedule must be 'step' or 'cosine', got {cfg.lr_schedule!r}")
     if cfg.resume and cfg.force:
-        raise UserError("--resume continues a run and --force starts it over: pass one of them")
+        raise UserError(f"{option('resume')} continues a run and {option('force')} starts it "
+                        "over: pass one of them")

@@ -14,21 +14,22 @@ import torch
 
 from mlf_deploy import limits
 from mlf_deploy.checkpoint import read_checkpoint
-from mlf_deploy.errors import UserError
+from mlf_deploy.errors import UserError, option
 from mlf_deploy.ownership import adopt, allow_replace, check_replace
 
 
 def check_out_dir(out: Path) -> None:
     """Fail before any work when ``out`` cannot become a writable directory; create nothing."""
     if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} exists and is not a directory; choose another --out")
+        raise UserError(f"output {out} exists and is not a directory; choose another {option('out')}")
     parent = out
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise UserError(f"cannot create output directory {out}: {parent} is a file")
     if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write to {parent}: permission denied; choose a writable --out")
+        raise UserError(f"cannot write to {parent}: permission denied; choose a writable "
+                        f"{option('out')}")
 
 
 def _plain(obj):
@@ -37,14 +38,14 @@ def _plain(obj):
 
 def check_not_init(out: Path, init: str | None) -> None:
     if init is not None and Path(init).resolve() == (out / "checkpoint.pt").resolve():
-        raise UserError(f"--out {out} holds the input checkpoint; choose another folder")
+        raise UserError(f"{option('out', out)} holds the input checkpoint; choose another folder")
 
 
 def read_resume(path: Path, spec: dict, model_args: dict, weight_bits: int | None = None) -> dict:
     """The run in ``path`` to continue, refused unless it has the model, data set and integer
     width (``weight_bits``, None: a float run) this run was given."""
     if not path.is_file():
-        raise UserError(f"nothing to resume: {path} does not exist; run without --resume")
+        raise UserError(f"nothing to resume: {path} does not exist; run without {option('resume')}")
     ckpt = read_checkpoint(path)
     adopt(path)  # the run the user asked to continue: its checkpoint is replaced as it goes on
     missing = [k for k in ("optimizer", "scheduler", "rng", "epoch", "history") if k not in ckpt]
@@ -59,7 +60,7 @@ def read_resume(path: Path, spec: dict, model_args: dict, weight_bits: int | Non
         diffs.append("weight_bits")
     if diffs:
         raise UserError(f"{path} was trained with different settings ({', '.join(diffs)}); resume "
-                        "with the options of that run or choose another --out")
+                        f"with the options of that run or choose another {option('out')}")
     return ckpt
 
 
@@ -73,7 +74,8 @@ def check_trainable(args: dict) -> None:
     check_model_args(args, "training")
     if model_weights(args) > limits.MAX_WEIGHTS:
         raise UserError(f"this model has {model_weights(args)} weights, more than this tool's "
-                        f"limit of {limits.MAX_WEIGHTS}; choose smaller --widths or --depth")
+                        f"limit of {limits.MAX_WEIGHTS}; choose smaller {option('widths')} or "
+                        f"{option('depth')}")
 
 
 # Bytes training keeps per level neuron and timestep for the backward pass: float32 conv output,
@@ -87,7 +89,7 @@ def check_training_run(args: dict, spec: dict, batch_size: int, what: str = "tra
     from mlf_deploy.models import DSResNet
     shape = (spec["channels"], spec["size"], spec["size"])
     graph = lower(DSResNet(**args).eval(), shape, spec["kind"], args.get("timesteps", 4))
-    limits.check_graph_run(graph, batch_size, what, option="--batch-size",
+    limits.check_graph_run(graph, batch_size, what, option="batch_size",
                            bytes_per=TRAIN_BYTES_PER_NEURON_STEP)
 
 
@@ -129,9 +131,9 @@ def check_no_run(out: Path, cfg) -> None:
     either replaces only files this tool wrote (checked by content hash, :mod:`ownership`)."""
     found = [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
     if found and not (cfg.resume or cfg.force):
-        raise UserError(f"{out} already holds a run ({', '.join(found)}); pass --resume to "
-                        "continue it, --force to start over (replaces those files), or choose "
-                        "another --out")
+        raise UserError(f"{out} already holds a run ({', '.join(found)}); pass {option('resume')} "
+                        f"to continue it, {option('force')} to start over (replaces those "
+                        f"files), or choose another {option('out')}")
     for name in found:
         if cfg.resume and name == "checkpoint.pt" and not (out / name).is_symlink():
             continue  # read and validated by read_resume, which adopts it

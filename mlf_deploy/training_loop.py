@@ -21,6 +21,7 @@ from tqdm import tqdm
 from mlf_deploy.checkpoint import save_checkpoint
 from mlf_deploy.data import augment, model_input
 from mlf_deploy.data.streaming import batches
+from mlf_deploy.errors import option
 from mlf_deploy.fileio import atomic_write_text
 
 
@@ -144,7 +145,7 @@ def run_epochs(run: TrainingRun, progress: bool, log) -> None:
             saved = last["epoch"]
         if saved:
             log(f"interrupted in epoch {saved + 1}: {ckpt_path} keeps epoch {saved} of "
-                f"{cfg.epochs}; continue with the same command and --resume")
+                f"{cfg.epochs}; continue with the same command and {option('resume')}")
         else:
             log("interrupted before the first epoch finished; nothing was saved")
         raise

@@ -14,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from mlf_deploy.checkpoint import build_model
+from mlf_deploy.errors import option
 from mlf_deploy.models import DSResNet
 from mlf_deploy.neuron_kernel import resolve_neuron_kernel, set_neuron_kernel
 from mlf_deploy.qat.integer_training import start_integer_training
@@ -62,7 +63,7 @@ def start_run(cfg, init, spec, model_args, inputs, resumed, where: Placement, sp
         history, first = restore_run(resumed, model, opt, sched, out / "checkpoint.pt")
         if first >= cfg.epochs:
             log(f"nothing to do: {out / 'checkpoint.pt'} already finished all {cfg.epochs} "
-                "epochs; pass a larger --epochs to train further")
+                f"epochs; pass a larger {option('epochs')} to train further")
         else:
             log(f"resuming {out / 'checkpoint.pt'} after epoch {first}")
     forward, extra = model, {}
@@ -75,7 +76,7 @@ def start_run(cfg, init, spec, model_args, inputs, resumed, where: Placement, sp
         forward, test_accuracy = integer.forward(model), integer.accuracy
     net = DistributedDataParallel(forward) if where.world > 1 else forward
     if cfg.compile:
-        log("warning: --compile (inductor) gave a gradient that differs from eager in a "
+        log(f"warning: {option('compile')} (inductor) gave a gradient that differs from eager in a "
             "check on the CPU (docs/gpu.md); use it to experiment, not for a run to deploy")
         net = torch.compile(net)
     return TrainingRun(cfg, spec, model_args, inputs, model, net, opt, sched, train_set, test_set,

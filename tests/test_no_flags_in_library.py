@@ -21,7 +21,7 @@ OWN_COMMAND_LINE = {
 }
 # Still spelling flags, and rewritten by the training work in progress; remove each entry when
 # its file names options with mlf_deploy.errors.option.
-PENDING = {"mlf_deploy/training.py", "mlf_deploy/training_files.py", "mlf_deploy/qat/finetune.py"}
+PENDING: set[str] = set()
 
 
 def _docstrings(tree) -> set[int]:
