@@ -23,6 +23,7 @@ from mlf_deploy.data import load_split
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.hardware.resources import COLUMNS, compare_forms, format_cell, forms_table
 from mlf_deploy.ir.reference import run_reference
+from mlf_deploy.ir.semantics import input_normalisation
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
@@ -82,11 +83,12 @@ def compare_within(binary, graded, result, seconds):
 def forms_of(model, shape, encoding, x, x_train):
     graph = lower(model, shape, encoding)
     input_max = None
-    if encoding == "static" or "input_gain" in graph.metadata:
+    norm = input_normalisation(graph)
+    if encoding == "static" or norm.gain is not None:
         input_max = float(x_train.abs().max())
-        if "input_gain" in graph.metadata:  # the normalised input's range
-            gain = torch.tensor(graph.metadata["input_gain"]).view(-1, 1, 1)
-            offset = torch.tensor(graph.metadata["input_offset"]).view(-1, 1, 1)
+        if norm.gain is not None:  # the normalised input's range
+            gain = torch.from_numpy(norm.gain).float()
+            offset = torch.from_numpy(norm.offset).float()
             input_max = float((x_train * gain + offset).abs().max())
     binary, _ = quantize(graph, 8, input_max=input_max)
     graded = to_graded(binary)

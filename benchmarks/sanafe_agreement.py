@@ -21,6 +21,7 @@ from mlf_deploy.energy.chip_bill import SANAFE_GROUPS, chip_bill
 from mlf_deploy.hardware import map_graph
 from mlf_deploy.hardware.loihi1 import LOIHI1
 from mlf_deploy.ir.reference import run_reference
+from mlf_deploy.ir.semantics import input_normalisation
 from mlf_deploy.lowering import lower
 from mlf_deploy.models import preset
 from mlf_deploy.quantization import quantize
@@ -39,8 +40,8 @@ def dvs_gesture_graph(widths, samples):
             model(events(4))
     graph = lower(model.eval(), (2, 32, 32), "events")
     x = events(samples)
-    gain = torch.tensor(graph.metadata["input_gain"]).view(-1, 1, 1)  # the preset's input BN
-    offset = torch.tensor(graph.metadata["input_offset"]).view(-1, 1, 1)
+    norm = input_normalisation(graph)  # the preset's input BN
+    gain, offset = torch.from_numpy(norm.gain).float(), torch.from_numpy(norm.offset).float()
     return quantize(graph, 8, input_max=float((x * gain + offset).abs().max()))[0], x
 
 

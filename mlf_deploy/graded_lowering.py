@@ -35,7 +35,8 @@ def _graded_population(graph: Graph, layer: Layer) -> GradedPopulation:
             raise UserError(f"layer {layer.name}: levels differ in {attr}; one graded neuron "
                             "shares it across its membranes")
     return GradedPopulation(graded_name(layer.name), layer.name, tuple(layer.shape),
-                            tuple(p.v_threshold for p in pops), pops[0].v_retention, pops[0].v_reset)
+                            tuple(p.v_threshold for p in pops), pops[0].v_retention,
+                            pops[0].v_reset)
 
 
 def _check_exponents(graph: Graph) -> None:

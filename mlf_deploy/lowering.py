@@ -83,7 +83,8 @@ def _check_lowerable(model: nn.Module):
                             "zero-padded convolutions are supported")
 
 
-def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int | None = None) -> Graph:
+def lower(model: DSResNet, input_shape, encoding: str = "static",
+          timesteps: int | None = None) -> Graph:
     """The float deployment graph of ``model`` for inputs of ``input_shape`` ``(C, H, W)``.
 
     Args:
@@ -97,17 +98,18 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
     c, h, w = (int(d) for d in input_shape)
     steps = int(timesteps or model.timesteps)
     b = _Builder()
-    gain = offset = None
-    if model.input_bn is not None:
+    fold = {}
+    if model.input_bn is not None:  # computed on the host: the Input's gain and offset
         with torch.no_grad():
             scale, shift = _bn_scale_shift(model.input_bn)
-        gain, offset = scale.numpy(), shift.numpy()
-    b.add(Input("input", (c, h, w), encoding, steps))
+        fold = {"gain": tuple(scale.numpy().tolist()), "offset": tuple(shift.numpy().tolist())}
+    b.add(Input("input", (c, h, w), encoding, steps, **fold))
 
     def conv_inputs(role, sources, cbn: ConvBN, shape):
         wgt, bias = fold_conv_bn(cbn)
         k, s, p = cbn.conv.kernel_size[0], cbn.conv.stride[0], cbn.conv.padding[0]
-        out = (wgt.shape[0], conv_output_size(shape[1], k, s, p), conv_output_size(shape[2], k, s, p))
+        out = (wgt.shape[0], conv_output_size(shape[1], k, s, p),
+               conv_output_size(shape[2], k, s, p))
         return (role, sources, wgt, s, p), bias, out
 
     inp, bias, shape = conv_inputs("conv", ["input"], model.stem, (c, h, w))
@@ -138,6 +140,4 @@ def lower(model: DSResNet, input_shape, encoding: str = "static", timesteps: int
     meta = {"levels": model.stem_mlf.p.levels, "variant": model.variant, "timesteps": steps,
             "vth": model.stem_mlf.p.vth, "level_step": model.stem_mlf.p.level_step,
             "tau": model.stem_mlf.p.tau}
-    if gain is not None:
-        meta["input_gain"], meta["input_offset"] = gain.tolist(), offset.tolist()
     return Graph(b.nodes, "float", meta)

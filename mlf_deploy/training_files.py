@@ -35,7 +35,14 @@ def _plain(obj):
     return json.loads(json.dumps(obj, default=list))
 
 
-def read_resume(path: Path, spec: dict, model_args: dict) -> dict:
+def check_not_init(out: Path, init: str | None) -> None:
+    if init is not None and Path(init).resolve() == (out / "checkpoint.pt").resolve():
+        raise UserError(f"--out {out} holds the input checkpoint; choose another folder")
+
+
+def read_resume(path: Path, spec: dict, model_args: dict, weight_bits: int | None = None) -> dict:
+    """The run in ``path`` to continue, refused unless it has the model, data set and integer
+    width (``weight_bits``, None: a float run) this run was given."""
     if not path.is_file():
         raise UserError(f"nothing to resume: {path} does not exist; run without --resume")
     ckpt = read_checkpoint(path)
@@ -46,7 +53,10 @@ def read_resume(path: Path, spec: dict, model_args: dict) -> dict:
     theirs = {**_plain(ckpt["dataset"]), "data_dir": None}
     diffs = sorted(k for k in {**model_args, **ckpt["model_args"]}
                    if _plain(model_args.get(k)) != _plain(ckpt["model_args"].get(k)))
-    diffs += sorted(k for k in {**spec, **theirs} if k != "data_dir" and spec.get(k) != theirs.get(k))
+    diffs += sorted(k for k in {**spec, **theirs}
+                    if k != "data_dir" and spec.get(k) != theirs.get(k))
+    if (ckpt.get("finetune") or {}).get("weight_bits") != weight_bits:
+        diffs.append("weight_bits")
     if diffs:
         raise UserError(f"{path} was trained with different settings ({', '.join(diffs)}); resume "
                         "with the options of that run or choose another --out")
@@ -119,8 +129,9 @@ def check_no_run(out: Path, cfg) -> None:
     either replaces only files this tool wrote (checked by content hash, :mod:`ownership`)."""
     found = [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
     if found and not (cfg.resume or cfg.force):
-        raise UserError(f"{out} already holds a run ({', '.join(found)}); pass --resume to continue "
-                        "it, --force to start over (replaces those files), or choose another --out")
+        raise UserError(f"{out} already holds a run ({', '.join(found)}); pass --resume to "
+                        "continue it, --force to start over (replaces those files), or choose "
+                        "another --out")
     for name in found:
         if cfg.resume and name == "checkpoint.pt" and not (out / name).is_symlink():
             continue  # read and validated by read_resume, which adopts it

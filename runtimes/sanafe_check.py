@@ -17,12 +17,18 @@ import tempfile
 
 import numpy as np
 
-from mlf_deploy.errors import UserError
 from mlf_deploy.hardware.loihi1 import LOIHI1, LOIHI1_SANAFE
 from mlf_deploy.hardware.mapping import map_graph
 from mlf_deploy.hardware.placement import core_of_positions
 from mlf_deploy.runtimes.sanafe_arch import arch_file, unit_counts
-from mlf_deploy.runtimes.sanafe_chip import EDGE_BUDGET, _gap, _plan, _runs, import_sanafe
+from mlf_deploy.runtimes.sanafe_chip import (
+    EDGE_BUDGET,
+    _gap,
+    _plan,
+    _runs,
+    check_sanafe_graph,
+    import_sanafe,
+)
 from mlf_deploy.runtimes.sanafe_network import NetworkBuilder
 
 
@@ -33,9 +39,8 @@ def host_layers(graph) -> set:
 def sanafe_spikes(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> dict:
     """Level population -> ``(T, B, C, H, W)`` uint8 spikes of SANA-FE's LIFs, each layer fed
     ``result``'s (ir-int's) input spikes; the input layer's populations are ``result``'s."""
+    check_sanafe_graph(graph)
     sanafe = import_sanafe()
-    if graph.graded:
-        raise UserError("SANA-FE sends binary spikes only; check the binary lowering")
     mapping = mapping or map_graph(graph, LOIHI1)
     steps, batch = result.timesteps, result.batch
     gap = _gap(graph, batch)

@@ -36,6 +36,20 @@ INSTALL_HINT = "SANA-FE is not installed: pip install 'mlf-deploy[sanafe]' (sana
 EDGE_BUDGET = 600_000  # synapses per SANA-FE run (~1.5 GB of its memory)
 
 
+def check_sanafe_graph(graph) -> None:
+    """Refuse a graph whose fields our SANA-FE network cannot honour, naming the field."""
+    if graph.numeric != "int":  # its LIFs take our fixed-point mantissas
+        raise UserError("SANA-FE runs the int graph; quantize the float graph first")
+    if graph.graded:
+        raise UserError("SANA-FE sends binary spikes only; run it on the binary lowering")
+    for p in graph.projections:  # its synapses scale by 2^e; ours floor each projection's sum
+        if p.source != graph.input.name and graph.nodes[p.target].weight_exp < 0:
+            raise UserError(f"layer {p.target}: weight exponent "
+                            f"{graph.nodes[p.target].weight_exp} < 0 floors each projection's "
+                            "sum, which SANA-FE's synapses cannot; run this graph on ir-int or "
+                            "ONNX")
+
+
 def import_sanafe():
     try:
         import sanafe
@@ -74,9 +88,8 @@ def sanafe_bill(graph, result, mapping=None, edge_budget: int = EDGE_BUDGET) -> 
     """Run SANA-FE on ``graph`` (binary int form) fed with ``result``'s spikes, placed by our
     mapping onto Loihi 1 cores. Returns energy per inference by SANA-FE's categories (pJ), time
     per inference (s), and how it was run."""
+    check_sanafe_graph(graph)
     sanafe = import_sanafe()
-    if graph.graded:
-        raise UserError("SANA-FE sends binary spikes only; run it on the binary lowering")
     mapping = mapping or map_graph(graph, LOIHI1)
     start = time.perf_counter()
     steps, batch = result.timesteps, result.batch

@@ -16,7 +16,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from mlf_deploy.commands.app import main
-from mlf_deploy.ir.serialize import MAGIC, _checksum
+from mlf_deploy.ir.serialize import MAGIC, content_checksum
 
 
 def run(*args):
@@ -45,6 +45,18 @@ def npy(array) -> bytes:
     return buf.getvalue()
 
 
+def write_without_table(path, header: dict, arrays: dict):
+    """A sealed graph file of ``header`` and one ``.npy`` per array, without an array table (the
+    layout of schema version 1)."""
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as zf:
+        zf.writestr("graph.json", json.dumps(header))
+        for key, a in arrays.items():
+            zf.writestr(f"arrays/{key}.npy", npy(a))
+    data = payload.getvalue()
+    path.write_bytes(MAGIC + b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+
+
 def reseal(path, out, edit=None, members_edit=None, raw_json=None, bomb=None):
     """Write ``out``: ``path``'s graph after ``edit(graph_dict, arrays)`` (arrays: name -> ndarray,
     editable) and ``members_edit(members)``, with both hashes recomputed."""
@@ -58,7 +70,7 @@ def reseal(path, out, edit=None, members_edit=None, raw_json=None, bomb=None):
     if edit:
         edit(header["graph"], arrays)
     try:
-        header["checksum"] = _checksum(header["graph"], arrays)
+        header["checksum"] = content_checksum(header["graph"], arrays)
     except (TypeError, ValueError):
         pass  # a body json cannot hash: the schema refuses it first anyway
     members = {f"arrays/{k}.npy": npy(v) for k, v in arrays.items()}

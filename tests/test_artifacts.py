@@ -62,8 +62,10 @@ def test_every_artifact_carries_the_input_pipeline(ckpt, tmp_path, raw_digits):
     assert run("export", ckpt, "--to", "onnx", "-o", tmp_path / "m.onnx").exit_code == 0
     meta = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
     desc = json.loads(meta["input_pipeline"])
-    assert desc["normalise"]["mean"] == pytest.approx(pipe.spec["mean"])
-    assert desc["normalise"]["std"] == pytest.approx(pipe.spec["std"])
+    channels = len(desc["normalise"]["mean"])  # one value per channel, as the Input holds it
+    for key in ("mean", "std"):
+        want = np.broadcast_to(pipe.spec[key], (channels,)).tolist()
+        assert desc["normalise"][key] == pytest.approx(want)
     assert desc["encoding"] == "static" and desc["timesteps"] == pipe.graph_int.timesteps
     assert desc["input_scale"] == pipe.graph_int.input.scale
     assert desc["input_value_bits"] == pipe.graph_int.input.value_bits \

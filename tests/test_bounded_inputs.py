@@ -155,7 +155,9 @@ def test_verify_checks_the_run_size_at_a_graph_files_own_timesteps(tmp_path, ckp
     from tamper import node, reseal
     path = tmp_path / "g.mlfg"
     assert run("export", ckpt, "--to", "ir", "-o", path).exit_code == 0
-    long = reseal(path, tmp_path / "long.mlfg",
-                  edit=lambda g, a: node(g, "Input").update(timesteps=100_000))
+    def longer(graph, arrays):  # the metadata restates the Input's timesteps: both change
+        node(graph, "Input").update(timesteps=100_000)
+        graph["metadata"].update(timesteps=100_000)
+    long = reseal(path, tmp_path / "long.mlfg", edit=longer)
     last_error(run("verify", ckpt, "--graph", long, "--backends", "ir-int", "--samples", "64",
                    "--chunk", "64"), "long.mlfg needs")

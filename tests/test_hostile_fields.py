@@ -34,17 +34,25 @@ def raw_input(tmp_path_factory):
     return path
 
 
-def _pipeline(**normalise):
+def _normalise(**fields):
     def edit(graph, arrays):
-        graph["metadata"]["input_pipeline"]["normalise"] = {"divide": 16.0, "mean": [0.0],
-                                                            "std": [1.0], **normalise}
+        node(graph, "Input").update({"raw_divide": 16.0, "raw_mean": [0.0], "raw_std": [1.0],
+                                     **fields})
     return edit
 
 
 @pytest.mark.parametrize("edit,fragment", [
     (lambda g, a: node(g, "Population").update(v_reset=0.5), "v_reset"),
-    (_pipeline(divide=0), "divide"),
-    (_pipeline(std=[0.0]), "std"),
+    (_normalise(raw_divide=0), "raw_divide"),
+    (_normalise(raw_std=[0.0]), "raw_std"),
+    (_normalise(raw_std=[]), "raw_std"),
+    (_normalise(raw_mean=[], raw_std=[]), "raw_divide"),
+    (lambda g, a: node(g, "Input").update(gain=[1.0]), "offset"),
+    (lambda g, a: g["metadata"]["input_pipeline"].update(
+        normalise={"divide": 1.0, "mean": [0.0], "std": [1.0]}), "Input node"),
+    (lambda g, a: g["metadata"].update(input_gain=[1.0]), "Input node"),
+    (lambda g, a: g["metadata"].update(levels=1), "levels"),
+    (lambda g, a: g["metadata"].update(timesteps=3), "timesteps"),
     (lambda g, a: g["metadata"].update(input_pipeline=[1, 2]), "input_pipeline"),
     (lambda g, a: g["metadata"].update(input_pipeline={"normalise": {"divide": "x"}}),
      "input_pipeline"),

@@ -22,7 +22,8 @@ def _compare(model, graph_int, x, grid, firing_share=1.0):
         bad = np.argwhere(fwd.spikes[pop] != s_ref)
         assert bad.size == 0, f"{pop}: {len(bad)} spike mismatches, first at {bad[0].tolist()}"
         v_bad = np.argwhere(fwd.states[pop] != ref.states[pop])
-        assert v_bad.size == 0, f"{pop}: {len(v_bad)} membrane mismatches, first at {v_bad[0].tolist()}"
+        assert v_bad.size == 0, \
+            f"{pop}: {len(v_bad)} membrane mismatches, first at {v_bad[0].tolist()}"
     assert np.array_equal(logits, ref.logits)
     assert fwd.overflow == ref.overflow
     # not silent: (nearly) every level fires somewhere, so equality is not two empty rasters

@@ -1,4 +1,5 @@
-"""`mlf-deploy finetune` end to end on a tiny digits run, and the commands that take its checkpoint."""
+"""`mlf-deploy finetune` (the alias of `train --init CKPT --weight-bits N`) end to end on a tiny
+digits run, and the commands that take its checkpoint."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ def _last_json(output: str) -> dict:
 @pytest.fixture(scope="module")
 def finetuned(base_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("ft")
-    res = CliRunner().invoke(main, ["finetune", str(base_checkpoint), "--weight-bits", "3", "--out",
-                                    str(out), "--epochs", "1", "--max-samples", "64", "--no-progress",
-                                    "--json"])
+    res = CliRunner().invoke(main, ["finetune", str(base_checkpoint), "--weight-bits", "3",
+                                    "--out", str(out), "--epochs", "1", "--max-samples", "64",
+                                    "--no-progress", "--json"])
     assert res.exit_code == 0, res.output
     return out / "checkpoint.pt", _last_json(res.output)
 
@@ -44,7 +45,8 @@ def test_finetune_writes_an_ordinary_checkpoint(base_checkpoint, finetuned):
     assert ckpt["metrics"]["test_accuracy"] == result["test_accuracy"]
     assert ckpt["model_args"] == base["model_args"]
     assert ckpt["input"] == base["input"] and ckpt["input"] is not None
-    changed = [k for k, v in ckpt["state_dict"].items() if not torch.equal(v, base["state_dict"][k])]
+    changed = [k for k, v in ckpt["state_dict"].items()
+               if not torch.equal(v, base["state_dict"][k])]
     assert any(k.endswith("conv.weight") for k in changed)
     # BN statistics are frozen: the fold trained through is the fold deployed
     assert not any(k.endswith(("running_mean", "running_var")) for k in changed)
@@ -52,14 +54,15 @@ def test_finetune_writes_an_ordinary_checkpoint(base_checkpoint, finetuned):
 
 def test_verify_takes_the_finetuned_width_and_torch_int_equals_ir_int(finetuned):
     path, result = finetuned
+    # --max-samples 64 trained on the first 64 training and tested on the first 64 test samples
     res = CliRunner().invoke(main, ["verify", str(path), "--backends", "torch-int,ir-int",
-                                    "--samples", "360", "--json"])
+                                    "--samples", "64", "--json"])
     summary = _last_json(res.output)
     assert summary["weight_bits"] == 3
     row = summary["backends"]["torch-int"]
     assert row["reference"] == "ir-int" and row["within_tolerance"], row
     assert row["spike_mismatches"] == 0 and row["state_mismatches"] == 0 and row["spike_total"] > 0
-    # the accuracy fine-tuning reported is the int graph's (the whole test split is 360 samples)
+    # the accuracy fine-tuning reported is the int graph's on the same samples
     assert summary["backends"]["ir-int"]["accuracy"] == pytest.approx(result["test_accuracy"])
 
 
@@ -90,9 +93,10 @@ def test_finetune_bad_options(base_checkpoint, tmp_path, args, message):
 
 
 def test_finetune_refuses_to_replace_a_checkpoint(base_checkpoint):
-    res = CliRunner().invoke(main, ["finetune", str(base_checkpoint), "--weight-bits", "4", "--out",
-                                    str(base_checkpoint.parent)])
-    assert res.exit_code == 2 and res.output.startswith("error:") and "input checkpoint" in res.output
+    res = CliRunner().invoke(main, ["finetune", str(base_checkpoint), "--weight-bits", "4",
+                                    "--out", str(base_checkpoint.parent)])
+    assert res.exit_code == 2 and res.output.startswith("error:")
+    assert "input checkpoint" in res.output
 
 
 def test_finetune_refuses_a_folder_another_command_is_writing(base_checkpoint, tmp_path):

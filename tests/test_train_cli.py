@@ -1,4 +1,5 @@
-"""`mlf-deploy train`: options, --json, and one 'error:' line per bad input with nothing left behind."""
+"""`mlf-deploy train`: options, --json, and one 'error:' line per bad input with nothing left
+behind."""
 
 import json
 
@@ -8,7 +9,8 @@ from click.testing import CliRunner
 from mlf_deploy.checkpoint import load_model
 from mlf_deploy.commands.app import main
 
-TINY = ["--depth", "8", "--widths", "4,8,8", "--max-samples", "64", "--batch-size", "32", "--no-progress"]
+TINY = ["--depth", "8", "--widths", "4,8,8", "--max-samples", "64", "--batch-size", "32",
+        "--no-progress"]
 
 
 def _run(*args):

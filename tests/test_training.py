@@ -47,7 +47,8 @@ def test_checkpoint_holds_everything_and_loads(tmp_path):
 
 
 def test_resume_is_bit_identical(tmp_path):
-    straight = train(TrainConfig(epochs=2, out_dir=str(tmp_path / "a"), **TINY), progress=False, log=_quiet)
+    straight = train(TrainConfig(epochs=2, out_dir=str(tmp_path / "a"), **TINY), progress=False,
+                     log=_quiet)
     train(TrainConfig(epochs=1, out_dir=str(tmp_path / "b"), **TINY), progress=False, log=_quiet)
     resumed = train(TrainConfig(epochs=2, resume=True, out_dir=str(tmp_path / "b"), **TINY),
                     progress=False, log=_quiet)
@@ -96,7 +97,8 @@ def test_digits_events_trains_with_two_input_channels(tmp_path):
 def test_bad_settings_fail_before_writing(tmp_path, change, match):
     out = tmp_path / "run"
     with pytest.raises(UserError, match=match):
-        train(TrainConfig(**{**TINY, "epochs": 1, "out_dir": str(out), **change}), progress=False, log=_quiet)
+        train(TrainConfig(**{**TINY, "epochs": 1, "out_dir": str(out), **change}), progress=False,
+              log=_quiet)
     assert not out.exists()
 
 
@@ -111,4 +113,24 @@ def test_resume_refuses_foreign_or_mismatched_checkpoints(tmp_path):
     (tmp_path / "checkpoint.pt").unlink()
     train(TrainConfig(epochs=1, out_dir=str(tmp_path), **TINY), progress=False, log=_quiet)
     with pytest.raises(UserError, match="depth"):
-        train(TrainConfig(resume=True, epochs=2, out_dir=str(tmp_path), **{**TINY, "depth": 14}), log=_quiet)
+        train(TrainConfig(resume=True, epochs=2, out_dir=str(tmp_path), **{**TINY, "depth": 14}),
+              log=_quiet)
+
+
+def test_init_continues_a_checkpoint_in_float(tmp_path):
+    base = train(TrainConfig(epochs=1, out_dir=str(tmp_path / "base"), **TINY), progress=False,
+                 log=_quiet)
+    warm = train(TrainConfig(init=base["checkpoint"], epochs=1, lr=0.01, max_samples=96,
+                             out_dir=str(tmp_path / "warm")), progress=False, log=_quiet)
+    cold = train(TrainConfig(epochs=1, lr=0.01, out_dir=str(tmp_path / "cold"), **TINY),
+                 progress=False, log=_quiet)
+    b, w, c = (read_checkpoint(r["checkpoint"]) for r in (base, warm, cold))
+    assert w["model_args"] == b["model_args"] and w["dataset"] == b["dataset"]
+    assert "finetune" not in w and w["config"]["init"] == base["checkpoint"]
+    assert w["config"]["batch_size"] == 32 and w["config"]["lr_schedule"] == "step"
+    # it started from the base's weights: not the base's, not those of a fresh start
+    assert not torch.equal(w["state_dict"]["fc.weight"], b["state_dict"]["fc.weight"])
+    assert not torch.equal(w["state_dict"]["fc.weight"], c["state_dict"]["fc.weight"])
+    # and trained in float: BN statistics moved
+    assert not torch.equal(w["state_dict"]["stem.bn.running_mean"],
+                           b["state_dict"]["stem.bn.running_mean"])

@@ -19,6 +19,7 @@ from mlf_deploy.errors import UserError
 from mlf_deploy.graded_lowering import to_graded
 from mlf_deploy.ir import Graph, load_graph
 from mlf_deploy.ir.graph_diff import graph_differences
+from mlf_deploy.ir.normalisation import with_input_pipeline
 from mlf_deploy.ir.semantics import valid_weight_bits
 from mlf_deploy.limits import check_graph_run
 from mlf_deploy.lowering import lower
@@ -188,9 +189,8 @@ def load_pipeline(ckpt_path, weight_bits: int | None = None, data_dir: str | Non
     graph = lower(model, tuple(info["shape"]), "events" if events else "static", info["timesteps"])
     # Ties exported files to the weights they came from (verify --graph checks it), and carries
     # the raw-input pipeline into every artifact, so each one can be run without the checkpoint.
-    graph_float = Graph(graph.nodes, graph.numeric,
-                        {**graph.metadata, "model_sha256": weights_sha256(model),
-                         "input_pipeline": input_pipeline(spec)})
+    graph_float = with_input_pipeline(Graph(graph.nodes, graph.numeric, {
+        **graph.metadata, "model_sha256": weights_sha256(model)}), input_pipeline(spec))
     return Pipeline(str(ckpt_path), model, ckpt, graph_float, input_max_of_range(graph_float, info),
                     weight_bits, data_dir, device=device)
 

@@ -43,13 +43,7 @@ def lava_projection_kind_supported(graph):
             yield p.target, f"projection {p.name}: kind {p.kind!r} has no Lava process"
 
 
-def lava_reset_to_zero(graph):
-    for p in graph.populations:
-        if p.v_reset != 0:
-            yield p.name, f"reset value {p.v_reset}: Lava's LIF resets to 0"
-
-
-LAVA_RULES = [lava_conv_weight_exp_nonnegative, lava_projection_kind_supported, lava_reset_to_zero]
+LAVA_RULES = [lava_conv_weight_exp_nonnegative, lava_projection_kind_supported]
 
 
 def check_lava(graph) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 
 from mlf_deploy.errors import UserError
 from mlf_deploy.ir import Graph
+from mlf_deploy.ir.normalisation import NORMALISATION_FIELDS
 from mlf_deploy.ir.semantics import readout_norm, weight_key
 
 
@@ -90,22 +91,25 @@ def to_nir(graph: Graph, target: str = "snntorch"):
 
     if target not in PROFILES:
         raise UserError(f"unknown NIR target {target!r}; choose one of {', '.join(PROFILES)}")
+    if graph.graded:
+        raise UserError("NIR has no graded-spike neuron: export the binary lowering")
     if graph.numeric != "float":
         raise UserError("NIR has no fixed-point fields: export the float graph, or dequantise the "
                         "int graph first (export --nir-dequantised)")
     profile = PROFILES[target]
     inp = graph.input
     ids = {inp.name: "input"}
+    # NIR has no host-side step: its input is what our Input delivers, and the normalisation
+    # before it travels as the Input's metadata (the importer reads it back)
+    normal = {f: getattr(inp, f) for f in NORMALISATION_FIELDS}
     nodes = {"input": nir.Input(input_type={"input": np.array(inp.shape)},
-                                metadata=_meta(node=inp.name, encoding=inp.encoding))}
+                                metadata=_meta(node=inp.name, encoding=inp.encoding, **normal))}
     edges = []
     for layer in graph.layers:
         pops = graph.populations_of(layer.name)
         for pop in pops:
             ids[pop.name] = node_id(pop.name)
             p = lif_params(pop.v_retention, pop.v_threshold, profile)
-            if pop.v_reset != 0.0:
-                raise UserError(f"population {pop.name}: reset to {pop.v_reset} is not supported")
             full = {k: np.full(pop.shape, v, dtype=np.float64) for k, v in p.items()}
             nodes[ids[pop.name]] = nir.LIF(
                 **full, v_leak=np.zeros(pop.shape), v_reset=np.zeros(pop.shape),

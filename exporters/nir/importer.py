@@ -25,6 +25,7 @@ from mlf_deploy.exporters.nir.import_readout import import_readout
 from mlf_deploy.exporters.nir.reader import NEURONS, NirReader, shape3
 from mlf_deploy.exporters.nir.schedule import schedule
 from mlf_deploy.ir import Graph, Input
+from mlf_deploy.ir.normalisation import NORMALISATION_FIELDS, normalisation_from_metadata
 
 
 def _end_nodes(r: NirReader) -> tuple[str, str]:
@@ -38,9 +39,16 @@ def _end_nodes(r: NirReader) -> tuple[str, str]:
 
 
 def _import_input(r: NirReader, nid: str) -> Input:
+    """The Input with its normalisation: from the node's hint, or from the graph metadata of a file
+    written before the normalisation was the Input's (taken out of ``r``'s graph metadata)."""
     hint = r.hint(nid)
-    inp = Input(hint.get("node", "input"), shape3(r.g.nodes[nid].input_type["input"]),
-                hint.get("encoding", "events"), r.steps)
+    shape = shape3(r.g.nodes[nid].input_type["input"])
+    normal, r.meta["graph_metadata"] = normalisation_from_metadata(r.meta["graph_metadata"],
+                                                                   shape[0])
+    normal.update({k: hint[k] for k in NORMALISATION_FIELDS if k in hint})
+    inp = Input(hint.get("node", "input"), shape, hint.get("encoding", "events"), r.steps,
+                **{k: tuple(float(x) for x in v) if isinstance(v, list) else float(v)
+                   for k, v in normal.items()})
     r.names[nid] = inp.name
     return inp
 

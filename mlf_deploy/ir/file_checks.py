@@ -1,7 +1,8 @@
-"""Checks of a graph file beyond one node's fields: the array table (sizes known before any array
-is widened), the wiring every backend relies on, and the input pipeline stored in the metadata.
+"""Checks of a graph file beyond one node's fields: the JSON depth and ``.npy`` headers (before
+anything is parsed or allocated), the array table (sizes known before any array is widened), the
+wiring every backend relies on, and the metadata (which must agree with the nodes it restates).
 
-Each raises ValueError naming what is wrong; :mod:`mlf_deploy.ir.serialize` and
+Each raises ValueError naming what is wrong; :mod:`mlf_deploy.ir.graph_reader` and
 :mod:`mlf_deploy.ir.validate` call them before a node is built.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 import numpy as np
 
@@ -18,6 +20,31 @@ from mlf_deploy.errors import UserError
 # The dtypes a node field holds in memory (integer mantissas, float values); a table naming any
 # other type asks for a conversion this tool never makes.
 TABLE_DTYPES = {"<i4", "<i8", "<f8", "<f4", "|i1", "<i2", "|b1"}
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: bytes) -> int:
+    """Deepest nesting of ``[``/``{`` outside strings, counted without parsing."""
+    body = np.frombuffer(_STRING.sub(b'""', text), dtype=np.uint8)
+    step = (body == ord("[")).astype(np.int64) + (body == ord("{")) - (body == ord("]")) \
+        - (body == ord("}"))
+    return int(np.cumsum(step).max()) if body.size else 0
+
+
+def check_npy_header(shape, dtype: np.dtype, payload: int, key: str) -> None:
+    """A .npy member must be a plain numeric array whose data is exactly what its header says."""
+    if dtype.hasobject:  # only pickle could rebuild it, and unpickling can run code
+        raise ValueError(f"array {key} holds pickled objects, which are refused; export the "
+                         "graph again with mlf-deploy")
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise ValueError(f"array {key}: dtype {dtype} is not a plain number type")
+    if any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"array {key}: invalid shape {shape}")
+    if math.prod(shape) * dtype.itemsize != payload:
+        raise ValueError(f"array {key}: shape {shape} of {dtype} needs "
+                         f"{math.prod(shape) * dtype.itemsize} bytes, the member holds {payload}")
 
 
 def check_array_table(refs, stored: dict, budget: int) -> None:
@@ -92,6 +119,31 @@ def check_input_pipeline(pipe, channels: int) -> None:
     for key, v in pipe.items():
         if key not in ("normalise", "class_names") and not _plain(v):
             raise ValueError(f"metadata input_pipeline {str(key)[:40]}: expected a plain value")
+
+
+def check_metadata(meta: dict, nodes: dict) -> None:
+    """The metadata describes; what the graph computes is in its nodes (``nodes``: name -> node
+    dict, already checked), so a metadata entry that restates a node must agree with it."""
+    inp = next(n for n in nodes.values() if n["type"] == "Input")
+    for key in ("input_gain", "input_offset"):
+        if key in meta:
+            raise ValueError(f"metadata {key}: a folded input normalisation is the Input "
+                             "node's gain and offset")
+    levels = {len(nodes[n["populations"][0]].get("v_thresholds", n["populations"]))
+              for n in nodes.values() if n["type"] == "Layer"}
+    if "levels" in meta and (isinstance(meta["levels"], bool)
+                             or [meta["levels"]] != list(levels)):
+        raise ValueError(f"metadata levels: {str(meta['levels'])[:20]!r}, but the layers "
+                         f"have {' and '.join(map(str, sorted(levels)))} levels")
+    if "timesteps" in meta and (isinstance(meta["timesteps"], bool)
+                                or meta["timesteps"] != inp["timesteps"]):
+        raise ValueError(f"metadata timesteps: {str(meta['timesteps'])[:20]!r}, but the Input "
+                         f"has {inp['timesteps']}")
+    pipe = meta.get("input_pipeline")
+    if isinstance(pipe, dict) and "normalise" in pipe:
+        raise ValueError("metadata input_pipeline normalise: the data set normalisation is "
+                         "the Input node's raw_divide, raw_mean and raw_std")
+    check_input_pipeline(pipe, inp["shape"][0])
 
 
 def _plain(v) -> bool:

@@ -24,7 +24,8 @@ class Graph:
 
     nodes: dict  # name -> node, in an order where every node follows what it reads
     numeric: str = "float"  # "float" | "int"
-    metadata: dict = field(default_factory=dict)  # levels, timesteps, variant, model_args, quantization
+    # levels, timesteps, variant, model_args, quantization: descriptive (docs/ir.md)
+    metadata: dict = field(default_factory=dict)
     spikes: str = "binary"  # "binary" | "graded"
 
     def __post_init__(self):
@@ -36,14 +37,16 @@ class Graph:
         wrong = [n for n in self.nodes.values()
                  if isinstance(n, (Population, GradedPopulation)) and not isinstance(n, sender)]
         if wrong:
-            raise ValueError(f"a {self.spikes} graph holds {type(wrong[0]).__name__} {wrong[0].name!r}")
+            raise ValueError(f"a {self.spikes} graph holds {type(wrong[0]).__name__} "
+                             f"{wrong[0].name!r}")
         order = {name: i for i, name in enumerate(self.nodes)}
         for name, node in self.nodes.items():
             if name != node.name:
                 raise ValueError(f"node stored under {name!r} is named {node.name!r}")
             for dep in _reads(node):
                 if order.get(dep, len(order)) >= order[name] and not isinstance(node, Projection):
-                    raise ValueError(f"node {name!r} reads {dep!r}, which is missing or comes later")
+                    raise ValueError(f"node {name!r} reads {dep!r}, which is missing or comes "
+                                     "later")
             if isinstance(node, Projection):
                 target = self.nodes.get(node.target)
                 if not isinstance(target, Layer):
@@ -115,7 +118,8 @@ class Graph:
 
     @property
     def levels(self) -> int:
-        return int(self.metadata.get("levels", len(self.layers[0].populations)))
+        """K, the levels of every layer (the metadata's ``levels`` is checked against it)."""
+        return len(self.levels_of(self.layers[0].name))
 
     @property
     def timesteps(self) -> int:

@@ -28,7 +28,8 @@ def _field_diff(a, b) -> str | None:
 
 
 def graph_differences(theirs: Graph, ours: Graph, limit: int = 50) -> list[str]:
-    """Lines ``node.field: theirs != ours`` for each difference (at most ``limit``, then a count)."""
+    """Lines ``node.field: theirs != ours`` for each difference (at most ``limit``, then a
+    count)."""
     out = []
     if theirs.numeric != ours.numeric:
         out.append(f"numeric: {theirs.numeric} != {ours.numeric}")

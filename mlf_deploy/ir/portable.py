@@ -42,6 +42,7 @@ def payload_bits(levels: int) -> int:
 # -- graph file -----------------------------------------------------------------------------------
 MAGIC = b"MLFGRAPH 1\n"
 SCHEMA = "mlf-deploy-graph"
+SCHEMA_VERSION = 3  # 3: the input normalisation is the Input node's, no longer the metadata's
 
 
 def digest_line(data: bytes) -> bytes:
@@ -114,6 +115,9 @@ def read_graph(path) -> GraphView:
                   for n in zf.namelist() if n.startswith("arrays/") and n.endswith(".npy")}
     if header.get("schema") != SCHEMA:
         raise ValueError(f"{path}: not an mlf-deploy graph file")
+    if header.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: graph schema version {header.get('schema_version')}, this "
+                         f"reader takes {SCHEMA_VERSION}; export the network again")
     return GraphView(header["graph"], field_arrays(header, stored))
 
 
@@ -129,27 +133,32 @@ def layer_depths(graph, input_hops=lambda p: 1) -> dict:
 
 
 # -- input ----------------------------------------------------------------------------------------
-def input_normalisation(graph):
-    """``(gain, offset)`` per input channel ``(C, 1, 1)`` float64 when lowering folded a
-    normalisation into the host side; None otherwise."""
-    if "input_gain" not in graph.metadata:
-        return None
-    gain = np.asarray(graph.metadata["input_gain"], dtype=np.float64)[:, None, None]
-    offset = np.asarray(graph.metadata["input_offset"], dtype=np.float64)[:, None, None]
-    return gain, offset
+def input_normalisation(graph) -> SimpleNamespace:
+    """The Input node's two per-channel affine steps (the one place that reads its fields):
+    ``divide`` and the ``(C, 1, 1)`` float64 ``mean``, ``std`` of the data set's
+    ``(raw / divide - mean) / std``, and ``gain``, ``offset`` of the folded ``x * gain + offset``;
+    an absent step's arrays are None."""
+    inp = graph.input
+    per_channel = lambda v: np.asarray(v, dtype=np.float64)[:, None, None] if len(v) else None
+    return SimpleNamespace(divide=float(inp.raw_divide), mean=per_channel(inp.raw_mean),
+                           std=per_channel(inp.raw_std), gain=per_channel(inp.gain),
+                           offset=per_channel(inp.offset))
 
 
 def describe_input(graph) -> dict:
     """Everything between a raw sample and the Input's values (the ``pipe`` of the functions
-    below, and the artifacts' ``input_pipeline``): the data set's pipeline plus the graph's own
-    encoding, steps, fold-in and fixed-point step (``input_scale`` is None in float graphs)."""
+    below, and the artifacts' ``input_pipeline``): the data set's description from the metadata
+    plus the Input node's normalisation, encoding, steps and fixed-point step (``input_scale`` is
+    None in float graphs)."""
     inp, norm = graph.input, input_normalisation(graph)
     integer = graph.numeric == "int"
+    flat = lambda a: None if a is None else a.reshape(-1).tolist()
     return {
         **(graph.metadata.get("input_pipeline") or {}),
+        "normalise": None if norm.mean is None else
+        {"divide": norm.divide, "mean": flat(norm.mean), "std": flat(norm.std)},
         "encoding": inp.encoding, "timesteps": int(inp.timesteps), "shape": list(inp.shape),
-        "input_gain": None if norm is None else norm[0].reshape(-1).tolist(),
-        "input_offset": None if norm is None else norm[1].reshape(-1).tolist(),
+        "input_gain": flat(norm.gain), "input_offset": flat(norm.offset),
         "input_scale": float(inp.scale) if integer else None,
         "input_value_bits": int(inp.value_bits) if integer else None,
         "steps": ["raw -> (raw / divide - mean) / std (normalise; none for event counts)",

@@ -1,7 +1,7 @@
 """The reference simulator: runs a deployment graph in float or in exact integer arithmetic.
 
-Same-timestep semantics (a spike at step ``t`` reaches the next layer at step ``t``), batched. Since a
-layer depends on earlier layers only at the same step, each layer is computed for all timesteps at
+Same-timestep semantics (a spike at step ``t`` reaches the next layer at step ``t``), batched. Since
+a layer depends on earlier layers only at the same step, each layer is computed for all timesteps at
 once: one convolution over ``T * B`` frames, then the K-level membrane recurrence over time.
 
 Integer mode reproduces Lava's ``bit_accurate_loihi`` LIF with full current decay bit for bit (see
@@ -118,7 +118,8 @@ class ReferenceSimulator:
                 if self.strict:
                     raise StateOverflow(f"layer {layer.name}: {over} 24-bit state overflows")
             if g.graded:  # one sender whose payload is the level count
-                values[g.populations_of(layer.name)[0].name] = s.sum(1).flatten(0, 1).to(torch.float64)
+                sender = g.populations_of(layer.name)[0].name
+                values[sender] = s.sum(1).flatten(0, 1).to(torch.float64)
             for k, pop in enumerate(pops):
                 if not g.graded:
                     sent = (s[:, k] if teacher is None

@@ -95,8 +95,15 @@ def float_membrane(v, current, bias, rho):
 
 
 def membrane_threshold(v_threshold, integer: bool):
-    """The value the membrane must exceed: the mantissa ``<< 6`` in int graphs."""
+    """The value the membrane must exceed, in membrane units: a threshold (counted in current
+    units, as every graph holds it) ``<< 6`` in int graphs, itself in float graphs."""
     return v_threshold * MEMBRANE_GAIN if integer else v_threshold
+
+
+def threshold_value(graph, pop) -> float:
+    """A population's threshold in float current units: its count of the layer's current unit
+    times that unit's value ``Layer.scale`` (1.0 in float graphs)."""
+    return float(pop.v_threshold * graph.nodes[pop.layer].scale)
 
 
 def shift(x, exp: int):
@@ -149,7 +156,7 @@ def parse_population(name: str) -> tuple[str, int]:
 # -- input ----------------------------------------------------------------------------------------
 def real_valued_input(graph) -> bool:
     """A static image or a normalised input: real values, quantized with a step (not counts)."""
-    return graph.input.encoding == "static" or input_normalisation(graph) is not None
+    return graph.input.encoding == "static" or input_normalisation(graph).gain is not None
 
 
 def input_values(graph, x: np.ndarray) -> np.ndarray:
@@ -177,9 +184,9 @@ def prepare_input(graph, x) -> np.ndarray:
 
 
 def raw_model_input(graph, raw) -> np.ndarray:
-    """Raw samples as the data set stores them (``graph.metadata['input_pipeline']``) -> the
-    model's input: ``(B, C, H, W)`` normalised images or ``(T, B, C, H, W)`` event frames.
-    A graph without a stored pipeline takes its input unchanged."""
+    """Raw samples as the data set stores them -> the model's input: ``(B, C, H, W)`` images
+    normalised as the Input node states, or ``(T, B, C, H, W)`` event frames. An Input without a
+    data set normalisation takes its samples unchanged."""
     return _model_units(describe_input(graph), raw)
 
 

@@ -10,41 +10,16 @@ and sizes within :mod:`mlf_deploy.limits`. Each failure names the node and field
 from __future__ import annotations
 
 import math
-import numbers
-import re
-
-import numpy as np
 
 from mlf_deploy import limits
-from mlf_deploy.ir.file_checks import check_input_pipeline, check_wiring
-from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size, signed_limit
+from mlf_deploy.ir.field_checks import FieldChecks
+from mlf_deploy.ir.file_checks import check_metadata, check_wiring
+from mlf_deploy.ir.semantics import STATE_BITS, conv_output_size
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-
-
-def json_depth(text: bytes) -> int:
-    """Deepest nesting of ``[``/``{`` outside strings, counted without parsing."""
-    body = np.frombuffer(_STRING.sub(b'""', text), dtype=np.uint8)
-    step = (body == ord("[")).astype(np.int64) + (body == ord("{")) - (body == ord("]")) \
-        - (body == ord("}"))
-    return int(np.cumsum(step).max()) if body.size else 0
+SENDERS = ("Population", "GradedPopulation")  # the node types that send spikes
 
 
-def check_npy_header(shape, dtype: np.dtype, payload: int, key: str) -> None:
-    """A .npy member must be a plain numeric array whose data is exactly what its header says."""
-    if dtype.hasobject:  # only pickle could rebuild it, and unpickling can run code
-        raise ValueError(f"array {key} holds pickled objects, which are refused; export the "
-                         "graph again with mlf-deploy")
-    if dtype.kind not in "biuf" or dtype.itemsize > 8:
-        raise ValueError(f"array {key}: dtype {dtype} is not a plain number type")
-    if any(not isinstance(d, int) or d < 0 for d in shape):
-        raise ValueError(f"array {key}: invalid shape {shape}")
-    if math.prod(shape) * dtype.itemsize != payload:
-        raise ValueError(f"array {key}: shape {shape} of {dtype} needs "
-                         f"{math.prod(shape) * dtype.itemsize} bytes, the member holds {payload}")
-
-
-class Schema:
+class Schema(FieldChecks):
     """Checks one graph dict (``graph.json``'s ``graph``) and its arrays; raises ValueError."""
 
     def __init__(self, body, arrays: dict):
@@ -52,7 +27,7 @@ class Schema:
         # quantization package imports the IR package this module belongs to).
         from mlf_deploy.quantization import rules
         self.rules = rules
-        self.arrays, self.used = arrays, set()
+        super().__init__(arrays)
         if not isinstance(body, dict):
             raise ValueError("the graph is not a JSON object")
         self.numeric = body.get("numeric")
@@ -66,66 +41,6 @@ class Schema:
             raise ValueError(f"nodes must be a list of 3..{limits.MAX_GRAPH_NODES} nodes")
         self.nodes, self.body = {}, body
 
-    # -- field checkers: each returns the value or raises ------------------------------------
-    def fail(self, node, field, expected, value):
-        raise ValueError(f"node {node.get('name', '?')!r} field {field!r}: expected {expected}, "
-                         f"got {str(value)[:60]!r}")
-
-    def integer(self, node, field, lo, hi):
-        v = node.get(field)
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            self.fail(node, field, f"an integer in {lo}..{hi}", v)
-        return v
-
-    def number(self, node, field, lo=-math.inf, hi=math.inf, whole=False):
-        v = node.get(field)
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
-                or not lo <= v <= hi or (whole and v != int(v)):
-            self.fail(node, field, f"a finite {'integer' if whole else 'number'} in [{lo}, {hi}]", v)
-        return v
-
-    def name(self, node, field):
-        v = node.get(field)
-        if not isinstance(v, str) or not 0 < len(v) <= limits.MAX_NAME_CHARS:
-            self.fail(node, field, f"a name of 1..{limits.MAX_NAME_CHARS} characters", v)
-        return v
-
-    def ints(self, node, field, n, lo, hi):
-        v = node.get(field)
-        if not isinstance(v, list) or len(v) != n or any(
-                isinstance(d, bool) or not isinstance(d, int) or not lo <= d <= hi for d in v):
-            self.fail(node, field, f"{n} integers in {lo}..{hi}", v)
-        return tuple(v)
-
-    def shape(self, node, field="shape"):
-        return self.ints(node, field, 3, 1, limits.MAX_DIM)
-
-    def peek(self, node, field):
-        """The array a field refers to, unchecked; None when the reference is not one."""
-        ref = node.get(field)
-        key = ref.get("$array") if isinstance(ref, dict) else None
-        return self.arrays.get(key) if isinstance(key, str) else None
-
-    def array(self, node, field, shape, bits=0):
-        ref = node.get(field)
-        key = ref.get("$array") if isinstance(ref, dict) else None
-        if not isinstance(key, str) or key not in self.arrays or key in self.used:
-            self.fail(node, field, "a reference to an array of this file used once", ref)
-        self.used.add(key)
-        a = self.arrays[key]
-        if tuple(a.shape) != tuple(shape):
-            self.fail(node, field, f"an array of shape {tuple(shape)}", f"shape {a.shape}")
-        if bits:
-            if a.dtype.kind not in "iu":
-                self.fail(node, field, "integer mantissas", f"dtype {a.dtype}")
-            limit = signed_limit(bits)
-            if a.size and (int(a.max()) > limit or int(a.min()) < -limit):
-                self.fail(node, field, f"mantissas within +-{limit} ({bits} bits)",
-                          f"range {a.min()}..{a.max()}")
-        elif a.size and not np.isfinite(a.astype(np.float64, copy=False)).all():
-            self.fail(node, field, "finite values", "NaN or infinity")
-        return a
-
     # -- node types: fields and their meaning ------------------------------------------------
     def Input(self, n):  # noqa: N802 - named after the node type it checks
         self.shape(n)
@@ -134,6 +49,12 @@ class Schema:
         self.integer(n, "timesteps", 1, limits.MAX_TIMESTEPS)
         self.number(n, "scale", 1e-30, 1e30)
         self.integer(n, "value_bits", 2 if self.int else 0, STATE_BITS if self.int else 0)
+        c = n["shape"][0]
+        mean = self.numbers(n, "raw_mean", (0, c))
+        self.numbers(n, "raw_std", (len(mean),), lo=1e-30)  # a std of 0 would divide by zero
+        self.number(n, "raw_divide", 1e-30 if mean else 1.0, 1e30 if mean else 1.0)
+        gain = self.numbers(n, "gain", (0, c))
+        self.numbers(n, "offset", (len(gain),))
 
     def Layer(self, n):  # noqa: N802
         c = self.shape(n)[0]
@@ -155,18 +76,14 @@ class Schema:
         hi = self.rules.THRESHOLD_MANT_MAX if self.int else 1e30
         self.number(n, "v_threshold", 1 if self.int else 1e-30, hi, whole=self.int)
         self.number(n, "v_retention", 0.0, 1.0)
-        self.number(n, "v_reset", 0.0, 0.0)  # every backend resets to 0
+        self.number(n, "v_reset", 0.0, 0.0)  # every backend resets to 0 (the node's rule)
 
     def GradedPopulation(self, n):  # noqa: N802
         self.name(n, "layer")
         self.shape(n)
-        th = n.get("v_thresholds")
-        if not isinstance(th, list) or not 1 <= len(th) <= limits.MAX_LEVELS:
-            self.fail(n, "v_thresholds", f"a list of 1..{limits.MAX_LEVELS} thresholds", th)
         hi = self.rules.THRESHOLD_MANT_MAX if self.int else 1e30
-        for v in th:
-            self.number({**n, "v_threshold": v}, "v_threshold", 1 if self.int else 1e-30, hi,
-                        whole=self.int)
+        self.numbers(n, "v_thresholds", range(1, limits.MAX_LEVELS + 1),
+                     1 if self.int else 1e-30, hi, whole=self.int)
         self.number(n, "v_retention", 0.0, 1.0)
         self.number(n, "v_reset", 0.0, 0.0)  # every backend resets to 0
 
@@ -186,7 +103,8 @@ class Schema:
             w = self.peek(n, "weight")
             k = tuple(w.shape[2:]) if w is not None and w.ndim == 4 else (0, 0)
             if not all(1 <= d <= limits.MAX_KERNEL for d in k):
-                self.fail(n, "weight", f"a (C_out, C_in, kh, kw) kernel, sides 1..{limits.MAX_KERNEL}",
+                self.fail(n, "weight",
+                          f"a (C_out, C_in, kh, kw) kernel, sides 1..{limits.MAX_KERNEL}",
                           None if w is None else f"shape {w.shape}")
             self.array(n, "weight", (co, ci, *k), bits)
             out = tuple(conv_output_size(d, kd, s, p)
@@ -200,7 +118,7 @@ class Schema:
     def Readout(self, n):  # noqa: N802
         srcs = n.get("sources")
         if not isinstance(srcs, list) or not srcs or not all(
-                isinstance(s, str) and self.nodes.get(s, {}).get("type") in ("Population", "GradedPopulation")
+                isinstance(s, str) and self.nodes.get(s, {}).get("type") in SENDERS
                 for s in srcs):
             self.fail(n, "sources", "a list of earlier Population names", srcs)
         shapes = {tuple(self.nodes[s]["shape"]) for s in srcs}
@@ -211,7 +129,8 @@ class Schema:
         w = self.peek(n, "weight")
         classes = w.shape[0] if w is not None and w.ndim == 2 else 0
         if not 1 <= classes <= limits.MAX_DIM:
-            self.fail(n, "weight", "a (classes, C) matrix", None if w is None else f"shape {w.shape}")
+            self.fail(n, "weight", "a (classes, C) matrix",
+                      None if w is None else f"shape {w.shape}")
         self.array(n, "weight", (classes, c), bits)
         self.array(n, "bias", (classes,))
         self.number(n, "scale", 1e-30, 1e30)
@@ -237,7 +156,7 @@ class Schema:
                 if n["type"] == kind:
                     getattr(self, kind)(n)
         neurons = sum(math.prod(n["shape"]) * len(n.get("v_thresholds", [0]))
-                      for n in self.nodes.values() if n["type"] in ("Population", "GradedPopulation"))
+                      for n in self.nodes.values() if n["type"] in SENDERS)
         weights = sum(self.arrays[k].size for k in self.used)
         if neurons > limits.MAX_NEURONS or weights > limits.MAX_WEIGHTS:
             raise ValueError(f"{neurons} neurons and {weights} weights exceed this tool's limits "
@@ -248,7 +167,7 @@ class Schema:
         unused = sorted(set(self.arrays) - self.used)
         if unused:
             raise ValueError(f"array {unused[0]!r} belongs to no node")
-        self.check_metadata()
+        check_metadata(self.body["metadata"], self.nodes)
 
     def cross_check(self, name, n):
         first = self.nodes.get(n["populations"][0], {}) if n["type"] == "Layer" else {}
@@ -267,22 +186,6 @@ class Schema:
         if n["type"] == "Population" and name not in self.nodes.get(n["layer"], {}).get(
                 "populations", ()):
             self.fail(n, "layer", "a Layer that lists this population", n["layer"])
-
-    def check_metadata(self):
-        meta, inp = self.body["metadata"], next(n for n in self.nodes.values() if n["type"] == "Input")
-        if ("input_gain" in meta) != ("input_offset" in meta):
-            raise ValueError("metadata: input_gain and input_offset come together")
-        for key in ("input_gain", "input_offset"):
-            if key in meta:
-                v = meta[key]
-                if not isinstance(v, list) or len(v) != inp["shape"][0] or not all(
-                        isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-                        for x in v):
-                    raise ValueError(f"metadata {key}: expected {inp['shape'][0]} finite numbers")
-        if "levels" in meta and (not isinstance(meta["levels"], int) or isinstance(meta["levels"], bool)
-                                 or not 1 <= meta["levels"] <= limits.MAX_LEVELS):
-            raise ValueError(f"metadata levels: expected an integer in 1..{limits.MAX_LEVELS}")
-        check_input_pipeline(meta.get("input_pipeline"), inp["shape"][0])
 
 
 def validate_graph_dict(body, arrays: dict) -> None:

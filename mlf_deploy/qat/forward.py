@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -97,19 +96,21 @@ def _exact_conv(src, mant, stride, padding):
     return F.conv2d(src, mant, stride=stride, padding=padding)
 
 
-class IntegerForward:
+class IntegerForward(torch.nn.Module):
     """``model`` on ``grid``; call it with raw input ``(B, C, H, W)`` or ``(T, B, C, H, W)``.
 
     Returns logits ``(B, classes)`` float64. Differentiable unless run under ``torch.no_grad()``.
+    A module holding ``model``'s parameters, so that DistributedDataParallel can wrap it.
     """
 
     def __init__(self, model: DSResNet, grid: IntGrid, record: bool = False):
+        super().__init__()
         self.model, self.grid, self.record = model, grid, record
         self.spikes: dict = {}
         self.states: dict = {}
         self.overflow: dict = {}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, g = self.model, self.grid
         self.spikes, self.states, self.overflow = {}, {}, {}
         x = m.encode(x.to(m.fc.weight.device)).double()
@@ -195,8 +196,9 @@ class IntegerForward:
         if self.record:
             v_all = torch.stack(states)
             for k in range(levels):
-                self.spikes[population_name(name, k)] = s[:, k].detach().to(torch.uint8).cpu().numpy()
-                self.states[population_name(name, k)] = v_all[:, k].to(torch.int64).cpu().numpy()
+                pop = population_name(name, k)
+                self.spikes[pop] = s[:, k].detach().to(torch.uint8).cpu().numpy()
+                self.states[pop] = v_all[:, k].to(torch.int64).cpu().numpy()
         return [s[:, k] for k in range(levels)]
 
     def _readout(self, sources) -> torch.Tensor:
@@ -208,13 +210,3 @@ class IntegerForward:
         steps, _, _, h, w = sources[0].shape
         return (counts @ mant.T) * step / (steps * h * w) + fc.bias.double()
 
-
-def integer_logits(model: DSResNet, grid: IntGrid, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Logits ``(N, classes)`` of the integer forward over ``x`` in batches, without gradients."""
-    events = x.dim() == 5
-    n = x.shape[1 if events else 0]
-    fwd = IntegerForward(model, grid)
-    with torch.no_grad():
-        parts = [fwd(x[:, i:i + batch_size] if events else x[i:i + batch_size]).cpu().numpy()
-                 for i in range(0, n, batch_size)]
-    return np.concatenate(parts)

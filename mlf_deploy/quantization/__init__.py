@@ -91,7 +91,8 @@ def _round_weights(w, step, bits, report, where):
     mant = np.round(w / step)
     limit = signed_limit(bits)
     clipped = int((np.abs(mant) > limit).sum())
-    report.add_weights(where, clipped, w.size, float(np.abs(np.clip(mant, -limit, limit) * step - w).max()))
+    report.add_weights(where, clipped, w.size,
+                       float(np.abs(np.clip(mant, -limit, limit) * step - w).max()))
     return np.clip(mant, -limit, limit).astype(np.int32)
 
 
@@ -101,7 +102,8 @@ def _bias_mant_exp(bias_v: np.ndarray, report, where):
     mant = np.round(bias_v / 2 ** exp)
     clipped = int((np.abs(mant) > BIAS_MANT_MAX).sum())
     mant = np.clip(mant, -BIAS_MANT_MAX, BIAS_MANT_MAX)
-    report.add_bias(where, clipped, float(np.abs(mant * 2 ** exp - bias_v).max()) if bias_v.size else 0.0)
+    report.add_bias(where, clipped,
+                    float(np.abs(mant * 2 ** exp - bias_v).max()) if bias_v.size else 0.0)
     return mant.astype(np.int32), exp
 
 
@@ -132,7 +134,8 @@ def quantize(graph: Graph, weight_bits: int = 8, input_max: float | None = None,
     nodes = {new_input.name: new_input}
     for node in graph.nodes.values():
         if isinstance(node, Layer):
-            nodes.update(_quantize_layer(graph, node, new_input, weight_bits, threshold_bits, report))
+            nodes.update(_quantize_layer(graph, node, new_input, weight_bits, threshold_bits,
+                                         report))
     ro = graph.readout
     step = _weight_step([ro.weight], weight_bits)
     nodes[ro.name] = dataclasses.replace(
@@ -151,7 +154,8 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
     projections = graph.projections_into(layer.name)
     src_units = {new_input.scale if p.source == new_input.name else 1.0 for p in projections}
     if len(src_units) != 1:
-        raise UserError(f"layer {layer.name}: mixes input and spike sources; cannot share one scale")
+        raise UserError(f"layer {layer.name}: mixes input and spike sources; cannot share one "
+                        "scale")
     step = _weight_step([p.weight for p in projections], bits)
     unit0 = step * src_units.pop()
     pops = graph.populations_of(layer.name)
@@ -160,8 +164,8 @@ def _quantize_layer(graph, layer, new_input, bits, threshold_bits, report):
     unit = unit0 * 2.0 ** -exp
     out = {}
     for p in projections:
-        out[p.name] = dataclasses.replace(p, weight=_round_weights(p.weight, step, bits, report, layer.name),
-                                          weight_bits=bits)
+        weight = _round_weights(p.weight, step, bits, report, layer.name)
+        out[p.name] = dataclasses.replace(p, weight=weight, weight_bits=bits)
     bias_mant, bias_exp = _bias_mant_exp(layer.bias.astype(np.float64) / unit * MEMBRANE_GAIN,
                                          report, layer.name)
     out[layer.name] = dataclasses.replace(layer, bias=bias_mant, weight_exp=exp, bias_exp=bias_exp,
@@ -184,8 +188,8 @@ def input_max_of_range(graph: Graph, input_range: dict) -> float | None:
     lo = np.asarray(input_range["min"], dtype=np.float64)
     hi = np.asarray(input_range["max"], dtype=np.float64)
     norm = input_normalisation(graph)
-    if norm is None:
+    if norm.gain is None:
         events = input_range["timesteps"] is not None
         return None if events else float(np.maximum(np.abs(lo), np.abs(hi)).max())
-    gain, offset = norm[0][:, 0, 0], norm[1][:, 0, 0]
+    gain, offset = norm.gain[:, 0, 0], norm.offset[:, 0, 0]
     return float(np.maximum(np.abs(lo * gain + offset), np.abs(hi * gain + offset)).max())
