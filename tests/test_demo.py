@@ -53,7 +53,7 @@ def test_quick_demo_writes_everything_and_every_backend_agrees(tmp_path):
     assert "correct deployment? yes" in report and "good enough? yes" in report
     assert "| stem_mlf |" in report and (out / "drift.png").is_file()
     assert "pre-silicon minimum" in report and "design-rule check" in report
-    for table in ("binary (one LIF per level) against graded", "Loihi 1 per-event bill"):
+    for table in ("binary (one LIF per level) against graded", "Loihi 1 per-event bill (SANA-FE"):
         assert report.count(table) == 1, table  # the energy section's, not again in evaluate's
     assert (out / "evaluate" / "layers.png").read_bytes() != (out / "energy.png").read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no staging folder left behind

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlf_deploy.workflows.analysis import energy_report, evaluate_report
 from mlf_deploy.workflows.pipeline import load_pipeline
 
-TABLES = ("binary (one LIF per level) against graded", "Loihi 1 per-event bill")
+TABLES = ("binary (one LIF per level) against graded", "Loihi 1 per-event bill (SANA-FE")
 
 
 def test_evaluate_can_leave_the_lowerings_to_the_energy_section(ckpt):
