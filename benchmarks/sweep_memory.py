@@ -4,7 +4,8 @@ quantized graph (as before: 12 graphs) against one graph per weight width whose 
 
 The "per point" run patches the sweep back to the old construction, ``quantize(with_timesteps(
 float graph, T), bits)`` for every point (``run_memory.per_point_sweep``; tests/test_sweep_memory.py
-shows both give equal graphs), so the two runs differ in that alone. Printed: peak RSS of each and the ratio.
+shows both give equal graphs), so the two runs differ in that alone. Printed: peak RSS of each
+and the ratio.
 
 Usage: ``python benchmarks/sweep_memory.py [--model cifar10|cifar-small|digits] [--samples 1]``
 """

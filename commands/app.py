@@ -162,7 +162,8 @@ SPIKES = click.option("--spikes", type=click.Choice(["binary", "graded"]), defau
 ENERGY_MODEL = click.option("--model", "energy_model", default="45nm-fp32", show_default=True,
                             help="Energy model of the table and plots: 45nm-fp32, 45nm-int8, "
                                  "loihi1-proxy (the JSON has all).")
-SPLIT = click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+SPLIT = click.option("--split", type=click.Choice(["test", "train"]), default="test",
+                     show_default=True)
 DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
                       show_default=True,
                       help="Where torch, torch-int and the reference simulator run (auto: a GPU "

@@ -41,7 +41,8 @@ def _backends(ctx, param, value):
 @click.option("-o", "--out", "out", required=True, type=click.Path(),
               help="Output file (ir, onnx) or directory (lava).")
 @WEIGHT_BITS
-@click.option("--float", "as_float", is_flag=True, help="Export the float graph, not the integer one.")
+@click.option("--float", "as_float", is_flag=True,
+              help="Export the float graph, not the integer one.")
 @click.option("--mode", type=click.Choice(["sequence", "step"]), default=None,
               help="ONNX only: whole-sequence model [default] or one-timestep streaming model; "
                    "refused for ir and lava.")
@@ -49,7 +50,8 @@ def _backends(ctx, param, value):
               help="ONNX sequence models only: output the logits alone (about twice as fast at "
                    "real sizes, for `mlf-deploy run` on a test set); verify needs the default.")
 @click.option("--nir-target", type=click.Choice(["snntorch", "norse"]), default="snntorch",
-              show_default=True, help="NIR only: the importer whose discretisation the file targets.")
+              show_default=True, help="NIR only: the importer whose discretisation the file "
+                                      "targets.")
 @click.option("--nir-dequantised", is_flag=True,
               help="NIR only: write the int graph dequantised (a labelled approximation of it) "
                    "instead of the float graph.")
@@ -99,11 +101,13 @@ def export(checkpoint, target, out, weight_bits, as_float, mode, logits_only, ni
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @WEIGHT_BITS
 @click.option("--graph", "graph_file", type=click.Path(dir_okay=False), default=None,
-              help="Verify this exported graph file (from `export --to ir`) instead of re-lowering.")
+              help="Verify this exported graph file (from `export --to ir`) instead of "
+                   "re-lowering.")
 @click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), default=None,
               help="Run the onnx backend from this exported .onnx file (adds onnx-int/onnx-float).")
 @click.option("--lava-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds each Lava run (8 samples) may take [default: derived from the network].")
+              help="Seconds each Lava run (8 samples) may take [default: derived from the "
+                   "network].")
 @click.option("--spikes", type=click.Choice(["binary", "graded"]), default="binary",
               show_default=True, help="graded: run each named backend but torch as its graded "
                                       "counterpart, compared with the binary graph's reference.")
@@ -168,7 +172,8 @@ def verify(checkpoint, backends, samples, split, weight_bits, graph_file, onnx_f
 @click.argument("nir_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out", required=True, type=click.Path(), help="Graph file to write.")
 @click.option("--nir-source", type=click.Choice(["snntorch", "norse"]), default=None,
-              help="Whose LIF discretisation the file uses [default: the file's own label, else snntorch].")
+              help="Whose LIF discretisation the file uses [default: the file's own label, else "
+                   "snntorch].")
 @click.option("--timesteps", type=click.IntRange(1), default=None,
               help="Timesteps per sample, for files that do not record them.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")

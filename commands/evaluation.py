@@ -148,7 +148,8 @@ def evaluate(checkpoint, bits, steps, split, samples, energy_model, weight_shari
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-output",
               show_default=True, help="Output folder (built under a temporary name, then renamed).")
-@click.option("--quick", is_flag=True, help="A short run (fewer epochs and samples) for CI: < 3 min.")
+@click.option("--quick", is_flag=True,
+              help="A short run (fewer epochs and samples) for CI: < 3 min.")
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty output folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--threads", type=click.IntRange(1), default=None,

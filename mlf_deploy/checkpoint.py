@@ -103,13 +103,15 @@ def what_file_is(head: bytes, name: str = "") -> str | None:
 
 
 def build_model(ckpt: dict, path="checkpoint") -> DSResNet:
-    """The model of a checkpoint, in eval mode; a mismatch between arguments and weights is an error."""
+    """The model of a checkpoint, in eval mode; arguments that do not match the weights are an
+    error."""
     try:
         model = DSResNet(**ckpt["model_args"])
         model.load_state_dict(ckpt["state_dict"])
     except (TypeError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise UserError(f"{path}: model arguments do not match the stored weights: {first[:200]}") from exc
+        raise UserError(f"{path}: model arguments do not match the stored weights: "
+                        f"{first[:200]}") from exc
     return model.eval()
 
 

@@ -46,13 +46,15 @@ def check_output_dir(out, force: bool, protect=(), what: str = "output") -> Path
     if not any(out.iterdir()):
         return out
     if not force:
-        raise UserError(f"{what} {out} exists and is not empty; pass {option('force')} to replace an "
+        raise UserError(f"{what} {out} exists and is not empty; pass {option('force')} to replace "
+                        f"an "
                         "earlier output of mlf-deploy, or choose another path")
     foreign = foreign_files(out)
     if foreign is None:
         raise UserError(f"{what} {out} was not written by mlf-deploy (no {MANIFEST} with file "
                         "hashes; outputs of versions before the hashes have none: remove such "
-                        f"a folder yourself); {option('force')} replaces only earlier outputs of this tool: "
+                        f"a folder yourself); {option('force')} replaces only earlier outputs of "
+                        f"this tool: "
                         "choose another path")
     if foreign:
         raise UserError(f"{what} {out} holds files mlf-deploy did not write, or that changed since "

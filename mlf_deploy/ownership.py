@@ -188,10 +188,12 @@ def check_replace(path) -> None:
     if ours and (real in _allowed or os.path.dirname(real) in _allowed):
         return
     if ours:
-        raise UserError(f"{path} already exists (an earlier output of mlf-deploy); pass {option('force')} "
+        raise UserError(f"{path} already exists (an earlier output of mlf-deploy); pass "
+                        f"{option('force')} "
                         "to replace it, or choose another path")
     raise UserError(f"{path} already exists and mlf-deploy did not write it (or it changed "
-                    f"since); it is never replaced, even with {option('force')}: choose another path")
+                    f"since); it is never replaced, even with {option('force')}: choose another "
+                    f"path")
 
 
 def check_output_file(path, force: bool) -> Path:

@@ -21,7 +21,8 @@ from mlf_deploy.ownership import adopt, allow_replace, check_replace
 def check_out_dir(out: Path) -> None:
     """Fail before any work when ``out`` cannot become a writable directory; create nothing."""
     if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} exists and is not a directory; choose another {option('out')}")
+        raise UserError(f"output {out} exists and is not a directory; choose another "
+                        f"{option('out')}")
     parent = out
     while not parent.exists():
         parent = parent.parent

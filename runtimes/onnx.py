@@ -84,7 +84,8 @@ def check_model_matches(model: onnx.ModelProto, graph: Graph, where: str = "mode
     checksum = graph_checksum(graph)
     if meta.get("graph_checksum") != checksum:
         raise UserError(f"{where} was exported from another graph (checksum "
-                        f"{meta.get('graph_checksum', '?')[:12]}..., this graph {checksum[:12]}...); "
+                        f"{meta.get('graph_checksum', '?')[:12]}..., this graph "
+                        f"{checksum[:12]}...); "
                         f"re-export it from this checkpoint")
     return meta
 
@@ -119,7 +120,8 @@ class OnnxRunner:
 
     @property
     def backend(self) -> str:
-        return ("onnx-int" if self.integer else "onnx-float") + ("-graded" if self.graph.graded else "")
+        return (("onnx-int" if self.integer else "onnx-float")
+                + ("-graded" if self.graph.graded else ""))
 
     def validate(self, feeds: dict) -> int:
         """Check ``feeds`` against the declared inputs; returns the batch size."""

@@ -67,7 +67,8 @@ def _gap(graph, samples: int) -> int:
     if rho >= 1:
         if samples > 1:
             raise UserError("SANA-FE runs samples one after another and a retention of 1 never "
-                            f"forgets a membrane; run one sample ({option('simulator_samples', 1)})")
+                            "forgets a membrane; run one sample "
+                            f"({option('simulator_samples', 1)})")
         return 0
     return math.ceil(sem.STATE_BITS / -math.log2(rho)) + 1
 

@@ -33,7 +33,9 @@ def weights_halved(g, rng):
     projection from a source that never fires changes nothing any sample can show)."""
     layer = g.layers[rng.integers(len(g.layers))]
     p = g.projections_into(layer.name)[0]
-    return _replace(g, dataclasses.replace(p, weight=np.round(p.weight * 0.5).astype(p.weight.dtype))), \
+    return _replace(g,
+                    dataclasses.replace(p,
+                                        weight=np.round(p.weight * 0.5).astype(p.weight.dtype))), \
         p.target
 
 
@@ -68,7 +70,8 @@ def skip_dropped(g, rng):
 
 def decay_doubled(g, rng):
     layer = g.layers[rng.integers(len(g.layers))]
-    pops = [dataclasses.replace(p, v_retention=2 * p.v_retention) for p in g.populations_of(layer.name)]
+    pops = [dataclasses.replace(p, v_retention=2 * p.v_retention)
+            for p in g.populations_of(layer.name)]
     return _replace(g, *pops), layer.name
 
 

@@ -104,7 +104,8 @@ def test_run_in_batches_equals_one_batch(ckpt, tmp_path, raw_digits, kind, args)
     raw_path, expected, _ = raw_digits
     out = exported(ckpt, tmp_path, kind, args)
     whole = run_artifact(out, raw_path, RunOptions(batch_size=len(expected)))
-    batched = run_artifact(out, raw_path, RunOptions(batch_size=5))  # 12 samples: batches of 5, 5 and 2
+    # 12 samples: batches of 5, 5 and 2
+    batched = run_artifact(out, raw_path, RunOptions(batch_size=5))
     assert batched["predictions"] == whole["predictions"] == expected
     np.testing.assert_array_equal(np.asarray(batched["logits"]), np.asarray(whole["logits"]))
 

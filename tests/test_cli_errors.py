@@ -38,11 +38,13 @@ def test_bad_checkpoints(tmp_path, ckpt, cmd):
     truncated.write_bytes(ckpt.read_bytes()[:1000])
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    mismatched = write_checkpoint(tmp_path / "mismatch.pt", model_args={**TINY_ARGS, "widths": (8, 8, 8)})
+    mismatched = write_checkpoint(tmp_path / "mismatch.pt",
+                                  model_args={**TINY_ARGS, "widths": (8, 8, 8)})
     (tmp_path / "text.pt").write_text("not a checkpoint")
     for path, fragment in [(truncated, "not a readable"), (foreign, "not an mlf-deploy checkpoint"),
                            (mismatched, "do not match the stored weights"),
-                           (tmp_path / "text.pt", "not a readable"), (tmp_path / "none.pt", "does not exist")]:
+                           (tmp_path / "text.pt", "not a readable"), (tmp_path / "none.pt",
+                                                                      "does not exist")]:
         one_error(run(cmd[0], path, *cmd[1:]), fragment)
     assert not (tmp_path / "o.mlfg").exists()
 

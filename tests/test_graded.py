@@ -60,7 +60,8 @@ def test_graph_has_one_graded_population_per_layer_and_one_projection_per_source
                           for p in q.projections_into(layer.name)}
         assert len(gg.projections_into(layer.name)) == len(binary_sources)
         for view, pop in zip(gg.levels_of(layer.name), q.populations_of(layer.name)):
-            assert (view.name, view.level, view.v_threshold) == (pop.name, pop.level, pop.v_threshold)
+            assert (view.name, view.level, view.v_threshold) == (pop.name, pop.level,
+                                                                 pop.v_threshold)
     assert len(q.projections) > 2 * len(gg.projections)
     assert len(gg.readout.sources) * 3 == len(q.readout.sources)
 

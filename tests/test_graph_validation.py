@@ -40,7 +40,8 @@ def huge_shape(members):  # a header declaring 10^12 elements over a few bytes o
     name = next(n for n in members if n.endswith("bias.npy"))
     header = "{'descr': '<i4', 'fortran_order': False, 'shape': (1000000000000,), }"
     header = header.ljust(117) + "\n"
-    members[name] = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 12
+    members[name] = (b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+                     + b"\0" * 12)
 
 
 CASES = {  # name: (numeric, reseal keyword arguments, fragment of the error)

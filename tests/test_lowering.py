@@ -25,7 +25,8 @@ VARIANTS = [
 @pytest.mark.parametrize("cfg", VARIANTS, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
 def test_float_graph_reproduces_torch(cfg):
     cfg = dict(cfg)
-    in_hw, events, cin = cfg.pop("in_hw", (8, 8)), cfg.pop("events", False), cfg.pop("in_channels", 1)
+    in_hw, events = cfg.pop("in_hw", (8, 8)), cfg.pop("events", False)
+    cin = cfg.pop("in_channels", 1)
     model = make_model(in_hw=in_hw, events=events, in_channels=cin, **cfg)
     graph = lower(model, (cin, *in_hw), "events" if events else "static")
     x = sample_input(12, cin, in_hw, events=events)

@@ -62,7 +62,8 @@ def test_integer_states_times_scale_reproduce_float_states():
     x_abs = x.abs().double()
     in_step = q.input.scale
     conv = lambda a, k: torch.nn.functional.conv2d(a, k, padding=1)[:, :, :, :].numpy()
-    bound = (conv(torch.full_like(x_abs, in_step / 2), w) + conv(x_abs, torch.full_like(w, w_step / 2))
+    bound = (conv(torch.full_like(x_abs, in_step / 2), w)
+             + conv(x_abs, torch.full_like(w, w_step / 2))
              + conv(torch.full_like(x_abs, in_step / 2), torch.full_like(w, w_step / 2))
              + layer.scale + 2.0 ** layer.bias_exp / 128 * layer.scale)
     for pop in q.populations_of("stem_mlf"):

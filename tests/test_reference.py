@@ -41,7 +41,8 @@ def test_batching_does_not_change_results(small_graphs):
 def _with_bias(q: Graph, layer_name: str, value: int, exp: int) -> Graph:
     nodes = dict(q.nodes)
     layer = nodes[layer_name]
-    nodes[layer_name] = dataclasses.replace(layer, bias=np.full_like(layer.bias, value), bias_exp=exp)
+    nodes[layer_name] = dataclasses.replace(layer, bias=np.full_like(layer.bias, value),
+                                            bias_exp=exp)
     pops = q.populations_of(layer_name)
     for p in pops:  # thresholds out of reach so the membrane keeps growing into saturation
         nodes[p.name] = dataclasses.replace(p, v_threshold=131071, v_retention=1.0)

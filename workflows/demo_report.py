@@ -117,17 +117,20 @@ def write_report(path: Path, results: DemoResults) -> None:
         f"**Verdict: {VERDICT[bool(summary['passed'])]}.**",
         "",
         "## What was built",
-        f"- An MLF spiking DS-ResNet-{args['depth']} (widths {tuple(args['widths'])}, K={args['levels']} "
-        f"levels, T={args['timesteps']}, variant `{args['variant']}`) trained on scikit-learn's 8x8 "
-        f"digits for {trained['epochs']} epochs: **test accuracy {trained['test_accuracy']:.4f}** "
-        f"(torch, float32).",
-        f"- Lowered to a deployment graph of {g['layers']} layers, {g['populations']} single-threshold "
-        f"populations ({g['neurons']:,} neurons), {g['projections']} projections, largest residual "
+        f"- An MLF spiking DS-ResNet-{args['depth']} (widths {tuple(args['widths'])}, "
+        f"K={args['levels']} levels, T={args['timesteps']}, variant `{args['variant']}`) trained "
+        f"on scikit-learn's 8x8 digits for {trained['epochs']} epochs: "
+        f"**test accuracy {trained['test_accuracy']:.4f}** (torch, float32).",
+        f"- Lowered to a deployment graph of {g['layers']} layers, {g['populations']} "
+        f"single-threshold populations ({g['neurons']:,} neurons), {g['projections']} "
+        f"projections, largest residual "
         f"fan-in {g['max_fan_in']} populations; quantized to {q['weight_bits']}-bit weights "
         f"({q['weights_clipped']} clipped, worst relative threshold rounding "
-        f"{q['worst_threshold_error']['relative']:.2e} at {q['worst_threshold_error']['population']}).",
-        "- Exported to `exports/`: the float and integer graph files, ONNX sequence and step models "
-        "(float and integer), the graded lowering of the integer graph (one neuron per MLF position "
+        f"{q['worst_threshold_error']['relative']:.2e} at "
+        f"{q['worst_threshold_error']['population']}).",
+        "- Exported to `exports/`: the float and integer graph files, ONNX sequence and step "
+        "models (float and integer), the graded lowering of the integer graph (one neuron per "
+        "MLF position "
         "sending its level count: `graph-int-graded.mlfg`, `model-int-graded-sequence.onnx`, "
         "`lava-graded/`), and a Lava network with its standalone loader "
         f"({'run on Lava below' if summary['lava'] == 'ran' else 'not run: ' + summary['lava']}).",
@@ -143,7 +146,8 @@ def write_report(path: Path, results: DemoResults) -> None:
         "![accuracy against energy](evaluate/accuracy_energy.png)", "",
         "![per-layer energy by weight width](evaluate/layers.png)", "",
         "![both lowerings, Loihi 1 per-event bill](evaluate/lowerings.png)", "",
-        "## Files", "- `train/checkpoint.pt`, `train/metrics.jsonl`: the trained model and its history",
+        "## Files", "- `train/checkpoint.pt`, `train/metrics.jsonl`: the trained model and its "
+                    "history",
         "- `exports/`: deployment artefacts", "- `verify*.json`, `energy.json`, `evaluate.json`, "
         "`summary.json`: machine-readable results", "",
         "Seconds per step: " + ", ".join(f"{k} {v}" for k, v in summary["seconds"].items()) + ".",

@@ -80,7 +80,8 @@ def tonic_spec(spec: dict) -> dict:
     if "test_fraction" in spec and not 0 < spec["test_fraction"] < 1:
         raise UserError(f"test_fraction must be in (0, 1), got {spec['test_fraction']}")
     size = int((sensor - 1) * spec["spatial_factor"]) + 1
-    return {**spec, "kind": "events", "channels": 2, "size": size, "classes": LAYOUTS[spec["name"]].classes}
+    return {**spec, "kind": "events", "channels": 2, "size": size,
+            "classes": LAYOUTS[spec["name"]].classes}
 
 
 def _files(spec: dict, key: str) -> list[tuple[Path, int]]:
@@ -123,7 +124,8 @@ def recordings(spec: dict, split: str) -> list[tuple[Path, int]]:
     for label, paths in sorted(by_class.items()):
         if len(paths) < 2:
             raise UserError(f"cifar10-dvs class {CIFAR10_DVS_CLASSES[label]!r} has {len(paths)} "
-                            f"recording(s) under {paths[0].parent}; a train and a test split need >= 2")
+                            f"recording(s) under {paths[0].parent}; a train and a test split need "
+                            f">= 2")
         n_test = min(len(paths) - 1, max(1, round(len(paths) * spec.get("test_fraction", 0.1))))
         if "train_per_class" in spec:  # checkpoints written before test_fraction
             n_test = max(1, len(paths) - int(spec["train_per_class"]))
@@ -152,7 +154,8 @@ def read_events(name: str, path: Path) -> np.ndarray:
             t = t * 1000
         elif layout.suffix == ".bin":
             if path.stat().st_size % 5:
-                raise ValueError("the size is not a multiple of 5 bytes (N-MNIST events are 40-bit)")
+                raise ValueError("the size is not a multiple of 5 bytes (N-MNIST events are "
+                                 "40-bit)")
             ev = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
             x, y, t, p = ev["x"], ev["y"], ev["t"], ev["p"]
         else:
@@ -165,10 +168,12 @@ def read_events(name: str, path: Path) -> np.ndarray:
     # Any decoder failure means the file is not what the layout says; the aedat decoder (Rust)
     # panics with pyo3's PanicException, a BaseException that `except Exception` lets through.
     except BaseException as exc:  # noqa: BLE001
-        raise UserError(f"{path} is not a readable {name} recording: {type(exc).__name__}: {exc}") from exc
+        raise UserError(f"{path} is not a readable {name} recording: "
+                        f"{type(exc).__name__}: {exc}") from exc
     out = np.empty(len(x), EVENT_DTYPE)
     out["x"], out["y"], out["t"], out["p"] = x, y, t, p
-    bad = (out["x"] < 0) | (out["x"] >= layout.sensor) | (out["y"] < 0) | (out["y"] >= layout.sensor)
+    bad = ((out["x"] < 0) | (out["x"] >= layout.sensor)
+           | (out["y"] < 0) | (out["y"] >= layout.sensor))
     if bad.any() or not np.isin(out["p"], (0, 1)).all():
         raise UserError(f"{path} has events outside the {layout.sensor}x{layout.sensor} sensor or "
                         "polarities other than 0/1; is it a recording of this data set?")
@@ -186,4 +191,5 @@ def recording_frames(spec: dict, path: Path) -> np.ndarray:
     if len(events):
         events["t"] -= events["t"].min()  # frames start at the recording start
     size = spec["size"]
-    return to_frames([events], (size, size, 2), int(spec["timesteps"]), spec["window_us"])[0].numpy()
+    return to_frames([events], (size, size, 2), int(spec["timesteps"]),
+                     spec["window_us"])[0].numpy()

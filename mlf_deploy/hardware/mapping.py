@@ -74,8 +74,9 @@ class Mapping:
                 f"{'KB/core':>8} {'axons_in':>8} {'axons_out':>9}  binding")
         rows = [head, "-" * len(head)]
         for r in self.layers:
-            rows.append(f"{r.name:<24} {r.neurons:>8} {r.cores:>5} {r.rows_per_core:>9} {r.channels_per_core:>7} "
-                        f"{r.max_core_bytes / 1024:>8.1f} {r.max_axons_in:>8} {r.max_axons_out:>9}  "
+            rows.append(f"{r.name:<24} {r.neurons:>8} {r.cores:>5} {r.rows_per_core:>9} "
+                        f"{r.channels_per_core:>7} {r.max_core_bytes / 1024:>8.1f} "
+                        f"{r.max_axons_in:>8} {r.max_axons_out:>9}  "
                         f"{','.join(r.binding) or '-'}")
         # one verdict on the line that gives the counts, so they never read as a success that
         # the DRC lines below contradict
@@ -83,7 +84,8 @@ class Mapping:
                    f"does NOT fit the target ({self.target.get('chips', 1)} chip(s)): "
                    f"{len(self.violations)} DRC failure(s), by rule below")
         rows.append(f"{self.cores} cores on {self.chips_needed} chip(s) of {self.target['name']}; "
-                    f"neuron use {self.neuron_utilisation:.1%}, memory use {self.memory_utilisation:.1%}, "
+                    f"neuron use {self.neuron_utilisation:.1%}, memory use "
+                    f"{self.memory_utilisation:.1%}, "
                     f"pipeline depth {self.pipeline_depth}; {verdict}")
         rows += violation_lines(self.violations)
         return "\n".join(rows)
@@ -272,14 +274,19 @@ def map_graph(graph: Graph, target: Target = LOIHI2, rules=None) -> Mapping:
             break
     layers = []
     for name, (cs, rows, cc, binding) in placed.items():
-        layers.append(LayerMapping(name, costs[name].k * costs[name].c * costs[name].h * costs[name].w,
-                                   len(cs), rows, cc, sorted(set(binding) | set(extra.get(name, []))),
-                                   sum(c.synapse_bytes for c in cs), max(c.synapse_bytes for c in cs),
+        layers.append(LayerMapping(name,
+                                   costs[name].k * costs[name].c * costs[name].h * costs[name].w,
+                                   len(cs), rows, cc,
+                                   sorted(set(binding) | set(extra.get(name, []))),
+                                   sum(c.synapse_bytes for c in cs), max(c.synapse_bytes
+                                                                         for c in cs),
                                    max(c.axons_in for c in cs), max(c.axons_out for c in cs)))
     mapping = Mapping(target.to_dict(), len(cores), math.ceil(len(cores) / target.cores_per_chip),
                       pipeline_depth(graph),
                       float(np.mean([c.neurons / target.neurons_per_core for c in cores])),
-                      float(np.mean([c.synapse_bytes / target.synaptic_memory_bytes for c in cores])),
+                      float(np.mean([c.synapse_bytes / target.synaptic_memory_bytes
+                                     for c in cores])),
                       layers, cores)
-    mapping.violations = check_mapping(graph, mapping, target, HARDWARE_RULES if rules is None else rules)
+    rules = HARDWARE_RULES if rules is None else rules
+    mapping.violations = check_mapping(graph, mapping, target, rules)
     return mapping

@@ -74,7 +74,8 @@ def _layer_rows(breakdown, model: str):
 
 
 def plot_layers(breakdown, path, model: str = "45nm-fp32", title: str | None = None) -> None:
-    """Per-layer SynOps against ANN MACs, and per-layer energy, SNN against ANN, readout included."""
+    """Per-layer SynOps against ANN MACs, and per-layer energy, SNN against ANN, readout
+    included."""
     names, snn_ops, ann_ops, snn_pj, ann_pj = _layer_rows(breakdown, model)
     idx = np.arange(len(names))
     fig = Figure(figsize=(max(6, 0.6 * len(names)), 6.5))

@@ -34,7 +34,8 @@ GRADED_PAYLOAD_BITS = 24
 MAX_REGISTERS_PER_NEURON = 8
 # Graded-op energy ratios shown: 1 (ASSUMPTION: the weight read dominates, as on Loihi 1 where a
 # SynOp is 23.6 pJ against a sub-pJ add) and Horowitz's 45 nm INT8 MAC/AC (0.23/0.03 pJ, cited).
-GRADED_OP_RATIOS = {"same-as-AC (assumption)": 1.0, "int8 MAC/AC (Horowitz)": INT8_MAC_PJ / INT8_AC_PJ}
+GRADED_OP_RATIOS = {"same-as-AC (assumption)": 1.0,
+                    "int8 MAC/AC (Horowitz)": INT8_MAC_PJ / INT8_AC_PJ}
 
 
 @dataclass
@@ -116,15 +117,16 @@ def compare_forms(binary: Graph, graded: Graph, result: RunResult, target: Targe
                      "graded_pj": g.synaptic_ops * LOIHI1_SYNOP_PJ * r, "graded_op_ratio": r}
               for name, r in GRADED_OP_RATIOS.items()}
     return {"binary": asdict(b), "graded": asdict(g),
-            "binary_over_graded": {k: ratio(k) for k in ("neurons", "registers", "weights_stored",
-                                                         "synaptic_memory_bytes", "expanded_synapses",
-                                                         "spike_messages", "synaptic_ops", "cores")},
+            "binary_over_graded": {k: ratio(k) for k in (
+                "neurons", "registers", "weights_stored", "synaptic_memory_bytes",
+                "expanded_synapses", "spike_messages", "synaptic_ops", "cores")},
             "break_even_graded_op_ratio": break_even, "binary_op_pj": LOIHI1_SYNOP_PJ,
             "synaptic_energy": energy, "samples": result.batch}
 
 
 COLUMNS = [("neurons", "neurons", "{:,.0f}"), ("registers", "state registers", "{:,.0f}"),
-           ("registers_per_neuron", "registers/neuron", "{:d}"), ("projections", "projections", "{:,d}"),
+           ("registers_per_neuron", "registers/neuron", "{:d}"),
+           ("projections", "projections", "{:,d}"),
            ("synaptic_memory_bytes", "weights stored (KB)", "{:,.1f}"),
            ("expanded_synapses", "expanded synapses", "{:,d}"),
            ("spike_messages", "spike messages/inf", "{:,.0f}"),
@@ -150,13 +152,16 @@ def forms_table(cmp: dict) -> str:
     rows.append(f"{'DRC violations':<22} {len(cmp['binary']['violations']):>14} {len(drc):>14}"
                 + "".join(f"\n  {form}: {line}" for form in ("binary", "graded")
                           for line in violation_lines(cmp[form]["violations"])))
-    rows.append(f"synaptic ops: binary = one AC per spike per synapse; graded = one multiply by the "
-                f"payload per message per synapse. Graded wins on synaptic energy while a graded op "
+    rows.append(f"synaptic ops: binary = one AC per spike per synapse; graded = one multiply by "
+                f"the "
+                f"payload per message per synapse. Graded wins on synaptic energy while a graded "
+                f"op "
                 f"costs < {cmp['break_even_graded_op_ratio']:.2f}x a binary op. These are "
                 f"synaptic energies only; an energy model's total (the table above, e.g. "
                 f"loihi1-proxy) also prices neuron updates and the input, so it is larger.")
     for name, e in cmp["synaptic_energy"].items():
-        rows.append(f"  at {e['graded_op_ratio']:.2f}x ({name}), {cmp['binary_op_pj']} pJ/binary op "
+        rows.append(f"  at {e['graded_op_ratio']:.2f}x ({name}), {cmp['binary_op_pj']} pJ/binary "
+                    f"op "
                     f"(Loihi 1 proxy): binary {e['binary_pj'] / 1e6:.3f} uJ, graded "
                     f"{e['graded_pj'] / 1e6:.3f} uJ per inference")
     return "\n".join(rows)

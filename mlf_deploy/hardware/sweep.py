@@ -47,8 +47,8 @@ class SweepPoint:
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "breakdown"}
         if self.breakdown is not None:
-            d["layers"] = [{k: r[k] for k in ("name", "synops", "firing_rate", "dormant_fraction",
-                                              "energy_pj")} for r in self.breakdown.to_dict()["layers"]]
+            keep = ("name", "synops", "firing_rate", "dormant_fraction", "energy_pj")
+            d["layers"] = [{k: r[k] for k in keep} for r in self.breakdown.to_dict()["layers"]]
         return d
 
 
@@ -75,7 +75,8 @@ def sweep(graph_float: Graph, x, y, runner: Runner, weight_bits=(8, 6, 5, 4), ti
 
     Args:
         graph_float: the lowered float graph.
-        x: raw model inputs ``(B, C, H, W)`` or event frames ``(T, B, C, H, W)``; y: labels ``(B,)``.
+        x: raw model inputs ``(B, C, H, W)`` or event frames ``(T, B, C, H, W)``;
+        y: labels ``(B,)``.
         runner: ``(graph, x) -> RunResult``, e.g. ``mlf_deploy.ir.reference.run_reference``.
         timesteps: values of T (default: the graph's T only); at most the graph's T for events.
         input_max: passed to :func:`quantize` for static inputs.
@@ -164,4 +165,5 @@ def truncate(graph: Graph, result: RunResult, shorter: Graph) -> RunResult:
     spikes = {k: v[:steps] for k, v in result.spikes.items()}
     logits = sem.readout_logits(shorter, spikes)
     return RunResult(result.backend, result.numeric, spikes,
-                     {k: v[:steps] for k, v in result.states.items()}, logits, dict(result.overflow))
+                     {k: v[:steps] for k,
+                      v in result.states.items()}, logits, dict(result.overflow))
