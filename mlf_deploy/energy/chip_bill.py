@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from mlf_deploy.energy.counting import projection_fanout
+from mlf_deploy.hardware.layer_costs import LIF_REGISTERS, registers_per_neuron
 from mlf_deploy.hardware.loihi1 import LOIHI1_SANAFE, ChipCosts
-from mlf_deploy.hardware.mapping import LIF_REGISTERS, registers_per_neuron
 from mlf_deploy.hardware.placement import core_of_positions, plane_size, spatial_destinations
 from mlf_deploy.ir import Graph
 from mlf_deploy.results import RunResult

@@ -21,7 +21,8 @@ import numpy as np
 
 from mlf_deploy.energy.counting import projection_fanout, spike_counts
 from mlf_deploy.energy.op_energy import INT8_AC_PJ, INT8_MAC_PJ, LOIHI1_SYNOP_PJ
-from mlf_deploy.hardware.mapping import map_graph, mapped_weight_bits, registers_per_neuron
+from mlf_deploy.hardware.layer_costs import mapped_weight_bits, registers_per_neuron
+from mlf_deploy.hardware.mapping import map_graph
 from mlf_deploy.hardware.rules import violation_lines
 from mlf_deploy.hardware.target import LOIHI2, Target
 from mlf_deploy.ir import Graph
