@@ -66,8 +66,11 @@ def build(cfg: TrainConfig, init: dict | None = None) -> tuple[dict, dict]:
     return spec, args
 
 
-def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
+def train(config: TrainConfig, progress: bool = True, log=None) -> dict:
     """Train, evaluate each epoch, checkpoint to ``out_dir``; see the module docstring.
+
+    ``log`` gets each note of the run with its options marked (:func:`mlf_deploy.errors.option`),
+    for the caller to spell (the command line: as flags); by default they are printed as keywords.
 
     Rank 0 holds a lock beside ``out_dir`` for the whole run, so two runs never share one folder.
 
@@ -77,6 +80,7 @@ def train(config: TrainConfig, progress: bool = True, log=print) -> dict:
         ``weight_bits`` also ``post_training_accuracy`` (the int graph's before training),
         ``float_accuracy`` (the starting checkpoint's, in float) and the epochs' ``history``.
     """
+    log = log or (lambda note: print(UserError(note).render()))
     init = read_checkpoint(config.init) if config.init is not None else None
     cfg = resolve(config, init)
     out = Path(cfg.out_dir)

@@ -77,8 +77,9 @@ def test_ctrl_c_saves_the_last_complete_epoch(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False, log=log)
     assert read_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+    as_flags = [UserError(m).render(lambda name, value: f"--{name}") for m in seen]
     assert any(f"{tmp_path / 'checkpoint.pt'} keeps epoch 1 of 3; continue with the same command "
-               "and --resume" in m for m in seen), seen
+               "and --resume" in m for m in as_flags), seen
 
 
 def test_digits_events_trains_with_two_input_channels(tmp_path):
