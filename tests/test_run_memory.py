@@ -65,5 +65,5 @@ def test_the_guard_refuses_what_does_not_fit_and_records_its_estimate(monkeypatc
     per_sample = run_memory.run_bytes(g_int, 1, True)
     monkeypatch.setattr(limits, "available_memory", lambda: 2 * 10 * per_sample)
     limits.check_graph_run(g_int, 10, "a run")
-    with pytest.raises(UserError, match=r"a run needs about .* use --samples 10 or fewer"):
+    with pytest.raises(UserError, match=r"a run needs about .* use samples=10 or fewer"):
         limits.check_graph_run(g_int, 11, "a run")
