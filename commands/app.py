@@ -102,6 +102,13 @@ def flag_spelling(command: click.Command | None = None):
     return spell
 
 
+def flag_log(err: bool = True):
+    """A log for a library run: its notes name options (:func:`mlf_deploy.errors.option`), the
+    user typed flags, so each note is printed with this command's flags."""
+    spell = flag_spelling()
+    return lambda note: click.echo(UserError(note).render(spell), err=err)
+
+
 def user_errors(fn):
     """Report UserError (and Ctrl-C or SIGTERM) as one line and a non-zero exit, never as a
     traceback; a full or read-only disk met outside our own writers is one line too."""

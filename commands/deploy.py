@@ -20,7 +20,7 @@ from .app import (
     THREADS,
     WEIGHT_BITS,
     emit_json,
-    flag_spelling,
+    flag_log,
     main,
     set_threads,
     user_errors,
@@ -233,9 +233,7 @@ def run_cmd(artifact, input_path, labels_path, batch_size, trust_input, device, 
     options = RunOptions(batch_size=batch_size, labels_path=labels_path, trust_input=trust_input,
                          device=device)
     set_threads(threads)
-    spell = flag_spelling()
-    out = run_artifact(artifact, input_path, options,
-                       log=lambda line: click.echo(UserError(line).render(spell), err=True))
+    out = run_artifact(artifact, input_path, options, log=flag_log())
     for i, (p, name) in enumerate(zip(out["predictions"], out["classes"])):
         click.echo(f"sample {i}: class {name} (index {p})")
     click.echo(f"{out['samples']} samples on {out['backend']} ({out['kind']} artifact)")

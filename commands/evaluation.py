@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from mlf_deploy.errors import UserError
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
 from mlf_deploy.ownership import allow_replace
 
@@ -24,7 +23,7 @@ from .app import (
     WEIGHT_BITS,
     IntList,
     emit_json,
-    flag_spelling,
+    flag_log,
     main,
     set_threads,
     user_errors,
@@ -171,9 +170,7 @@ def demo(out_dir, quick, force, no_progress, threads, as_json):
     from mlf_deploy.workflows.demo import run_demo
     from mlf_deploy.workflows.options import DemoOptions
     options = DemoOptions(quick=quick, force=force, progress=not no_progress, threads=threads)
-    spell = flag_spelling()  # the steps' notes name options; the user typed flags
-    summary = run_demo(out_dir, options,
-                       log=lambda m: click.echo(UserError(m).render(spell), err=True))
+    summary = run_demo(out_dir, options, log=flag_log())
     click.echo(f"{'PASSED' if summary['passed'] else 'FAILED'}: report at "
                f"{summary['out']}/report.md (test accuracy {summary['test_accuracy']:.4f}, "
                f"{summary['seconds']['total']:.0f} s)")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from mlf_deploy.errors import UserError
 from mlf_deploy.ir.semantics import WEIGHT_BITS_RANGE
 
-from .app import DEVICE, emit_json, flag_spelling, main, user_errors
+from .app import DEVICE, emit_json, flag_log, main, user_errors
 
 
 def _widths(ctx, param, value):
@@ -141,9 +140,8 @@ def _run_training(no_progress, as_json, **options):
     from mlf_deploy.training import TrainConfig
     from mlf_deploy.training import train as run_training
 
-    spell = flag_spelling()  # the run's notes name options; the user typed flags
     result = run_training(TrainConfig(**options), progress=not no_progress,
-                          log=lambda msg: click.echo(UserError(msg).render(spell), err=as_json))
+                          log=flag_log(err=as_json))
     if result["rank"] != 0:
         return
     if "weight_bits" in result:
